@@ -1,0 +1,305 @@
+//! Splits a stream of concatenated BSON documents (a mongodump `.bson` file) into
+//! records, recovering after corrupt length prefixes instead of giving up.
+
+use std::io::Read;
+
+use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES, BATCH_RECORDS};
+
+/// Records larger than this are treated as a corrupt length prefix. Documents over
+/// MongoDB's 16 MiB limit up to this size are still read (and reported as oversize).
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// Smallest valid BSON document: length prefix plus the terminating NUL.
+const MIN_RECORD_BYTES: usize = 5;
+
+/// Reads records from any byte stream; `position` reports the consumed input bytes
+/// through a shared counter so gzip streams report compressed progress.
+pub struct BsonReader {
+    input: Box<dyn Read + Send>,
+    counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Unconsumed bytes; `buf[pos..]` starts at stream offset `offset`.
+    buf: Vec<u8>,
+    pos: usize,
+    offset: u64,
+    eof: bool,
+    path: std::path::PathBuf,
+}
+
+impl BsonReader {
+    pub fn new(
+        input: Box<dyn Read + Send>,
+        counter: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+        path: std::path::PathBuf,
+    ) -> Self {
+        BsonReader {
+            input,
+            counter,
+            buf: Vec::with_capacity(BATCH_BYTES * 2),
+            pos: 0,
+            offset: 0,
+            eof: false,
+            path,
+        }
+    }
+
+    fn available(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Makes at least `n` bytes available unless the stream ends first.
+    fn fill(&mut self, n: usize) -> Result<(), SourceError> {
+        if self.available() >= n || self.eof {
+            return Ok(());
+        }
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let mut chunk = vec![0u8; (n - self.buf.len()).max(256 << 10)];
+        while self.buf.len() < n {
+            match self.input.read(&mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(super::io_err(&self.path, format!("read failed: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+        self.offset += n as u64;
+    }
+
+    fn len_at(&self, i: usize) -> Option<usize> {
+        let b = self.buf.get(self.pos + i..self.pos + i + 4)?;
+        let l = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        usize::try_from(l).ok()
+    }
+
+    /// Is there a plausible document starting `i` bytes ahead? Used only to resync
+    /// after corruption, so it may read ahead.
+    fn plausible_at(&mut self, i: usize) -> Result<Option<usize>, SourceError> {
+        self.fill(i + 5)?;
+        let Some(l) = self.len_at(i) else {
+            return Ok(None);
+        };
+        if !(MIN_RECORD_BYTES..=MAX_RECORD_BYTES).contains(&l) {
+            return Ok(None);
+        }
+        let first_type = self.buf[self.pos + i + 4];
+        if !(first_type == 0 && l == 5
+            || (1..=0x13).contains(&first_type)
+            || first_type == 0x7f
+            || first_type == 0xff)
+        {
+            return Ok(None);
+        }
+        self.fill(i + l)?;
+        if self.available() < i + l {
+            return Ok(None);
+        }
+        let bytes = &self.buf[self.pos + i..self.pos + i + l];
+        if bytes[l - 1] != 0 {
+            return Ok(None);
+        }
+        let ok = bson::RawDocument::from_bytes(bytes)
+            .map(|d| d.iter().all(|e| e.is_ok()))
+            .unwrap_or(false);
+        Ok(ok.then_some(l))
+    }
+
+    /// Skips forward from a corrupt record to the next plausible document (or the end),
+    /// returning how many bytes were skipped.
+    fn resync(&mut self) -> Result<usize, SourceError> {
+        let mut i = 1;
+        loop {
+            self.fill(i + 5)?;
+            if self.available() < i + MIN_RECORD_BYTES {
+                let skipped = self.available();
+                self.consume(skipped);
+                return Ok(skipped);
+            }
+            if self.plausible_at(i)?.is_some() {
+                self.consume(i);
+                return Ok(i);
+            }
+            i += 1;
+        }
+    }
+}
+
+impl RecordReader for BsonReader {
+    fn encoding(&self) -> Encoding {
+        Encoding::Bson
+    }
+
+    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError> {
+        let mut batch = Batch::default();
+        while batch.data.len() < BATCH_BYTES && batch.records.len() < BATCH_RECORDS {
+            self.fill(4)?;
+            let avail = self.available();
+            if avail == 0 {
+                break;
+            }
+            let at = self.offset;
+            let broken = |batch: &mut Batch, msg: String| {
+                let n = batch.data.len();
+                batch.records.push(Record {
+                    start: n,
+                    end: n,
+                    location: Location::Offset(at),
+                    broken: Some(msg),
+                });
+            };
+            if avail < 4 {
+                self.consume(avail);
+                broken(
+                    &mut batch,
+                    format!("truncated length prefix: {avail} byte(s) left at end of file"),
+                );
+                break;
+            }
+            let len = match self.len_at(0) {
+                Some(l) if (MIN_RECORD_BYTES..=MAX_RECORD_BYTES).contains(&l) => l,
+                _ => {
+                    let raw_len = i32::from_le_bytes([
+                        self.buf[self.pos],
+                        self.buf[self.pos + 1],
+                        self.buf[self.pos + 2],
+                        self.buf[self.pos + 3],
+                    ]);
+                    let skipped = self.resync()?;
+                    broken(
+                        &mut batch,
+                        format!(
+                            "invalid length prefix {raw_len} (must be {MIN_RECORD_BYTES}..={MAX_RECORD_BYTES}); skipped {skipped} bytes to the next readable document"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            self.fill(len)?;
+            let avail = self.available();
+            if avail < len {
+                let skipped = self.resync()?;
+                broken(
+                    &mut batch,
+                    format!(
+                        "truncated record: length prefix says {len} bytes but only {avail} remain; skipped {skipped} bytes"
+                    ),
+                );
+                continue;
+            }
+            if self.buf[self.pos + len - 1] != 0 {
+                let skipped = self.resync()?;
+                broken(
+                    &mut batch,
+                    format!(
+                        "record of {len} bytes does not end with a NUL byte; skipped {skipped} bytes to the next readable document"
+                    ),
+                );
+                continue;
+            }
+            let start = batch.data.len();
+            batch
+                .data
+                .extend_from_slice(&self.buf[self.pos..self.pos + len]);
+            batch.records.push(Record {
+                start,
+                end: start + len,
+                location: Location::Offset(at),
+                broken: None,
+            });
+            self.consume(len);
+        }
+        Ok((!batch.records.is_empty()).then_some(batch))
+    }
+
+    fn position(&self) -> u64 {
+        match &self.counter {
+            Some(c) => c.load(std::sync::atomic::Ordering::Relaxed),
+            None => self.offset,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(i: i32) -> Vec<u8> {
+        bson::doc! {"_id": i, "name": format!("n{i}")}.to_vec().unwrap()
+    }
+
+    fn read_all(bytes: Vec<u8>) -> Vec<(Location, Option<String>, usize)> {
+        let mut r = BsonReader::new(Box::new(std::io::Cursor::new(bytes)), None, "t.bson".into());
+        let mut out = Vec::new();
+        while let Some(b) = r.next_batch().unwrap() {
+            for rec in &b.records {
+                out.push((rec.location, rec.broken.clone(), rec.end - rec.start));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn splits_clean_stream() {
+        let mut s = Vec::new();
+        for i in 0..10 {
+            s.extend(doc(i));
+        }
+        let recs = read_all(s);
+        assert_eq!(recs.len(), 10);
+        assert!(recs.iter().all(|r| r.1.is_none()));
+        assert_eq!(recs[1].0, Location::Offset(recs[0].2 as u64));
+    }
+
+    #[test]
+    fn truncated_tail_is_one_broken_record() {
+        let mut s = doc(1);
+        let mut d = doc(2);
+        d.truncate(d.len() - 3);
+        s.extend(d);
+        let recs = read_all(s);
+        assert_eq!(recs.len(), 2);
+        assert!(recs[1].1.as_ref().unwrap().contains("truncated"));
+    }
+
+    #[test]
+    fn recovers_after_corrupt_length() {
+        let a = doc(1);
+        let mut s = a.clone();
+        let mut bad = doc(2);
+        bad[0] = 0xff;
+        bad[3] = 0x7f;
+        s.extend(bad);
+        s.extend(doc(3));
+        s.extend(doc(4));
+        let recs = read_all(s);
+        let good = recs.iter().filter(|r| r.1.is_none()).count();
+        let broken = recs.iter().filter(|r| r.1.is_some()).count();
+        assert_eq!((good, broken), (3, 1), "{recs:?}");
+    }
+
+    #[test]
+    fn never_panics_on_any_truncation_or_garbage() {
+        let mut s = Vec::new();
+        for i in 0..4 {
+            s.extend(doc(i));
+        }
+        for cut in 0..s.len() {
+            let _ = read_all(s[..cut].to_vec());
+        }
+        for flip in 0..s.len() {
+            let mut t = s.clone();
+            t[flip] ^= 0xa5;
+            let recs = read_all(t);
+            assert!(!recs.is_empty());
+        }
+    }
+}

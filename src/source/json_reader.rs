@@ -1,0 +1,369 @@
+//! Splits mongoexport output into records: NDJSON (one document per line) or a JSON
+//! array (`--jsonArray`), without parsing the documents themselves.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES, BATCH_RECORDS};
+
+/// Longest line or array element read before it is reported as unreadable.
+const MAX_JSON_RECORD_BYTES: usize = super::MAX_RECORD_BYTES * 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Unknown,
+    Lines,
+    Array,
+    /// After the closing `]` of an array.
+    Done,
+}
+
+pub struct JsonReader {
+    input: BufReader<Box<dyn Read + Send>>,
+    counter: Option<Arc<AtomicU64>>,
+    path: PathBuf,
+    mode: Mode,
+    offset: u64,
+    line: u64,
+    index: u64,
+    line_buf: Vec<u8>,
+}
+
+impl JsonReader {
+    pub fn new(input: Box<dyn Read + Send>, counter: Option<Arc<AtomicU64>>, path: PathBuf) -> Self {
+        JsonReader {
+            input: BufReader::with_capacity(256 << 10, input),
+            counter,
+            path,
+            mode: Mode::Unknown,
+            offset: 0,
+            line: 1,
+            index: 0,
+            line_buf: Vec::new(),
+        }
+    }
+
+
+    /// Peeks the first non-whitespace byte to choose NDJSON or array mode.
+    fn detect(&mut self) -> Result<(), SourceError> {
+        loop {
+            let buf = self.input.fill_buf().map_err(|e| read_err(&self.path, e))?;
+            if buf.is_empty() {
+                self.mode = Mode::Lines;
+                return Ok(());
+            }
+            // Skip a UTF-8 byte-order mark.
+            if self.offset == 0 && buf.starts_with(&[0xef, 0xbb, 0xbf]) {
+                self.input.consume(3);
+                self.offset += 3;
+                continue;
+            }
+            match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(i) => {
+                    let first = buf[i];
+                    self.mode = if first == b'[' { Mode::Array } else { Mode::Lines };
+                    if self.mode == Mode::Array {
+                        self.line += buf[..i].iter().filter(|&&b| b == b'\n').count() as u64;
+                        self.input.consume(i + 1);
+                        self.offset += (i + 1) as u64;
+                    }
+                    return Ok(());
+                }
+                None => {
+                    let n = buf.len();
+                    self.line += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+                    self.input.consume(n);
+                    self.offset += n as u64;
+                }
+            }
+        }
+    }
+
+    fn next_line(&mut self, batch: &mut Batch) -> Result<bool, SourceError> {
+        self.line_buf.clear();
+        let n = (&mut self.input)
+            .take(MAX_JSON_RECORD_BYTES as u64 + 1)
+            .read_until(b'\n', &mut self.line_buf)
+            .map_err(|e| read_err(&self.path, e))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let location = Location::Line {
+            line: self.line,
+            offset: self.offset,
+        };
+        self.offset += n as u64;
+        self.line += 1;
+        if n > MAX_JSON_RECORD_BYTES && !self.line_buf.ends_with(b"\n") {
+            // Skip the rest of an over-long line.
+            let mut skipped = 0u64;
+            loop {
+                let buf = self.input.fill_buf().map_err(|e| read_err(&self.path, e))?;
+                if buf.is_empty() {
+                    break;
+                }
+                match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        self.input.consume(i + 1);
+                        skipped += (i + 1) as u64;
+                        break;
+                    }
+                    None => {
+                        let k = buf.len();
+                        self.input.consume(k);
+                        skipped += k as u64;
+                    }
+                }
+            }
+            self.offset += skipped;
+            push_broken(
+                batch,
+                location,
+                format!("line longer than {MAX_JSON_RECORD_BYTES} bytes"),
+            );
+            return Ok(true);
+        }
+        let text = trim_ascii(&self.line_buf);
+        if text.is_empty() {
+            return Ok(true);
+        }
+        let start = batch.data.len();
+        batch.data.extend_from_slice(text);
+        batch.records.push(Record {
+            start,
+            end: batch.data.len(),
+            location,
+            broken: None,
+        });
+        Ok(true)
+    }
+
+    /// Reads one array element (or the closing bracket). Tracks strings and nesting so
+    /// that commas and brackets inside values do not split elements.
+    fn next_element(&mut self, batch: &mut Batch) -> Result<bool, SourceError> {
+        // Skip whitespace and separating commas.
+        loop {
+            let buf = self.input.fill_buf().map_err(|e| read_err(&self.path, e))?;
+            if buf.is_empty() {
+                let location = self.element_location();
+                push_broken(batch, location, "unterminated JSON array: missing `]`".into());
+                self.mode = Mode::Done;
+                return Ok(false);
+            }
+            let b = buf[0];
+            if b.is_ascii_whitespace() || b == b',' {
+                if b == b'\n' {
+                    self.line += 1;
+                }
+                self.input.consume(1);
+                self.offset += 1;
+                continue;
+            }
+            if b == b']' {
+                self.input.consume(1);
+                self.offset += 1;
+                self.mode = Mode::Done;
+                return Ok(false);
+            }
+            break;
+        }
+        let location = self.element_location();
+        self.index += 1;
+        let start = batch.data.len();
+        let mut depth = 0usize;
+        let mut in_str = false;
+        let mut escaped = false;
+        loop {
+            let buf = self.input.fill_buf().map_err(|e| read_err(&self.path, e))?;
+            if buf.is_empty() {
+                batch.data.truncate(start);
+                push_broken(batch, location, "unterminated array element at end of file".into());
+                self.mode = Mode::Done;
+                return Ok(false);
+            }
+            let mut end = None;
+            for (i, &b) in buf.iter().enumerate() {
+                if b == b'\n' {
+                    self.line += 1;
+                }
+                if in_str {
+                    if escaped {
+                        escaped = false;
+                    } else if b == b'\\' {
+                        escaped = true;
+                    } else if b == b'"' {
+                        in_str = false;
+                    }
+                    continue;
+                }
+                match b {
+                    b'"' => in_str = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' if depth > 0 => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some((i + 1, i + 1));
+                            break;
+                        }
+                    }
+                    b',' | b']' if depth == 0 => {
+                        // A scalar element ends before the separator, which is left
+                        // for the next call.
+                        end = Some((i, i));
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let (take, consume) = end.unwrap_or((buf.len(), buf.len()));
+            batch.data.extend_from_slice(&buf[..take]);
+            self.input.consume(consume);
+            self.offset += consume as u64;
+            if end.is_some() {
+                break;
+            }
+            if batch.data.len() - start > MAX_JSON_RECORD_BYTES {
+                batch.data.truncate(start);
+                push_broken(
+                    batch,
+                    location,
+                    format!("array element longer than {MAX_JSON_RECORD_BYTES} bytes; the rest of the file is not read"),
+                );
+                self.mode = Mode::Done;
+                return Ok(false);
+            }
+        }
+        let trimmed_end = start + trim_ascii(&batch.data[start..]).len();
+        batch.data.truncate(trimmed_end);
+        batch.records.push(Record {
+            start,
+            end: batch.data.len(),
+            location,
+            broken: None,
+        });
+        Ok(true)
+    }
+
+    fn element_location(&self) -> Location {
+        Location::Element {
+            index: self.index,
+            line: self.line,
+            offset: self.offset,
+        }
+    }
+}
+
+fn read_err(path: &std::path::Path, e: std::io::Error) -> SourceError {
+    super::io_err(path, format!("read failed: {e}"))
+}
+
+fn push_broken(batch: &mut Batch, location: Location, msg: String) {
+    let n = batch.data.len();
+    batch.records.push(Record {
+        start: n,
+        end: n,
+        location,
+        broken: Some(msg),
+    });
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |i| i + 1);
+    &b[s..e.max(s)]
+}
+
+impl RecordReader for JsonReader {
+    fn encoding(&self) -> Encoding {
+        Encoding::Json
+    }
+
+    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError> {
+        if self.mode == Mode::Unknown {
+            self.detect()?;
+        }
+        let mut batch = Batch::default();
+        while batch.data.len() < BATCH_BYTES && batch.records.len() < BATCH_RECORDS {
+            let more = match self.mode {
+                Mode::Lines => self.next_line(&mut batch)?,
+                Mode::Array => self.next_element(&mut batch)?,
+                Mode::Done | Mode::Unknown => false,
+            };
+            if !more {
+                break;
+            }
+        }
+        if self.mode == Mode::Done && batch.records.is_empty() {
+            // Anything but whitespace after the closing bracket is reported once.
+            let mut rest = Vec::new();
+            (&mut self.input)
+                .take(1 << 20)
+                .read_to_end(&mut rest)
+                .map_err(|e| read_err(&self.path, e))?;
+            if !trim_ascii(&rest).is_empty() {
+                let location = self.element_location();
+                push_broken(&mut batch, location, "unexpected content after the closing `]`".into());
+            }
+            self.offset += rest.len() as u64;
+        }
+        Ok((!batch.records.is_empty()).then_some(batch))
+    }
+
+    fn position(&self) -> u64 {
+        match &self.counter {
+            Some(c) => c.load(Ordering::Relaxed),
+            None => self.offset,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(text: &str) -> Vec<(String, Option<String>, Location)> {
+        let mut r = JsonReader::new(Box::new(std::io::Cursor::new(text.as_bytes().to_vec())), None, "t.json".into());
+        let mut out = Vec::new();
+        while let Some(b) = r.next_batch().unwrap() {
+            for rec in &b.records {
+                out.push((
+                    String::from_utf8_lossy(b.bytes(rec)).into_owned(),
+                    rec.broken.clone(),
+                    rec.location,
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ndjson_lines_with_numbers() {
+        let r = records("{\"a\":1}\r\n\n{\"a\":2}\n{\"a\":");
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].0, "{\"a\":1}");
+        assert_eq!(r[1].2, Location::Line { line: 3, offset: 10 });
+        assert_eq!(r[2].0, "{\"a\":");
+    }
+
+    #[test]
+    fn json_array_elements() {
+        let r = records(" [\n{\"a\":\"x,]}\\\"\"},\n {\"b\":[1,2]} , 3 ]\n");
+        let texts: Vec<&str> = r.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(texts, ["{\"a\":\"x,]}\\\"\"}", "{\"b\":[1,2]}", "3"]);
+        assert_eq!(r[1].2, Location::Element { index: 1, line: 3, offset: 20 });
+        assert!(records("[]").is_empty());
+    }
+
+    #[test]
+    fn broken_arrays_are_reported() {
+        let r = records("[{\"a\":1},{\"a\":");
+        assert_eq!(r.len(), 2);
+        assert!(r[1].1.is_some());
+        let r = records("[{\"a\":1}] x");
+        assert!(r.last().unwrap().1.as_deref().unwrap().contains("after the closing"));
+        let r = records("[{\"a\":1}");
+        assert!(r.last().unwrap().1.is_some());
+    }
+}

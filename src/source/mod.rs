@@ -1,0 +1,304 @@
+//! Sources of documents: `dump:PATH` (mongodump), `export:PATH` (mongoexport) and
+//! `mongodb://…`. Each yields a collection's raw records in batches, with where each
+//! record came from, so that decoding can run in parallel downstream.
+
+mod bson_reader;
+mod dump;
+mod export;
+mod json_reader;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::contract::IndexSpec;
+
+pub use bson_reader::{BsonReader, MAX_RECORD_BYTES};
+pub use json_reader::JsonReader;
+
+/// A source failed: unreachable, unreadable or not what it claims to be.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A source string is malformed (a usage error, exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid source {given:?}: {message}")]
+pub struct SourceSpecError {
+    pub given: String,
+    pub message: String,
+}
+
+/// A parsed source string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Dump(PathBuf),
+    Export(PathBuf),
+    /// A live deployment; the URI is kept verbatim and only shown redacted.
+    Mongo(String),
+}
+
+impl SourceSpec {
+    pub fn parse(s: &str) -> Result<SourceSpec, SourceSpecError> {
+        let err = |m: &str| SourceSpecError {
+            given: redact_uri(s),
+            message: m.to_string(),
+        };
+        if let Some(p) = s.strip_prefix("dump:") {
+            if p.is_empty() {
+                return Err(err("dump: needs a path, e.g. dump:./dump"));
+            }
+            Ok(SourceSpec::Dump(PathBuf::from(p)))
+        } else if let Some(p) = s.strip_prefix("export:") {
+            if p.is_empty() {
+                return Err(err("export: needs a path, e.g. export:./export"));
+            }
+            Ok(SourceSpec::Export(PathBuf::from(p)))
+        } else if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") {
+            Ok(SourceSpec::Mongo(s.to_string()))
+        } else {
+            Err(err(
+                "expected dump:PATH, export:PATH, mongodb://… or mongodb+srv://…",
+            ))
+        }
+    }
+
+    /// Resolves relative paths against `base` (the directory of docsweep.toml).
+    pub fn relative_to(self, base: &Path) -> SourceSpec {
+        match self {
+            SourceSpec::Dump(p) if p.is_relative() => SourceSpec::Dump(base.join(p)),
+            SourceSpec::Export(p) if p.is_relative() => SourceSpec::Export(base.join(p)),
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceSpec::Dump(p) => write!(f, "dump:{}", p.display()),
+            SourceSpec::Export(p) => write!(f, "export:{}", p.display()),
+            SourceSpec::Mongo(uri) => f.write_str(&redact_uri(uri)),
+        }
+    }
+}
+
+/// Replaces the password in a `mongodb://user:pass@host` URI with `****`.
+pub fn redact_uri(s: &str) -> String {
+    let Some(scheme_end) = s.find("://") else {
+        return s.to_string();
+    };
+    let rest = &s[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return s.to_string();
+    };
+    let userinfo = &authority[..at];
+    let user = userinfo.split(':').next().unwrap_or("");
+    let masked = if userinfo.contains(':') {
+        format!("{user}:****")
+    } else {
+        user.to_string()
+    };
+    format!(
+        "{}{}{}",
+        &s[..scheme_end + 3],
+        masked,
+        &rest[at..]
+    )
+}
+
+/// Where a record was read from, for messages and violations.csv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// Byte offset in the (uncompressed) BSON stream.
+    Offset(u64),
+    /// 1-based line of an NDJSON file, with the byte offset where it starts.
+    Line { line: u64, offset: u64 },
+    /// 0-based element of a JSON array file, with its line and byte offset.
+    Element { index: u64, line: u64, offset: u64 },
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Offset(o) => write!(f, "byte offset {o}"),
+            Location::Line { line, .. } => write!(f, "line {line}"),
+            Location::Element { index, line, .. } => {
+                write!(f, "array element {index} (line {line})")
+            }
+        }
+    }
+}
+
+/// How a record's bytes are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Bson,
+    Json,
+}
+
+/// One record of a batch: a range of the batch buffer, or a piece of the input that
+/// could not even be split into a record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub start: usize,
+    pub end: usize,
+    pub location: Location,
+    /// Set when the reader already knows this record is unreadable.
+    pub broken: Option<String>,
+}
+
+/// A batch of raw records sharing one buffer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub records: Vec<Record>,
+}
+
+impl Batch {
+    pub fn bytes(&self, r: &Record) -> &[u8] {
+        &self.data[r.start..r.end]
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Streams one collection's raw records.
+pub trait RecordReader: Send {
+    fn encoding(&self) -> Encoding;
+    /// The next batch, or `None` at the end. An `Err` means the source itself failed.
+    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError>;
+    /// Bytes of input consumed so far (compressed bytes for gzip files).
+    fn position(&self) -> u64;
+}
+
+/// Target size of one batch: big enough to amortise the hand-off between threads,
+/// small enough to keep memory flat.
+pub const BATCH_BYTES: usize = 1 << 20;
+pub const BATCH_RECORDS: usize = 4096;
+
+/// One collection in an opened source.
+#[derive(Debug, Clone)]
+pub struct CollectionSource {
+    pub name: String,
+    /// The file it is read from (for messages).
+    pub file: PathBuf,
+    /// Input size in bytes, for progress.
+    pub size: u64,
+    kind: CollectionKind,
+}
+
+#[derive(Debug, Clone)]
+enum CollectionKind {
+    Dump { gzip: bool, metadata: Option<PathBuf> },
+    Export,
+}
+
+/// An opened source: which collections it has and how to read them.
+#[derive(Debug)]
+pub struct Source {
+    pub spec: SourceSpec,
+    /// The database name, when the source knows it.
+    pub database: Option<String>,
+    pub collections: Vec<CollectionSource>,
+}
+
+/// The actual indexes of a collection, or `None` when the source cannot tell
+/// (mongoexport files carry no indexes).
+pub type Indexes = Option<Vec<IndexSpec>>;
+
+impl Source {
+    /// Opens a source and lists its collections. `db` picks a database in a dump root.
+    pub fn open(spec: &SourceSpec, db: Option<&str>) -> Result<Source, SourceError> {
+        match spec {
+            SourceSpec::Dump(p) => dump::open(spec, p, db),
+            SourceSpec::Export(p) => export::open(spec, p),
+            SourceSpec::Mongo(_) => Err(SourceError::Other(format!(
+                "{spec}: live mongodb:// sources are not supported by this build yet; \
+                 scan a mongodump (dump:PATH) or mongoexport (export:PATH) instead"
+            ))),
+        }
+    }
+
+    pub fn collection(&self, name: &str) -> Option<&CollectionSource> {
+        self.collections.iter().find(|c| c.name == name)
+    }
+
+    /// The collection's actual indexes.
+    pub fn indexes(&self, c: &CollectionSource) -> Result<Indexes, SourceError> {
+        match &c.kind {
+            CollectionKind::Dump { metadata, .. } => match metadata {
+                Some(m) => dump::read_indexes(m).map(Some),
+                None => Ok(None),
+            },
+            CollectionKind::Export => Ok(None),
+        }
+    }
+
+    /// A reader over the collection's records.
+    pub fn reader(&self, c: &CollectionSource) -> Result<Box<dyn RecordReader>, SourceError> {
+        match &c.kind {
+            CollectionKind::Dump { gzip, .. } => dump::reader(&c.file, *gzip),
+            CollectionKind::Export => export::reader(&c.file),
+        }
+    }
+}
+
+fn io_err(path: &Path, e: impl fmt::Display) -> SourceError {
+    SourceError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_source_strings() {
+        assert_eq!(
+            SourceSpec::parse("dump:./d").unwrap(),
+            SourceSpec::Dump("./d".into())
+        );
+        assert_eq!(
+            SourceSpec::parse("export:x.json").unwrap(),
+            SourceSpec::Export("x.json".into())
+        );
+        assert!(matches!(
+            SourceSpec::parse("mongodb+srv://h/db").unwrap(),
+            SourceSpec::Mongo(_)
+        ));
+        for bad in ["", "dump:", "export:", "file:x", "./dump"] {
+            assert!(SourceSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let cases = [
+            ("mongodb://u:secret@h:27017/db", "mongodb://u:****@h:27017/db"),
+            ("mongodb://u:p%40ss@h1,h2/db?x=1", "mongodb://u:****@h1,h2/db?x=1"),
+            ("mongodb+srv://u@h/db", "mongodb+srv://u@h/db"),
+            ("mongodb://h/db?authSource=a@b", "mongodb://h/db?authSource=a@b"),
+            ("mongodb://h", "mongodb://h"),
+        ];
+        for (given, want) in cases {
+            assert_eq!(redact_uri(given), want);
+            assert!(!SourceSpec::parse(given).unwrap().to_string().contains("secret"));
+        }
+        let e = SourceSpec::parse("mongo://u:secret@h").unwrap_err().to_string();
+        assert!(!e.contains("secret"), "{e}");
+    }
+}
