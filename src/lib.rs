@@ -2,5 +2,10 @@
 //!
 //! Data flows one way: [`source`] → [`scan`] (parallel) → findings → [`report`].
 
+pub mod cli;
+pub mod config;
 pub mod contract;
+pub mod report;
+pub mod scan;
 pub mod source;
+pub mod value;

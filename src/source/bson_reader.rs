@@ -3,7 +3,9 @@
 
 use std::io::Read;
 
-use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES, BATCH_RECORDS};
+use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES};
+#[cfg(test)]
+use super::BATCH_RECORDS;
 
 /// Records larger than this are treated as a corrupt length prefix. Documents over
 /// MongoDB's 16 MiB limit up to this size are still read (and reported as oversize).
@@ -138,9 +140,9 @@ impl RecordReader for BsonReader {
         Encoding::Bson
     }
 
-    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError> {
+    fn next_batch(&mut self, max_records: usize) -> Result<Option<Batch>, SourceError> {
         let mut batch = Batch::default();
-        while batch.data.len() < BATCH_BYTES && batch.records.len() < BATCH_RECORDS {
+        while batch.data.len() < BATCH_BYTES && batch.records.len() < max_records.max(1) {
             self.fill(4)?;
             let avail = self.available();
             if avail == 0 {
@@ -239,7 +241,7 @@ mod tests {
     fn read_all(bytes: Vec<u8>) -> Vec<(Location, Option<String>, usize)> {
         let mut r = BsonReader::new(Box::new(std::io::Cursor::new(bytes)), None, "t.bson".into());
         let mut out = Vec::new();
-        while let Some(b) = r.next_batch().unwrap() {
+        while let Some(b) = r.next_batch(BATCH_RECORDS).unwrap() {
             for rec in &b.records {
                 out.push((rec.location, rec.broken.clone(), rec.end - rec.start));
             }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES, BATCH_RECORDS};
+use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES};
+#[cfg(test)]
+use super::BATCH_RECORDS;
 
 /// Longest line or array element read before it is reported as unreadable.
 const MAX_JSON_RECORD_BYTES: usize = super::MAX_RECORD_BYTES * 4;
@@ -280,12 +282,12 @@ impl RecordReader for JsonReader {
         Encoding::Json
     }
 
-    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError> {
+    fn next_batch(&mut self, max_records: usize) -> Result<Option<Batch>, SourceError> {
         if self.mode == Mode::Unknown {
             self.detect()?;
         }
         let mut batch = Batch::default();
-        while batch.data.len() < BATCH_BYTES && batch.records.len() < BATCH_RECORDS {
+        while batch.data.len() < BATCH_BYTES && batch.records.len() < max_records.max(1) {
             let more = match self.mode {
                 Mode::Lines => self.next_line(&mut batch)?,
                 Mode::Array => self.next_element(&mut batch)?,
@@ -326,7 +328,7 @@ mod tests {
     fn records(text: &str) -> Vec<(String, Option<String>, Location)> {
         let mut r = JsonReader::new(Box::new(std::io::Cursor::new(text.as_bytes().to_vec())), None, "t.json".into());
         let mut out = Vec::new();
-        while let Some(b) = r.next_batch().unwrap() {
+        while let Some(b) = r.next_batch(BATCH_RECORDS).unwrap() {
             for rec in &b.records {
                 out.push((
                     String::from_utf8_lossy(b.bytes(rec)).into_owned(),

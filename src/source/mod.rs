@@ -178,7 +178,8 @@ impl Batch {
 pub trait RecordReader: Send {
     fn encoding(&self) -> Encoding;
     /// The next batch, or `None` at the end. An `Err` means the source itself failed.
-    fn next_batch(&mut self) -> Result<Option<Batch>, SourceError>;
+    /// Batches end after about [`BATCH_BYTES`] or `max_records` records.
+    fn next_batch(&mut self, max_records: usize) -> Result<Option<Batch>, SourceError>;
     /// Bytes of input consumed so far (compressed bytes for gzip files).
     fn position(&self) -> u64;
 }

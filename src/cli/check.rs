@@ -1,0 +1,168 @@
+//! `docsweep check`: scan a source against the contracts and write the reports.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::{parse_target, Config, ConfigError};
+use crate::contract::ContractSet;
+use crate::report::{self, CsvSink, Report, Status};
+use crate::scan::{self, ScanOptions};
+use crate::source::{Source, SourceSpec};
+
+/// Check every document against its collection's contract, plus indexes, unique keys
+/// and references; write report.json and violations.csv.
+///
+/// Exit codes: 0 clean, 1 findings, 2 usage/configuration/contract error, 3 the source
+/// failed (what was scanned before the failure is still reported).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  docsweep check --source dump:./dump --schemas ./schemas
+  docsweep check --source export:./export/orders.json --target orders=1
+  docsweep check                      # everything from ./docsweep.toml")]
+pub struct CheckArgs {
+    /// The data: dump:PATH (mongodump), export:PATH (mongoexport) or mongodb://…
+    #[arg(long, value_name = "S")]
+    pub source: Option<String>,
+    /// Directory of <collection>/contract.toml [default: schemas]
+    #[arg(long, value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
+    /// Target version for a collection, overriding contract.toml (repeatable)
+    #[arg(long = "target", value_name = "COLL=V")]
+    pub targets: Vec<String>,
+    /// Check only these collections (repeatable) [default: every contract]
+    #[arg(long = "collection", value_name = "C")]
+    pub collections: Vec<String>,
+    /// Database to read when the source holds several
+    #[arg(long, value_name = "NAME")]
+    pub db: Option<String>,
+    /// Where report.json and violations.csv go [default: docsweep-report]
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Worker threads [default: one per core]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Schema errors kept per invalid document [default: 10]
+    #[arg(long, value_name = "N")]
+    pub max_errors: Option<usize>,
+    /// Show document values in error messages (they may be personal data)
+    #[arg(long)]
+    pub show_values: bool,
+    /// Never draw progress bars (they are drawn only when stderr is a terminal)
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Project configuration [default: ./docsweep.toml when present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Settings after merging arguments over docsweep.toml, validated before any work.
+struct Settings {
+    source: SourceSpec,
+    schemas: PathBuf,
+    report_dir: PathBuf,
+    db: Option<String>,
+    collections: Vec<String>,
+    targets: Vec<(String, u32)>,
+    scan: ScanOptions,
+}
+
+fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
+    let cfg = Config::load(args.config.as_deref())?;
+    let source_str = args.source.clone().or_else(|| cfg.source.clone()).ok_or_else(|| {
+        ConfigError::Usage("no source: give --source dump:PATH|export:PATH|mongodb://… or set `source` in docsweep.toml".into())
+    })?;
+    let mut source = SourceSpec::parse(&source_str)?;
+    if args.source.is_none() {
+        source = source.relative_to(&cfg.base);
+    }
+    let schemas = match (&args.schemas, &cfg.schemas) {
+        (Some(s), _) => s.clone(),
+        (None, Some(s)) => cfg.resolve(s),
+        (None, None) => cfg.resolve(&PathBuf::from("schemas")),
+    };
+    let report_dir = match (&args.report_dir, &cfg.report_dir) {
+        (Some(s), _) => s.clone(),
+        (None, Some(s)) => cfg.resolve(s),
+        (None, None) => PathBuf::from("docsweep-report"),
+    };
+    let mut targets: Vec<(String, u32)> = cfg.targets.iter().map(|(c, v)| (c.clone(), *v)).collect();
+    for t in &args.targets {
+        targets.push(parse_target(t)?);
+    }
+    let threads = args.threads.or(cfg.threads).unwrap_or(0);
+    if threads > 1024 {
+        return Err(ConfigError::Usage(format!("--threads {threads}: at most 1024")).into());
+    }
+    Ok(Settings {
+        source,
+        schemas,
+        report_dir,
+        db: args.db.or(cfg.db),
+        collections: if args.collections.is_empty() { cfg.collections } else { args.collections },
+        targets,
+        scan: ScanOptions {
+            threads,
+            max_errors: args.max_errors.or(cfg.max_errors).unwrap_or(10).max(1),
+            show_values: args.show_values,
+            progress: !args.no_progress && std::io::stderr().is_terminal(),
+            batch_records: crate::source::BATCH_RECORDS,
+        },
+    })
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
+    let s = settings(args)?;
+    let mut contracts = ContractSet::load_dir(&s.schemas)?;
+    for (coll, v) in &s.targets {
+        let c = contracts.contracts.get_mut(coll).ok_or_else(|| {
+            ConfigError::Usage(format!("--target {coll}={v}: no contract for collection {coll:?} in {}", s.schemas.display()))
+        })?;
+        c.set_target(*v)?;
+    }
+    for c in &s.collections {
+        if !contracts.contracts.contains_key(c) {
+            return Err(ConfigError::Usage(format!("--collection {c}: no contract for it in {}", s.schemas.display())).into());
+        }
+    }
+    std::fs::create_dir_all(&s.report_dir)
+        .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
+
+    let started_at = report::now_rfc3339();
+    let mut report = Report {
+        format: report::FORMAT,
+        status: Status::Clean,
+        source: s.source.to_string(),
+        database: None,
+        started_at,
+        finished_at: String::new(),
+        error: None,
+        collections: Vec::new(),
+    };
+    let csv_path = s.report_dir.join("violations.csv");
+    let mut sink = CsvSink::create(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?;
+
+    match Source::open(&s.source, s.db.as_deref()) {
+        Err(e) => report.error = Some(e.to_string()),
+        Ok(source) => {
+            report.database = source.database.clone();
+            let outcome = scan::scan(&source, &contracts, &s.collections, &s.scan, &mut sink)?;
+            report.collections = outcome.collections;
+            report.error = outcome.failure.map(|e| e.to_string());
+        }
+    }
+    report.finished_at = report::now_rfc3339();
+    report.status = report.derive_status();
+    let rows = sink.finish().with_context(|| format!("cannot write {}", csv_path.display()))?;
+    let json_path = s.report_dir.join("report.json");
+    report::write_json(&report, &json_path).with_context(|| format!("cannot write {}", json_path.display()))?;
+    let mut out = std::io::stdout().lock();
+    report::write_summary(&mut out, &report, &s.report_dir.display().to_string(), rows)
+        .context("cannot write the summary to stdout")?;
+    if let Some(e) = &report.error {
+        eprintln!("docsweep: error: source failed: {e}");
+    }
+    Ok(report.status)
+}

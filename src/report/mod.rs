@@ -1,0 +1,198 @@
+//! The check report: `report.json` (format `docsweep-report/1`), `violations.csv` and the
+//! terminal summary. This module is the only writer of these formats.
+//!
+//! `report.json` fields (stable; fields may be added, never renamed):
+//!
+//! - `format`: `"docsweep-report/1"`; `status`: `clean`, `findings` or `failed`;
+//!   `source` (passwords redacted), `started_at`, `finished_at` (RFC 3339, UTC);
+//!   `error`: why the scan failed (only when `status` is `failed`).
+//! - `collections[]`: `name`, `target_version`, `present` (false when the source has no
+//!   such collection), `documents` (readable documents), `unreadable`, `classes`
+//!   (`valid`, `other_version` by version, `invalid`), `indexes` (`available`: false when
+//!   the source carries no index information, e.g. mongoexport; `missing`, `unexpected`),
+//!   `duplicates[]` per unique key (`key`, `name`, `groups`, `documents`: every document in
+//!   a group), `references[]` (`field`, `collection`, `to`, `orphans`: documents whose
+//!   reference is not found), `structure` (`missing_id`, `duplicate_id`, `too_deep`,
+//!   `oversize`), `reconciliation` (null without a baseline), `top_errors[]`
+//!   (`keyword`, `path` with array indexes as `*`, `count`, `example_ids`), `remediation[]`.
+
+mod csv;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use self::csv::{CsvSink, Violation, ViolationSink};
+pub use summary::write_summary;
+
+pub const FORMAT: &str = "docsweep-report/1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Clean,
+    Findings,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub format: &'static str,
+    pub status: Status,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub collections: Vec<CollectionReport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Classes {
+    pub valid: u64,
+    pub other_version: BTreeMap<String, u64>,
+    pub invalid: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct IndexFindings {
+    pub available: bool,
+    pub missing: Vec<Value>,
+    pub unexpected: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DuplicateFinding {
+    pub key: Value,
+    pub name: String,
+    pub groups: u64,
+    pub documents: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReferenceFinding {
+    pub field: String,
+    pub collection: String,
+    pub to: String,
+    pub orphans: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Structure {
+    pub missing_id: u64,
+    pub duplicate_id: u64,
+    pub too_deep: u64,
+    pub oversize: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Reconciliation {
+    pub baseline_documents: u64,
+    pub missing: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub reordered: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErrorKind {
+    pub keyword: String,
+    pub path: String,
+    pub count: u64,
+    pub example_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Remediation {
+    pub finding: String,
+    pub template: String,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CollectionReport {
+    pub name: String,
+    pub target_version: u32,
+    pub present: bool,
+    pub documents: u64,
+    pub unreadable: u64,
+    pub classes: Classes,
+    pub indexes: IndexFindings,
+    pub duplicates: Vec<DuplicateFinding>,
+    pub references: Vec<ReferenceFinding>,
+    pub structure: Structure,
+    pub reconciliation: Option<Reconciliation>,
+    pub top_errors: Vec<ErrorKind>,
+    pub remediation: Vec<Remediation>,
+}
+
+impl CollectionReport {
+    /// Does anything in this collection differ from its contract?
+    pub fn has_findings(&self) -> bool {
+        let s = &self.structure;
+        !self.present
+            || self.unreadable > 0
+            || self.classes.invalid > 0
+            || self.classes.other_version.values().any(|&n| n > 0)
+            || !self.indexes.missing.is_empty()
+            || !self.indexes.unexpected.is_empty()
+            || self.duplicates.iter().any(|d| d.groups > 0)
+            || self.references.iter().any(|r| r.orphans > 0)
+            || s.missing_id + s.duplicate_id + s.too_deep + s.oversize > 0
+            || self
+                .reconciliation
+                .as_ref()
+                .is_some_and(|r| r.missing + r.added + r.changed > 0)
+    }
+}
+
+impl Report {
+    /// `failed` wins, then `findings`, else `clean`.
+    pub fn derive_status(&self) -> Status {
+        if self.error.is_some() {
+            Status::Failed
+        } else if self.collections.iter().any(CollectionReport::has_findings) {
+            Status::Findings
+        } else {
+            Status::Clean
+        }
+    }
+}
+
+/// Now, as RFC 3339 UTC with second precision.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsynced,
+/// then renamed over the target, so readers never see a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes `report.json` (pretty, trailing newline) atomically.
+pub fn write_json(report: &Report, path: &Path) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    write_atomic(path, &text)
+}

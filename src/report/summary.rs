@@ -1,0 +1,161 @@
+//! The terminal summary: per collection the counts, index/reference/duplicate findings
+//! and the most frequent schema errors, then where the details are and what to do next.
+
+use std::io::{self, Write};
+
+use super::{CollectionReport, Report, Status};
+
+/// Formats `n` with thousands separators.
+fn num(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
+    if !c.present {
+        return writeln!(w, "{}  target v{}  NOT IN SOURCE", c.name, c.target_version);
+    }
+    write!(w, "{}  target v{}  {} documents", c.name, c.target_version, num(c.documents))?;
+    if c.unreadable > 0 {
+        write!(w, ", {} UNREADABLE", num(c.unreadable))?;
+    }
+    writeln!(w)?;
+    writeln!(w, "  valid          {}", num(c.classes.valid))?;
+    let other: Vec<String> = c
+        .classes
+        .other_version
+        .iter()
+        .map(|(v, n)| format!("v{v}: {}", num(*n)))
+        .collect();
+    if !other.is_empty() {
+        writeln!(w, "  other version  {}", other.join(", "))?;
+    }
+    if c.classes.invalid > 0 {
+        writeln!(w, "  invalid        {}", num(c.classes.invalid))?;
+    }
+    if !c.indexes.available {
+        writeln!(w, "  indexes        not checked (the source has no index information)")?;
+    } else if c.indexes.missing.is_empty() && c.indexes.unexpected.is_empty() {
+        writeln!(w, "  indexes        as the contract says")?;
+    } else {
+        for m in &c.indexes.missing {
+            writeln!(w, "  index missing     {}", m)?;
+        }
+        for u in &c.indexes.unexpected {
+            writeln!(w, "  index unexpected  {}", u)?;
+        }
+    }
+    for d in c.duplicates.iter().filter(|d| d.groups > 0) {
+        writeln!(
+            w,
+            "  duplicates     {}: {} groups, {} documents",
+            d.name,
+            num(d.groups),
+            num(d.documents)
+        )?;
+    }
+    for r in c.references.iter().filter(|r| r.orphans > 0) {
+        writeln!(
+            w,
+            "  orphans        {} → {}.{}: {}",
+            r.field,
+            r.collection,
+            r.to,
+            num(r.orphans)
+        )?;
+    }
+    let s = &c.structure;
+    let mut st = Vec::new();
+    for (n, what) in [
+        (s.missing_id, "without _id"),
+        (s.duplicate_id, "duplicate _id"),
+        (s.too_deep, "nested deeper than 100"),
+        (s.oversize, "over 16 MiB"),
+    ] {
+        if n > 0 {
+            st.push(format!("{} {what}", num(n)));
+        }
+    }
+    if !st.is_empty() {
+        writeln!(w, "  structure      {}", st.join(", "))?;
+    }
+    if let Some(r) = &c.reconciliation {
+        writeln!(
+            w,
+            "  vs baseline    {} before: {} missing, {} added, {} changed, {} reordered",
+            num(r.baseline_documents),
+            num(r.missing),
+            num(r.added),
+            num(r.changed),
+            num(r.reordered)
+        )?;
+    }
+    if !c.top_errors.is_empty() {
+        writeln!(w, "  top errors")?;
+        for e in c.top_errors.iter().take(5) {
+            writeln!(w, "    {:>8}  {} at {}", num(e.count), e.keyword, e.path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the summary of a finished (or failed) check.
+pub fn write_summary(w: &mut dyn Write, report: &Report, report_dir: &str, violations: u64) -> io::Result<()> {
+    match &report.database {
+        Some(db) => writeln!(w, "docsweep check  {}  (database {db})", report.source)?,
+        None => writeln!(w, "docsweep check  {}", report.source)?,
+    }
+    for c in &report.collections {
+        writeln!(w)?;
+        collection(w, c)?;
+    }
+    writeln!(w)?;
+    let status = match report.status {
+        Status::Clean => "clean",
+        Status::Findings => "FINDINGS",
+        Status::Failed => "FAILED",
+    };
+    writeln!(w, "status: {status}")?;
+    if let Some(e) = &report.error {
+        writeln!(w, "error: {e}")?;
+    }
+    writeln!(
+        w,
+        "report: {report_dir}/report.json, {report_dir}/violations.csv ({} rows)",
+        num(violations)
+    )?;
+    if report.status != Status::Clean {
+        let mut next = Vec::new();
+        for c in &report.collections {
+            for r in &c.remediation {
+                next.push(format!("  {}  # {}", r.command, r.finding));
+            }
+        }
+        if next.is_empty() {
+            writeln!(w, "next: review {report_dir}/violations.csv; each row names the document, the finding and the schema error")?;
+        } else {
+            writeln!(w, "next:")?;
+            for n in next {
+                writeln!(w, "{n}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands() {
+        for (n, s) in [(0, "0"), (999, "999"), (1000, "1,000"), (60300, "60,300"), (1234567, "1,234,567")] {
+            assert_eq!(super::num(n), s);
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Examining one document: decode, classify against the contract versions, extract the
+//! keys the collection-wide checks need. Pure and thread-safe: runs on the rayon pool.
+
+use serde_json::Value;
+
+use super::path::values_at;
+use crate::contract::{Contract, IndexSpec, Reference};
+use crate::source::{Encoding, Location};
+use crate::value::{self, Fingerprint};
+
+/// MongoDB's document size limit.
+pub const MAX_BSON_BYTES: usize = 16 * 1024 * 1024;
+/// MongoDB's nesting limit.
+pub const MAX_NESTING: usize = 100;
+/// Compound unique keys over several arrays fan out; beyond this many combinations a
+/// document's keys are truncated (MongoDB itself refuses such documents).
+const MAX_KEY_COMBINATIONS: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Valid,
+    OtherVersion(u32),
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaError {
+    pub pointer: String,
+    pub keyword: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct DocFacts {
+    pub id: Option<Value>,
+    pub id_key: Option<u128>,
+    pub class: Class,
+    /// Errors against the target version (only for `Invalid`), at most `max_errors`.
+    pub errors: Vec<SchemaError>,
+    pub depth: usize,
+    pub oversize: bool,
+    pub fingerprint: Fingerprint,
+    /// Per unique index of the target version: the document's distinct key hashes
+    /// (empty when a sparse index skips the document).
+    pub unique: Vec<Vec<u128>>,
+    /// Per reference that applies to this document's version: (reference index, hashes
+    /// of the non-null values).
+    pub refs: Vec<(usize, Vec<u128>)>,
+    /// Per exported field (fields other collections reference): the value hashes.
+    pub exported: Vec<Vec<u128>>,
+}
+
+#[derive(Debug)]
+pub struct Examined {
+    pub location: Location,
+    pub outcome: Result<Box<DocFacts>, String>,
+}
+
+/// Everything the per-document work needs, built once per collection.
+pub struct DocContext<'a> {
+    pub contract: &'a Contract,
+    pub encoding: Encoding,
+    pub uniques: Vec<&'a IndexSpec>,
+    /// Every distinct reference of every version.
+    pub refs: Vec<Reference>,
+    /// For each version (same order as `contract.versions`): indexes into `refs`.
+    pub version_refs: Vec<Vec<usize>>,
+    pub exported_fields: Vec<String>,
+    pub max_errors: usize,
+    pub show_values: bool,
+}
+
+impl<'a> DocContext<'a> {
+    pub fn new(
+        contract: &'a Contract,
+        encoding: Encoding,
+        exported_fields: Vec<String>,
+        max_errors: usize,
+        show_values: bool,
+    ) -> Self {
+        // The target version's references first, then the others by version.
+        let mut order: Vec<usize> = (0..contract.versions.len()).collect();
+        order.sort_by_key(|&i| (contract.versions[i].version != contract.target, contract.versions[i].version));
+        let mut refs: Vec<Reference> = Vec::new();
+        for &i in &order {
+            for r in &contract.versions[i].references {
+                if !refs.contains(r) {
+                    refs.push(r.clone());
+                }
+            }
+        }
+        let version_refs = contract
+            .versions
+            .iter()
+            .map(|v| {
+                v.references
+                    .iter()
+                    .filter_map(|r| refs.iter().position(|x| x == r))
+                    .collect()
+            })
+            .collect();
+        DocContext {
+            contract,
+            encoding,
+            uniques: contract.unique_indexes().collect(),
+            refs,
+            version_refs,
+            exported_fields,
+            max_errors,
+            show_values,
+        }
+    }
+
+    pub fn examine(&self, bytes: &[u8], location: Location, broken: Option<&str>) -> Examined {
+        let outcome = match broken {
+            Some(msg) => Err(msg.to_string()),
+            None => self.decode(bytes, location).map(|(d, oversize)| Box::new(self.facts(d, oversize))),
+        };
+        Examined { location, outcome }
+    }
+
+    fn decode(&self, bytes: &[u8], location: Location) -> Result<(value::Decoded, bool), String> {
+        match self.encoding {
+            Encoding::Bson => {
+                let d = value::from_bson(bytes).map_err(|e| match (e.offset(), location) {
+                    (Some(inner), Location::Offset(start)) => {
+                        format!("{e} (document at byte offset {start}, error at byte offset {})", start + inner as u64)
+                    }
+                    _ => e.to_string(),
+                })?;
+                Ok((d, bytes.len() > MAX_BSON_BYTES))
+            }
+            Encoding::Json => {
+                let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+                let d = value::from_ejson(v).map_err(|e| e.to_string())?;
+                // JSON text can be several times smaller than its BSON form; only
+                // large documents pay for measuring the real size.
+                let oversize = bytes.len() > MAX_BSON_BYTES / 4
+                    && value::to_bson(&d.value).map_or(false, |b| b.len() > MAX_BSON_BYTES);
+                Ok((d, oversize))
+            }
+        }
+    }
+
+    fn facts(&self, d: value::Decoded, oversize: bool) -> DocFacts {
+        let doc = &d.value;
+        let contract = self.contract;
+        let target = contract.target_version();
+        let (class, matched_idx) = if target.validator.is_valid(doc) {
+            (Class::Valid, self.target_idx())
+        } else {
+            // The newest other version that accepts the document.
+            let other = contract
+                .versions
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, v)| v.version != contract.target)
+                .find(|(_, v)| v.validator.is_valid(doc));
+            match other {
+                Some((i, v)) => (Class::OtherVersion(v.version), i),
+                None => (Class::Invalid, self.target_idx()),
+            }
+        };
+        let errors = if class == Class::Invalid {
+            self.schema_errors(doc)
+        } else {
+            Vec::new()
+        };
+        let id = doc.get("_id").cloned();
+        let id_key = id.as_ref().map(value::key_hash);
+        let unique = self.uniques.iter().map(|ix| unique_keys(doc, ix)).collect();
+        let refs = self.version_refs[matched_idx]
+            .iter()
+            .filter_map(|&ri| {
+                let vals: Vec<u128> = values_at(doc, &self.refs[ri].field)
+                    .into_iter()
+                    .filter(|v| !v.is_null())
+                    .map(value::key_hash)
+                    .collect();
+                (!vals.is_empty()).then_some((ri, vals))
+            })
+            .collect();
+        let exported = self
+            .exported_fields
+            .iter()
+            .map(|f| values_at(doc, f).into_iter().filter(|v| !v.is_null()).map(value::key_hash).collect())
+            .collect();
+        DocFacts {
+            id,
+            id_key,
+            class,
+            errors,
+            depth: d.depth,
+            oversize,
+            fingerprint: value::fingerprint(doc),
+            unique,
+            refs,
+            exported,
+        }
+    }
+
+    fn target_idx(&self) -> usize {
+        self.contract
+            .versions
+            .iter()
+            .position(|v| v.version == self.contract.target)
+            .unwrap_or(0)
+    }
+
+    fn schema_errors(&self, doc: &Value) -> Vec<SchemaError> {
+        let validator = &self.contract.target_version().validator;
+        validator
+            .iter_errors(doc)
+            .take(self.max_errors.max(1))
+            .map(|e| {
+                let mut pointer = e.instance_path().as_str().to_string();
+                if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
+                    if let Some(p) = property.as_str() {
+                        pointer.push('/');
+                        pointer.push_str(&p.replace('~', "~0").replace('/', "~1"));
+                    }
+                }
+                let message = if self.show_values {
+                    e.to_string()
+                } else {
+                    e.masked().to_string()
+                };
+                SchemaError {
+                    pointer: if pointer.is_empty() { "/".into() } else { pointer },
+                    keyword: e.kind().keyword().to_string(),
+                    message,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The distinct key hashes a document contributes to a unique index. Missing fields
+/// index as null (as MongoDB does), unless the index is sparse and every field is missing.
+fn unique_keys(doc: &Value, ix: &IndexSpec) -> Vec<u128> {
+    let per_field: Vec<Vec<u128>> = ix
+        .key
+        .0
+        .iter()
+        .map(|(f, _)| values_at(doc, f).into_iter().map(value::key_hash).collect())
+        .collect();
+    if ix.sparse && per_field.iter().all(Vec::is_empty) {
+        return Vec::new();
+    }
+    let null = value::key_hash(&Value::Null);
+    let mut combos: Vec<Vec<u8>> = vec![Vec::new()];
+    for hashes in &per_field {
+        let hashes: &[u128] = if hashes.is_empty() { std::slice::from_ref(&null) } else { hashes };
+        let mut next = Vec::with_capacity(combos.len() * hashes.len());
+        'outer: for c in &combos {
+            for h in hashes {
+                if next.len() >= MAX_KEY_COMBINATIONS {
+                    break 'outer;
+                }
+                let mut k = c.clone();
+                k.extend_from_slice(&h.to_le_bytes());
+                next.push(k);
+            }
+        }
+        combos = next;
+    }
+    let mut keys: Vec<u128> = combos
+        .iter()
+        .map(|k| xxhash_rust::xxh3::xxh3_128(k))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}

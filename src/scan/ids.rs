@@ -1,0 +1,117 @@
+//! Compact storage of every scanned document's `_id`, by ordinal, so that findings
+//! discovered later (the first member of a duplicate group) can still name documents.
+//! An ObjectId takes 13 bytes; other `_id`s keep their relaxed Extended JSON text.
+
+use serde_json::Value;
+
+const TAG_OID: u8 = 0;
+const TAG_JSON: u8 = 1;
+const TAG_NONE: u8 = 2;
+
+#[derive(Debug, Default)]
+pub struct IdArena {
+    bytes: Vec<u8>,
+    ends: Vec<u64>,
+}
+
+impl IdArena {
+    pub fn push(&mut self, id: Option<&Value>) {
+        match id {
+            None => self.bytes.push(TAG_NONE),
+            Some(v) => match oid_bytes(v) {
+                Some(b) => {
+                    self.bytes.push(TAG_OID);
+                    self.bytes.extend_from_slice(&b);
+                }
+                None => {
+                    self.bytes.push(TAG_JSON);
+                    self.bytes.extend_from_slice(id_text(v).as_bytes());
+                }
+            },
+        }
+        self.ends.push(self.bytes.len() as u64);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The `_id` of document `ordinal` as relaxed Extended JSON ("" when it had none).
+    pub fn get(&self, ordinal: usize) -> String {
+        let start = if ordinal == 0 { 0 } else { self.ends[ordinal - 1] as usize };
+        let end = self.ends.get(ordinal).map_or(start, |&e| e as usize);
+        let Some((&tag, rest)) = self.bytes.get(start..end).and_then(<[u8]>::split_first) else {
+            return String::new();
+        };
+        match tag {
+            TAG_OID => {
+                let mut s = String::with_capacity(34);
+                s.push_str("{\"$oid\":\"");
+                for b in rest {
+                    s.push_str(&format!("{b:02x}"));
+                }
+                s.push_str("\"}");
+                s
+            }
+            TAG_JSON => String::from_utf8_lossy(rest).into_owned(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// An `_id` rendered as compact relaxed Extended JSON, as it appears in violations.csv.
+pub fn id_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn oid_bytes(v: &Value) -> Option<[u8; 12]> {
+    let o = v.as_object()?;
+    if o.len() != 1 {
+        return None;
+    }
+    let hex = o.get("$oid")?.as_str()?;
+    if hex.len() != 24 {
+        return None;
+    }
+    let mut out = [0u8; 12];
+    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(chunk).ok()?;
+        // Only lowercase hex round-trips exactly; anything else keeps its text.
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips_ids() {
+        let ids = [
+            Some(json!({"$oid": "65a1b2c3d4e5f60718293a4b"})),
+            None,
+            Some(json!(42)),
+            Some(json!("abc")),
+            Some(json!({"$oid": "65A1B2C3D4E5F60718293A4B"})),
+            Some(json!({"a": 1, "b": [1, 2]})),
+        ];
+        let mut a = IdArena::default();
+        for id in &ids {
+            a.push(id.as_ref());
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let want = id.as_ref().map(id_text).unwrap_or_default();
+            assert_eq!(a.get(i), want);
+        }
+        assert_eq!(a.get(99), "");
+    }
+}

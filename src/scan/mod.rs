@@ -1,0 +1,635 @@
+//! The parallel scan: reads each collection's records in batches on a reader thread,
+//! examines the documents on the rayon pool, and folds the results in source order, so
+//! that every count and every violations.csv row is independent of thread count and
+//! batch size.
+
+mod doc;
+mod ids;
+mod path;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::contract::{Contract, ContractSet, IndexSpec};
+use crate::report::{
+    CollectionReport, DuplicateFinding, ErrorKind, IndexFindings, ReferenceFinding, Violation,
+    ViolationSink,
+};
+use crate::source::{CollectionSource, Source, SourceError};
+
+pub use doc::{Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES, MAX_NESTING};
+pub use ids::{id_text, IdArena};
+pub use path::{generalise_pointer, values_at};
+
+/// How a check runs. None of these change its results.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Schema errors kept per invalid document.
+    pub max_errors: usize,
+    /// Include document values in error messages (off: values can be personal data).
+    pub show_values: bool,
+    /// Draw progress bars on stderr.
+    pub progress: bool,
+    /// Records per batch handed to the workers.
+    pub batch_records: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            threads: 0,
+            max_errors: 10,
+            show_values: false,
+            progress: false,
+            batch_records: crate::source::BATCH_RECORDS,
+        }
+    }
+}
+
+/// Why a scan stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The source failed; the partial results are still returned.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("cannot write violations: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("cannot start {threads} worker threads: {message}")]
+    Threads { threads: usize, message: String },
+}
+
+/// The result of scanning every selected collection.
+#[derive(Debug)]
+pub struct ScanOutcome {
+    pub collections: Vec<CollectionReport>,
+    /// Set when the source failed part-way; `collections` holds what was scanned.
+    pub failure: Option<SourceError>,
+}
+
+type KeySets = HashMap<(String, String), HashSet<u128>>;
+
+/// Scans the selected collections (all contracts when empty) of `source`.
+pub fn scan(
+    source: &Source,
+    contracts: &ContractSet,
+    selected: &[String],
+    opts: &ScanOptions,
+    sink: &mut dyn ViolationSink,
+) -> Result<ScanOutcome, ScanError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .thread_name(|i| format!("docsweep-scan-{i}"))
+        .build()
+        .map_err(|e| ScanError::Threads {
+            threads: opts.threads,
+            message: e.to_string(),
+        })?;
+    let chosen: Vec<&Contract> = contracts
+        .contracts
+        .values()
+        .filter(|c| selected.is_empty() || selected.contains(&c.collection))
+        .collect();
+
+    // Which (collection, field) value sets references need.
+    let mut needed: BTreeSet<(String, String)> = BTreeSet::new();
+    for c in &chosen {
+        for v in &c.versions {
+            for r in &v.references {
+                needed.insert((r.collection.clone(), r.to.clone()));
+            }
+        }
+    }
+    let order = scan_order(&chosen);
+    let mut keys: KeySets = HashMap::new();
+
+    // Referenced collections that are not checked themselves: collect their keys first.
+    let checked: BTreeSet<&str> = chosen.iter().map(|c| c.collection.as_str()).collect();
+    let mut key_only: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (coll, field) in &needed {
+        if !checked.contains(coll.as_str()) {
+            key_only.entry(coll.as_str()).or_default().push(field.clone());
+        }
+    }
+    for (coll, fields) in key_only {
+        if let Some(cs) = source.collection(coll) {
+            match collect_keys(source, cs, &fields, &pool, opts.batch_records) {
+                Ok(sets) => {
+                    for (f, set) in fields.into_iter().zip(sets) {
+                        keys.insert((coll.to_string(), f), set);
+                    }
+                }
+                Err(e) => {
+                    return Ok(ScanOutcome {
+                        collections: Vec::new(),
+                        failure: Some(e),
+                    })
+                }
+            }
+        }
+    }
+
+    let mut reports: BTreeMap<String, CollectionReport> = BTreeMap::new();
+    let mut failure = None;
+    for contract in order {
+        let exported: Vec<String> = needed
+            .iter()
+            .filter(|(c, _)| *c == contract.collection)
+            .map(|(_, f)| f.clone())
+            .collect();
+        let Some(cs) = source.collection(&contract.collection) else {
+            reports.insert(
+                contract.collection.clone(),
+                CollectionReport {
+                    name: contract.collection.clone(),
+                    target_version: contract.target,
+                    present: false,
+                    ..CollectionReport::default()
+                },
+            );
+            continue;
+        };
+        let mut col = CollectionScan::new(contract, cs, exported, opts, source);
+        let result = col.run(source, &pool, opts, &keys, sink);
+        let (report, exported_sets) = col.finish(source, &keys, sink)?;
+        for (f, set) in exported_sets {
+            keys.insert((contract.collection.clone(), f), set);
+        }
+        reports.insert(contract.collection.clone(), report);
+        match result {
+            Ok(()) => {}
+            Err(ScanError::Source(e)) => {
+                failure = Some(e);
+                break;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    // Report in contract (name) order, whatever order the scan took.
+    let collections = chosen
+        .iter()
+        .filter_map(|c| reports.remove(&c.collection))
+        .collect();
+    Ok(ScanOutcome {
+        collections,
+        failure,
+    })
+}
+
+/// Referenced collections first, so that references can be resolved while the
+/// referencing collection streams; cycles fall back to name order (and are resolved
+/// at the end of the collection instead).
+fn scan_order<'a>(chosen: &[&'a Contract]) -> Vec<&'a Contract> {
+    let mut done: Vec<&'a Contract> = Vec::new();
+    let mut left: Vec<&'a Contract> = chosen.to_vec();
+    while !left.is_empty() {
+        let ready = left.iter().position(|c| {
+            c.versions.iter().flat_map(|v| &v.references).all(|r| {
+                r.collection == c.collection
+                    || !left.iter().any(|o| o.collection == r.collection)
+            })
+        });
+        let i = ready.unwrap_or(0);
+        done.push(left.remove(i));
+    }
+    done
+}
+
+fn progress_bar(opts: &ScanOptions, cs: &CollectionSource) -> ProgressBar {
+    if !opts.progress {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(cs.size), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_prefix(cs.name.clone());
+    pb
+}
+
+/// Runs the reader on its own thread, handing batches to `consume` in order.
+fn stream_batches(
+    source: &Source,
+    cs: &CollectionSource,
+    pb: &ProgressBar,
+    batch_records: usize,
+    mut consume: impl FnMut(crate::source::Encoding, crate::source::Batch) -> Result<(), ScanError>,
+) -> Result<(), ScanError> {
+    let mut reader = source.reader(cs)?;
+    let encoding = reader.encoding();
+    std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let pb2 = pb.clone();
+        s.spawn(move || loop {
+            let next = reader.next_batch(batch_records);
+            pb2.set_position(reader.position());
+            let stop = !matches!(next, Ok(Some(_)));
+            if tx.send(next).is_err() || stop {
+                break;
+            }
+        });
+        for msg in rx {
+            match msg {
+                Ok(Some(batch)) => consume(encoding, batch)?,
+                Ok(None) => break,
+                Err(e) => return Err(ScanError::Source(e)),
+            }
+        }
+        Ok(())
+        // Dropping `rx` on an early return unblocks the reader, which then ends.
+    })
+}
+
+/// Collects the value hashes of `fields` in a collection that is referenced but not checked.
+fn collect_keys(
+    source: &Source,
+    cs: &CollectionSource,
+    fields: &[String],
+    pool: &rayon::ThreadPool,
+    batch_records: usize,
+) -> Result<Vec<HashSet<u128>>, SourceError> {
+    let mut sets = vec![HashSet::new(); fields.len()];
+    let pb = ProgressBar::hidden();
+    let r = stream_batches(source, cs, &pb, batch_records, |encoding, batch| {
+        let per_doc: Vec<Vec<Vec<u128>>> = pool.install(|| {
+            batch
+                .records
+                .par_iter()
+                .map(|rec| {
+                    if rec.broken.is_some() {
+                        return Vec::new();
+                    }
+                    let bytes = batch.bytes(rec);
+                    let decoded = match encoding {
+                        crate::source::Encoding::Bson => crate::value::from_bson(bytes).ok(),
+                        crate::source::Encoding::Json => serde_json::from_slice(bytes)
+                            .ok()
+                            .and_then(|v| crate::value::from_ejson(v).ok()),
+                    };
+                    let Some(d) = decoded else { return Vec::new() };
+                    fields
+                        .iter()
+                        .map(|f| {
+                            values_at(&d.value, f)
+                                .into_iter()
+                                .filter(|v| !v.is_null())
+                                .map(crate::value::key_hash)
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect()
+        });
+        for doc in per_doc {
+            for (set, hashes) in sets.iter_mut().zip(doc) {
+                set.extend(hashes);
+            }
+        }
+        Ok(())
+    });
+    match r {
+        Ok(()) => Ok(sets),
+        Err(ScanError::Source(e)) => Err(e),
+        Err(other) => Err(SourceError::Other(other.to_string())),
+    }
+}
+
+/// The running state of one collection's scan.
+struct CollectionScan<'a> {
+    contract: &'a Contract,
+    cs: &'a CollectionSource,
+    report: CollectionReport,
+    exported_fields: Vec<String>,
+    exported: Vec<HashSet<u128>>,
+    ids: IdArena,
+    id_set: HashSet<u128>,
+    /// Per unique index: key hash → (ordinal of the first document, documents with it).
+    unique: Vec<HashMap<u128, (u32, u32)>>,
+    /// References to collections not yet complete: (reference, _id text, value hashes).
+    deferred: Vec<(usize, String, Vec<u128>)>,
+    errors: HashMap<(String, String), (u64, Vec<String>)>,
+    ctx_refs: Vec<crate::contract::Reference>,
+    actual_indexes: Option<Vec<IndexSpec>>,
+    index_error: Option<SourceError>,
+}
+
+impl<'a> CollectionScan<'a> {
+    fn new(
+        contract: &'a Contract,
+        cs: &'a CollectionSource,
+        exported_fields: Vec<String>,
+        _opts: &ScanOptions,
+        source: &Source,
+    ) -> Self {
+        let (actual_indexes, index_error) = match source.indexes(cs) {
+            Ok(ix) => (ix, None),
+            Err(e) => (None, Some(e)),
+        };
+        let n_unique = contract.unique_indexes().count();
+        CollectionScan {
+            contract,
+            cs,
+            report: CollectionReport {
+                name: contract.collection.clone(),
+                target_version: contract.target,
+                present: true,
+                ..CollectionReport::default()
+            },
+            exported: vec![HashSet::new(); exported_fields.len()],
+            exported_fields,
+            ids: IdArena::default(),
+            id_set: HashSet::new(),
+            unique: vec![HashMap::new(); n_unique],
+            deferred: Vec::new(),
+            errors: HashMap::new(),
+            ctx_refs: Vec::new(),
+            actual_indexes,
+            index_error,
+        }
+    }
+
+    fn run(
+        &mut self,
+        source: &Source,
+        pool: &rayon::ThreadPool,
+        opts: &ScanOptions,
+        keys: &KeySets,
+        sink: &mut dyn ViolationSink,
+    ) -> Result<(), ScanError> {
+        if let Some(e) = self.index_error.take() {
+            return Err(ScanError::Source(e));
+        }
+        let pb = progress_bar(opts, self.cs);
+        let cs = self.cs;
+        let contract = self.contract;
+        let exported_fields = self.exported_fields.clone();
+        let mut ctx: Option<DocContext<'a>> = None;
+        let result = stream_batches(source, cs, &pb, opts.batch_records, |encoding, batch| {
+            let ctx = ctx.get_or_insert_with(|| {
+                DocContext::new(contract, encoding, exported_fields.clone(), opts.max_errors, opts.show_values)
+            });
+            if self.ctx_refs.is_empty() && !ctx.refs.is_empty() {
+                self.ctx_refs = ctx.refs.clone();
+                self.report.references = ctx
+                    .refs
+                    .iter()
+                    .map(|r| ReferenceFinding {
+                        field: r.field.clone(),
+                        collection: r.collection.clone(),
+                        to: r.to.clone(),
+                        orphans: 0,
+                    })
+                    .collect();
+            }
+            let examined: Vec<Examined> = pool.install(|| {
+                batch
+                    .records
+                    .par_iter()
+                    .map(|rec| ctx.examine(batch.bytes(rec), rec.location, rec.broken.as_deref()))
+                    .collect()
+            });
+            for ex in examined {
+                self.fold(ex, keys, sink)?;
+            }
+            Ok(())
+        });
+        pb.finish_and_clear();
+        if self.ctx_refs.is_empty() {
+            // An empty collection still reports its references (with no orphans).
+            let ctx = DocContext::new(contract, crate::source::Encoding::Bson, Vec::new(), 1, false);
+            self.ctx_refs = ctx.refs.clone();
+            self.report.references = ctx
+                .refs
+                .iter()
+                .map(|r| ReferenceFinding {
+                    field: r.field.clone(),
+                    collection: r.collection.clone(),
+                    to: r.to.clone(),
+                    orphans: 0,
+                })
+                .collect();
+        }
+        result
+    }
+
+    fn row(&self, id: &str, finding: &str, version: Option<u32>, path: &str, keyword: &str, message: String) -> Violation {
+        Violation {
+            collection: self.contract.collection.clone(),
+            id: id.to_string(),
+            finding: finding.to_string(),
+            version,
+            path: path.to_string(),
+            keyword: keyword.to_string(),
+            message,
+        }
+    }
+
+    /// Folds one examined document into the collection's results, in source order.
+    fn fold(&mut self, ex: Examined, keys: &KeySets, sink: &mut dyn ViolationSink) -> Result<(), ScanError> {
+        let facts = match ex.outcome {
+            Err(message) => {
+                self.report.unreadable += 1;
+                let file = self.cs.file.display();
+                let v = self.row("", "unreadable", None, "", "", format!("{file}: {}: {message}", ex.location));
+                sink.violation(&v)?;
+                return Ok(());
+            }
+            Ok(f) => f,
+        };
+        let ordinal = self.ids.len();
+        self.ids.push(facts.id.as_ref());
+        self.report.documents += 1;
+        let id = facts.id.as_ref().map(id_text).unwrap_or_default();
+        let target = self.contract.target;
+
+        match facts.class {
+            Class::Valid => self.report.classes.valid += 1,
+            Class::OtherVersion(v) => {
+                *self.report.classes.other_version.entry(v.to_string()).or_insert(0) += 1;
+                let msg = format!("fails target version {target}, passes version {v}");
+                sink.violation(&self.row(&id, "other_version", Some(v), "", "", msg))?;
+            }
+            Class::Invalid => {
+                self.report.classes.invalid += 1;
+                for e in &facts.errors {
+                    let key = (e.keyword.clone(), generalise_pointer(&e.pointer));
+                    let entry = self.errors.entry(key).or_insert((0, Vec::new()));
+                    entry.0 += 1;
+                    if entry.1.len() < 3 && !id.is_empty() {
+                        entry.1.push(id.clone());
+                    }
+                    sink.violation(&self.row(&id, "invalid", Some(target), &e.pointer, &e.keyword, e.message.clone()))?;
+                }
+            }
+        }
+
+        // Structure.
+        match facts.id_key {
+            None => {
+                self.report.structure.missing_id += 1;
+                sink.violation(&self.row("", "missing_id", None, "/_id", "", format!("document at {} has no _id", ex.location)))?;
+            }
+            Some(k) => {
+                if !self.id_set.insert(k) {
+                    self.report.structure.duplicate_id += 1;
+                    sink.violation(&self.row(&id, "duplicate_id", None, "/_id", "", format!("_id seen before (document at {})", ex.location)))?;
+                }
+            }
+        }
+        if facts.depth > MAX_NESTING {
+            self.report.structure.too_deep += 1;
+            sink.violation(&self.row(&id, "too_deep", None, "", "", format!("nested {} levels deep; MongoDB allows {MAX_NESTING}", facts.depth)))?;
+        }
+        if facts.oversize {
+            self.report.structure.oversize += 1;
+            sink.violation(&self.row(&id, "oversize", None, "", "", format!("larger than MongoDB's {MAX_BSON_BYTES}-byte document limit")))?;
+        }
+
+        // Unique keys, checked on the data even when the index is missing.
+        let uniques: Vec<&IndexSpec> = self.contract.unique_indexes().collect();
+        for (ui, hashes) in facts.unique.iter().enumerate() {
+            let label = uniques[ui].key.fields_label();
+            for &h in hashes {
+                let entry = self.unique[ui].entry(h).or_insert((ordinal as u32, 0));
+                entry.1 += 1;
+                let (first, count) = *entry;
+                if count == 2 {
+                    let first_id = self.ids.get(first as usize);
+                    let msg = format!("same {label} as another document (unique index)");
+                    sink.violation(&self.row(&first_id, &format!("duplicate:{label}"), None, "", "", msg.clone()))?;
+                    sink.violation(&self.row(&id, &format!("duplicate:{label}"), None, "", "", msg))?;
+                } else if count > 2 {
+                    let msg = format!("same {label} as another document (unique index)");
+                    sink.violation(&self.row(&id, &format!("duplicate:{label}"), None, "", "", msg))?;
+                }
+            }
+        }
+
+        // References.
+        for (ri, hashes) in &facts.refs {
+            let r = &self.ctx_refs[*ri];
+            let set = if r.collection == self.contract.collection {
+                None
+            } else {
+                keys.get(&(r.collection.clone(), r.to.clone()))
+            };
+            match set {
+                Some(set) => {
+                    if hashes.iter().any(|h| !set.contains(h)) {
+                        self.report.references[*ri].orphans += 1;
+                        let msg = format!("{} not found in {}.{}", r.field, r.collection, r.to);
+                        sink.violation(&self.row(&id, &format!("orphan:{}", r.field), None, &pointer_of(&r.field), "", msg))?;
+                    }
+                }
+                None => self.deferred.push((*ri, id.clone(), hashes.clone())),
+            }
+        }
+        for (set, hashes) in self.exported.iter_mut().zip(&facts.exported) {
+            set.extend(hashes.iter().copied());
+        }
+        Ok(())
+    }
+
+    /// Resolves deferred references, tallies duplicates and index coverage.
+    fn finish(
+        mut self,
+        source: &Source,
+        keys: &KeySets,
+        sink: &mut dyn ViolationSink,
+    ) -> Result<(CollectionReport, Vec<(String, HashSet<u128>)>), ScanError> {
+        let _ = source;
+        let own: HashMap<&str, &HashSet<u128>> = self
+            .exported_fields
+            .iter()
+            .map(String::as_str)
+            .zip(self.exported.iter())
+            .collect();
+        let empty = HashSet::new();
+        for (ri, id, hashes) in std::mem::take(&mut self.deferred) {
+            let r = &self.ctx_refs[ri];
+            let set = if r.collection == self.contract.collection {
+                own.get(r.to.as_str()).copied().unwrap_or(&empty)
+            } else {
+                keys.get(&(r.collection.clone(), r.to.clone())).unwrap_or(&empty)
+            };
+            if hashes.iter().any(|h| !set.contains(h)) {
+                self.report.references[ri].orphans += 1;
+                let msg = format!("{} not found in {}.{}", r.field, r.collection, r.to);
+                let v = self.row(&id, &format!("orphan:{}", r.field), None, &pointer_of(&r.field), "", msg);
+                sink.violation(&v)?;
+            }
+        }
+        drop(own);
+
+        let uniques: Vec<&IndexSpec> = self.contract.unique_indexes().collect();
+        self.report.duplicates = uniques
+            .iter()
+            .zip(&self.unique)
+            .map(|(ix, map)| {
+                let (groups, documents) = map
+                    .values()
+                    .filter(|(_, n)| *n > 1)
+                    .fold((0u64, 0u64), |(g, d), (_, n)| (g + 1, d + u64::from(*n)));
+                DuplicateFinding {
+                    key: ix.key.to_json(),
+                    name: ix.name.clone().unwrap_or_else(|| ix.key.default_name()),
+                    groups,
+                    documents,
+                }
+            })
+            .collect();
+
+        self.report.indexes = index_coverage(self.contract, self.actual_indexes.as_deref());
+
+        let mut top: Vec<ErrorKind> = self
+            .errors
+            .drain()
+            .map(|((keyword, path), (count, example_ids))| ErrorKind {
+                keyword,
+                path,
+                count,
+                example_ids,
+            })
+            .collect();
+        top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.keyword, &a.path).cmp(&(&b.keyword, &b.path))));
+        top.truncate(20);
+        self.report.top_errors = top;
+
+        let exported = self.exported_fields.into_iter().zip(self.exported).collect();
+        Ok((self.report, exported))
+    }
+}
+
+fn pointer_of(dotted: &str) -> String {
+    format!("/{}", dotted.replace('~', "~0").replace('/', "~1").replace('.', "/"))
+}
+
+/// Compares the collection's actual indexes with the target version's.
+pub fn index_coverage(contract: &Contract, actual: Option<&[IndexSpec]>) -> IndexFindings {
+    let Some(actual) = actual else {
+        return IndexFindings::default();
+    };
+    let want = &contract.target_version().indexes;
+    let actual: Vec<&IndexSpec> = actual.iter().filter(|i| !i.key.is_id_only()).collect();
+    IndexFindings {
+        available: true,
+        missing: want
+            .iter()
+            .filter(|w| !w.key.is_id_only() && !actual.iter().any(|a| a.same_index(w)))
+            .map(IndexSpec::to_report_json)
+            .collect(),
+        unexpected: actual
+            .iter()
+            .filter(|a| !want.iter().any(|w| w.same_index(a)))
+            .map(|a| a.to_report_json())
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

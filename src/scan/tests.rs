@@ -1,0 +1,149 @@
+//! Scan tests on small exports written to a temporary directory: each check in
+//! isolation, and results independent of thread count and batch size.
+
+use super::*;
+use crate::source::SourceSpec;
+use proptest::prelude::*;
+
+const ITEM_SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
+ "required":["sku"],"properties":{"sku":{"type":"string"},"parent":{}},"additionalProperties":false}"#;
+const ITEM_V2: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
+ "required":["code"],"properties":{"code":{"type":"string"}}}"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(items: &str, owners: Option<&str>) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let s = dir.path().join("schemas/items");
+        std::fs::create_dir_all(&s).unwrap();
+        std::fs::write(s.join("v1.schema.json"), ITEM_SCHEMA).unwrap();
+        std::fs::write(s.join("v2.schema.json"), ITEM_V2).unwrap();
+        std::fs::write(
+            s.join("contract.toml"),
+            r#"collection = "items"
+target = 1
+[[versions]]
+version = 1
+schema = "v1.schema.json"
+indexes = [ { key = { sku = 1 }, unique = true } ]
+references = [ { field = "owner", collection = "owners" }, { field = "parent", collection = "items" } ]
+[[versions]]
+version = 2
+schema = "v2.schema.json"
+"#,
+        )
+        .unwrap();
+        let e = dir.path().join("export");
+        std::fs::create_dir_all(&e).unwrap();
+        std::fs::write(e.join("items.json"), items).unwrap();
+        if let Some(o) = owners {
+            std::fs::write(e.join("owners.json"), o).unwrap();
+        }
+        Fixture { dir }
+    }
+
+    fn run(&self, threads: usize, batch: usize) -> (Vec<CollectionReport>, Vec<Violation>) {
+        let contracts = ContractSet::load_dir(&self.dir.path().join("schemas")).unwrap();
+        let spec = SourceSpec::Export(self.dir.path().join("export"));
+        let source = Source::open(&spec, None).unwrap();
+        let opts = ScanOptions {
+            threads,
+            batch_records: batch,
+            ..ScanOptions::default()
+        };
+        let mut rows = Vec::new();
+        let out = scan(&source, &contracts, &[], &opts, &mut rows).unwrap();
+        assert!(out.failure.is_none());
+        (out.collections, rows)
+    }
+}
+
+const ITEMS: &str = r#"{"_id":1,"sku":"a","owner":10}
+{"_id":2,"sku":"b","owner":99}
+{"_id":3,"sku":"a"}
+{"_id":4,"code":"x"}
+{"_id":5,"sku":7}
+{"_id":5,"sku":"c","parent":1}
+{"sku":"d","parent":42}
+not json
+{"_id":6,"sku":"a","owner":[10, 11]}
+"#;
+const OWNERS: &str = "{\"_id\":10}\n{\"_id\":11.0}\n";
+
+#[test]
+fn every_check_counts_what_it_should() {
+    let f = Fixture::new(ITEMS, Some(OWNERS));
+    let (reports, rows) = f.run(2, 3);
+    let r = &reports[0];
+    assert_eq!(r.documents, 8);
+    assert_eq!(r.unreadable, 1);
+    assert_eq!(r.classes.valid, 6);
+    assert_eq!(r.classes.other_version.get("2"), Some(&1));
+    assert_eq!(r.classes.invalid, 1);
+    assert_eq!(r.structure.missing_id, 1);
+    assert_eq!(r.structure.duplicate_id, 1);
+    // sku "a" three times; the document without `sku` ({"_id":4}) and the one with a
+    // number are keyed null and 7: no duplicates there.
+    assert_eq!(r.duplicates[0].groups, 1);
+    assert_eq!(r.duplicates[0].documents, 3);
+    let orphans: Vec<(String, u64)> = r.references.iter().map(|x| (x.field.clone(), x.orphans)).collect();
+    // owner 99 is missing; 11.0 matches 11 (numbers compare by value);
+    // parent 42 is not an item _id, parent 1 is.
+    assert_eq!(orphans, [("owner".to_string(), 1), ("parent".to_string(), 1)]);
+    assert!(!r.indexes.available, "exports carry no indexes");
+    let kinds: Vec<&str> = rows.iter().map(|v| v.finding.as_str()).collect();
+    assert!(kinds.contains(&"unreadable") && kinds.contains(&"other_version"));
+    assert_eq!(kinds.iter().filter(|k| **k == "duplicate:sku").count(), 3);
+    let unreadable = rows.iter().find(|v| v.finding == "unreadable").unwrap();
+    assert!(unreadable.message.contains("line 8"), "{}", unreadable.message);
+    let invalid = rows.iter().find(|v| v.finding == "invalid").unwrap();
+    assert_eq!((invalid.id.as_str(), invalid.path.as_str(), invalid.keyword.as_str()), ("5", "/sku", "type"));
+    assert!(!invalid.message.contains('7'), "values are masked: {}", invalid.message);
+}
+
+#[test]
+fn missing_referenced_collection_makes_every_reference_an_orphan() {
+    let f = Fixture::new(ITEMS, None);
+    let (reports, _) = f.run(1, 100);
+    let owner = reports[0].references.iter().find(|r| r.field == "owner").unwrap();
+    assert_eq!(owner.orphans, 3);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    #[test]
+    fn results_do_not_depend_on_threads_or_batches(threads in 1usize..5, batch in 1usize..10, extra in 0usize..40) {
+        let mut items = String::from(ITEMS);
+        for i in 0..extra {
+            items.push_str(&format!("{{\"_id\":{},\"sku\":\"s{}\",\"owner\":{}}}\n", 100 + i, i % 7, 10 + (i % 3)));
+        }
+        let f = Fixture::new(&items, Some(OWNERS));
+        let reference = f.run(1, 4096);
+        let got = f.run(threads, batch);
+        prop_assert_eq!(reference.0, got.0);
+        prop_assert_eq!(reference.1, got.1);
+    }
+}
+
+#[test]
+fn index_coverage_respects_order_and_uniqueness() {
+    let f = Fixture::new("", None);
+    let contracts = ContractSet::load_dir(&f.dir.path().join("schemas")).unwrap();
+    let c = &contracts.contracts["items"];
+    let j = |v: serde_json::Value| IndexSpec::from_server_json(&v).unwrap();
+    let actual = vec![
+        j(serde_json::json!({"key": {"_id": 1}, "name": "_id_"})),
+        j(serde_json::json!({"key": {"sku": 1}, "name": "sku_1"})),
+        j(serde_json::json!({"key": {"code": 1}, "name": "code_1"})),
+    ];
+    let got = index_coverage(c, Some(&actual));
+    assert!(got.available);
+    assert_eq!(got.missing, [serde_json::json!({"key": {"sku": 1}, "unique": true})]);
+    assert_eq!(got.unexpected.len(), 2, "non-unique sku_1 and code_1: {:?}", got.unexpected);
+    let ok = vec![j(serde_json::json!({"key": {"sku": 1}, "name": "sku_1", "unique": true}))];
+    let got = index_coverage(c, Some(&ok));
+    assert!(got.missing.is_empty() && got.unexpected.is_empty());
+}
