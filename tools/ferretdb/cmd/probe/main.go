@@ -36,7 +36,7 @@ import (
 
 const dbName = "docsweep_probe"
 
-var verbose = flag.Bool("v", false, "print full replies")
+var verbose = flag.Bool("v", false, "print full replies, as canonical extended JSON")
 
 func main() {
 	flag.Parse()
@@ -119,7 +119,8 @@ func main() {
 	p.cmd("createIndexes collation", dbName, bson.D{{"createIndexes", "plain"}, {"indexes", bson.A{bson.D{{"key", bson.D{{"c", 1}}}, {"name", "c_1"}, {"collation", bson.D{{"locale", "en"}, {"strength", 2}}}}}}})
 	p.cmd("listIndexes after", dbName, bson.D{{"listIndexes", "plain"}})
 	p.cmd("insert duplicate of unique key", dbName, bson.D{{"insert", "plain"}, {"documents", bson.A{bson.D{{"_id", 1}, {"email", "x"}}, bson.D{{"_id", 2}, {"email", "x"}}}}}, "n", "writeErrors")
-	p.cmd("createIndexes unique over existing dups", dbName, bson.D{{"createIndexes", "dups"}, {"indexes", bson.A{bson.D{{"key", bson.D{{"k", 1}}}, {"name", "k_1"}, {"unique", true}}}}}, "ok")
+	p.cmd("insert duplicates (no index yet)", dbName, bson.D{{"insert", "dups"}, {"documents", bson.A{bson.D{{"_id", 1}, {"k", 1}}, bson.D{{"_id", 2}, {"k", 1}}}}}, "n")
+	p.cmd("createIndexes unique over existing dups", dbName, bson.D{{"createIndexes", "dups"}, {"indexes", bson.A{bson.D{{"key", bson.D{{"k", 1}}}, {"name", "k_1"}, {"unique", true}}}}})
 	p.cmd("insert duplicate _id", dbName, bson.D{{"insert", "plain"}, {"documents", bson.A{bson.D{{"_id", 1}}}}}, "n", "writeErrors")
 	p.cmd("dropIndexes", dbName, bson.D{{"dropIndexes", "plain"}, {"index", "s_1"}})
 
@@ -170,7 +171,10 @@ func main() {
 	p.cmd("insert unordered with dup", dbName, bson.D{{"insert", "cur"}, {"ordered", false}, {"documents", bson.A{bson.D{{"_id", 1}}, bson.D{{"_id", 100}}}}}, "n", "writeErrors")
 	p.cmd("insert writeConcern majority", dbName, bson.D{{"insert", "cur"}, {"documents", bson.A{bson.D{{"_id", 101}}}}, {"writeConcern", bson.D{{"w", "majority"}, {"j", true}}}}, "n")
 	p.cmd("insert bypassDocumentValidation", dbName, bson.D{{"insert", "validated"}, {"bypassDocumentValidation", true}, {"documents", bson.A{bson.D{{"_id", 2}, {"name", 42}}}}}, "n", "writeErrors")
-	p.cmd("insert field with dot/$", dbName, bson.D{{"insert", "odd"}, {"documents", bson.A{bson.D{{"_id", 1}, {"a.b", 1}}, bson.D{{"_id", 2}, {"$x", 1}}}}}, "n", "writeErrors")
+	p.cmd("insert field name with '.'", dbName, bson.D{{"insert", "odd"}, {"documents", bson.A{bson.D{{"_id", 1}, {"a.b", 1}}}}}, "n")
+	p.cmd("insert field name starting with '$'", dbName, bson.D{{"insert", "odd"}, {"documents", bson.A{bson.D{{"_id", 2}, {"$x", 1}}}}}, "n")
+	p.cmd("insert empty field name", dbName, bson.D{{"insert", "odd"}, {"documents", bson.A{bson.D{{"_id", 3}, {"", 1}}}}}, "n")
+	p.cmd("insert duplicate field names", dbName, bson.D{{"insert", "odd"}, {"documents", bson.A{bson.D{{"_id", 4}, {"f", 1}, {"f", 2}}}}}, "n")
 	for i, tv := range []struct {
 		name string
 		v    any
@@ -214,7 +218,7 @@ func main() {
 	p.cmd("find mixed-type _ids natural order", dbName, bson.D{{"find", "mixed"}}, "cursor")
 	p.cmd("insert array _id", dbName, bson.D{{"insert", "mixed"}, {"documents", bson.A{bson.D{{"_id", bson.A{1}}}}}}, "n")
 	p.cmd("insert 2 MiB document", dbName, bson.D{{"insert", "big"}, {"documents", bson.A{bson.D{{"_id", 1}, {"s", strings.Repeat("x", 2<<20)}}}}}, "n")
-	p.cmd("insert 1000-deep? (100 levels) document", dbName, bson.D{{"insert", "big"}, {"documents", bson.A{bson.D{{"_id", 2}, {"d", deep(100)}}}}}, "n")
+	p.cmd("insert 100-level nested document", dbName, bson.D{{"insert", "big"}, {"documents", bson.A{bson.D{{"_id", 2}, {"d", deep(100)}}}}}, "n")
 	p.cmd("insert field order preserved", dbName, bson.D{{"insert", "order"}, {"documents", bson.A{bson.D{{"_id", 1}, {"z", 1}, {"a", 1}, {"m", 1}}}}}, "n")
 	p.cmd("find field order", dbName, bson.D{{"find", "order"}}, "cursor")
 	p.cmd("find types round trip", dbName, bson.D{{"find", "types"}, {"sort", bson.D{{"_id", 1}}}}, "cursor")
@@ -240,9 +244,8 @@ func (p *prober) section(name string) { fmt.Printf("\n## %s\n", name) }
 
 // cmd runs a command and prints OK plus the selected reply fields, or the error.
 func (p *prober) cmd(name, db string, cmd bson.D, fields ...string) bson.M {
-	var res bson.M
-
-	err := p.client.Database(db).RunCommand(p.ctx, cmd).Decode(&res)
+	// bson.Raw keeps the field order of the reply (a bson.M would not)
+	raw, err := p.client.Database(db).RunCommand(p.ctx, cmd).Raw()
 
 	// write commands with writeErrors come back as errors from the driver: show the reply
 	var we mongo.WriteException
@@ -256,12 +259,17 @@ func (p *prober) cmd(name, db string, cmd bson.D, fields ...string) bson.M {
 		return nil
 	}
 
-	fmt.Printf("%-45s OK   %s\n", name, summarize(res, fields))
+	fmt.Printf("%-45s OK   %s\n", name, summarize(raw, fields))
+
+	var res bson.M
+	if err = bson.Unmarshal(raw, &res); err != nil {
+		panic(err)
+	}
 
 	return res
 }
 
-func summarize(res bson.M, fields []string) string {
+func summarize(res bson.Raw, fields []string) string {
 	if *verbose || len(fields) == 0 {
 		return compact(res)
 	}
@@ -269,7 +277,7 @@ func summarize(res bson.M, fields []string) string {
 	var parts []string
 
 	for _, f := range fields {
-		if v, ok := res[f]; ok {
+		if v, err := res.LookupErr(f); err == nil {
 			parts = append(parts, f+"="+compact(v))
 		} else {
 			parts = append(parts, f+"=<absent>")
@@ -279,13 +287,23 @@ func summarize(res bson.M, fields []string) string {
 	return strings.Join(parts, " ")
 }
 
+// compact renders a value (bson.Raw or bson.RawValue keep their field order) as relaxed extended JSON.
 func compact(v any) string {
-	b, err := bson.MarshalExtJSON(bson.M{"v": v}, false, false)
+	var doc any = bson.D{{"v", v}}
+	if r, ok := v.(bson.Raw); ok {
+		doc = r
+	}
+
+	b, err := bson.MarshalExtJSON(doc, *verbose, false) // -v: canonical (shows int32/int64/double)
 	if err != nil {
 		return fmt.Sprint(v)
 	}
 
-	s := strings.TrimSuffix(strings.TrimPrefix(string(b), `{"v":`), "}")
+	s := string(b)
+	if _, ok := v.(bson.Raw); !ok {
+		s = strings.TrimSuffix(strings.TrimPrefix(s, `{"v":`), "}")
+	}
+
 	if len(s) > 400 && !*verbose {
 		s = s[:400] + "…"
 	}
