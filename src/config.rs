@@ -99,16 +99,18 @@ impl Config {
 
 /// Parses `COLL=V` from `--target`.
 pub fn parse_target(s: &str) -> Result<(String, u32), ConfigError> {
-    let (c, v) = s
-        .split_once('=')
-        .ok_or_else(|| ConfigError::Usage(format!("--target {s:?}: expected COLLECTION=VERSION, e.g. orders=1")))?;
-    let v: u32 = v
-        .trim()
-        .trim_start_matches('v')
-        .parse()
-        .map_err(|_| ConfigError::Usage(format!("--target {s:?}: version must be a whole number")))?;
+    let (c, v) = s.split_once('=').ok_or_else(|| {
+        ConfigError::Usage(format!(
+            "--target {s:?}: expected COLLECTION=VERSION, e.g. orders=1"
+        ))
+    })?;
+    let v: u32 = v.trim().trim_start_matches('v').parse().map_err(|_| {
+        ConfigError::Usage(format!("--target {s:?}: version must be a whole number"))
+    })?;
     if c.trim().is_empty() {
-        return Err(ConfigError::Usage(format!("--target {s:?}: collection name is empty")));
+        return Err(ConfigError::Usage(format!(
+            "--target {s:?}: collection name is empty"
+        )));
     }
     Ok((c.trim().to_string(), v))
 }

@@ -88,7 +88,8 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         (None, Some(s)) => cfg.resolve(s),
         (None, None) => PathBuf::from("docsweep-report"),
     };
-    let mut targets: Vec<(String, u32)> = cfg.targets.iter().map(|(c, v)| (c.clone(), *v)).collect();
+    let mut targets: Vec<(String, u32)> =
+        cfg.targets.iter().map(|(c, v)| (c.clone(), *v)).collect();
     for t in &args.targets {
         targets.push(parse_target(t)?);
     }
@@ -101,7 +102,11 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         schemas,
         report_dir,
         db: args.db.or(cfg.db),
-        collections: if args.collections.is_empty() { cfg.collections } else { args.collections },
+        collections: if args.collections.is_empty() {
+            cfg.collections
+        } else {
+            args.collections
+        },
         targets,
         scan: ScanOptions {
             threads,
@@ -118,13 +123,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let mut contracts = ContractSet::load_dir(&s.schemas)?;
     for (coll, v) in &s.targets {
         let c = contracts.contracts.get_mut(coll).ok_or_else(|| {
-            ConfigError::Usage(format!("--target {coll}={v}: no contract for collection {coll:?} in {}", s.schemas.display()))
+            ConfigError::Usage(format!(
+                "--target {coll}={v}: no contract for collection {coll:?} in {}",
+                s.schemas.display()
+            ))
         })?;
         c.set_target(*v)?;
     }
     for c in &s.collections {
         if !contracts.contracts.contains_key(c) {
-            return Err(ConfigError::Usage(format!("--collection {c}: no contract for it in {}", s.schemas.display())).into());
+            return Err(ConfigError::Usage(format!(
+                "--collection {c}: no contract for it in {}",
+                s.schemas.display()
+            ))
+            .into());
         }
     }
     std::fs::create_dir_all(&s.report_dir)
@@ -142,7 +154,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         collections: Vec::new(),
     };
     let csv_path = s.report_dir.join("violations.csv");
-    let mut sink = CsvSink::create(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?;
+    let mut sink = CsvSink::create(&csv_path)
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
 
     match Source::open(&s.source, s.db.as_deref()) {
         Err(e) => report.error = Some(e.to_string()),
@@ -155,9 +168,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     }
     report.finished_at = report::now_rfc3339();
     report.status = report.derive_status();
-    let rows = sink.finish().with_context(|| format!("cannot write {}", csv_path.display()))?;
+    let rows = sink
+        .finish()
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
     let json_path = s.report_dir.join("report.json");
-    report::write_json(&report, &json_path).with_context(|| format!("cannot write {}", json_path.display()))?;
+    report::write_json(&report, &json_path)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
     let mut out = std::io::stdout().lock();
     report::write_summary(&mut out, &report, &s.report_dir.display().to_string(), rows)
         .context("cannot write the summary to stdout")?;

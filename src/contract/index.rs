@@ -135,7 +135,9 @@ impl IndexSpec {
                         .as_array()
                         .filter(|p| p.len() == 2)
                         .ok_or("`key` as an array must hold [field, direction] pairs")?;
-                    let f = pair[0].as_str().ok_or("a key field name must be a string")?;
+                    let f = pair[0]
+                        .as_str()
+                        .ok_or("a key field name must be a string")?;
                     fields.push((f.to_string(), toml_direction(f, &pair[1])?));
                 }
             }
@@ -235,7 +237,10 @@ fn toml_direction(field: &str, v: &toml::Value) -> Result<KeyDirection, String> 
 }
 
 fn is_special(s: &str) -> bool {
-    matches!(s, "text" | "hashed" | "2d" | "2dsphere" | "geoHaystack" | "wildcard")
+    matches!(
+        s,
+        "text" | "hashed" | "2d" | "2dsphere" | "geoHaystack" | "wildcard"
+    )
 }
 
 /// Directions on a server may be any numeric type (1, 1.0, NumberLong(1)); MongoDB treats

@@ -113,7 +113,11 @@ impl Contract {
     }
 
     fn declared(&self) -> String {
-        let v: Vec<String> = self.versions.iter().map(|v| v.version.to_string()).collect();
+        let v: Vec<String> = self
+            .versions
+            .iter()
+            .map(|v| v.version.to_string())
+            .collect();
         v.join(", ")
     }
 
@@ -165,8 +169,14 @@ pub fn load(path: &Path) -> Result<Contract, ContractError> {
         path: path.to_path_buf(),
         message,
     };
-    if file.collection.is_empty() || file.collection.contains('\0') || file.collection.starts_with("system.") {
-        return Err(invalid(format!("invalid collection name {:?}", file.collection)));
+    if file.collection.is_empty()
+        || file.collection.contains('\0')
+        || file.collection.starts_with("system.")
+    {
+        return Err(invalid(format!(
+            "invalid collection name {:?}",
+            file.collection
+        )));
     }
     if file.versions.is_empty() {
         return Err(invalid("no [[versions]] declared".into()));
@@ -181,9 +191,8 @@ pub fn load(path: &Path) -> Result<Contract, ContractError> {
         let validator = compile_schema(&schema_path, vf.version)?;
         let mut indexes = Vec::with_capacity(vf.indexes.len());
         for (i, raw) in vf.indexes.iter().enumerate() {
-            let spec = IndexSpec::from_toml(raw).map_err(|m| {
-                invalid(format!("version {}: index #{}: {m}", vf.version, i + 1))
-            })?;
+            let spec = IndexSpec::from_toml(raw)
+                .map_err(|m| invalid(format!("version {}: index #{}: {m}", vf.version, i + 1)))?;
             if indexes.iter().any(|x: &IndexSpec| x.key == spec.key) {
                 return Err(invalid(format!(
                     "version {}: index {} is declared twice",

@@ -36,11 +36,20 @@ references = [ { field = "customer_id", collection = "customers", to = "_id" } ]
 fn loads_and_sorts_versions() {
     let c = contract(GOOD, &[("v1.schema.json", V1), ("v2.schema.json", V1)]).unwrap();
     assert_eq!(c.collection, "orders");
-    assert_eq!(c.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        c.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [1, 2]
+    );
     assert_eq!(c.target_version().version, 1);
     assert_eq!(c.unique_indexes().count(), 1);
-    assert!(c.target_version().validator.is_valid(&serde_json::json!({"a": 1})));
-    assert!(!c.target_version().validator.is_valid(&serde_json::json!({"b": 1})));
+    assert!(c
+        .target_version()
+        .validator
+        .is_valid(&serde_json::json!({"a": 1})));
+    assert!(!c
+        .target_version()
+        .validator
+        .is_valid(&serde_json::json!({"b": 1})));
 }
 
 #[test]
@@ -54,7 +63,8 @@ fn target_override() {
 #[test]
 fn broken_contracts_are_reported_with_the_file() {
     let bad_schema = r#"{"type": 12}"#;
-    let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("bad toml", "collection = ", &[], "not valid TOML"),
         ("unknown field", "collection = \"o\"\ntarget = 1\ncolour = 2\n[[versions]]\nversion = 1\nschema = \"v1.schema.json\"\n", &[("v1.schema.json", V1)], "colour"),
         ("no versions", "collection = \"o\"\ntarget = 1\nversions = []\n", &[], "no [[versions]]"),
@@ -69,7 +79,13 @@ fn broken_contracts_are_reported_with_the_file() {
     ];
     for (what, toml, files, needle) in cases {
         let err = contract(toml, files).expect_err(what).to_string();
-        assert!(err.contains(needle), "{what}: {err:?} should mention {needle:?}");
-        assert!(err.contains(".toml") || err.contains(".json"), "{what}: {err:?} should name the file");
+        assert!(
+            err.contains(needle),
+            "{what}: {err:?} should mention {needle:?}"
+        );
+        assert!(
+            err.contains(".toml") || err.contains(".json"),
+            "{what}: {err:?} should name the file"
+        );
     }
 }

@@ -48,7 +48,15 @@ impl CsvSink {
         let file = File::create(&tmp)?;
         let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
         writer
-            .write_record(["collection", "_id", "finding", "version", "path", "keyword", "message"])
+            .write_record([
+                "collection",
+                "_id",
+                "finding",
+                "version",
+                "path",
+                "keyword",
+                "message",
+            ])
             .map_err(std::io::Error::other)?;
         Ok(CsvSink {
             writer: Some(writer),
@@ -64,7 +72,9 @@ impl CsvSink {
         let Some(writer) = self.writer.take() else {
             return Ok(rows);
         };
-        let buf = writer.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+        let buf = writer
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let file = buf.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&self.tmp, &self.path)?;

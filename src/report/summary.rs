@@ -22,7 +22,13 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
     if !c.present {
         return writeln!(w, "{}  target v{}  NOT IN SOURCE", c.name, c.target_version);
     }
-    write!(w, "{}  target v{}  {} documents", c.name, c.target_version, num(c.documents))?;
+    write!(
+        w,
+        "{}  target v{}  {} documents",
+        c.name,
+        c.target_version,
+        num(c.documents)
+    )?;
     if c.unreadable > 0 {
         write!(w, ", {} UNREADABLE", num(c.unreadable))?;
     }
@@ -41,7 +47,10 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
         writeln!(w, "  invalid        {}", num(c.classes.invalid))?;
     }
     if !c.indexes.available {
-        writeln!(w, "  indexes        not checked (the source has no index information)")?;
+        writeln!(
+            w,
+            "  indexes        not checked (the source has no index information)"
+        )?;
     } else if c.indexes.missing.is_empty() && c.indexes.unexpected.is_empty() {
         writeln!(w, "  indexes        as the contract says")?;
     } else {
@@ -107,7 +116,12 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
 }
 
 /// Writes the summary of a finished (or failed) check.
-pub fn write_summary(w: &mut dyn Write, report: &Report, report_dir: &str, violations: u64) -> io::Result<()> {
+pub fn write_summary(
+    w: &mut dyn Write,
+    report: &Report,
+    report_dir: &str,
+    violations: u64,
+) -> io::Result<()> {
     match &report.database {
         Some(db) => writeln!(w, "docsweep check  {}  (database {db})", report.source)?,
         None => writeln!(w, "docsweep check  {}", report.source)?,
@@ -154,7 +168,13 @@ pub fn write_summary(w: &mut dyn Write, report: &Report, report_dir: &str, viola
 mod tests {
     #[test]
     fn thousands() {
-        for (n, s) in [(0, "0"), (999, "999"), (1000, "1,000"), (60300, "60,300"), (1234567, "1,234,567")] {
+        for (n, s) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (60300, "60,300"),
+            (1234567, "1,234,567"),
+        ] {
             assert_eq!(super::num(n), s);
         }
     }

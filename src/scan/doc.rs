@@ -80,7 +80,12 @@ impl<'a> DocContext<'a> {
     ) -> Self {
         // The target version's references first, then the others by version.
         let mut order: Vec<usize> = (0..contract.versions.len()).collect();
-        order.sort_by_key(|&i| (contract.versions[i].version != contract.target, contract.versions[i].version));
+        order.sort_by_key(|&i| {
+            (
+                contract.versions[i].version != contract.target,
+                contract.versions[i].version,
+            )
+        });
         let mut refs: Vec<Reference> = Vec::new();
         for &i in &order {
             for r in &contract.versions[i].references {
@@ -114,7 +119,9 @@ impl<'a> DocContext<'a> {
     pub fn examine(&self, bytes: &[u8], location: Location, broken: Option<&str>) -> Examined {
         let outcome = match broken {
             Some(msg) => Err(msg.to_string()),
-            None => self.decode(bytes, location).map(|(d, oversize)| Box::new(self.facts(d, oversize))),
+            None => self
+                .decode(bytes, location)
+                .map(|(d, oversize)| Box::new(self.facts(d, oversize))),
         };
         Examined { location, outcome }
     }
@@ -124,19 +131,23 @@ impl<'a> DocContext<'a> {
             Encoding::Bson => {
                 let d = value::from_bson(bytes).map_err(|e| match (e.offset(), location) {
                     (Some(inner), Location::Offset(start)) => {
-                        format!("{e} (document at byte offset {start}, error at byte offset {})", start + inner as u64)
+                        format!(
+                            "{e} (document at byte offset {start}, error at byte offset {})",
+                            start + inner as u64
+                        )
                     }
                     _ => e.to_string(),
                 })?;
                 Ok((d, bytes.len() > MAX_BSON_BYTES))
             }
             Encoding::Json => {
-                let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+                let v: Value =
+                    serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
                 let d = value::from_ejson(v).map_err(|e| e.to_string())?;
                 // JSON text can be several times smaller than its BSON form; only
                 // large documents pay for measuring the real size.
                 let oversize = bytes.len() > MAX_BSON_BYTES / 4
-                    && value::to_bson(&d.value).map_or(false, |b| b.len() > MAX_BSON_BYTES);
+                    && value::to_bson(&d.value).is_ok_and(|b| b.len() > MAX_BSON_BYTES);
                 Ok((d, oversize))
             }
         }
@@ -184,7 +195,13 @@ impl<'a> DocContext<'a> {
         let exported = self
             .exported_fields
             .iter()
-            .map(|f| values_at(doc, f).into_iter().filter(|v| !v.is_null()).map(value::key_hash).collect())
+            .map(|f| {
+                values_at(doc, f)
+                    .into_iter()
+                    .filter(|v| !v.is_null())
+                    .map(value::key_hash)
+                    .collect()
+            })
             .collect();
         DocFacts {
             id,
@@ -227,7 +244,11 @@ impl<'a> DocContext<'a> {
                     e.masked().to_string()
                 };
                 SchemaError {
-                    pointer: if pointer.is_empty() { "/".into() } else { pointer },
+                    pointer: if pointer.is_empty() {
+                        "/".into()
+                    } else {
+                        pointer
+                    },
                     keyword: e.kind().keyword().to_string(),
                     message,
                 }
@@ -251,7 +272,11 @@ fn unique_keys(doc: &Value, ix: &IndexSpec) -> Vec<u128> {
     let null = value::key_hash(&Value::Null);
     let mut combos: Vec<Vec<u8>> = vec![Vec::new()];
     for hashes in &per_field {
-        let hashes: &[u128] = if hashes.is_empty() { std::slice::from_ref(&null) } else { hashes };
+        let hashes: &[u128] = if hashes.is_empty() {
+            std::slice::from_ref(&null)
+        } else {
+            hashes
+        };
         let mut next = Vec::with_capacity(combos.len() * hashes.len());
         'outer: for c in &combos {
             for h in hashes {

@@ -42,8 +42,14 @@ impl IdArena {
 
     /// The `_id` of document `ordinal` as relaxed Extended JSON ("" when it had none).
     pub fn get(&self, ordinal: usize) -> String {
-        let start = if ordinal == 0 { 0 } else { self.ends[ordinal - 1] as usize };
-        let end = self.ends.get(ordinal).map_or(start, |&e| e as usize);
+        let Some(&end) = self.ends.get(ordinal) else {
+            return String::new();
+        };
+        let start = match ordinal.checked_sub(1) {
+            Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
+            None => 0,
+        };
+        let (start, end) = (start as usize, end as usize);
         let Some((&tag, rest)) = self.bytes.get(start..end).and_then(<[u8]>::split_first) else {
             return String::new();
         };

@@ -71,6 +71,8 @@ pub struct ScanOutcome {
 }
 
 type KeySets = HashMap<(String, String), HashSet<u128>>;
+/// The value sets of a collection's fields that other collections reference.
+type ExportedKeys = Vec<(String, HashSet<u128>)>;
 
 /// Scans the selected collections (all contracts when empty) of `source`.
 pub fn scan(
@@ -111,7 +113,10 @@ pub fn scan(
     let mut key_only: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (coll, field) in &needed {
         if !checked.contains(coll.as_str()) {
-            key_only.entry(coll.as_str()).or_default().push(field.clone());
+            key_only
+                .entry(coll.as_str())
+                .or_default()
+                .push(field.clone());
         }
     }
     for (coll, fields) in key_only {
@@ -188,8 +193,7 @@ fn scan_order<'a>(chosen: &[&'a Contract]) -> Vec<&'a Contract> {
     while !left.is_empty() {
         let ready = left.iter().position(|c| {
             c.versions.iter().flat_map(|v| &v.references).all(|r| {
-                r.collection == c.collection
-                    || !left.iter().any(|o| o.collection == r.collection)
+                r.collection == c.collection || !left.iter().any(|o| o.collection == r.collection)
             })
         });
         let i = ready.unwrap_or(0);
@@ -371,7 +375,13 @@ impl<'a> CollectionScan<'a> {
         let mut ctx: Option<DocContext<'a>> = None;
         let result = stream_batches(source, cs, &pb, opts.batch_records, |encoding, batch| {
             let ctx = ctx.get_or_insert_with(|| {
-                DocContext::new(contract, encoding, exported_fields.clone(), opts.max_errors, opts.show_values)
+                DocContext::new(
+                    contract,
+                    encoding,
+                    exported_fields.clone(),
+                    opts.max_errors,
+                    opts.show_values,
+                )
             });
             if self.ctx_refs.is_empty() && !ctx.refs.is_empty() {
                 self.ctx_refs = ctx.refs.clone();
@@ -401,7 +411,13 @@ impl<'a> CollectionScan<'a> {
         pb.finish_and_clear();
         if self.ctx_refs.is_empty() {
             // An empty collection still reports its references (with no orphans).
-            let ctx = DocContext::new(contract, crate::source::Encoding::Bson, Vec::new(), 1, false);
+            let ctx = DocContext::new(
+                contract,
+                crate::source::Encoding::Bson,
+                Vec::new(),
+                1,
+                false,
+            );
             self.ctx_refs = ctx.refs.clone();
             self.report.references = ctx
                 .refs
@@ -417,7 +433,15 @@ impl<'a> CollectionScan<'a> {
         result
     }
 
-    fn row(&self, id: &str, finding: &str, version: Option<u32>, path: &str, keyword: &str, message: String) -> Violation {
+    fn row(
+        &self,
+        id: &str,
+        finding: &str,
+        version: Option<u32>,
+        path: &str,
+        keyword: &str,
+        message: String,
+    ) -> Violation {
         Violation {
             collection: self.contract.collection.clone(),
             id: id.to_string(),
@@ -430,12 +454,24 @@ impl<'a> CollectionScan<'a> {
     }
 
     /// Folds one examined document into the collection's results, in source order.
-    fn fold(&mut self, ex: Examined, keys: &KeySets, sink: &mut dyn ViolationSink) -> Result<(), ScanError> {
+    fn fold(
+        &mut self,
+        ex: Examined,
+        keys: &KeySets,
+        sink: &mut dyn ViolationSink,
+    ) -> Result<(), ScanError> {
         let facts = match ex.outcome {
             Err(message) => {
                 self.report.unreadable += 1;
                 let file = self.cs.file.display();
-                let v = self.row("", "unreadable", None, "", "", format!("{file}: {}: {message}", ex.location));
+                let v = self.row(
+                    "",
+                    "unreadable",
+                    None,
+                    "",
+                    "",
+                    format!("{file}: {}: {message}", ex.location),
+                );
                 sink.violation(&v)?;
                 return Ok(());
             }
@@ -450,7 +486,12 @@ impl<'a> CollectionScan<'a> {
         match facts.class {
             Class::Valid => self.report.classes.valid += 1,
             Class::OtherVersion(v) => {
-                *self.report.classes.other_version.entry(v.to_string()).or_insert(0) += 1;
+                *self
+                    .report
+                    .classes
+                    .other_version
+                    .entry(v.to_string())
+                    .or_insert(0) += 1;
                 let msg = format!("fails target version {target}, passes version {v}");
                 sink.violation(&self.row(&id, "other_version", Some(v), "", "", msg))?;
             }
@@ -463,7 +504,14 @@ impl<'a> CollectionScan<'a> {
                     if entry.1.len() < 3 && !id.is_empty() {
                         entry.1.push(id.clone());
                     }
-                    sink.violation(&self.row(&id, "invalid", Some(target), &e.pointer, &e.keyword, e.message.clone()))?;
+                    sink.violation(&self.row(
+                        &id,
+                        "invalid",
+                        Some(target),
+                        &e.pointer,
+                        &e.keyword,
+                        e.message.clone(),
+                    ))?;
                 }
             }
         }
@@ -472,22 +520,53 @@ impl<'a> CollectionScan<'a> {
         match facts.id_key {
             None => {
                 self.report.structure.missing_id += 1;
-                sink.violation(&self.row("", "missing_id", None, "/_id", "", format!("document at {} has no _id", ex.location)))?;
+                sink.violation(&self.row(
+                    "",
+                    "missing_id",
+                    None,
+                    "/_id",
+                    "",
+                    format!("document at {} has no _id", ex.location),
+                ))?;
             }
             Some(k) => {
                 if !self.id_set.insert(k) {
                     self.report.structure.duplicate_id += 1;
-                    sink.violation(&self.row(&id, "duplicate_id", None, "/_id", "", format!("_id seen before (document at {})", ex.location)))?;
+                    sink.violation(&self.row(
+                        &id,
+                        "duplicate_id",
+                        None,
+                        "/_id",
+                        "",
+                        format!("_id seen before (document at {})", ex.location),
+                    ))?;
                 }
             }
         }
         if facts.depth > MAX_NESTING {
             self.report.structure.too_deep += 1;
-            sink.violation(&self.row(&id, "too_deep", None, "", "", format!("nested {} levels deep; MongoDB allows {MAX_NESTING}", facts.depth)))?;
+            sink.violation(&self.row(
+                &id,
+                "too_deep",
+                None,
+                "",
+                "",
+                format!(
+                    "nested {} levels deep; MongoDB allows {MAX_NESTING}",
+                    facts.depth
+                ),
+            ))?;
         }
         if facts.oversize {
             self.report.structure.oversize += 1;
-            sink.violation(&self.row(&id, "oversize", None, "", "", format!("larger than MongoDB's {MAX_BSON_BYTES}-byte document limit")))?;
+            sink.violation(&self.row(
+                &id,
+                "oversize",
+                None,
+                "",
+                "",
+                format!("larger than MongoDB's {MAX_BSON_BYTES}-byte document limit"),
+            ))?;
         }
 
         // Unique keys, checked on the data even when the index is missing.
@@ -501,11 +580,32 @@ impl<'a> CollectionScan<'a> {
                 if count == 2 {
                     let first_id = self.ids.get(first as usize);
                     let msg = format!("same {label} as another document (unique index)");
-                    sink.violation(&self.row(&first_id, &format!("duplicate:{label}"), None, "", "", msg.clone()))?;
-                    sink.violation(&self.row(&id, &format!("duplicate:{label}"), None, "", "", msg))?;
+                    sink.violation(&self.row(
+                        &first_id,
+                        &format!("duplicate:{label}"),
+                        None,
+                        "",
+                        "",
+                        msg.clone(),
+                    ))?;
+                    sink.violation(&self.row(
+                        &id,
+                        &format!("duplicate:{label}"),
+                        None,
+                        "",
+                        "",
+                        msg,
+                    ))?;
                 } else if count > 2 {
                     let msg = format!("same {label} as another document (unique index)");
-                    sink.violation(&self.row(&id, &format!("duplicate:{label}"), None, "", "", msg))?;
+                    sink.violation(&self.row(
+                        &id,
+                        &format!("duplicate:{label}"),
+                        None,
+                        "",
+                        "",
+                        msg,
+                    ))?;
                 }
             }
         }
@@ -523,7 +623,14 @@ impl<'a> CollectionScan<'a> {
                     if hashes.iter().any(|h| !set.contains(h)) {
                         self.report.references[*ri].orphans += 1;
                         let msg = format!("{} not found in {}.{}", r.field, r.collection, r.to);
-                        sink.violation(&self.row(&id, &format!("orphan:{}", r.field), None, &pointer_of(&r.field), "", msg))?;
+                        sink.violation(&self.row(
+                            &id,
+                            &format!("orphan:{}", r.field),
+                            None,
+                            &pointer_of(&r.field),
+                            "",
+                            msg,
+                        ))?;
                     }
                 }
                 None => self.deferred.push((*ri, id.clone(), hashes.clone())),
@@ -541,7 +648,7 @@ impl<'a> CollectionScan<'a> {
         source: &Source,
         keys: &KeySets,
         sink: &mut dyn ViolationSink,
-    ) -> Result<(CollectionReport, Vec<(String, HashSet<u128>)>), ScanError> {
+    ) -> Result<(CollectionReport, ExportedKeys), ScanError> {
         let _ = source;
         let own: HashMap<&str, &HashSet<u128>> = self
             .exported_fields
@@ -555,12 +662,20 @@ impl<'a> CollectionScan<'a> {
             let set = if r.collection == self.contract.collection {
                 own.get(r.to.as_str()).copied().unwrap_or(&empty)
             } else {
-                keys.get(&(r.collection.clone(), r.to.clone())).unwrap_or(&empty)
+                keys.get(&(r.collection.clone(), r.to.clone()))
+                    .unwrap_or(&empty)
             };
             if hashes.iter().any(|h| !set.contains(h)) {
                 self.report.references[ri].orphans += 1;
                 let msg = format!("{} not found in {}.{}", r.field, r.collection, r.to);
-                let v = self.row(&id, &format!("orphan:{}", r.field), None, &pointer_of(&r.field), "", msg);
+                let v = self.row(
+                    &id,
+                    &format!("orphan:{}", r.field),
+                    None,
+                    &pointer_of(&r.field),
+                    "",
+                    msg,
+                );
                 sink.violation(&v)?;
             }
         }
@@ -596,17 +711,31 @@ impl<'a> CollectionScan<'a> {
                 example_ids,
             })
             .collect();
-        top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.keyword, &a.path).cmp(&(&b.keyword, &b.path))));
+        top.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.keyword, &a.path).cmp(&(&b.keyword, &b.path)))
+        });
         top.truncate(20);
         self.report.top_errors = top;
 
-        let exported = self.exported_fields.into_iter().zip(self.exported).collect();
+        let exported = self
+            .exported_fields
+            .into_iter()
+            .zip(self.exported)
+            .collect();
         Ok((self.report, exported))
     }
 }
 
 fn pointer_of(dotted: &str) -> String {
-    format!("/{}", dotted.replace('~', "~0").replace('/', "~1").replace('.', "/"))
+    format!(
+        "/{}",
+        dotted
+            .replace('~', "~0")
+            .replace('/', "~1")
+            .replace('.', "/")
+    )
 }
 
 /// Compares the collection's actual indexes with the target version's.

@@ -6,7 +6,7 @@ use crate::source::SourceSpec;
 use proptest::prelude::*;
 
 const ITEM_SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
- "required":["sku"],"properties":{"sku":{"type":"string"},"parent":{}},"additionalProperties":false}"#;
+ "required":["sku"],"properties":{"_id":{},"owner":{},"sku":{"type":"string"},"parent":{}},"additionalProperties":false}"#;
 const ITEM_V2: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",
  "required":["code"],"properties":{"code":{"type":"string"}}}"#;
 
@@ -89,26 +89,52 @@ fn every_check_counts_what_it_should() {
     // number are keyed null and 7: no duplicates there.
     assert_eq!(r.duplicates[0].groups, 1);
     assert_eq!(r.duplicates[0].documents, 3);
-    let orphans: Vec<(String, u64)> = r.references.iter().map(|x| (x.field.clone(), x.orphans)).collect();
+    let orphans: Vec<(String, u64)> = r
+        .references
+        .iter()
+        .map(|x| (x.field.clone(), x.orphans))
+        .collect();
     // owner 99 is missing; 11.0 matches 11 (numbers compare by value);
     // parent 42 is not an item _id, parent 1 is.
-    assert_eq!(orphans, [("owner".to_string(), 1), ("parent".to_string(), 1)]);
+    assert_eq!(
+        orphans,
+        [("owner".to_string(), 1), ("parent".to_string(), 1)]
+    );
     assert!(!r.indexes.available, "exports carry no indexes");
     let kinds: Vec<&str> = rows.iter().map(|v| v.finding.as_str()).collect();
     assert!(kinds.contains(&"unreadable") && kinds.contains(&"other_version"));
     assert_eq!(kinds.iter().filter(|k| **k == "duplicate:sku").count(), 3);
     let unreadable = rows.iter().find(|v| v.finding == "unreadable").unwrap();
-    assert!(unreadable.message.contains("line 8"), "{}", unreadable.message);
+    assert!(
+        unreadable.message.contains("line 8"),
+        "{}",
+        unreadable.message
+    );
     let invalid = rows.iter().find(|v| v.finding == "invalid").unwrap();
-    assert_eq!((invalid.id.as_str(), invalid.path.as_str(), invalid.keyword.as_str()), ("5", "/sku", "type"));
-    assert!(!invalid.message.contains('7'), "values are masked: {}", invalid.message);
+    assert_eq!(
+        (
+            invalid.id.as_str(),
+            invalid.path.as_str(),
+            invalid.keyword.as_str()
+        ),
+        ("5", "/sku", "type")
+    );
+    assert!(
+        !invalid.message.contains('7'),
+        "values are masked: {}",
+        invalid.message
+    );
 }
 
 #[test]
 fn missing_referenced_collection_makes_every_reference_an_orphan() {
     let f = Fixture::new(ITEMS, None);
     let (reports, _) = f.run(1, 100);
-    let owner = reports[0].references.iter().find(|r| r.field == "owner").unwrap();
+    let owner = reports[0]
+        .references
+        .iter()
+        .find(|r| r.field == "owner")
+        .unwrap();
     assert_eq!(owner.orphans, 3);
 }
 
@@ -141,9 +167,19 @@ fn index_coverage_respects_order_and_uniqueness() {
     ];
     let got = index_coverage(c, Some(&actual));
     assert!(got.available);
-    assert_eq!(got.missing, [serde_json::json!({"key": {"sku": 1}, "unique": true})]);
-    assert_eq!(got.unexpected.len(), 2, "non-unique sku_1 and code_1: {:?}", got.unexpected);
-    let ok = vec![j(serde_json::json!({"key": {"sku": 1}, "name": "sku_1", "unique": true}))];
+    assert_eq!(
+        got.missing,
+        [serde_json::json!({"key": {"sku": 1}, "unique": true})]
+    );
+    assert_eq!(
+        got.unexpected.len(),
+        2,
+        "non-unique sku_1 and code_1: {:?}",
+        got.unexpected
+    );
+    let ok = vec![j(
+        serde_json::json!({"key": {"sku": 1}, "name": "sku_1", "unique": true}),
+    )];
     let got = index_coverage(c, Some(&ok));
     assert!(got.missing.is_empty() && got.unexpected.is_empty());
 }

@@ -3,9 +3,9 @@
 
 use std::io::Read;
 
-use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES};
 #[cfg(test)]
 use super::BATCH_RECORDS;
+use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES};
 
 /// Records larger than this are treated as a corrupt length prefix. Documents over
 /// MongoDB's 16 MiB limit up to this size are still read (and reported as oversize).
@@ -235,7 +235,9 @@ mod tests {
     use super::*;
 
     fn doc(i: i32) -> Vec<u8> {
-        bson::doc! {"_id": i, "name": format!("n{i}")}.to_vec().unwrap()
+        bson::doc! {"_id": i, "name": format!("n{i}")}
+            .to_vec()
+            .unwrap()
     }
 
     fn read_all(bytes: Vec<u8>) -> Vec<(Location, Option<String>, usize)> {

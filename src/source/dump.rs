@@ -9,13 +9,20 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{io_err, BsonReader, CollectionKind, CollectionSource, RecordReader, Source, SourceError, SourceSpec};
+use super::{
+    io_err, BsonReader, CollectionKind, CollectionSource, RecordReader, Source, SourceError,
+    SourceSpec,
+};
 use crate::contract::IndexSpec;
 
 /// Databases mongodump writes that never hold user collections.
 const SYSTEM_DBS: [&str; 3] = ["admin", "config", "local"];
 
-pub(super) fn open(spec: &SourceSpec, path: &Path, db: Option<&str>) -> Result<Source, SourceError> {
+pub(super) fn open(
+    spec: &SourceSpec,
+    path: &Path,
+    db: Option<&str>,
+) -> Result<Source, SourceError> {
     if !path.is_dir() {
         return Err(io_err(
             path,
@@ -27,9 +34,7 @@ pub(super) fn open(spec: &SourceSpec, path: &Path, db: Option<&str>) -> Result<S
         ));
     }
     let (db_name, dir) = if has_bson_files(path)? {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         if let (Some(want), Some(have)) = (db, name.as_deref()) {
             if want != have {
                 return Err(io_err(
@@ -46,19 +51,32 @@ pub(super) fn open(spec: &SourceSpec, path: &Path, db: Option<&str>) -> Result<S
                 dbs.push(entry);
             }
         }
-        let name_of = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name_of = |p: &PathBuf| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
         let chosen = match db {
-            Some(want) => dbs.into_iter().find(|p| name_of(p) == want).ok_or_else(|| {
-                io_err(path, format!("holds no dump of database {want:?}"))
-            })?,
+            Some(want) => dbs
+                .into_iter()
+                .find(|p| name_of(p) == want)
+                .ok_or_else(|| io_err(path, format!("holds no dump of database {want:?}")))?,
             None => {
                 let user: Vec<PathBuf> = dbs
                     .into_iter()
                     .filter(|p| !SYSTEM_DBS.contains(&name_of(p).as_str()))
                     .collect();
                 match user.len() {
-                    0 => return Err(io_err(path, "no .bson files found: not a mongodump directory")),
-                    1 => user.into_iter().next().ok_or_else(|| io_err(path, "no database"))?,
+                    0 => {
+                        return Err(io_err(
+                            path,
+                            "no .bson files found: not a mongodump directory",
+                        ))
+                    }
+                    1 => user
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| io_err(path, "no database"))?,
                     _ => {
                         let names: Vec<String> = user.iter().map(name_of).collect();
                         return Err(io_err(
@@ -77,7 +95,11 @@ pub(super) fn open(spec: &SourceSpec, path: &Path, db: Option<&str>) -> Result<S
 
     let mut collections = Vec::new();
     for file in read_dir_sorted(&dir)? {
-        let Some(fname) = file.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+        let Some(fname) = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         let (name, gzip) = if let Some(n) = fname.strip_suffix(".bson.gz") {
@@ -96,7 +118,9 @@ pub(super) fn open(spec: &SourceSpec, path: &Path, db: Option<&str>) -> Result<S
             format!("{name}.metadata.json")
         };
         let meta = dir.join(meta_name);
-        let size = std::fs::metadata(&file).map_err(|e| io_err(&file, e))?.len();
+        let size = std::fs::metadata(&file)
+            .map_err(|e| io_err(&file, e))?
+            .len();
         collections.push(CollectionSource {
             name,
             file,
@@ -158,10 +182,9 @@ pub(super) fn open_stream(
         count: Arc::clone(&count),
     };
     let stream: Box<dyn Read + Send> = if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(
-            256 << 10,
-            counting,
-        )))
+        Box::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::with_capacity(256 << 10, counting),
+        ))
     } else {
         Box::new(counting)
     };
@@ -170,7 +193,11 @@ pub(super) fn open_stream(
 
 pub(super) fn reader(path: &Path, gzip: bool) -> Result<Box<dyn RecordReader>, SourceError> {
     let (stream, count) = open_stream(path, gzip)?;
-    Ok(Box::new(BsonReader::new(stream, Some(count), path.to_path_buf())))
+    Ok(Box::new(BsonReader::new(
+        stream,
+        Some(count),
+        path.to_path_buf(),
+    )))
 }
 
 /// Reads the `indexes` of a `<coll>.metadata.json[.gz]` file (canonical or relaxed
@@ -182,8 +209,8 @@ pub(super) fn read_indexes(path: &Path) -> Result<Vec<IndexSpec>, SourceError> {
     stream
         .read_to_end(&mut text)
         .map_err(|e| io_err(path, format!("read failed: {e}")))?;
-    let v: Value = serde_json::from_slice(&text)
-        .map_err(|e| io_err(path, format!("not valid JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(&text).map_err(|e| io_err(path, format!("not valid JSON: {e}")))?;
     let list = v
         .get("indexes")
         .and_then(Value::as_array)

@@ -4,9 +4,19 @@
 use std::path::Path;
 
 use super::dump::open_stream;
-use super::{io_err, CollectionKind, CollectionSource, JsonReader, RecordReader, Source, SourceError, SourceSpec};
+use super::{
+    io_err, CollectionKind, CollectionSource, JsonReader, RecordReader, Source, SourceError,
+    SourceSpec,
+};
 
-const SUFFIXES: [&str; 6] = [".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz"];
+const SUFFIXES: [&str; 6] = [
+    ".json",
+    ".ndjson",
+    ".jsonl",
+    ".json.gz",
+    ".ndjson.gz",
+    ".jsonl.gz",
+];
 
 fn collection_name(file: &Path) -> Option<String> {
     let name = file.file_name()?.to_str()?;
@@ -28,7 +38,10 @@ pub(super) fn open(spec: &SourceSpec, path: &Path) -> Result<Source, SourceError
         }
         v.sort();
         if v.is_empty() {
-            return Err(io_err(path, "no <collection>.json files found: not a mongoexport directory"));
+            return Err(io_err(
+                path,
+                "no <collection>.json files found: not a mongoexport directory",
+            ));
         }
         v
     } else if path.is_file() {
@@ -41,14 +54,21 @@ pub(super) fn open(spec: &SourceSpec, path: &Path) -> Result<Source, SourceError
     };
     let mut collections: Vec<CollectionSource> = Vec::new();
     for file in files {
-        let Some(name) = collection_name(&file) else { continue };
+        let Some(name) = collection_name(&file) else {
+            continue;
+        };
         if let Some(prev) = collections.iter().find(|c| c.name == name) {
             return Err(io_err(
                 &file,
-                format!("collection {name:?} is also exported in {}", prev.file.display()),
+                format!(
+                    "collection {name:?} is also exported in {}",
+                    prev.file.display()
+                ),
             ));
         }
-        let size = std::fs::metadata(&file).map_err(|e| io_err(&file, e))?.len();
+        let size = std::fs::metadata(&file)
+            .map_err(|e| io_err(&file, e))?
+            .len();
         collections.push(CollectionSource {
             name,
             file,
@@ -66,5 +86,9 @@ pub(super) fn open(spec: &SourceSpec, path: &Path) -> Result<Source, SourceError
 pub(super) fn reader(path: &Path) -> Result<Box<dyn RecordReader>, SourceError> {
     let gzip = path.extension().is_some_and(|e| e == "gz");
     let (stream, count) = open_stream(path, gzip)?;
-    Ok(Box::new(JsonReader::new(stream, Some(count), path.to_path_buf())))
+    Ok(Box::new(JsonReader::new(
+        stream,
+        Some(count),
+        path.to_path_buf(),
+    )))
 }

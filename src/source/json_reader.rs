@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES};
 #[cfg(test)]
 use super::BATCH_RECORDS;
+use super::{Batch, Encoding, Location, Record, RecordReader, SourceError, BATCH_BYTES};
 
 /// Longest line or array element read before it is reported as unreadable.
 const MAX_JSON_RECORD_BYTES: usize = super::MAX_RECORD_BYTES * 4;
@@ -34,7 +34,11 @@ pub struct JsonReader {
 }
 
 impl JsonReader {
-    pub fn new(input: Box<dyn Read + Send>, counter: Option<Arc<AtomicU64>>, path: PathBuf) -> Self {
+    pub fn new(
+        input: Box<dyn Read + Send>,
+        counter: Option<Arc<AtomicU64>>,
+        path: PathBuf,
+    ) -> Self {
         JsonReader {
             input: BufReader::with_capacity(256 << 10, input),
             counter,
@@ -46,7 +50,6 @@ impl JsonReader {
             line_buf: Vec::new(),
         }
     }
-
 
     /// Peeks the first non-whitespace byte to choose NDJSON or array mode.
     fn detect(&mut self) -> Result<(), SourceError> {
@@ -65,7 +68,11 @@ impl JsonReader {
             match buf.iter().position(|b| !b.is_ascii_whitespace()) {
                 Some(i) => {
                     let first = buf[i];
-                    self.mode = if first == b'[' { Mode::Array } else { Mode::Lines };
+                    self.mode = if first == b'[' {
+                        Mode::Array
+                    } else {
+                        Mode::Lines
+                    };
                     if self.mode == Mode::Array {
                         self.line += buf[..i].iter().filter(|&&b| b == b'\n').count() as u64;
                         self.input.consume(i + 1);
@@ -150,7 +157,11 @@ impl JsonReader {
             let buf = self.input.fill_buf().map_err(|e| read_err(&self.path, e))?;
             if buf.is_empty() {
                 let location = self.element_location();
-                push_broken(batch, location, "unterminated JSON array: missing `]`".into());
+                push_broken(
+                    batch,
+                    location,
+                    "unterminated JSON array: missing `]`".into(),
+                );
                 self.mode = Mode::Done;
                 return Ok(false);
             }
@@ -181,7 +192,11 @@ impl JsonReader {
             let buf = self.input.fill_buf().map_err(|e| read_err(&self.path, e))?;
             if buf.is_empty() {
                 batch.data.truncate(start);
-                push_broken(batch, location, "unterminated array element at end of file".into());
+                push_broken(
+                    batch,
+                    location,
+                    "unterminated array element at end of file".into(),
+                );
                 self.mode = Mode::Done;
                 return Ok(false);
             }
@@ -272,8 +287,14 @@ fn push_broken(batch: &mut Batch, location: Location, msg: String) {
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |i| i + 1);
+    let s = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let e = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(s, |i| i + 1);
     &b[s..e.max(s)]
 }
 
@@ -306,7 +327,11 @@ impl RecordReader for JsonReader {
                 .map_err(|e| read_err(&self.path, e))?;
             if !trim_ascii(&rest).is_empty() {
                 let location = self.element_location();
-                push_broken(&mut batch, location, "unexpected content after the closing `]`".into());
+                push_broken(
+                    &mut batch,
+                    location,
+                    "unexpected content after the closing `]`".into(),
+                );
             }
             self.offset += rest.len() as u64;
         }
@@ -326,7 +351,11 @@ mod tests {
     use super::*;
 
     fn records(text: &str) -> Vec<(String, Option<String>, Location)> {
-        let mut r = JsonReader::new(Box::new(std::io::Cursor::new(text.as_bytes().to_vec())), None, "t.json".into());
+        let mut r = JsonReader::new(
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            None,
+            "t.json".into(),
+        );
         let mut out = Vec::new();
         while let Some(b) = r.next_batch(BATCH_RECORDS).unwrap() {
             for rec in &b.records {
@@ -345,7 +374,13 @@ mod tests {
         let r = records("{\"a\":1}\r\n\n{\"a\":2}\n{\"a\":");
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].0, "{\"a\":1}");
-        assert_eq!(r[1].2, Location::Line { line: 3, offset: 10 });
+        assert_eq!(
+            r[1].2,
+            Location::Line {
+                line: 3,
+                offset: 10
+            }
+        );
         assert_eq!(r[2].0, "{\"a\":");
     }
 
@@ -354,7 +389,14 @@ mod tests {
         let r = records(" [\n{\"a\":\"x,]}\\\"\"},\n {\"b\":[1,2]} , 3 ]\n");
         let texts: Vec<&str> = r.iter().map(|x| x.0.as_str()).collect();
         assert_eq!(texts, ["{\"a\":\"x,]}\\\"\"}", "{\"b\":[1,2]}", "3"]);
-        assert_eq!(r[1].2, Location::Element { index: 1, line: 3, offset: 20 });
+        assert_eq!(
+            r[1].2,
+            Location::Element {
+                index: 1,
+                line: 3,
+                offset: 20
+            }
+        );
         assert!(records("[]").is_empty());
     }
 
@@ -364,7 +406,13 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert!(r[1].1.is_some());
         let r = records("[{\"a\":1}] x");
-        assert!(r.last().unwrap().1.as_deref().unwrap().contains("after the closing"));
+        assert!(r
+            .last()
+            .unwrap()
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("after the closing"));
         let r = records("[{\"a\":1}");
         assert!(r.last().unwrap().1.is_some());
     }

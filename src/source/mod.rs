@@ -104,12 +104,7 @@ pub fn redact_uri(s: &str) -> String {
     } else {
         user.to_string()
     };
-    format!(
-        "{}{}{}",
-        &s[..scheme_end + 3],
-        masked,
-        &rest[at..]
-    )
+    format!("{}{}{}", &s[..scheme_end + 3], masked, &rest[at..])
 }
 
 /// Where a record was read from, for messages and violations.csv.
@@ -202,7 +197,10 @@ pub struct CollectionSource {
 
 #[derive(Debug, Clone)]
 enum CollectionKind {
-    Dump { gzip: bool, metadata: Option<PathBuf> },
+    Dump {
+        gzip: bool,
+        metadata: Option<PathBuf>,
+    },
     Export,
 }
 
@@ -289,17 +287,31 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         let cases = [
-            ("mongodb://u:secret@h:27017/db", "mongodb://u:****@h:27017/db"),
-            ("mongodb://u:p%40ss@h1,h2/db?x=1", "mongodb://u:****@h1,h2/db?x=1"),
+            (
+                "mongodb://u:secret@h:27017/db",
+                "mongodb://u:****@h:27017/db",
+            ),
+            (
+                "mongodb://u:p%40ss@h1,h2/db?x=1",
+                "mongodb://u:****@h1,h2/db?x=1",
+            ),
             ("mongodb+srv://u@h/db", "mongodb+srv://u@h/db"),
-            ("mongodb://h/db?authSource=a@b", "mongodb://h/db?authSource=a@b"),
+            (
+                "mongodb://h/db?authSource=a@b",
+                "mongodb://h/db?authSource=a@b",
+            ),
             ("mongodb://h", "mongodb://h"),
         ];
         for (given, want) in cases {
             assert_eq!(redact_uri(given), want);
-            assert!(!SourceSpec::parse(given).unwrap().to_string().contains("secret"));
+            assert!(!SourceSpec::parse(given)
+                .unwrap()
+                .to_string()
+                .contains("secret"));
         }
-        let e = SourceSpec::parse("mongo://u:secret@h").unwrap_err().to_string();
+        let e = SourceSpec::parse("mongo://u:secret@h")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("secret"), "{e}");
     }
 }

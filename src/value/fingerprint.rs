@@ -1,0 +1,252 @@
+//! Document fingerprints (xxh3-128 over a canonical, type-tagged, length-prefixed encoding of the
+//! relaxed value) and `key_hash`, the equality hash for `_id`s, index keys and references.
+//!
+//! Encoding: every node hashes to a u128. Leaves are one-shot `xxh3_128_with_seed(payload, tag)`
+//! (strings: UTF-8 bytes; integers: i64 LE; doubles: f64 bits LE). Containers stream a tag byte,
+//! each child as fixed-width data (objects: key length u64 LE, key bytes, 16-byte child hash) and
+//! finally the child count (content: object entries sorted by key bytes), so `["a","b"]` ≠ `["ab"]` and `"1"` ≠ `1` ≠ `1.0`.
+
+use serde_json::{Number, Value};
+use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3Default};
+
+/// Beyond this nesting a subtree is hashed as an opaque marker (only reachable with hand-built
+/// values; decoded values are limited to [`MAX_DEPTH`](super::MAX_DEPTH)).
+const HASH_DEPTH_LIMIT: usize = 4 * super::MAX_DEPTH;
+
+const TAG_NULL: u64 = 1;
+const TAG_BOOL: u64 = 2;
+const TAG_INT: u64 = 3;
+const TAG_DOUBLE: u64 = 4;
+const TAG_STRING: u64 = 5;
+const TAG_ARRAY: u8 = 6;
+const TAG_OBJECT: u8 = 7;
+const TAG_U64: u64 = 8;
+const TAG_TOO_DEEP: u64 = 9;
+
+/// Fingerprints of one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    /// Field order is NOT significant at any depth (array order is).
+    pub content: u128,
+    /// Field order is significant (detects pure reordering when `content` matches).
+    pub ordered: u128,
+}
+
+/// Compute both fingerprints of a relaxed value in one walk.
+pub fn fingerprint(v: &Value) -> Fingerprint {
+    let mut scratch = Vec::new();
+    let (content, ordered) = walk(v, 0, &mut scratch);
+    Fingerprint { content, ordered }
+}
+
+/// Equality hash with MongoDB's equality semantics for numbers: integer `1`, double `1.0` and
+/// `-0.0`/`0` hash equal (a double hashes as an integer when it is integral and within i64).
+/// Decimal128 values (`$numberDecimal`) are kept as they are and do not equal ints/doubles.
+/// Object key order IS significant, as in MongoDB (`{a:1,b:2}` and `{b:2,a:1}` are different
+/// `_id`s); everything else is hashed like [`Fingerprint::content`].
+pub fn key_hash(v: &Value) -> u128 {
+    walk_key(v, 0, &mut Vec::new())
+}
+
+#[inline]
+fn int_hash(i: i64) -> u128 {
+    xxh3_128_with_seed(&i.to_le_bytes(), TAG_INT)
+}
+
+#[inline]
+fn double_hash(x: f64) -> u128 {
+    // serde_json numbers are finite; canonicalise NaN anyway.
+    let bits = if x.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        x.to_bits()
+    };
+    xxh3_128_with_seed(&bits.to_le_bytes(), TAG_DOUBLE)
+}
+
+fn number_hash(n: &Number) -> u128 {
+    if let Some(i) = n.as_i64() {
+        int_hash(i)
+    } else if let Some(u) = n.as_u64() {
+        xxh3_128_with_seed(&u.to_le_bytes(), TAG_U64)
+    } else {
+        double_hash(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+/// Numbers under MongoDB equality: integral doubles within i64 hash as integers.
+fn number_key_hash(n: &Number) -> u128 {
+    if let Some(i) = n.as_i64() {
+        return int_hash(i);
+    }
+    if let Some(u) = n.as_u64() {
+        // Beyond i64: equal to a double only if exactly representable.
+        let x = u as f64;
+        return if x as u64 == u && x != 18_446_744_073_709_551_616.0 {
+            double_hash(x)
+        } else {
+            xxh3_128_with_seed(&u.to_le_bytes(), TAG_U64)
+        };
+    }
+    let x = n.as_f64().unwrap_or(f64::NAN);
+    // [-2^63, 2^63) integral doubles are exactly some i64.
+    if x.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&x)
+    {
+        int_hash(x as i64)
+    } else {
+        double_hash(x)
+    }
+}
+
+fn leaf_hash(v: &Value, key_semantics: bool) -> u128 {
+    match v {
+        Value::Null => xxh3_128_with_seed(&[], TAG_NULL),
+        Value::Bool(b) => xxh3_128_with_seed(&[u8::from(*b)], TAG_BOOL),
+        Value::Number(n) if key_semantics => number_key_hash(n),
+        Value::Number(n) => number_hash(n),
+        Value::String(s) => xxh3_128_with_seed(s.as_bytes(), TAG_STRING),
+        Value::Array(_) | Value::Object(_) => xxh3_128_with_seed(&[], TAG_TOO_DEEP),
+    }
+}
+
+/// One child of a container while its parent is being hashed. Children of all open containers
+/// live in one shared scratch vector, so recursion frames stay small and nodes allocate nothing.
+struct Entry<'v> {
+    key: &'v str,
+    content: u128,
+    ordered: u128,
+}
+
+#[inline]
+fn feed_entry(h: &mut Xxh3Default, key: &str, child: u128) {
+    h.update(&(key.len() as u64).to_le_bytes());
+    h.update(key.as_bytes());
+    h.update(&child.to_le_bytes());
+}
+
+/// Hash a container from its entries; `content` selects which child hash is fed.
+#[inline(never)]
+fn hash_entries(tag: u8, entries: &[Entry<'_>], content: bool, with_keys: bool) -> u128 {
+    let mut h = Xxh3Default::new();
+    h.update(&[tag]);
+    for e in entries {
+        let child = if content { e.content } else { e.ordered };
+        if with_keys {
+            feed_entry(&mut h, e.key, child);
+        } else {
+            h.update(&child.to_le_bytes());
+        }
+    }
+    h.update(&(entries.len() as u64).to_le_bytes());
+    h.digest128()
+}
+
+#[inline(never)]
+fn finish_array(entries: &[Entry<'_>]) -> (u128, u128) {
+    let ordered = hash_entries(TAG_ARRAY, entries, false, false);
+    if entries.iter().all(|e| e.content == e.ordered) {
+        // Identical input for both hashes.
+        return (ordered, ordered);
+    }
+    (hash_entries(TAG_ARRAY, entries, true, false), ordered)
+}
+
+#[inline(never)]
+fn finish_object(entries: &mut [Entry<'_>]) -> (u128, u128) {
+    let ordered = hash_entries(TAG_OBJECT, entries, false, true);
+    let sorted = entries
+        .windows(2)
+        .all(|w| w[0].key.as_bytes() <= w[1].key.as_bytes());
+    if sorted && entries.iter().all(|e| e.content == e.ordered) {
+        // Already in canonical order with order-independent children: identical input.
+        return (ordered, ordered);
+    }
+    if !sorted {
+        entries.sort_unstable_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
+    }
+    (hash_entries(TAG_OBJECT, entries, true, true), ordered)
+}
+
+/// (content, ordered) hashes of `v`; `scratch` holds the entries of all open containers.
+fn walk<'v>(v: &'v Value, depth: usize, scratch: &mut Vec<Entry<'v>>) -> (u128, u128) {
+    if depth > HASH_DEPTH_LIMIT {
+        let h = xxh3_128_with_seed(&[], TAG_TOO_DEEP);
+        return (h, h);
+    }
+    match v {
+        Value::Array(items) => {
+            let base = scratch.len();
+            for item in items {
+                let (content, ordered) = walk(item, depth + 1, scratch);
+                scratch.push(Entry {
+                    key: "",
+                    content,
+                    ordered,
+                });
+            }
+            let r = finish_array(scratch.get(base..).unwrap_or_default());
+            scratch.truncate(base);
+            r
+        }
+        Value::Object(map) => {
+            let base = scratch.len();
+            for (key, child) in map {
+                let (content, ordered) = walk(child, depth + 1, scratch);
+                scratch.push(Entry {
+                    key,
+                    content,
+                    ordered,
+                });
+            }
+            let r = finish_object(scratch.get_mut(base..).unwrap_or_default());
+            scratch.truncate(base);
+            r
+        }
+        leaf => {
+            let h = leaf_hash(leaf, false);
+            (h, h)
+        }
+    }
+}
+
+/// Order-sensitive hash with MongoDB numeric equality (see [`key_hash`]).
+fn walk_key<'v>(v: &'v Value, depth: usize, scratch: &mut Vec<Entry<'v>>) -> u128 {
+    if depth > HASH_DEPTH_LIMIT {
+        return xxh3_128_with_seed(&[], TAG_TOO_DEEP);
+    }
+    let (tag, with_keys, base) = match v {
+        Value::Array(items) => {
+            let base = scratch.len();
+            for item in items {
+                let h = walk_key(item, depth + 1, scratch);
+                scratch.push(Entry {
+                    key: "",
+                    content: h,
+                    ordered: h,
+                });
+            }
+            (TAG_ARRAY, false, base)
+        }
+        Value::Object(map) => {
+            let base = scratch.len();
+            for (key, child) in map {
+                let h = walk_key(child, depth + 1, scratch);
+                scratch.push(Entry {
+                    key,
+                    content: h,
+                    ordered: h,
+                });
+            }
+            (TAG_OBJECT, true, base)
+        }
+        leaf => return leaf_hash(leaf, true),
+    };
+    let h = hash_entries(
+        tag,
+        scratch.get(base..).unwrap_or_default(),
+        false,
+        with_keys,
+    );
+    scratch.truncate(base);
+    h
+}
