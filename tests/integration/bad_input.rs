@@ -1,0 +1,1 @@
+//! Bad input never panics: corpus and crafted files through the real executable.

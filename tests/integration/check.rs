@@ -1,0 +1,387 @@
+//! `docsweep check` end to end: the bundled example reports exactly what its generator
+//! planted, from every source format, and exit codes follow the design.
+
+use serde_json::{json, Value};
+
+use crate::util::{collection, copy_dir, example, repo, Workdir};
+
+/// Runs check from the example directory's config, with the given extra arguments.
+fn check_example(w: &Workdir, extra: &[&str]) -> (i32, Value) {
+    let config = example().join("docsweep.toml");
+    let mut args = vec![
+        "check",
+        "--no-progress",
+        "--config",
+        config.to_str().unwrap(),
+        "--report-dir",
+        "out",
+    ];
+    args.extend_from_slice(extra);
+    let run = w.docsweep(&args);
+    (run.code, w.read_json("out/report.json"))
+}
+
+fn nonzero(list: &Value, count: &str, keep: &[&str]) -> Vec<Value> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x[count].as_u64().unwrap_or(0) > 0)
+        .map(|x| {
+            let mut m = serde_json::Map::new();
+            for k in keep {
+                m.insert(k.to_string(), x[*k].clone());
+            }
+            Value::Object(m)
+        })
+        .collect()
+}
+
+/// Asserts that `report` has every number `expected.json` planted (reconciliation aside).
+fn assert_planted(report: &Value, expected: &Value, unreadable_override: Option<u64>) {
+    for exp in expected["collections"].as_array().unwrap() {
+        let name = exp["name"].as_str().unwrap();
+        let got = collection(report, name);
+        assert_eq!(got["target_version"], exp["target_version"], "{name}");
+        assert_eq!(got["documents"], exp["documents"], "{name} documents");
+        let unreadable = unreadable_override.map_or(exp["unreadable"].clone(), |u| json!(u));
+        assert_eq!(got["unreadable"], unreadable, "{name} unreadable");
+        assert_eq!(got["classes"], exp["classes"], "{name} classes");
+        assert_eq!(got["structure"], exp["structure"], "{name} structure");
+        assert_eq!(
+            nonzero(
+                &got["references"],
+                "orphans",
+                &["field", "collection", "orphans"]
+            ),
+            nonzero(
+                &exp["references"],
+                "orphans",
+                &["field", "collection", "orphans"]
+            ),
+            "{name} references"
+        );
+        assert_eq!(
+            nonzero(
+                &got["duplicates"],
+                "groups",
+                &["key", "groups", "documents"]
+            ),
+            nonzero(
+                &exp["duplicates"],
+                "groups",
+                &["key", "groups", "documents"]
+            ),
+            "{name} duplicates"
+        );
+    }
+}
+
+fn expected() -> Value {
+    let text = std::fs::read_to_string(example().join("data/expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn example_dump_reports_what_was_planted() {
+    let w = Workdir::new();
+    let (code, report) = check_example(&w, &[]);
+    assert_eq!(code, 1, "findings exit 1");
+    assert_eq!(report["format"], "docsweep-report/1");
+    assert_eq!(report["status"], "findings");
+    let exp = expected();
+    assert_planted(&report, &exp, None);
+    for c in exp["collections"].as_array().unwrap() {
+        let got = collection(&report, c["name"].as_str().unwrap());
+        assert_eq!(got["indexes"]["available"], true);
+        assert_eq!(got["indexes"]["missing"], c["indexes"]["missing"]);
+        assert_eq!(got["indexes"]["unexpected"], c["indexes"]["unexpected"]);
+    }
+}
+
+#[test]
+fn every_source_format_reports_the_same() {
+    let exp = expected();
+    let data = example().join("data");
+    for (src, unreadable) in [
+        ("dump-gz", None),
+        ("export", None),
+        ("export-canonical", None),
+        // The array variant leaves the broken element out.
+        ("export-array", Some(0)),
+    ] {
+        let w = Workdir::new();
+        let kind = if src.starts_with("dump") {
+            "dump"
+        } else {
+            "export"
+        };
+        let source = format!("{kind}:{}", data.join(src).display());
+        let (code, report) = check_example(&w, &["--source", &source]);
+        assert_eq!(code, 1, "{src}");
+        assert_planted(&report, &exp, unreadable);
+        if kind == "export" {
+            assert_eq!(
+                collection(&report, "orders")["indexes"]["available"],
+                false,
+                "{src}"
+            );
+        }
+    }
+}
+
+/// Rows of violations.csv without the columns that legitimately differ by source
+/// (where a record was found).
+fn rows(w: &Workdir) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(w.path().join("out/violations.csv")).unwrap();
+    r.records()
+        .map(|rec| rec.unwrap())
+        .filter(|rec| &rec[2] != "unreadable")
+        .map(|rec| {
+            let mut v: Vec<String> = rec.iter().map(str::to_string).collect();
+            if matches!(v[2].as_str(), "missing_id" | "duplicate_id") {
+                v[6].clear();
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn dump_and_export_give_identical_violations() {
+    let data = example().join("data");
+    let a = Workdir::new();
+    let b = Workdir::new();
+    let (ca, _) = check_example(
+        &a,
+        &["--source", &format!("dump:{}", data.join("dump").display())],
+    );
+    let (cb, _) = check_example(
+        &b,
+        &[
+            "--source",
+            &format!("export:{}", data.join("export").display()),
+        ],
+    );
+    assert_eq!((ca, cb), (1, 1));
+    let (ra, rb) = (rows(&a), rows(&b));
+    assert!(ra.len() > 100, "{} rows", ra.len());
+    assert_eq!(ra, rb);
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let strip = |mut v: Value| {
+        v["started_at"] = Value::Null;
+        v["finished_at"] = Value::Null;
+        v
+    };
+    let one = Workdir::new();
+    let three = Workdir::new();
+    let (_, r1) = check_example(&one, &["--threads", "1"]);
+    let (_, r3) = check_example(&three, &["--threads", "3"]);
+    assert_eq!(strip(r1), strip(r3));
+    assert_eq!(
+        one.read("out/violations.csv"),
+        three.read("out/violations.csv")
+    );
+}
+
+#[test]
+fn clean_data_exits_zero() {
+    let w = Workdir::new();
+    w.generate("clean", &["--clean", "--scale", "2"]);
+    let schemas = example().join("schemas");
+    let run = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--source",
+        "dump:clean/dump",
+        "--schemas",
+        schemas.to_str().unwrap(),
+        "--report-dir",
+        "out",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let report = w.read_json("out/report.json");
+    assert_eq!(report["status"], "clean");
+    assert_eq!(collection(&report, "orders")["documents"], 3000);
+    // The header line only.
+    assert_eq!(w.read("out/violations.csv").lines().count(), 1);
+    let run = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--source",
+        "export:clean/export",
+        "--schemas",
+        schemas.to_str().unwrap(),
+        "--report-dir",
+        "out2",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn generator_is_deterministic_and_matches_the_bundled_data() {
+    let w = Workdir::new();
+    w.generate("data", &[]);
+    let bundled = example().join("data");
+    let mut stack = vec![bundled.clone()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(&bundled).unwrap();
+            let fresh = std::fs::read(w.path().join("data").join(rel)).unwrap();
+            assert!(
+                std::fs::read(&p).unwrap() == fresh,
+                "{} differs from a fresh run of the generator",
+                rel.display()
+            );
+            files += 1;
+        }
+    }
+    assert!(files >= 10);
+}
+
+#[test]
+fn target_override_changes_the_classification() {
+    let w = Workdir::new();
+    let (code, report) = check_example(&w, &["--target", "orders=2", "--collection", "orders"]);
+    assert_eq!(code, 1);
+    let orders = collection(&report, "orders");
+    assert_eq!(orders["target_version"], 2);
+    assert_eq!(report["collections"].as_array().unwrap().len(), 1);
+    // The v2 documents are now valid; the v1 ones are "other_version 1".
+    assert_eq!(orders["classes"]["valid"], 40);
+    assert!(orders["classes"]["other_version"]["1"].as_u64().unwrap() > 1000);
+}
+
+#[test]
+fn usage_and_contract_errors_exit_2() {
+    let w = Workdir::new();
+    let schemas = example().join("schemas");
+    let s = schemas.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["check", "--frobnicate"], "frobnicate"),
+        (
+            vec![
+                "check",
+                "--source",
+                "dump:x",
+                "--schemas",
+                s,
+                "--target",
+                "orders=9",
+            ],
+            "target version 9",
+        ),
+        (
+            vec![
+                "check",
+                "--source",
+                "dump:x",
+                "--schemas",
+                s,
+                "--target",
+                "nope=1",
+            ],
+            "nope",
+        ),
+        (
+            vec!["check", "--source", "ftp://x", "--schemas", s],
+            "ftp://x",
+        ),
+        (
+            vec!["check", "--source", "dump:x", "--schemas", "no-such-dir"],
+            "no-such-dir",
+        ),
+        (vec!["check", "--schemas", s], "no source"),
+    ] {
+        let run = w.docsweep(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+    // A broken schema names its file.
+    let broken = w.path().join("schemas");
+    copy_dir(&schemas, &broken);
+    std::fs::write(
+        broken.join("orders/v2.schema.json"),
+        r#"{"type": "objekt"}"#,
+    )
+    .unwrap();
+    let run = w.docsweep(&["check", "--source", "dump:x", "--schemas", "schemas"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("v2.schema.json"), "{}", run.stderr);
+}
+
+#[test]
+fn unreadable_source_exits_3_and_still_reports() {
+    let w = Workdir::new();
+    let schemas = example().join("schemas");
+    let run = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--source",
+        "dump:does-not-exist",
+        "--schemas",
+        schemas.to_str().unwrap(),
+        "--report-dir",
+        "out",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let report = w.read_json("out/report.json");
+    assert_eq!(report["status"], "failed");
+    assert!(report["error"].as_str().unwrap().contains("does-not-exist"));
+}
+
+#[test]
+fn help_shows_an_example() {
+    let w = Workdir::new();
+    let run = w.docsweep(&["check", "--help"]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("Examples:") && run.stdout.contains("docsweep check --source"));
+}
+
+/// Masks what differs between machines and runs: times and absolute paths.
+fn mask(text: &str) -> String {
+    let root = repo().display().to_string();
+    let mut out = text.replace(&root, "[REPO]");
+    let re_time = |s: &str| -> String {
+        s.lines()
+            .map(|l| {
+                if l.contains("\"started_at\"") || l.contains("\"finished_at\"") {
+                    let indent = &l[..l.len() - l.trim_start().len()];
+                    let key = l.trim_start().split(':').next().unwrap_or("");
+                    let comma = if l.trim_end().ends_with(',') { "," } else { "" };
+                    format!("{indent}{key}: \"[TIME]\"{comma}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    out = re_time(&out);
+    out
+}
+
+#[test]
+fn snapshot_of_the_example_report_and_summary() {
+    let w = Workdir::new();
+    let config = example().join("docsweep.toml");
+    let run = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--config",
+        config.to_str().unwrap(),
+        "--report-dir",
+        "out",
+    ]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!("example_summary", mask(&run.stdout));
+    insta::assert_snapshot!("example_report", mask(&w.read("out/report.json")));
+}

@@ -1,0 +1,5 @@
+//! The integration-test binary: drives the real `docsweep` executable.
+
+mod bad_input;
+mod check;
+mod util;

@@ -1,0 +1,122 @@
+//! Test helpers: a scratch working directory and a runner for the real executable.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example() -> PathBuf {
+    repo().join("examples/shop")
+}
+
+/// The `gen_shop` example binary, built by `cargo test` next to the test binaries.
+pub fn generator() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_docsweep"));
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    dir.join("examples")
+        .join(format!("gen_shop{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A temporary working directory.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+/// The result of one run of the executable.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        Workdir {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `docsweep ARGS` in this directory.
+    pub fn docsweep(&self, args: &[&str]) -> Run {
+        let o = Command::new(env!("CARGO_BIN_EXE_docsweep"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run docsweep");
+        let run = Run::from(o);
+        assert!(
+            !run.stderr.contains("panicked"),
+            "docsweep panicked: {}",
+            run.stderr
+        );
+        run
+    }
+
+    /// Runs the generator into `out` (relative to this directory).
+    pub fn generate(&self, out: &str, extra: &[&str]) {
+        let mut args = vec!["--out", out];
+        args.extend_from_slice(extra);
+        let o = Command::new(generator())
+            .args(&args)
+            .current_dir(self.path())
+            .output()
+            .expect("run gen_shop");
+        assert!(
+            o.status.success(),
+            "gen_shop failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    pub fn read_json(&self, rel: &str) -> Value {
+        let text =
+            std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let t = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &t);
+        } else {
+            std::fs::copy(&p, &t).unwrap();
+        }
+    }
+}
+
+/// The collection `name` of a report.
+pub fn collection<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["collections"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no collection {name} in report"))
+}
