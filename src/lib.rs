@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod reconcile;
 pub mod report;
 pub mod scan;
 pub mod source;

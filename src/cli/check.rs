@@ -38,6 +38,10 @@ pub struct CheckArgs {
     /// Database to read when the source holds several
     #[arg(long, value_name = "NAME")]
     pub db: Option<String>,
+    /// The state before the change, to reconcile with by _id: a dump:, export: or
+    /// mongodb:// source
+    #[arg(long, value_name = "S")]
+    pub baseline: Option<String>,
     /// Where report.json and violations.csv go [default: docsweep-report]
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
@@ -66,6 +70,7 @@ struct Settings {
     db: Option<String>,
     collections: Vec<String>,
     targets: Vec<(String, u32)>,
+    baseline: Option<SourceSpec>,
     scan: ScanOptions,
 }
 
@@ -93,6 +98,11 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
     for t in &args.targets {
         targets.push(parse_target(t)?);
     }
+    let baseline = match (&args.baseline, &cfg.baseline) {
+        (Some(b), _) => Some(SourceSpec::parse(b)?),
+        (None, Some(b)) => Some(SourceSpec::parse(b)?.relative_to(&cfg.base)),
+        (None, None) => None,
+    };
     let threads = args.threads.or(cfg.threads).unwrap_or(0);
     if threads > 1024 {
         return Err(ConfigError::Usage(format!("--threads {threads}: at most 1024")).into());
@@ -108,6 +118,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
             args.collections
         },
         targets,
+        baseline,
         scan: ScanOptions {
             threads,
             max_errors: args.max_errors.or(cfg.max_errors).unwrap_or(10).max(1),
@@ -151,18 +162,38 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         started_at,
         finished_at: String::new(),
         error: None,
+        baseline: s.baseline.as_ref().map(ToString::to_string),
+        warnings: Vec::new(),
         collections: Vec::new(),
     };
     let csv_path = s.report_dir.join("violations.csv");
     let mut sink = CsvSink::create(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
 
-    match Source::open(&s.source, s.db.as_deref()) {
+    let opened = Source::open(&s.source, s.db.as_deref()).and_then(|source| {
+        let baseline = match &s.baseline {
+            Some(b) => Some(
+                Source::open(b, s.db.as_deref())
+                    .map_err(|e| crate::source::SourceError::Other(format!("baseline: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok((source, baseline))
+    });
+    match opened {
         Err(e) => report.error = Some(e.to_string()),
-        Ok(source) => {
+        Ok((source, baseline)) => {
             report.database = source.database.clone();
-            let outcome = scan::scan(&source, &contracts, &s.collections, &s.scan, &mut sink)?;
+            let outcome = scan::scan(
+                &source,
+                baseline.as_ref(),
+                &contracts,
+                &s.collections,
+                &s.scan,
+                &mut sink,
+            )?;
             report.collections = outcome.collections;
+            report.warnings = outcome.warnings;
             report.error = outcome.failure.map(|e| e.to_string());
         }
     }
@@ -177,6 +208,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let mut out = std::io::stdout().lock();
     report::write_summary(&mut out, &report, &s.report_dir.display().to_string(), rows)
         .context("cannot write the summary to stdout")?;
+    for w in &report.warnings {
+        eprintln!("docsweep: warning: {w}");
+    }
     if let Some(e) = &report.error {
         eprintln!("docsweep: error: source failed: {e}");
     }

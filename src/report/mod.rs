@@ -50,6 +50,11 @@ pub struct Report {
     pub finished_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The baseline reconciled against, if any (passwords redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub collections: Vec<CollectionReport>,
 }
 

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::contract::{Contract, ContractSet, IndexSpec};
+use crate::reconcile::{self, DiffKind, Entry};
 use crate::report::{
     CollectionReport, DuplicateFinding, ErrorKind, IndexFindings, ReferenceFinding, Violation,
     ViolationSink,
@@ -68,6 +69,9 @@ pub struct ScanOutcome {
     pub collections: Vec<CollectionReport>,
     /// Set when the source failed part-way; `collections` holds what was scanned.
     pub failure: Option<SourceError>,
+    /// Things the user should know that are not findings (e.g. a baseline without a
+    /// collection).
+    pub warnings: Vec<String>,
 }
 
 type KeySets = HashMap<(String, String), HashSet<u128>>;
@@ -77,11 +81,22 @@ type ExportedKeys = Vec<(String, HashSet<u128>)>;
 /// Scans the selected collections (all contracts when empty) of `source`.
 pub fn scan(
     source: &Source,
+    baseline: Option<&Source>,
     contracts: &ContractSet,
     selected: &[String],
     opts: &ScanOptions,
     sink: &mut dyn ViolationSink,
 ) -> Result<ScanOutcome, ScanError> {
+    let mut warnings = Vec::new();
+    if let Some(b) = baseline {
+        if b.database.is_some() && source.database.is_some() && b.database != source.database {
+            warnings.push(format!(
+                "the baseline is database {:?}, the source is database {:?}",
+                b.database.as_deref().unwrap_or_default(),
+                source.database.as_deref().unwrap_or_default()
+            ));
+        }
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .thread_name(|i| format!("docsweep-scan-{i}"))
@@ -131,6 +146,7 @@ pub fn scan(
                     return Ok(ScanOutcome {
                         collections: Vec::new(),
                         failure: Some(e),
+                        warnings,
                     })
                 }
             }
@@ -158,7 +174,20 @@ pub fn scan(
             continue;
         };
         let mut col = CollectionScan::new(contract, cs, exported, opts, source);
-        let result = col.run(source, &pool, opts, &keys, sink);
+        col.keep_fingerprints = baseline.is_some();
+        let mut result = col.run(source, &pool, opts, &keys, sink);
+        if let (Some(b), Ok(())) = (baseline, &result) {
+            match b.collection(&contract.collection) {
+                None => warnings.push(format!(
+                    "the baseline ({}) has no collection {:?}: not reconciled",
+                    b.spec, contract.collection
+                )),
+                Some(bcs) => match baseline_entries(b, bcs, &pool, opts.batch_records) {
+                    Ok((mut entries, ids)) => col.reconcile(&mut entries, &ids, sink)?,
+                    Err(e) => result = Err(ScanError::Source(e)),
+                },
+            }
+        }
         let (report, exported_sets) = col.finish(source, &keys, sink)?;
         for (f, set) in exported_sets {
             keys.insert((contract.collection.clone(), f), set);
@@ -181,7 +210,75 @@ pub fn scan(
     Ok(ScanOutcome {
         collections,
         failure,
+        warnings,
     })
+}
+
+/// Decodes and fingerprints every document of a baseline collection.
+fn baseline_entries(
+    source: &Source,
+    cs: &CollectionSource,
+    pool: &rayon::ThreadPool,
+    batch_records: usize,
+) -> Result<(Vec<Entry>, IdArena), SourceError> {
+    let mut entries = Vec::new();
+    let mut ids = IdArena::default();
+    let pb = ProgressBar::hidden();
+    let mut unreadable = 0u64;
+    let r = stream_batches(source, cs, &pb, batch_records, |encoding, batch| {
+        let docs: Vec<Option<(Option<serde_json::Value>, crate::value::Fingerprint)>> = pool
+            .install(|| {
+                batch
+                    .records
+                    .par_iter()
+                    .map(|rec| {
+                        if rec.broken.is_some() {
+                            return None;
+                        }
+                        let d = decode_any(encoding, batch.bytes(rec))?;
+                        let fp = crate::value::fingerprint(&d.value);
+                        Some((d.value.get("_id").cloned(), fp))
+                    })
+                    .collect()
+            });
+        for doc in docs {
+            let Some((id, fp)) = doc else {
+                unreadable += 1;
+                continue;
+            };
+            let ordinal = ids.len() as u32;
+            ids.push(id.as_ref());
+            if let Some(id) = &id {
+                entries.push(Entry {
+                    id: crate::value::key_hash(id),
+                    content: fp.content,
+                    ordered: fp.ordered,
+                    ordinal,
+                });
+            }
+        }
+        Ok(())
+    });
+    match r {
+        Ok(()) if unreadable > 0 => Err(SourceError::Other(format!(
+            "baseline {}: {unreadable} unreadable record(s) in {}; a baseline must be complete",
+            source.spec,
+            cs.file.display()
+        ))),
+        Ok(()) => Ok((entries, ids)),
+        Err(ScanError::Source(e)) => Err(e),
+        Err(other) => Err(SourceError::Other(other.to_string())),
+    }
+}
+
+/// Decodes a record of either encoding, or None when it is unreadable.
+fn decode_any(encoding: crate::source::Encoding, bytes: &[u8]) -> Option<crate::value::Decoded> {
+    match encoding {
+        crate::source::Encoding::Bson => crate::value::from_bson(bytes).ok(),
+        crate::source::Encoding::Json => serde_json::from_slice(bytes)
+            .ok()
+            .and_then(|v| crate::value::from_ejson(v).ok()),
+    }
 }
 
 /// Referenced collections first, so that references can be resolved while the
@@ -268,14 +365,9 @@ fn collect_keys(
                     if rec.broken.is_some() {
                         return Vec::new();
                     }
-                    let bytes = batch.bytes(rec);
-                    let decoded = match encoding {
-                        crate::source::Encoding::Bson => crate::value::from_bson(bytes).ok(),
-                        crate::source::Encoding::Json => serde_json::from_slice(bytes)
-                            .ok()
-                            .and_then(|v| crate::value::from_ejson(v).ok()),
+                    let Some(d) = decode_any(encoding, batch.bytes(rec)) else {
+                        return Vec::new();
                     };
-                    let Some(d) = decoded else { return Vec::new() };
                     fields
                         .iter()
                         .map(|f| {
@@ -320,6 +412,8 @@ struct CollectionScan<'a> {
     ctx_refs: Vec<crate::contract::Reference>,
     actual_indexes: Option<Vec<IndexSpec>>,
     index_error: Option<SourceError>,
+    keep_fingerprints: bool,
+    entries: Vec<Entry>,
 }
 
 impl<'a> CollectionScan<'a> {
@@ -354,6 +448,8 @@ impl<'a> CollectionScan<'a> {
             ctx_refs: Vec::new(),
             actual_indexes,
             index_error,
+            keep_fingerprints: false,
+            entries: Vec::new(),
         }
     }
 
@@ -482,6 +578,14 @@ impl<'a> CollectionScan<'a> {
         self.report.documents += 1;
         let id = facts.id.as_ref().map(id_text).unwrap_or_default();
         let target = self.contract.target;
+        if let (true, Some(k)) = (self.keep_fingerprints, facts.id_key) {
+            self.entries.push(Entry {
+                id: k,
+                content: facts.fingerprint.content,
+                ordered: facts.fingerprint.ordered,
+                ordinal: ordinal as u32,
+            });
+        }
 
         match facts.class {
             Class::Valid => self.report.classes.valid += 1,
@@ -639,6 +743,40 @@ impl<'a> CollectionScan<'a> {
         for (set, hashes) in self.exported.iter_mut().zip(&facts.exported) {
             set.extend(hashes.iter().copied());
         }
+        Ok(())
+    }
+
+    /// Compares this collection's fingerprints with the baseline's.
+    fn reconcile(
+        &mut self,
+        baseline: &mut Vec<Entry>,
+        baseline_ids: &IdArena,
+        sink: &mut dyn ViolationSink,
+    ) -> Result<(), ScanError> {
+        let mut current = std::mem::take(&mut self.entries);
+        let (summary, diffs) = reconcile::compare(&mut current, baseline);
+        for d in diffs {
+            let (id, msg) = match d.kind {
+                DiffKind::Missing => (
+                    baseline_ids.get(d.ordinal as usize),
+                    "in the baseline, not in the source",
+                ),
+                DiffKind::Added => (
+                    self.ids.get(d.ordinal as usize),
+                    "in the source, not in the baseline",
+                ),
+                DiffKind::Changed => (
+                    self.ids.get(d.ordinal as usize),
+                    "content differs from the baseline",
+                ),
+                DiffKind::Reordered => (
+                    self.ids.get(d.ordinal as usize),
+                    "same content as the baseline, fields in another order",
+                ),
+            };
+            sink.violation(&self.row(&id, d.kind.as_str(), None, "", "", msg.to_string()))?;
+        }
+        self.report.reconciliation = Some(summary);
         Ok(())
     }
 

@@ -55,7 +55,7 @@ schema = "v2.schema.json"
             ..ScanOptions::default()
         };
         let mut rows = Vec::new();
-        let out = scan(&source, &contracts, &[], &opts, &mut rows).unwrap();
+        let out = scan(&source, None, &contracts, &[], &opts, &mut rows).unwrap();
         assert!(out.failure.is_none());
         (out.collections, rows)
     }

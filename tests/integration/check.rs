@@ -48,6 +48,10 @@ fn assert_planted(report: &Value, expected: &Value, unreadable_override: Option<
         assert_eq!(got["classes"], exp["classes"], "{name} classes");
         assert_eq!(got["structure"], exp["structure"], "{name} structure");
         assert_eq!(
+            got["reconciliation"], exp["reconciliation"],
+            "{name} reconciliation"
+        );
+        assert_eq!(
             nonzero(
                 &got["references"],
                 "orphans",
@@ -166,6 +170,57 @@ fn dump_and_export_give_identical_violations() {
     let (ra, rb) = (rows(&a), rows(&b));
     assert!(ra.len() > 100, "{} rows", ra.len());
     assert_eq!(ra, rb);
+}
+
+#[test]
+fn baseline_given_as_a_database_folder_or_with_an_export_source() {
+    let data = example().join("data");
+    let exp = expected();
+    let w = Workdir::new();
+    let (code, report) = check_example(
+        &w,
+        &[
+            "--source",
+            &format!("export:{}", data.join("export").display()),
+            "--baseline",
+            &format!("dump:{}", data.join("baseline/shop").display()),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_planted(&report, &exp, None);
+    let csv = w.read("out/violations.csv");
+    let orders = &exp["collections"][0]["reconciliation"];
+    assert_eq!(orders["missing"], 20);
+    for (kind, n) in [
+        ("missing", 24),
+        ("added", 47),
+        ("changed", 101),
+        ("reordered", 15),
+    ] {
+        let rows = csv
+            .lines()
+            .filter(|l| l.contains(&format!(",{kind},")))
+            .count();
+        assert_eq!(rows, n, "{kind} rows");
+    }
+}
+
+#[test]
+fn a_baseline_that_is_not_complete_fails_the_run() {
+    let w = Workdir::new();
+    let data = example().join("data");
+    // The current export holds a broken line: as a baseline it must be refused, not
+    // silently read as partial.
+    let (code, report) = check_example(
+        &w,
+        &[
+            "--baseline",
+            &format!("export:{}", data.join("export").display()),
+        ],
+    );
+    assert_eq!(code, 3);
+    assert_eq!(report["status"], "failed");
+    assert!(report["error"].as_str().unwrap().contains("baseline"));
 }
 
 #[test]
