@@ -18,6 +18,25 @@ fn num(n: u64) -> String {
     out
 }
 
+/// `{ status: 1, created_at: -1 } unique "name"` from an index entry of report.json.
+fn index_label(ix: &serde_json::Value) -> String {
+    let fields: Vec<String> = ix["key"]
+        .as_object()
+        .map(|m| m.iter().map(|(f, d)| format!("{f}: {d}")).collect())
+        .unwrap_or_default();
+    let mut s = format!("{{ {} }}", fields.join(", "));
+    for flag in ["unique", "sparse"] {
+        if ix[flag] == true {
+            s.push(' ');
+            s.push_str(flag);
+        }
+    }
+    if let Some(n) = ix["name"].as_str() {
+        s.push_str(&format!(" ({n})"));
+    }
+    s
+}
+
 fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
     if !c.present {
         return writeln!(w, "{}  target v{}  NOT IN SOURCE", c.name, c.target_version);
@@ -55,10 +74,10 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
         writeln!(w, "  indexes        as the contract says")?;
     } else {
         for m in &c.indexes.missing {
-            writeln!(w, "  index missing     {}", m)?;
+            writeln!(w, "  index missing     {}", index_label(m))?;
         }
         for u in &c.indexes.unexpected {
-            writeln!(w, "  index unexpected  {}", u)?;
+            writeln!(w, "  index unexpected  {}", index_label(u))?;
         }
     }
     for d in c.duplicates.iter().filter(|d| d.groups > 0) {

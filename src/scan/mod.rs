@@ -414,6 +414,8 @@ struct CollectionScan<'a> {
     index_error: Option<SourceError>,
     keep_fingerprints: bool,
     entries: Vec<Entry>,
+    /// Per unique index: its fields joined by `,` (as in `duplicate:email`).
+    unique_labels: Vec<String>,
 }
 
 impl<'a> CollectionScan<'a> {
@@ -450,6 +452,10 @@ impl<'a> CollectionScan<'a> {
             index_error,
             keep_fingerprints: false,
             entries: Vec::new(),
+            unique_labels: contract
+                .unique_indexes()
+                .map(|ix| ix.key.fields_label())
+                .collect(),
         }
     }
 
@@ -674,9 +680,8 @@ impl<'a> CollectionScan<'a> {
         }
 
         // Unique keys, checked on the data even when the index is missing.
-        let uniques: Vec<&IndexSpec> = self.contract.unique_indexes().collect();
         for (ui, hashes) in facts.unique.iter().enumerate() {
-            let label = uniques[ui].key.fields_label();
+            let label = &self.unique_labels[ui];
             for &h in hashes {
                 let entry = self.unique[ui].entry(h).or_insert((ordinal as u32, 0));
                 entry.1 += 1;
