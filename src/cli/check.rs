@@ -9,7 +9,7 @@ use clap::Args;
 use crate::config::{parse_target, Config, ConfigError};
 use crate::contract::ContractSet;
 use crate::report::{self, CsvSink, Report, Status};
-use crate::scan::{self, ScanOptions};
+use crate::scan::{self, Baseline, ScanOptions};
 use crate::source::{Source, SourceSpec};
 
 /// Check every document against its collection's contract, plus indexes, unique keys
@@ -38,8 +38,8 @@ pub struct CheckArgs {
     /// Database to read when the source holds several
     #[arg(long, value_name = "NAME")]
     pub db: Option<String>,
-    /// The state before the change, to reconcile with by _id: a dump:, export: or
-    /// mongodb:// source
+    /// The state before the change, to reconcile with by _id: a snapshot file (from
+    /// `docsweep snapshot`) or a dump:/export: source
     #[arg(long, value_name = "S")]
     pub baseline: Option<String>,
     /// Where report.json and violations.csv go [default: docsweep-report]
@@ -62,6 +62,45 @@ pub struct CheckArgs {
     pub config: Option<PathBuf>,
 }
 
+/// `--baseline`: a source string, or the path of a snapshot file.
+enum BaselineSpec {
+    Source(SourceSpec),
+    Snapshot(PathBuf),
+}
+
+impl BaselineSpec {
+    fn parse(s: &str, base: Option<&std::path::Path>) -> anyhow::Result<BaselineSpec> {
+        let looks_like_source = ["dump:", "export:", "mongodb://", "mongodb+srv://"]
+            .iter()
+            .any(|p| s.starts_with(p));
+        if looks_like_source {
+            let spec = SourceSpec::parse(s)?;
+            return Ok(BaselineSpec::Source(match base {
+                Some(b) => spec.relative_to(b),
+                None => spec,
+            }));
+        }
+        let path = match base {
+            Some(b) => b.join(s),
+            None => PathBuf::from(s),
+        };
+        if !path.is_file() {
+            return Err(ConfigError::Usage(format!(
+                "--baseline {s}: no such snapshot file (a baseline is a snapshot file or a dump:/export:/mongodb:// source)"
+            ))
+            .into());
+        }
+        Ok(BaselineSpec::Snapshot(path))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            BaselineSpec::Source(s) => s.to_string(),
+            BaselineSpec::Snapshot(p) => p.display().to_string(),
+        }
+    }
+}
+
 /// Settings after merging arguments over docsweep.toml, validated before any work.
 struct Settings {
     source: SourceSpec,
@@ -70,7 +109,7 @@ struct Settings {
     db: Option<String>,
     collections: Vec<String>,
     targets: Vec<(String, u32)>,
-    baseline: Option<SourceSpec>,
+    baseline: Option<BaselineSpec>,
     scan: ScanOptions,
 }
 
@@ -99,8 +138,8 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         targets.push(parse_target(t)?);
     }
     let baseline = match (&args.baseline, &cfg.baseline) {
-        (Some(b), _) => Some(SourceSpec::parse(b)?),
-        (None, Some(b)) => Some(SourceSpec::parse(b)?.relative_to(&cfg.base)),
+        (Some(b), _) => Some(BaselineSpec::parse(b, None)?),
+        (None, Some(b)) => Some(BaselineSpec::parse(b, Some(&cfg.base))?),
         (None, None) => None,
     };
     let threads = args.threads.or(cfg.threads).unwrap_or(0);
@@ -162,7 +201,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         started_at,
         finished_at: String::new(),
         error: None,
-        baseline: s.baseline.as_ref().map(ToString::to_string),
+        baseline: s.baseline.as_ref().map(BaselineSpec::describe),
         warnings: Vec::new(),
         collections: Vec::new(),
     };
@@ -170,13 +209,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let mut sink = CsvSink::create(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
 
+    // A corrupt snapshot is a usage error (exit 2), reported before any scan.
+    let snapshot = match &s.baseline {
+        Some(BaselineSpec::Snapshot(p)) => Some(crate::reconcile::snapshot::read(p)?),
+        _ => None,
+    };
     let opened = Source::open(&s.source, s.db.as_deref()).and_then(|source| {
-        let baseline = match &s.baseline {
-            Some(b) => Some(
+        let baseline = match (&s.baseline, snapshot) {
+            (_, Some(snap)) => Some(Baseline::Snapshot(snap)),
+            (Some(BaselineSpec::Source(b)), None) => Some(Baseline::Source(
                 Source::open(b, s.db.as_deref())
                     .map_err(|e| crate::source::SourceError::Other(format!("baseline: {e}")))?,
-            ),
-            None => None,
+            )),
+            _ => None,
         };
         Ok((source, baseline))
     });

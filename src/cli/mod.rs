@@ -2,6 +2,7 @@
 //! glue: they turn arguments into settings, call the library, and return an outcome.
 
 pub mod check;
+pub mod snapshot;
 
 use std::ffi::OsString;
 
@@ -21,6 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Check(check::CheckArgs),
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 /// What a command concluded; `main` maps it to the exit code.
@@ -55,6 +57,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Outcome> 
     };
     match cli.command {
         Command::Check(args) => check::run(args).map(Outcome::Done),
+        Command::Snapshot(args) => snapshot::run(args).map(Outcome::Done),
     }
 }
 

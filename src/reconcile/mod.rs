@@ -6,6 +6,8 @@
 //! and order-sensitive 128-bit content hashes, plus its position in the scan so findings can
 //! name it. Both sides are sorted by `_id` hash and merged.
 
+pub mod snapshot;
+
 use crate::report::Reconciliation;
 
 /// One document's fingerprints. `ordinal` is its position in its own scan.

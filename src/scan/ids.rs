@@ -8,7 +8,7 @@ const TAG_OID: u8 = 0;
 const TAG_JSON: u8 = 1;
 const TAG_NONE: u8 = 2;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct IdArena {
     bytes: Vec<u8>,
     ends: Vec<u64>,
@@ -30,6 +30,32 @@ impl IdArena {
             },
         }
         self.ends.push(self.bytes.len() as u64);
+    }
+
+    /// The stored form of document `ordinal`: a tag byte and its payload (12 ObjectId
+    /// bytes, or relaxed Extended JSON text). Snapshots store exactly this.
+    pub fn raw(&self, ordinal: usize) -> &[u8] {
+        let Some(&end) = self.ends.get(ordinal) else {
+            return &[];
+        };
+        let start = match ordinal.checked_sub(1) {
+            Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
+            None => 0,
+        };
+        self.bytes.get(start as usize..end as usize).unwrap_or(&[])
+    }
+
+    /// Appends a stored form read back from a snapshot; rejects malformed ones.
+    pub fn push_raw(&mut self, raw: &[u8]) -> Result<(), String> {
+        match raw.split_first() {
+            Some((&TAG_OID, rest)) if rest.len() == 12 => {}
+            Some((&TAG_JSON, rest)) if std::str::from_utf8(rest).is_ok() => {}
+            Some((&TAG_NONE, [])) => {}
+            _ => return Err("malformed _id record".into()),
+        }
+        self.bytes.extend_from_slice(raw);
+        self.ends.push(self.bytes.len() as u64);
+        Ok(())
     }
 
     pub fn len(&self) -> usize {

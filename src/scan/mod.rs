@@ -79,9 +79,60 @@ type KeySets = HashMap<(String, String), HashSet<u128>>;
 type ExportedKeys = Vec<(String, HashSet<u128>)>;
 
 /// Scans the selected collections (all contracts when empty) of `source`.
+/// A baseline collection's fingerprints and the ids they belong to.
+type BaselineCollection<'a> = (Vec<Entry>, std::borrow::Cow<'a, IdArena>);
+
+/// The state before the change: another source, or a snapshot file.
+#[derive(Debug)]
+pub enum Baseline {
+    Source(Source),
+    Snapshot(crate::reconcile::snapshot::Snapshot),
+}
+
+impl Baseline {
+    fn database(&self) -> Option<&str> {
+        match self {
+            Baseline::Source(s) => s.database.as_deref(),
+            Baseline::Snapshot(s) => s.header.database.as_deref(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Baseline::Source(s) => s.spec.to_string(),
+            Baseline::Snapshot(s) => format!(
+                "snapshot of {} taken {}",
+                s.header.source, s.header.taken_at
+            ),
+        }
+    }
+
+    /// The collection's fingerprints and ids, or None when the baseline lacks it.
+    fn entries(
+        &self,
+        name: &str,
+        pool: &rayon::ThreadPool,
+        batch_records: usize,
+    ) -> Option<Result<BaselineCollection<'_>, SourceError>> {
+        match self {
+            Baseline::Source(s) => {
+                let cs = s.collection(name)?;
+                Some(
+                    fingerprint_collection(s, cs, pool, batch_records)
+                        .map(|(e, ids)| (e, std::borrow::Cow::Owned(ids))),
+                )
+            }
+            Baseline::Snapshot(s) => {
+                let c = s.collection(name)?;
+                Some(Ok((c.entries.clone(), std::borrow::Cow::Borrowed(&c.ids))))
+            }
+        }
+    }
+}
+
 pub fn scan(
     source: &Source,
-    baseline: Option<&Source>,
+    baseline: Option<&Baseline>,
     contracts: &ContractSet,
     selected: &[String],
     opts: &ScanOptions,
@@ -89,12 +140,12 @@ pub fn scan(
 ) -> Result<ScanOutcome, ScanError> {
     let mut warnings = Vec::new();
     if let Some(b) = baseline {
-        if b.database.is_some() && source.database.is_some() && b.database != source.database {
-            warnings.push(format!(
-                "the baseline is database {:?}, the source is database {:?}",
-                b.database.as_deref().unwrap_or_default(),
-                source.database.as_deref().unwrap_or_default()
-            ));
+        if let (Some(bd), Some(sd)) = (b.database(), source.database.as_deref()) {
+            if bd != sd {
+                warnings.push(format!(
+                    "the baseline is database {bd:?}, the source is database {sd:?}"
+                ));
+            }
         }
     }
     let pool = rayon::ThreadPoolBuilder::new()
@@ -177,15 +228,14 @@ pub fn scan(
         col.keep_fingerprints = baseline.is_some();
         let mut result = col.run(source, &pool, opts, &keys, sink);
         if let (Some(b), Ok(())) = (baseline, &result) {
-            match b.collection(&contract.collection) {
+            match b.entries(&contract.collection, &pool, opts.batch_records) {
                 None => warnings.push(format!(
                     "the baseline ({}) has no collection {:?}: not reconciled",
-                    b.spec, contract.collection
+                    b.describe(),
+                    contract.collection
                 )),
-                Some(bcs) => match baseline_entries(b, bcs, &pool, opts.batch_records) {
-                    Ok((mut entries, ids)) => col.reconcile(&mut entries, &ids, sink)?,
-                    Err(e) => result = Err(ScanError::Source(e)),
-                },
+                Some(Ok((mut entries, ids))) => col.reconcile(&mut entries, &ids, sink)?,
+                Some(Err(e)) => result = Err(ScanError::Source(e)),
             }
         }
         let (report, exported_sets) = col.finish(source, &keys, sink)?;
@@ -214,8 +264,9 @@ pub fn scan(
     })
 }
 
-/// Decodes and fingerprints every document of a baseline collection.
-fn baseline_entries(
+/// Decodes and fingerprints every document of a collection (for a baseline or a
+/// snapshot). Unreadable records fail it: a baseline must be complete.
+pub fn fingerprint_collection(
     source: &Source,
     cs: &CollectionSource,
     pool: &rayon::ThreadPool,

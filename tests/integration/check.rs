@@ -437,3 +437,51 @@ fn snapshot_of_the_example_report_and_summary() {
     insta::assert_snapshot!("example_summary", mask(&run.stdout));
     insta::assert_snapshot!("example_report", mask(&w.read("out/report.json")));
 }
+
+#[test]
+fn snapshot_then_check_against_it() {
+    let w = Workdir::new();
+    let data = example().join("data");
+    let run = w.docsweep(&[
+        "snapshot",
+        "--source",
+        &format!("dump:{}", data.join("baseline").display()),
+        "--out",
+        "before.snap",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let size = std::fs::metadata(w.path().join("before.snap"))
+        .unwrap()
+        .len();
+    // 1,800 documents with ObjectId _ids: at most 48 bytes each, plus the header.
+    assert!(size < 1800 * 48 + 4096, "{size} bytes");
+    let (code, report) = check_example(&w, &["--baseline", "before.snap"]);
+    assert_eq!(code, 1);
+    assert_planted(&report, &expected(), None);
+
+    // Truncated, corrupted or foreign files are refused (exit 2), never read as partial.
+    let bytes = std::fs::read(w.path().join("before.snap")).unwrap();
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 1;
+    for (name, content) in [
+        ("cut.snap", bytes[..bytes.len() - 100].to_vec()),
+        ("flip.snap", flipped),
+        ("empty.snap", Vec::new()),
+        ("text.snap", b"hello".to_vec()),
+    ] {
+        std::fs::write(w.path().join(name), content).unwrap();
+        let config = example().join("docsweep.toml");
+        let run = w.docsweep(&[
+            "check",
+            "--no-progress",
+            "--config",
+            config.to_str().unwrap(),
+            "--report-dir",
+            "bad",
+            "--baseline",
+            name,
+        ]);
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert!(run.stderr.contains(name), "{name}: {}", run.stderr);
+    }
+}
