@@ -197,7 +197,7 @@ fn bench_scan(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut sink: Vec<Violation> = Vec::new();
-                let outcome = scan(&source, &contracts, &[], &opts, &mut sink).expect("scan");
+                let outcome = scan(&source, None, &contracts, &[], &opts, &mut sink).expect("scan");
                 assert!(outcome.failure.is_none());
                 black_box((outcome.collections.len(), sink.len()))
             })
