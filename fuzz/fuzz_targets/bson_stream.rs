@@ -24,6 +24,31 @@ impl Read for Chunked {
     }
 }
 
+/// Every record as (location, bytes, broken) plus the final position, reading `step` bytes
+/// at a time: the split of the input into reads must not change anything.
+fn outline(input: &[u8], step: usize, max_records: usize) -> (Vec<(Location, Vec<u8>, bool)>, u64) {
+    let reader = Chunked {
+        data: input.to_vec(),
+        pos: 0,
+        step,
+    };
+    let mut r = BsonReader::new(Box::new(reader), None, "fuzz".into());
+    let mut out = Vec::new();
+    while let Some(batch) = r
+        .next_batch(max_records)
+        .expect("in-memory reads never fail")
+    {
+        for rec in &batch.records {
+            out.push((
+                rec.location,
+                batch.bytes(rec).to_vec(),
+                rec.broken.is_some(),
+            ));
+        }
+    }
+    (out, r.position())
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, input)) = data.split_first() else {
         return;
@@ -42,7 +67,10 @@ fuzz_target!(|data: &[u8]| {
     let mut r = BsonReader::new(Box::new(reader), None, "fuzz.bson".into());
     let mut next_offset = 0u64;
     let mut batches = 0usize;
-    while let Some(batch) = r.next_batch(max_records).expect("in-memory reads never fail") {
+    while let Some(batch) = r
+        .next_batch(max_records)
+        .expect("in-memory reads never fail")
+    {
         batches += 1;
         assert!(batches <= input.len() + 1, "more batches than input bytes");
         assert!(!batch.records.is_empty(), "empty batch");
@@ -55,7 +83,10 @@ fuzz_target!(|data: &[u8]| {
             let Location::Offset(at) = rec.location else {
                 panic!("BSON record with a non-offset location");
             };
-            assert!(at >= next_offset, "records out of order: {at} < {next_offset}");
+            assert!(
+                at >= next_offset,
+                "records out of order: {at} < {next_offset}"
+            );
             assert!(at <= input.len() as u64);
             let bytes = batch.bytes(rec);
             if rec.broken.is_some() {
@@ -66,7 +97,11 @@ fuzz_target!(|data: &[u8]| {
             }
             let at = usize::try_from(at).expect("small input");
             assert!(bytes.len() >= 5, "record shorter than 5 bytes");
-            assert_eq!(Some(bytes), input.get(at..at + bytes.len()), "record bytes differ from input");
+            assert_eq!(
+                Some(bytes),
+                input.get(at..at + bytes.len()),
+                "record bytes differ from input"
+            );
             let declared = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
             assert_eq!(usize::try_from(declared).ok(), Some(bytes.len()));
             assert_eq!(bytes.last(), Some(&0));
@@ -74,8 +109,22 @@ fuzz_target!(|data: &[u8]| {
             // Whatever the splitter hands on must be safe to decode.
             let _ = docsweep::value::from_bson(bytes);
         }
-        assert_eq!(prev_end, batch.data.len(), "batch buffer has bytes no record owns");
+        assert_eq!(
+            prev_end,
+            batch.data.len(),
+            "batch buffer has bytes no record owns"
+        );
     }
     assert_eq!(r.position(), input.len() as u64, "input not fully consumed");
-    assert!(r.next_batch(max_records).expect("after end").is_none(), "records after the end");
+    assert!(
+        r.next_batch(max_records).expect("after end").is_none(),
+        "records after the end"
+    );
+    if step != usize::MAX {
+        assert_eq!(
+            outline(input, step, max_records),
+            outline(input, usize::MAX, max_records),
+            "the records depend on how the input is split into reads"
+        );
+    }
 });

@@ -27,6 +27,31 @@ fn is_ws(b: &u8) -> bool {
     b.is_ascii_whitespace()
 }
 
+/// Every record as (location, bytes, broken) plus the final position, reading `step` bytes
+/// at a time: the split of the input into reads must not change anything.
+fn outline(input: &[u8], step: usize, max_records: usize) -> (Vec<(Location, Vec<u8>, bool)>, u64) {
+    let reader = Chunked {
+        data: input.to_vec(),
+        pos: 0,
+        step,
+    };
+    let mut r = JsonReader::new(Box::new(reader), None, "fuzz".into());
+    let mut out = Vec::new();
+    while let Some(batch) = r
+        .next_batch(max_records)
+        .expect("in-memory reads never fail")
+    {
+        for rec in &batch.records {
+            out.push((
+                rec.location,
+                batch.bytes(rec).to_vec(),
+                rec.broken.is_some(),
+            ));
+        }
+    }
+    (out, r.position())
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, input)) = data.split_first() else {
         return;
@@ -44,7 +69,10 @@ fuzz_target!(|data: &[u8]| {
     let mut r = JsonReader::new(Box::new(reader), None, "fuzz.json".into());
     let mut last_offset = 0u64;
     let mut batches = 0usize;
-    while let Some(batch) = r.next_batch(max_records).expect("in-memory reads never fail") {
+    while let Some(batch) = r
+        .next_batch(max_records)
+        .expect("in-memory reads never fail")
+    {
         batches += 1;
         assert!(batches <= input.len() + 2, "more batches than input bytes");
         assert!(!batch.records.is_empty(), "empty batch");
@@ -69,15 +97,31 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             }
             assert!(!bytes.is_empty(), "empty record");
-            assert!(!is_ws(&bytes[0]) && !is_ws(&bytes[bytes.len() - 1]), "record not trimmed");
+            assert!(
+                !is_ws(&bytes[0]) && !is_ws(&bytes[bytes.len() - 1]),
+                "record not trimmed"
+            );
             let rest = &input[at..];
             let skip = rest.iter().position(|b| !is_ws(b)).unwrap_or(rest.len());
-            assert!(rest[skip..].starts_with(bytes), "record text differs from the input at its offset");
+            assert!(
+                rest[skip..].starts_with(bytes),
+                "record text differs from the input at its offset"
+            );
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
                 let _ = docsweep::value::from_ejson(v);
             }
         }
     }
     assert_eq!(r.position(), input.len() as u64, "input not fully consumed");
-    assert!(r.next_batch(max_records).expect("after end").is_none(), "records after the end");
+    assert!(
+        r.next_batch(max_records).expect("after end").is_none(),
+        "records after the end"
+    );
+    if step != usize::MAX {
+        assert_eq!(
+            outline(input, step, max_records),
+            outline(input, usize::MAX, max_records),
+            "the records depend on how the input is split into reads"
+        );
+    }
 });

@@ -70,9 +70,9 @@ enum BaselineSpec {
 
 impl BaselineSpec {
     fn parse(s: &str, base: Option<&std::path::Path>) -> anyhow::Result<BaselineSpec> {
-        let looks_like_source = ["dump:", "export:", "mongodb://", "mongodb+srv://"]
-            .iter()
-            .any(|p| s.starts_with(p));
+        let lower = s.to_ascii_lowercase();
+        let looks_like_source =
+            ["dump:", "export:"].iter().any(|p| lower.starts_with(p)) || s.contains("://");
         if looks_like_source {
             let spec = SourceSpec::parse(s)?;
             return Ok(BaselineSpec::Source(match base {
@@ -86,7 +86,8 @@ impl BaselineSpec {
         };
         if !path.is_file() {
             return Err(ConfigError::Usage(format!(
-                "--baseline {s}: no such snapshot file (a baseline is a snapshot file or a dump:/export:/mongodb:// source)"
+                "--baseline {}: no such snapshot file (a baseline is a snapshot file or a dump:/export:/mongodb:// source)",
+                crate::source::redact_uri(s)
             ))
             .into());
         }
@@ -251,8 +252,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     report::write_json(&report, &json_path)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     let mut out = std::io::stdout().lock();
-    report::write_summary(&mut out, &report, &s.report_dir.display().to_string(), rows)
-        .context("cannot write the summary to stdout")?;
+    if let Err(e) =
+        report::write_summary(&mut out, &report, &s.report_dir.display().to_string(), rows)
+    {
+        // The reports are written; a closed stdout must not change the outcome.
+        eprintln!("docsweep: warning: cannot write the summary to stdout: {e}");
+    }
     for w in &report.warnings {
         eprintln!("docsweep: warning: {w}");
     }

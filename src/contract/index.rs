@@ -63,7 +63,7 @@ impl IndexKey {
     }
 
     pub fn is_id_only(&self) -> bool {
-        self.0.len() == 1 && self.0[0].0 == "_id"
+        self.0.len() == 1 && self.0[0].0 == "_id" && self.0[0].1 == KeyDirection::Asc
     }
 }
 

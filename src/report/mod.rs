@@ -11,12 +11,16 @@
 //!   (`valid`, `other_version` by version, `invalid`), `indexes` (`available`: false when
 //!   the source carries no index information, e.g. mongoexport; `missing`, `unexpected`),
 //!   `duplicates[]` per unique key (`key`, `name`, `groups`, `documents`: every document in
-//!   a group), `references[]` (`field`, `collection`, `to`, `orphans`: documents whose
-//!   reference is not found), `structure` (`missing_id`, `duplicate_id`, `too_deep`,
+//!   a group), `references[]` (`field`, `collection`, `to`, `checked`: false when the
+//!   source lacks the referenced collection, `orphans`: documents whose reference is not
+//!   found), `structure` (`missing_id`, `duplicate_id`, `too_deep`,
 //!   `oversize`), `reconciliation` (null without a baseline), `top_errors[]`
 //!   (`keyword`, `path` with array indexes as `*`, `count`, `example_ids`), `remediation[]`.
 
 mod csv;
+pub mod html;
+pub mod junit;
+pub mod metrics;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -27,6 +31,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::csv::{CsvSink, Violation, ViolationSink};
+pub use html::write_html;
+pub use junit::write_junit;
+pub use metrics::write_metrics;
 pub use summary::write_summary;
 
 pub const FORMAT: &str = "docsweep-report/1";
@@ -68,6 +75,9 @@ pub struct Classes {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct IndexFindings {
     pub available: bool,
+    /// Why the actual indexes could not be read (e.g. a broken metadata.json).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub missing: Vec<Value>,
     pub unexpected: Vec<Value>,
 }
@@ -85,6 +95,8 @@ pub struct ReferenceFinding {
     pub field: String,
     pub collection: String,
     pub to: String,
+    /// False when the source does not have the referenced collection.
+    pub checked: bool,
     pub orphans: u64,
 }
 
@@ -146,6 +158,7 @@ impl CollectionReport {
             || self.classes.invalid > 0
             || self.classes.other_version.values().any(|&n| n > 0)
             || !self.indexes.missing.is_empty()
+            || self.indexes.error.is_some()
             || !self.indexes.unexpected.is_empty()
             || self.duplicates.iter().any(|d| d.groups > 0)
             || self.references.iter().any(|r| r.orphans > 0)

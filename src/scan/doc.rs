@@ -12,6 +12,27 @@ use crate::value::{self, Fingerprint};
 pub const MAX_BSON_BYTES: usize = 16 * 1024 * 1024;
 /// MongoDB's nesting limit.
 pub const MAX_NESTING: usize = 100;
+/// Every distinct reference of every version: the target version's first, then the
+/// others by version.
+pub fn distinct_refs(contract: &Contract) -> Vec<Reference> {
+    let mut order: Vec<usize> = (0..contract.versions.len()).collect();
+    order.sort_by_key(|&i| {
+        (
+            contract.versions[i].version != contract.target,
+            contract.versions[i].version,
+        )
+    });
+    let mut refs: Vec<Reference> = Vec::new();
+    for &i in &order {
+        for r in &contract.versions[i].references {
+            if !refs.contains(r) {
+                refs.push(r.clone());
+            }
+        }
+    }
+    refs
+}
+
 /// Compound unique keys over several arrays fan out; beyond this many combinations a
 /// document's keys are truncated (MongoDB itself refuses such documents).
 const MAX_KEY_COMBINATIONS: usize = 1024;
@@ -78,22 +99,7 @@ impl<'a> DocContext<'a> {
         max_errors: usize,
         show_values: bool,
     ) -> Self {
-        // The target version's references first, then the others by version.
-        let mut order: Vec<usize> = (0..contract.versions.len()).collect();
-        order.sort_by_key(|&i| {
-            (
-                contract.versions[i].version != contract.target,
-                contract.versions[i].version,
-            )
-        });
-        let mut refs: Vec<Reference> = Vec::new();
-        for &i in &order {
-            for r in &contract.versions[i].references {
-                if !refs.contains(r) {
-                    refs.push(r.clone());
-                }
-            }
-        }
+        let refs = distinct_refs(contract);
         let version_refs = contract
             .versions
             .iter()
@@ -146,7 +152,7 @@ impl<'a> DocContext<'a> {
                 let d = value::from_ejson(v).map_err(|e| e.to_string())?;
                 // JSON text can be several times smaller than its BSON form; only
                 // large documents pay for measuring the real size.
-                let oversize = bytes.len() > MAX_BSON_BYTES / 4
+                let oversize = bytes.len() > MAX_BSON_BYTES / 8
                     && value::to_bson(&d.value).is_ok_and(|b| b.len() > MAX_BSON_BYTES);
                 Ok((d, oversize))
             }
@@ -270,6 +276,17 @@ fn unique_keys(doc: &Value, ix: &IndexSpec) -> Vec<u128> {
         return Vec::new();
     }
     let null = value::key_hash(&Value::Null);
+    if let [single] = per_field.as_slice() {
+        // One field: every element is a key (MongoDB indexes them all).
+        let mut keys: Vec<u128> = if single.is_empty() {
+            vec![null]
+        } else {
+            single.clone()
+        };
+        keys.sort_unstable();
+        keys.dedup();
+        return keys;
+    }
     let mut combos: Vec<Vec<u8>> = vec![Vec::new()];
     for hashes in &per_field {
         let hashes: &[u128] = if hashes.is_empty() {

@@ -185,6 +185,34 @@ pub fn scan(
                 .push(field.clone());
         }
     }
+    // References that point forward in the scan order (cycles between collections)
+    // need the referenced values before the referenced collection is checked.
+    let position: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.collection.as_str(), i))
+        .collect();
+    for (i, c) in order.iter().enumerate() {
+        for r in c.versions.iter().flat_map(|v| &v.references) {
+            let later = position.get(r.collection.as_str()).is_some_and(|&j| j > i);
+            if later && r.collection != c.collection {
+                let fields = key_only.entry(r.collection.as_str()).or_default();
+                if !fields.contains(&r.to) {
+                    fields.push(r.to.clone());
+                }
+            }
+        }
+    }
+    // A referenced collection the source does not have cannot be checked: say so
+    // instead of calling every reference an orphan.
+    let mut absent: BTreeSet<String> = BTreeSet::new();
+    for (coll, _) in &needed {
+        if source.collection(coll).is_none() && absent.insert(coll.clone()) {
+            warnings.push(format!(
+                "references to {coll:?} are not checked: the source has no collection {coll:?}"
+            ));
+        }
+    }
     for (coll, fields) in key_only {
         if let Some(cs) = source.collection(coll) {
             match collect_keys(source, cs, &fields, &pool, opts.batch_records) {
@@ -224,8 +252,9 @@ pub fn scan(
             );
             continue;
         };
-        let mut col = CollectionScan::new(contract, cs, exported, opts, source);
+        let mut col = CollectionScan::new(contract, cs, exported, &absent, source);
         col.keep_fingerprints = baseline.is_some();
+
         let mut result = col.run(source, &pool, opts, &keys, sink);
         if let (Some(b), Ok(())) = (baseline, &result) {
             match b.entries(&contract.collection, &pool, opts.batch_records) {
@@ -458,7 +487,11 @@ struct CollectionScan<'a> {
     /// Per unique index: key hash → (ordinal of the first document, documents with it).
     unique: Vec<HashMap<u128, (u32, u32)>>,
     /// References to collections not yet complete: (reference, _id text, value hashes).
-    deferred: Vec<(usize, String, Vec<u128>)>,
+    deferred: Vec<(usize, u32, Vec<u128>)>,
+    /// Referenced collections the source does not have (references to them are not checked).
+    absent: BTreeSet<String>,
+    /// Per unique index: ordinals of documents already reported as duplicates.
+    unique_reported: Vec<HashSet<u32>>,
     errors: HashMap<(String, String), (u64, Vec<String>)>,
     ctx_refs: Vec<crate::contract::Reference>,
     actual_indexes: Option<Vec<IndexSpec>>,
@@ -474,9 +507,20 @@ impl<'a> CollectionScan<'a> {
         contract: &'a Contract,
         cs: &'a CollectionSource,
         exported_fields: Vec<String>,
-        _opts: &ScanOptions,
+        absent: &BTreeSet<String>,
         source: &Source,
     ) -> Self {
+        let ctx_refs = doc::distinct_refs(contract);
+        let references = ctx_refs
+            .iter()
+            .map(|r| ReferenceFinding {
+                field: r.field.clone(),
+                collection: r.collection.clone(),
+                to: r.to.clone(),
+                checked: !absent.contains(&r.collection),
+                orphans: 0,
+            })
+            .collect();
         let (actual_indexes, index_error) = match source.indexes(cs) {
             Ok(ix) => (ix, None),
             Err(e) => (None, Some(e)),
@@ -489,6 +533,7 @@ impl<'a> CollectionScan<'a> {
                 name: contract.collection.clone(),
                 target_version: contract.target,
                 present: true,
+                references,
                 ..CollectionReport::default()
             },
             exported: vec![HashSet::new(); exported_fields.len()],
@@ -497,8 +542,10 @@ impl<'a> CollectionScan<'a> {
             id_set: HashSet::new(),
             unique: vec![HashMap::new(); n_unique],
             deferred: Vec::new(),
+            absent: absent.clone(),
+            unique_reported: vec![HashSet::new(); n_unique],
             errors: HashMap::new(),
-            ctx_refs: Vec::new(),
+            ctx_refs,
             actual_indexes,
             index_error,
             keep_fingerprints: false,
@@ -518,9 +565,6 @@ impl<'a> CollectionScan<'a> {
         keys: &KeySets,
         sink: &mut dyn ViolationSink,
     ) -> Result<(), ScanError> {
-        if let Some(e) = self.index_error.take() {
-            return Err(ScanError::Source(e));
-        }
         let pb = progress_bar(opts, self.cs);
         let cs = self.cs;
         let contract = self.contract;
@@ -536,19 +580,6 @@ impl<'a> CollectionScan<'a> {
                     opts.show_values,
                 )
             });
-            if self.ctx_refs.is_empty() && !ctx.refs.is_empty() {
-                self.ctx_refs = ctx.refs.clone();
-                self.report.references = ctx
-                    .refs
-                    .iter()
-                    .map(|r| ReferenceFinding {
-                        field: r.field.clone(),
-                        collection: r.collection.clone(),
-                        to: r.to.clone(),
-                        orphans: 0,
-                    })
-                    .collect();
-            }
             let examined: Vec<Examined> = pool.install(|| {
                 batch
                     .records
@@ -562,27 +593,6 @@ impl<'a> CollectionScan<'a> {
             Ok(())
         });
         pb.finish_and_clear();
-        if self.ctx_refs.is_empty() {
-            // An empty collection still reports its references (with no orphans).
-            let ctx = DocContext::new(
-                contract,
-                crate::source::Encoding::Bson,
-                Vec::new(),
-                1,
-                false,
-            );
-            self.ctx_refs = ctx.refs.clone();
-            self.report.references = ctx
-                .refs
-                .iter()
-                .map(|r| ReferenceFinding {
-                    field: r.field.clone(),
-                    collection: r.collection.clone(),
-                    to: r.to.clone(),
-                    orphans: 0,
-                })
-                .collect();
-        }
         result
     }
 
@@ -730,42 +740,27 @@ impl<'a> CollectionScan<'a> {
             ))?;
         }
 
-        // Unique keys, checked on the data even when the index is missing.
+        // Unique keys, checked on the data even when the index is missing. Each
+        // document is reported once per index, however many of its keys collide.
         for (ui, hashes) in facts.unique.iter().enumerate() {
-            let label = &self.unique_labels[ui];
+            let finding = format!("duplicate:{}", self.unique_labels[ui]);
+            let msg = format!(
+                "same {} as another document (unique index)",
+                self.unique_labels[ui]
+            );
             for &h in hashes {
                 let entry = self.unique[ui].entry(h).or_insert((ordinal as u32, 0));
-                entry.1 += 1;
+                entry.1 = entry.1.saturating_add(1);
                 let (first, count) = *entry;
-                if count == 2 {
+                if count < 2 {
+                    continue;
+                }
+                if self.unique_reported[ui].insert(first) {
                     let first_id = self.ids.get(first as usize);
-                    let msg = format!("same {label} as another document (unique index)");
-                    sink.violation(&self.row(
-                        &first_id,
-                        &format!("duplicate:{label}"),
-                        None,
-                        "",
-                        "",
-                        msg.clone(),
-                    ))?;
-                    sink.violation(&self.row(
-                        &id,
-                        &format!("duplicate:{label}"),
-                        None,
-                        "",
-                        "",
-                        msg,
-                    ))?;
-                } else if count > 2 {
-                    let msg = format!("same {label} as another document (unique index)");
-                    sink.violation(&self.row(
-                        &id,
-                        &format!("duplicate:{label}"),
-                        None,
-                        "",
-                        "",
-                        msg,
-                    ))?;
+                    sink.violation(&self.row(&first_id, &finding, None, "", "", msg.clone()))?;
+                }
+                if self.unique_reported[ui].insert(ordinal as u32) {
+                    sink.violation(&self.row(&id, &finding, None, "", "", msg.clone()))?;
                 }
             }
         }
@@ -793,7 +788,8 @@ impl<'a> CollectionScan<'a> {
                         ))?;
                     }
                 }
-                None => self.deferred.push((*ri, id.clone(), hashes.clone())),
+                None if self.absent.contains(&r.collection) => {}
+                None => self.deferred.push((*ri, ordinal as u32, hashes.clone())),
             }
         }
         for (set, hashes) in self.exported.iter_mut().zip(&facts.exported) {
@@ -851,7 +847,8 @@ impl<'a> CollectionScan<'a> {
             .zip(self.exported.iter())
             .collect();
         let empty = HashSet::new();
-        for (ri, id, hashes) in std::mem::take(&mut self.deferred) {
+        for (ri, ordinal, hashes) in std::mem::take(&mut self.deferred) {
+            let id = self.ids.get(ordinal as usize);
             let r = &self.ctx_refs[ri];
             let set = if r.collection == self.contract.collection {
                 own.get(r.to.as_str()).copied().unwrap_or(&empty)
@@ -878,12 +875,10 @@ impl<'a> CollectionScan<'a> {
         let uniques: Vec<&IndexSpec> = self.contract.unique_indexes().collect();
         self.report.duplicates = uniques
             .iter()
-            .zip(&self.unique)
-            .map(|(ix, map)| {
-                let (groups, documents) = map
-                    .values()
-                    .filter(|(_, n)| *n > 1)
-                    .fold((0u64, 0u64), |(g, d), (_, n)| (g + 1, d + u64::from(*n)));
+            .zip(self.unique.iter().zip(&self.unique_reported))
+            .map(|(ix, (map, reported))| {
+                let groups = map.values().filter(|(_, n)| *n > 1).count() as u64;
+                let documents = reported.len() as u64;
                 DuplicateFinding {
                     key: ix.key.to_json(),
                     name: ix.name.clone().unwrap_or_else(|| ix.key.default_name()),
@@ -894,6 +889,9 @@ impl<'a> CollectionScan<'a> {
             .collect();
 
         self.report.indexes = index_coverage(self.contract, self.actual_indexes.as_deref());
+        if let Some(e) = self.index_error.take() {
+            self.report.indexes.error = Some(e.to_string());
+        }
 
         let mut top: Vec<ErrorKind> = self
             .errors
@@ -941,6 +939,7 @@ pub fn index_coverage(contract: &Contract, actual: Option<&[IndexSpec]>) -> Inde
     let actual: Vec<&IndexSpec> = actual.iter().filter(|i| !i.key.is_id_only()).collect();
     IndexFindings {
         available: true,
+        error: None,
         missing: want
             .iter()
             .filter(|w| !w.key.is_id_only() && !actual.iter().any(|a| a.same_index(w)))

@@ -127,15 +127,32 @@ fn every_check_counts_what_it_should() {
 }
 
 #[test]
-fn missing_referenced_collection_makes_every_reference_an_orphan() {
+fn a_referenced_collection_missing_from_the_source_is_not_checked() {
     let f = Fixture::new(ITEMS, None);
-    let (reports, _) = f.run(1, 100);
+    let (reports, rows) = f.run(1, 100);
     let owner = reports[0]
         .references
         .iter()
         .find(|r| r.field == "owner")
         .unwrap();
-    assert_eq!(owner.orphans, 3);
+    assert!(!owner.checked);
+    assert_eq!(owner.orphans, 0);
+    assert!(!rows.iter().any(|v| v.finding == "orphan:owner"));
+}
+
+#[test]
+fn a_document_is_a_duplicate_once_however_many_keys_collide() {
+    let f = Fixture::new(
+        "{\"_id\":1,\"sku\":[\"a\",\"b\"]}\n{\"_id\":2,\"sku\":[\"a\",\"b\"]}\n",
+        Some(OWNERS),
+    );
+    let (reports, rows) = f.run(1, 100);
+    let d = &reports[0].duplicates[0];
+    assert_eq!((d.groups, d.documents), (2, 2));
+    assert_eq!(
+        rows.iter().filter(|v| v.finding == "duplicate:sku").count(),
+        2
+    );
 }
 
 proptest! {
@@ -182,4 +199,34 @@ fn index_coverage_respects_order_and_uniqueness() {
     )];
     let got = index_coverage(c, Some(&ok));
     assert!(got.missing.is_empty() && got.unexpected.is_empty());
+}
+
+#[test]
+fn references_between_collections_that_point_at_each_other() {
+    let f = Fixture::new(
+        ITEMS,
+        Some("{\"_id\":10,\"best\":1}\n{\"_id\":11.0,\"best\":77}\n"),
+    );
+    let s = f.dir.path().join("schemas/owners");
+    std::fs::create_dir_all(&s).unwrap();
+    std::fs::write(s.join("v1.schema.json"), r#"{"type":"object"}"#).unwrap();
+    std::fs::write(
+        s.join("contract.toml"),
+        "collection = \"owners\"\ntarget = 1\n[[versions]]\nversion = 1\nschema = \"v1.schema.json\"\nreferences = [ { field = \"best\", collection = \"items\" } ]\n",
+    )
+    .unwrap();
+    let (reports, _) = f.run(2, 2);
+    let orphans = |coll: &str, field: &str| {
+        reports
+            .iter()
+            .find(|r| r.name == coll)
+            .and_then(|r| r.references.iter().find(|x| x.field == field))
+            .map(|x| x.orphans)
+    };
+    assert_eq!(
+        orphans("owners", "best"),
+        Some(1),
+        "77 is not an item; 1 is"
+    );
+    assert_eq!(orphans("items", "owner"), Some(1), "99 is not an owner");
 }

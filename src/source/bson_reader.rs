@@ -48,7 +48,8 @@ impl BsonReader {
         self.buf.len() - self.pos
     }
 
-    /// Makes at least `n` bytes available unless the stream ends first.
+    /// Makes at least `n` bytes available unless the stream ends first. Reads straight into
+    /// the buffer (at least 256 KiB at a time), so a large `n` costs no scratch allocation.
     fn fill(&mut self, n: usize) -> Result<(), SourceError> {
         if self.available() >= n || self.eof {
             return Ok(());
@@ -57,17 +58,13 @@ impl BsonReader {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        let mut chunk = vec![0u8; (n - self.buf.len()).max(256 << 10)];
-        while self.buf.len() < n {
-            match self.input.read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(super::io_err(&self.path, format!("read failed: {e}"))),
-            }
+        let want = (n - self.buf.len()).max(256 << 10);
+        let got = (&mut self.input)
+            .take(want as u64)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| super::io_err(&self.path, format!("read failed: {e}")))?;
+        if got < want {
+            self.eof = true;
         }
         Ok(())
     }
@@ -84,16 +81,18 @@ impl BsonReader {
     }
 
     /// Is there a plausible document starting `i` bytes ahead? Used only to resync
-    /// after corruption, so it may read ahead.
+    /// after corruption, so it may read ahead. Returns its length.
     fn plausible_at(&mut self, i: usize) -> Result<Option<usize>, SourceError> {
-        self.fill(i + 5)?;
+        self.fill(i + MIN_RECORD_BYTES)?;
         let Some(l) = self.len_at(i) else {
             return Ok(None);
         };
         if !(MIN_RECORD_BYTES..=MAX_RECORD_BYTES).contains(&l) {
             return Ok(None);
         }
-        let first_type = self.buf[self.pos + i + 4];
+        let Some(&first_type) = self.buf.get(self.pos + i + 4) else {
+            return Ok(None);
+        };
         if !(first_type == 0 && l == 5
             || (1..=0x13).contains(&first_type)
             || first_type == 0x7f
@@ -102,10 +101,9 @@ impl BsonReader {
             return Ok(None);
         }
         self.fill(i + l)?;
-        if self.available() < i + l {
+        let Some(bytes) = self.buf.get(self.pos + i..self.pos + i + l) else {
             return Ok(None);
-        }
-        let bytes = &self.buf[self.pos + i..self.pos + i + l];
+        };
         if bytes[l - 1] != 0 {
             return Ok(None);
         }
@@ -115,18 +113,58 @@ impl BsonReader {
         Ok(ok.then_some(l))
     }
 
-    /// Skips forward from a corrupt record to the next plausible document (or the end),
-    /// returning how many bytes were skipped.
-    fn resync(&mut self) -> Result<usize, SourceError> {
+    /// A plausible document at `i` that also ends the input or is followed by another
+    /// plausible document. An embedded document inside a corrupt record looks like a
+    /// document on its own, but is followed by its parent's next element (or terminator).
+    fn chained_at(&mut self, i: usize) -> Result<bool, SourceError> {
+        let Some(l) = self.plausible_at(i)? else {
+            return Ok(false);
+        };
+        let next = i + l;
+        self.fill(next + 1)?;
+        if self.available() == next {
+            // Ends the input: a truncated record cut right after an embedded document
+            // looks the same, so also ask whether an element header leads up to it.
+            return Ok(!self.after_element_header(i));
+        }
+        Ok(self.plausible_at(next)?.is_some())
+    }
+
+    /// Do the bytes before `i` end like the header of an embedded document or array
+    /// element (type 0x03/0x04, then a key and its NUL)?
+    fn after_element_header(&self, i: usize) -> bool {
+        let Some(before) = self.buf.get(self.pos..self.pos + i) else {
+            return false;
+        };
+        let Some((&0, head)) = before.split_last() else {
+            return false;
+        };
+        let run = head.iter().rposition(|&b| b == 0).map_or(0, |p| p + 1);
+        head.iter()
+            .enumerate()
+            .skip(run)
+            .any(|(j, &b)| matches!(b, 3 | 4) && std::str::from_utf8(&head[j + 1..]).is_ok())
+    }
+
+    /// Skips forward from a corrupt record to the next readable document (or the end),
+    /// returning how many bytes were skipped. Candidates starting before `strict_until`
+    /// (inside the corrupt record, as far as is known) must be [chained](Self::chained_at),
+    /// so that the corrupt record's embedded documents are not taken for records.
+    fn resync(&mut self, strict_until: usize) -> Result<usize, SourceError> {
         let mut i = 1;
         loop {
-            self.fill(i + 5)?;
+            self.fill(i + MIN_RECORD_BYTES)?;
             if self.available() < i + MIN_RECORD_BYTES {
                 let skipped = self.available();
                 self.consume(skipped);
                 return Ok(skipped);
             }
-            if self.plausible_at(i)?.is_some() {
+            let found = if i < strict_until {
+                self.chained_at(i)?
+            } else {
+                self.plausible_at(i)?.is_some()
+            };
+            if found {
                 self.consume(i);
                 return Ok(i);
             }
@@ -175,7 +213,7 @@ impl RecordReader for BsonReader {
                         self.buf[self.pos + 2],
                         self.buf[self.pos + 3],
                     ]);
-                    let skipped = self.resync()?;
+                    let skipped = self.resync(usize::MAX)?;
                     broken(
                         &mut batch,
                         format!(
@@ -188,7 +226,7 @@ impl RecordReader for BsonReader {
             self.fill(len)?;
             let avail = self.available();
             if avail < len {
-                let skipped = self.resync()?;
+                let skipped = self.resync(usize::MAX)?;
                 broken(
                     &mut batch,
                     format!(
@@ -198,7 +236,7 @@ impl RecordReader for BsonReader {
                 continue;
             }
             if self.buf[self.pos + len - 1] != 0 {
-                let skipped = self.resync()?;
+                let skipped = self.resync(len)?;
                 broken(
                     &mut batch,
                     format!(
@@ -288,6 +326,36 @@ mod tests {
         let good = recs.iter().filter(|r| r.1.is_none()).count();
         let broken = recs.iter().filter(|r| r.1.is_some()).count();
         assert_eq!((good, broken), (3, 1), "{recs:?}");
+    }
+
+    #[test]
+    fn embedded_documents_of_a_corrupt_record_are_not_records() {
+        let inner = bson::doc! {"x": 1, "y": "z"};
+        let parent =
+            bson::doc! {"_id": 3, "a": inner.clone(), "b": [inner.clone(), inner], "s": "tail"}
+                .to_vec()
+                .unwrap();
+        // Truncated at the end of the file, at every possible cut.
+        for cut in 1..parent.len() {
+            let mut s = doc(1);
+            s.extend_from_slice(&parent[..parent.len() - cut]);
+            let recs = read_all(s);
+            let good = recs.iter().filter(|r| r.1.is_none()).count();
+            assert_eq!(good, 1, "cut {cut}: {recs:?}");
+        }
+        // Corrupt length prefix / terminator in the middle of the file.
+        for (at, byte) in [(0, 0xff), (3, 0x7f), (0, 0x01), (parent.len() - 1, 7)] {
+            let mut bad = parent.clone();
+            bad[at] = byte;
+            let mut s = doc(1);
+            s.extend(bad);
+            s.extend(doc(2));
+            s.extend(doc(4));
+            let recs = read_all(s);
+            let good = recs.iter().filter(|r| r.1.is_none()).count();
+            let broken = recs.iter().filter(|r| r.1.is_some()).count();
+            assert_eq!((good, broken), (3, 1), "byte {at}: {recs:?}");
+        }
     }
 
     #[test]

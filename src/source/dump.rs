@@ -109,7 +109,7 @@ pub(super) fn open(
         } else {
             continue;
         };
-        if name.starts_with("system.") || !file.is_file() {
+        if name.starts_with("system.") || name == "oplog" || !file.is_file() {
             continue;
         }
         let meta_name = if gzip {
@@ -150,9 +150,9 @@ fn read_dir_sorted(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
 fn has_bson_files(path: &Path) -> Result<bool, SourceError> {
     Ok(read_dir_sorted(path)?.iter().any(|p| {
         p.is_file()
-            && p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(".bson") || n.ends_with(".bson.gz"))
+            && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                (n.ends_with(".bson") || n.ends_with(".bson.gz")) && !n.starts_with("oplog.bson")
+            })
     }))
 }
 

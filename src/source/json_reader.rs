@@ -51,19 +51,45 @@ impl JsonReader {
         }
     }
 
+    /// Skips a UTF-8 byte-order mark, however the input's first reads are split.
+    fn skip_bom(&mut self) -> Result<(), SourceError> {
+        const BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
+        let buf = self.input.fill_buf().map_err(|e| read_err(&self.path, e))?;
+        if buf.len() >= BOM.len() || !BOM.starts_with(buf) || buf.is_empty() {
+            if buf.starts_with(&BOM) {
+                self.input.consume(BOM.len());
+                self.offset += BOM.len() as u64;
+            }
+            return Ok(());
+        }
+        // A short first read that could be the start of a BOM: read the first three bytes
+        // and put back whatever is not a BOM in front of the rest of the input.
+        let mut head = Vec::with_capacity(BOM.len());
+        (&mut self.input)
+            .take(BOM.len() as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| read_err(&self.path, e))?;
+        if head == BOM {
+            self.offset += BOM.len() as u64;
+            return Ok(());
+        }
+        let rest = std::mem::replace(
+            &mut self.input,
+            BufReader::new(Box::new(std::io::empty()) as Box<dyn Read + Send>),
+        );
+        let joined: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(rest));
+        self.input = BufReader::with_capacity(256 << 10, joined);
+        Ok(())
+    }
+
     /// Peeks the first non-whitespace byte to choose NDJSON or array mode.
     fn detect(&mut self) -> Result<(), SourceError> {
+        self.skip_bom()?;
         loop {
             let buf = self.input.fill_buf().map_err(|e| read_err(&self.path, e))?;
             if buf.is_empty() {
                 self.mode = Mode::Lines;
                 return Ok(());
-            }
-            // Skip a UTF-8 byte-order mark.
-            if self.offset == 0 && buf.starts_with(&[0xef, 0xbb, 0xbf]) {
-                self.input.consume(3);
-                self.offset += 3;
-                continue;
             }
             match buf.iter().position(|b| !b.is_ascii_whitespace()) {
                 Some(i) => {
@@ -398,6 +424,42 @@ mod tests {
             }
         );
         assert!(records("[]").is_empty());
+    }
+
+    #[test]
+    fn byte_order_mark_split_across_reads() {
+        /// Reads one byte at a time.
+        struct Trickle(std::io::Cursor<Vec<u8>>);
+        impl Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(1);
+                self.0.read(&mut buf[..n])
+            }
+        }
+        for text in [
+            &b"\xef\xbb\xbf[{\"a\":1}]"[..],
+            b"\xef\xbb\xbf{\"a\":1}\n",
+            b"\xef\xbbx\n",
+            b"\xef",
+        ] {
+            let run = |input: Box<dyn Read + Send>| {
+                let mut r = JsonReader::new(input, None, "t.json".into());
+                let mut out = Vec::new();
+                while let Some(b) = r.next_batch(BATCH_RECORDS).unwrap() {
+                    for rec in &b.records {
+                        out.push((b.bytes(rec).to_vec(), rec.broken.clone(), rec.location));
+                    }
+                }
+                (out, r.position())
+            };
+            let whole = run(Box::new(std::io::Cursor::new(text.to_vec())));
+            let trickled = run(Box::new(Trickle(std::io::Cursor::new(text.to_vec()))));
+            assert_eq!(whole, trickled, "{text:?}");
+            assert_eq!(whole.1, text.len() as u64);
+        }
+        let r = records("\u{feff}[{\"a\":1}]");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0, "{\"a\":1}");
     }
 
     #[test]

@@ -87,22 +87,36 @@ impl fmt::Display for SourceSpec {
 }
 
 /// Replaces the password in a `mongodb://user:pass@host` URI with `****`.
+///
+/// Passwords should be percent-encoded, but a careless one may hold `/`, `?` or `@`; the
+/// user info is taken to end at the last `@` that is followed by a host list and preceded
+/// by `user:`, so such passwords are still masked (over-masking is the safe failure).
 pub fn redact_uri(s: &str) -> String {
     let Some(scheme_end) = s.find("://") else {
         return s.to_string();
     };
     let rest = &s[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
+    let is_host_char = |c: char| c.is_ascii_alphanumeric() || ".-_:[],%".contains(c);
+    let userinfo_end = rest
+        .char_indices()
+        .rev()
+        .filter(|&(_, c)| c == '@')
+        .map(|(i, _)| i)
+        .find(|&at| {
+            let after = &rest[at + 1..];
+            let host = &after[..after.find(['/', '?']).unwrap_or(after.len())];
+            let before = &rest[..at];
+            !host.is_empty()
+                && host.chars().all(is_host_char)
+                && (before.contains(':') || !before.contains(['/', '?']))
+        });
+    let Some(at) = userinfo_end else {
         return s.to_string();
     };
-    let userinfo = &authority[..at];
-    let user = userinfo.split(':').next().unwrap_or("");
-    let masked = if userinfo.contains(':') {
-        format!("{user}:****")
-    } else {
-        user.to_string()
+    let userinfo = &rest[..at];
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:****"),
+        None => userinfo.to_string(),
     };
     format!("{}{}{}", &s[..scheme_end + 3], masked, &rest[at..])
 }
@@ -122,7 +136,7 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Offset(o) => write!(f, "byte offset {o}"),
-            Location::Line { line, .. } => write!(f, "line {line}"),
+            Location::Line { line, offset } => write!(f, "line {line} (byte offset {offset})"),
             Location::Element { index, line, .. } => {
                 write!(f, "array element {index} (line {line})")
             }
@@ -301,13 +315,20 @@ mod tests {
                 "mongodb://h/db?authSource=a@b",
             ),
             ("mongodb://h", "mongodb://h"),
+            ("mongodb://u:pa/ss@h/db", "mongodb://u:****@h/db"),
+            (
+                "mongodb://u:p?a@ss@h1:27017,h2/db?w=1",
+                "mongodb://u:****@h1:27017,h2/db?w=1",
+            ),
+            ("Mongodb://u:secret@h", "Mongodb://u:****@h"),
         ];
         for (given, want) in cases {
             assert_eq!(redact_uri(given), want);
-            assert!(!SourceSpec::parse(given)
-                .unwrap()
-                .to_string()
-                .contains("secret"));
+            let shown = match SourceSpec::parse(given) {
+                Ok(spec) => spec.to_string(),
+                Err(e) => e.to_string(),
+            };
+            assert!(!shown.contains("secret"), "{shown}");
         }
         let e = SourceSpec::parse("mongo://u:secret@h")
             .unwrap_err()

@@ -380,8 +380,25 @@ fn nested(depth: usize) -> Result<usize, DecodeError> {
 
 enum Action {
     Plain,
+    /// A type wrapper that is already in its relaxed form.
+    Keep,
     Replace(Value),
     CodeWithScope,
+}
+
+/// Whether the wrapper object `map` (classified as `w`) is already exactly what
+/// `w.to_relaxed()` would build, so it can stay as it is (saves rebuilding the two most
+/// common wrappers, `$oid` and `$date`, in relaxed input such as mongoexport's).
+fn already_relaxed(map: &Map<String, Value>, w: &Wrapper<'_>) -> bool {
+    // `classify` accepted these with exactly one key, the special one.
+    match (w, map.get("$oid"), map.get("$date")) {
+        (Wrapper::ObjectId(_), Some(Value::String(s)), _) => {
+            // 24 hex digits (checked by `classify`); relaxed form is lower case.
+            !s.bytes().any(|c| c.is_ascii_uppercase())
+        }
+        (Wrapper::Date(ms), _, Some(Value::String(s))) => relaxed::is_iso_of(s, *ms),
+        _ => false,
+    }
 }
 
 /// Normalise `v`, a value inside a document at nesting level `depth`.
@@ -391,9 +408,11 @@ fn normalise_value(v: &mut Value, depth: usize, max: &mut usize) -> Result<(), D
             let action = match classify(map).map_err(DecodeError::ejson)? {
                 None => Action::Plain,
                 Some(Wrapper::CodeWithScope(..)) => Action::CodeWithScope,
+                Some(w) if already_relaxed(map, &w) => Action::Keep,
                 Some(w) => Action::Replace(w.to_relaxed()),
             };
             match action {
+                Action::Keep => {}
                 Action::Replace(new) => *v = new,
                 Action::Plain => normalise_document(map, nested(depth)?, max)?,
                 Action::CodeWithScope => {

@@ -7,7 +7,7 @@
 //! finally the child count (content: object entries sorted by key bytes), so `["a","b"]` ≠ `["ab"]` and `"1"` ≠ `1` ≠ `1.0`.
 
 use serde_json::{Number, Value};
-use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3Default};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
 /// Beyond this nesting a subtree is hashed as an opaque marker (only reachable with hand-built
 /// values; decoded values are limited to [`MAX_DEPTH`](super::MAX_DEPTH)).
@@ -34,8 +34,8 @@ pub struct Fingerprint {
 
 /// Compute both fingerprints of a relaxed value in one walk.
 pub fn fingerprint(v: &Value) -> Fingerprint {
-    let mut scratch = Vec::new();
-    let (content, ordered) = walk(v, 0, &mut scratch);
+    let mut s = Scratch::default();
+    let (content, ordered) = walk(v, 0, &mut s);
     Fingerprint { content, ordered }
 }
 
@@ -45,7 +45,7 @@ pub fn fingerprint(v: &Value) -> Fingerprint {
 /// Object key order IS significant, as in MongoDB (`{a:1,b:2}` and `{b:2,a:1}` are different
 /// `_id`s); everything else is hashed like [`Fingerprint::content`].
 pub fn key_hash(v: &Value) -> u128 {
-    walk_key(v, 0, &mut Vec::new())
+    walk_key(v, 0, &mut Scratch::default())
 }
 
 #[inline]
@@ -117,43 +117,54 @@ struct Entry<'v> {
     ordered: u128,
 }
 
-#[inline]
-fn feed_entry(h: &mut Xxh3Default, key: &str, child: u128) {
-    h.update(&(key.len() as u64).to_le_bytes());
-    h.update(key.as_bytes());
-    h.update(&child.to_le_bytes());
+/// Working memory of one hash walk: the entries of all open containers, and the byte
+/// buffer a container's hash input is laid out in.
+#[derive(Default)]
+struct Scratch<'v> {
+    entries: Vec<Entry<'v>>,
+    bytes: Vec<u8>,
 }
 
 /// Hash a container from its entries; `content` selects which child hash is fed.
+///
+/// The input is laid out in one buffer and hashed in one shot, which gives exactly the digest
+/// of streaming the same bytes into `Xxh3Default` (seed 0, default secret), but without the
+/// streaming state's setup and per-update overhead on these short inputs.
 #[inline(never)]
-fn hash_entries(tag: u8, entries: &[Entry<'_>], content: bool, with_keys: bool) -> u128 {
-    let mut h = Xxh3Default::new();
-    h.update(&[tag]);
+fn hash_entries(
+    buf: &mut Vec<u8>,
+    tag: u8,
+    entries: &[Entry<'_>],
+    content: bool,
+    with_keys: bool,
+) -> u128 {
+    buf.clear();
+    buf.push(tag);
     for e in entries {
         let child = if content { e.content } else { e.ordered };
         if with_keys {
-            feed_entry(&mut h, e.key, child);
-        } else {
-            h.update(&child.to_le_bytes());
+            buf.extend_from_slice(&(e.key.len() as u64).to_le_bytes());
+            buf.extend_from_slice(e.key.as_bytes());
         }
+        buf.extend_from_slice(&child.to_le_bytes());
     }
-    h.update(&(entries.len() as u64).to_le_bytes());
-    h.digest128()
+    buf.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    xxh3_128(buf)
 }
 
 #[inline(never)]
-fn finish_array(entries: &[Entry<'_>]) -> (u128, u128) {
-    let ordered = hash_entries(TAG_ARRAY, entries, false, false);
+fn finish_array(buf: &mut Vec<u8>, entries: &[Entry<'_>]) -> (u128, u128) {
+    let ordered = hash_entries(buf, TAG_ARRAY, entries, false, false);
     if entries.iter().all(|e| e.content == e.ordered) {
         // Identical input for both hashes.
         return (ordered, ordered);
     }
-    (hash_entries(TAG_ARRAY, entries, true, false), ordered)
+    (hash_entries(buf, TAG_ARRAY, entries, true, false), ordered)
 }
 
 #[inline(never)]
-fn finish_object(entries: &mut [Entry<'_>]) -> (u128, u128) {
-    let ordered = hash_entries(TAG_OBJECT, entries, false, true);
+fn finish_object(buf: &mut Vec<u8>, entries: &mut [Entry<'_>]) -> (u128, u128) {
+    let ordered = hash_entries(buf, TAG_OBJECT, entries, false, true);
     let sorted = entries
         .windows(2)
         .all(|w| w[0].key.as_bytes() <= w[1].key.as_bytes());
@@ -164,42 +175,42 @@ fn finish_object(entries: &mut [Entry<'_>]) -> (u128, u128) {
     if !sorted {
         entries.sort_unstable_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
     }
-    (hash_entries(TAG_OBJECT, entries, true, true), ordered)
+    (hash_entries(buf, TAG_OBJECT, entries, true, true), ordered)
 }
 
-/// (content, ordered) hashes of `v`; `scratch` holds the entries of all open containers.
-fn walk<'v>(v: &'v Value, depth: usize, scratch: &mut Vec<Entry<'v>>) -> (u128, u128) {
+/// (content, ordered) hashes of `v`; `s.entries` holds the entries of all open containers.
+fn walk<'v>(v: &'v Value, depth: usize, s: &mut Scratch<'v>) -> (u128, u128) {
     if depth > HASH_DEPTH_LIMIT {
         let h = xxh3_128_with_seed(&[], TAG_TOO_DEEP);
         return (h, h);
     }
     match v {
         Value::Array(items) => {
-            let base = scratch.len();
+            let base = s.entries.len();
             for item in items {
-                let (content, ordered) = walk(item, depth + 1, scratch);
-                scratch.push(Entry {
+                let (content, ordered) = walk(item, depth + 1, s);
+                s.entries.push(Entry {
                     key: "",
                     content,
                     ordered,
                 });
             }
-            let r = finish_array(scratch.get(base..).unwrap_or_default());
-            scratch.truncate(base);
+            let r = finish_array(&mut s.bytes, s.entries.get(base..).unwrap_or_default());
+            s.entries.truncate(base);
             r
         }
         Value::Object(map) => {
-            let base = scratch.len();
+            let base = s.entries.len();
             for (key, child) in map {
-                let (content, ordered) = walk(child, depth + 1, scratch);
-                scratch.push(Entry {
+                let (content, ordered) = walk(child, depth + 1, s);
+                s.entries.push(Entry {
                     key,
                     content,
                     ordered,
                 });
             }
-            let r = finish_object(scratch.get_mut(base..).unwrap_or_default());
-            scratch.truncate(base);
+            let r = finish_object(&mut s.bytes, s.entries.get_mut(base..).unwrap_or_default());
+            s.entries.truncate(base);
             r
         }
         leaf => {
@@ -210,16 +221,16 @@ fn walk<'v>(v: &'v Value, depth: usize, scratch: &mut Vec<Entry<'v>>) -> (u128, 
 }
 
 /// Order-sensitive hash with MongoDB numeric equality (see [`key_hash`]).
-fn walk_key<'v>(v: &'v Value, depth: usize, scratch: &mut Vec<Entry<'v>>) -> u128 {
+fn walk_key<'v>(v: &'v Value, depth: usize, s: &mut Scratch<'v>) -> u128 {
     if depth > HASH_DEPTH_LIMIT {
         return xxh3_128_with_seed(&[], TAG_TOO_DEEP);
     }
     let (tag, with_keys, base) = match v {
         Value::Array(items) => {
-            let base = scratch.len();
+            let base = s.entries.len();
             for item in items {
-                let h = walk_key(item, depth + 1, scratch);
-                scratch.push(Entry {
+                let h = walk_key(item, depth + 1, s);
+                s.entries.push(Entry {
                     key: "",
                     content: h,
                     ordered: h,
@@ -228,10 +239,10 @@ fn walk_key<'v>(v: &'v Value, depth: usize, scratch: &mut Vec<Entry<'v>>) -> u12
             (TAG_ARRAY, false, base)
         }
         Value::Object(map) => {
-            let base = scratch.len();
+            let base = s.entries.len();
             for (key, child) in map {
-                let h = walk_key(child, depth + 1, scratch);
-                scratch.push(Entry {
+                let h = walk_key(child, depth + 1, s);
+                s.entries.push(Entry {
                     key,
                     content: h,
                     ordered: h,
@@ -242,11 +253,12 @@ fn walk_key<'v>(v: &'v Value, depth: usize, scratch: &mut Vec<Entry<'v>>) -> u12
         leaf => return leaf_hash(leaf, true),
     };
     let h = hash_entries(
+        &mut s.bytes,
         tag,
-        scratch.get(base..).unwrap_or_default(),
+        s.entries.get(base..).unwrap_or_default(),
         false,
         with_keys,
     );
-    scratch.truncate(base);
+    s.entries.truncate(base);
     h
 }

@@ -242,6 +242,18 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` for a millisecond timestamp in 1970..=9999.
 fn format_iso(ms: i64) -> String {
+    let mut buf = [0u8; ISO_MAX_LEN];
+    let n = format_iso_into(ms, &mut buf);
+    // Only ASCII digits and separators are written.
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Longest [`format_iso`] text: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+const ISO_MAX_LEN: usize = 24;
+
+/// Writes [`format_iso`]'s text into `buf` without allocating; returns its length.
+/// `ms` must be within `0..=MAX_ISO_MS`.
+fn format_iso_into(ms: i64, buf: &mut [u8; ISO_MAX_LEN]) -> usize {
     let days = ms.div_euclid(MS_PER_DAY);
     let rem = ms.rem_euclid(MS_PER_DAY);
     let (y, mo, d) = civil_from_days(days);
@@ -251,11 +263,43 @@ fn format_iso(ms: i64) -> String {
         rem / 1000 % 60,
         rem % 1000,
     );
+    let put = |buf: &mut [u8; ISO_MAX_LEN], at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(buf, 0, 4, y);
+    buf[4] = b'-';
+    put(buf, 5, 2, i64::from(mo));
+    buf[7] = b'-';
+    put(buf, 8, 2, i64::from(d));
+    buf[10] = b'T';
+    put(buf, 11, 2, h);
+    buf[13] = b':';
+    put(buf, 14, 2, mi);
+    buf[16] = b':';
+    put(buf, 17, 2, s);
     if frac == 0 {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+        buf[19] = b'Z';
+        20
     } else {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:03}Z")
+        buf[19] = b'.';
+        put(buf, 20, 3, frac);
+        buf[23] = b'Z';
+        24
     }
+}
+
+/// Whether `s` is exactly the relaxed `$date` text of `ms` (then a parsed `{"$date": s}`
+/// is already in normal form).
+pub(crate) fn is_iso_of(s: &str, ms: i64) -> bool {
+    if !(0..=MAX_ISO_MS).contains(&ms) {
+        return false;
+    }
+    let mut buf = [0u8; ISO_MAX_LEN];
+    let n = format_iso_into(ms, &mut buf);
+    s.as_bytes() == &buf[..n]
 }
 
 fn digits_at(b: &[u8], pos: usize, n: usize) -> Option<i64> {

@@ -2,4 +2,5 @@
 
 mod bad_input;
 mod check;
+mod outputs;
 mod util;

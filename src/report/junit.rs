@@ -1,0 +1,530 @@
+//! `junit.xml`: the check as JUnit XML, for CI systems that show test results (Jenkins,
+//! GitLab, GitHub Actions reporters, Azure DevOps …). Valid against the Jenkins
+//! xunit-plugin JUnit schema (`junit-10.xsd`).
+//!
+//! One `<testsuite>` per collection (`name` = the collection), one `<testcase>` per check
+//! (`classname` = `docsweep.<collection>`): `classification`, `unreadable`, `indexes`,
+//! `unique_keys`, `references`, `structure` and, with a baseline, `reconciliation`. A
+//! check with findings has a `<failure type="CHECK" message="…">` whose message has the
+//! counts and whose text has the details (top errors with example `_id`s, the index
+//! patterns, the remediation commands). A check that could not run is `<skipped>`
+//! (indexes of a source without index information). One more suite, `docsweep`, holds
+//! the test case `scan`: an `<error>` when the scan failed (status `failed`), and the
+//! warnings as `<system-err>`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::html::{index_label, num, status_word};
+use super::{write_atomic, CollectionReport, Remediation, Report, Status};
+
+/// Escapes text for XML content and double-quoted attributes; drops characters XML 1.0
+/// cannot carry at all (most C0 controls, U+FFFE/U+FFFF).
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // in attributes, keep newlines/tabs as such instead of letting them normalise
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+enum Outcome {
+    Pass,
+    Fail { message: String, details: String },
+    Skip(String),
+}
+
+struct Case {
+    name: &'static str,
+    outcome: Outcome,
+    out: Option<String>,
+}
+
+/// Which check a remediation's `finding` (`other_version:2`, `invalid`, `orphan:FIELD`,
+/// `duplicate:KEY`, `missing`, `changed`, `index…`) belongs to.
+fn check_of(r: &Remediation) -> &'static str {
+    let kind = r.finding.split([':', ' ']).next().unwrap_or("");
+    match kind {
+        "other_version" | "invalid" => "classification",
+        "orphan" | "orphans" | "reference" => "references",
+        "duplicate" | "duplicates" | "unique" => "unique_keys",
+        "missing" | "added" | "changed" | "reordered" => "reconciliation",
+        k if k.starts_with("index") => "indexes",
+        "unreadable" => "unreadable",
+        "missing_id" | "duplicate_id" | "too_deep" | "oversize" => "structure",
+        _ => "",
+    }
+}
+
+fn with_remediation(details: &mut String, c: &CollectionReport, check: &str) {
+    let mut first = true;
+    for r in c.remediation.iter().filter(|r| check_of(r) == check) {
+        if first {
+            details.push_str("\nremediation:\n");
+            first = false;
+        }
+        let _ = writeln!(details, "  {}  # {} ({})", r.command, r.finding, r.template);
+    }
+}
+
+fn cases(c: &CollectionReport) -> Vec<Case> {
+    let mut cases = Vec::new();
+
+    // classification
+    let cl = &c.classes;
+    let other: u64 = cl.other_version.values().sum();
+    let outcome = if !c.present {
+        Outcome::Fail {
+            message: format!("collection {} is not in the source", c.name),
+            details: String::new(),
+        }
+    } else if other + cl.invalid > 0 {
+        let mut parts: Vec<String> = cl
+            .other_version
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(v, n)| format!("{} match v{v}", num(*n)))
+            .collect();
+        if cl.invalid > 0 {
+            parts.push(format!("{} invalid", num(cl.invalid)));
+        }
+        let message = format!(
+            "{} of {} documents do not match target v{}: {}",
+            num(other + cl.invalid),
+            num(c.documents),
+            c.target_version,
+            parts.join(", ")
+        );
+        let mut details = format!(
+            "valid {}, other version {}, invalid {}\n",
+            num(cl.valid),
+            cl.other_version
+                .iter()
+                .map(|(v, n)| format!("v{v}: {}", num(*n)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            num(cl.invalid)
+        );
+        if !c.top_errors.is_empty() {
+            let _ = writeln!(
+                details,
+                "\nmost frequent errors against v{}:",
+                c.target_version
+            );
+            for e in &c.top_errors {
+                let _ = writeln!(
+                    details,
+                    "  {} x {} at {}  e.g. {}",
+                    num(e.count),
+                    e.keyword,
+                    e.path,
+                    e.example_ids.join(", ")
+                );
+            }
+        }
+        with_remediation(&mut details, c, "classification");
+        Outcome::Fail { message, details }
+    } else {
+        Outcome::Pass
+    };
+    cases.push(Case {
+        name: "classification",
+        outcome,
+        out: Some(format!(
+            "{} documents: {} valid (v{}), {} other version, {} invalid",
+            num(c.documents),
+            num(cl.valid),
+            c.target_version,
+            num(other),
+            num(cl.invalid)
+        )),
+    });
+
+    // unreadable
+    let outcome = if c.unreadable > 0 {
+        let mut details =
+            "the file and byte offset of each record are in violations.csv\n".to_string();
+        with_remediation(&mut details, c, "unreadable");
+        Outcome::Fail {
+            message: format!("{} unreadable records", num(c.unreadable)),
+            details,
+        }
+    } else {
+        Outcome::Pass
+    };
+    cases.push(Case {
+        name: "unreadable",
+        outcome,
+        out: None,
+    });
+
+    // indexes
+    let ix = &c.indexes;
+    let outcome = if let Some(e) = &ix.error {
+        Outcome::Fail {
+            message: format!("the indexes could not be read: {e}"),
+            details: String::new(),
+        }
+    } else if !ix.available {
+        Outcome::Skip("the source carries no index information".into())
+    } else if ix.missing.is_empty() && ix.unexpected.is_empty() {
+        Outcome::Pass
+    } else {
+        let mut details = String::new();
+        for m in &ix.missing {
+            let _ = writeln!(details, "missing     {}", index_label(m));
+        }
+        for u in &ix.unexpected {
+            let _ = writeln!(details, "unexpected  {}", index_label(u));
+        }
+        with_remediation(&mut details, c, "indexes");
+        Outcome::Fail {
+            message: format!(
+                "{} missing, {} unexpected indexes",
+                ix.missing.len(),
+                ix.unexpected.len()
+            ),
+            details,
+        }
+    };
+    cases.push(Case {
+        name: "indexes",
+        outcome,
+        out: None,
+    });
+
+    // unique keys
+    let bad: Vec<_> = c.duplicates.iter().filter(|d| d.groups > 0).collect();
+    let outcome = if bad.is_empty() {
+        Outcome::Pass
+    } else {
+        let mut details = String::new();
+        for d in &bad {
+            let _ = writeln!(
+                details,
+                "{} {}: {} groups, {} documents",
+                d.name,
+                index_label(&serde_json::json!({ "key": d.key })),
+                num(d.groups),
+                num(d.documents)
+            );
+        }
+        with_remediation(&mut details, c, "unique_keys");
+        Outcome::Fail {
+            message: format!(
+                "duplicates on {}: {} groups, {} documents",
+                bad.iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                num(bad.iter().map(|d| d.groups).sum()),
+                num(bad.iter().map(|d| d.documents).sum())
+            ),
+            details,
+        }
+    };
+    cases.push(Case {
+        name: "unique_keys",
+        outcome,
+        out: None,
+    });
+
+    // references
+    let bad: Vec<_> = c.references.iter().filter(|r| r.orphans > 0).collect();
+    let unchecked: Vec<_> = c.references.iter().filter(|r| !r.checked).collect();
+    let outcome = if bad.is_empty() && !unchecked.is_empty() {
+        Outcome::Skip(format!(
+            "not checked: {} not in the source",
+            unchecked
+                .iter()
+                .map(|r| format!("{} (for {})", r.collection, r.field))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    } else if bad.is_empty() {
+        Outcome::Pass
+    } else {
+        let mut details = String::new();
+        for r in &bad {
+            let _ = writeln!(
+                details,
+                "{} -> {}.{}: {} orphans",
+                r.field,
+                r.collection,
+                r.to,
+                num(r.orphans)
+            );
+        }
+        with_remediation(&mut details, c, "references");
+        Outcome::Fail {
+            message: format!(
+                "{} documents with orphaned references ({})",
+                num(bad.iter().map(|r| r.orphans).sum()),
+                bad.iter()
+                    .map(|r| format!("{}: {}", r.field, num(r.orphans)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            details,
+        }
+    };
+    cases.push(Case {
+        name: "references",
+        outcome,
+        out: None,
+    });
+
+    // structure
+    let s = &c.structure;
+    let parts: Vec<String> = [
+        (s.missing_id, "without _id"),
+        (s.duplicate_id, "duplicate _id"),
+        (s.too_deep, "nested deeper than 100"),
+        (s.oversize, "over 16 MiB"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{} {what}", num(*n)))
+    .collect();
+    let outcome = if parts.is_empty() {
+        Outcome::Pass
+    } else {
+        let mut details = String::new();
+        with_remediation(&mut details, c, "structure");
+        Outcome::Fail {
+            message: parts.join(", "),
+            details,
+        }
+    };
+    cases.push(Case {
+        name: "structure",
+        outcome,
+        out: None,
+    });
+
+    // reconciliation
+    if let Some(r) = &c.reconciliation {
+        let summary = format!(
+            "{} in the baseline: {} missing, {} added, {} changed, {} reordered",
+            num(r.baseline_documents),
+            num(r.missing),
+            num(r.added),
+            num(r.changed),
+            num(r.reordered)
+        );
+        let outcome = if r.missing + r.added + r.changed > 0 {
+            let mut details = String::new();
+            with_remediation(&mut details, c, "reconciliation");
+            Outcome::Fail {
+                message: summary.clone(),
+                details,
+            }
+        } else {
+            Outcome::Pass
+        };
+        cases.push(Case {
+            name: "reconciliation",
+            outcome,
+            out: Some(summary),
+        });
+    }
+    cases
+}
+
+fn write_case(out: &mut String, classname: &str, case: &Case) {
+    let _ = write!(
+        out,
+        r#"    <testcase name="{}" classname="{}" time="0""#,
+        case.name,
+        esc(classname)
+    );
+    if matches!(case.outcome, Outcome::Pass) && case.out.is_none() {
+        out.push_str("/>\n");
+        return;
+    }
+    out.push_str(">\n");
+    match &case.outcome {
+        Outcome::Pass => {}
+        Outcome::Fail { message, details } => {
+            let _ = writeln!(
+                out,
+                r#"      <failure type="{}" message="{}">{}</failure>"#,
+                case.name,
+                esc(message),
+                esc(details)
+            );
+        }
+        Outcome::Skip(why) => {
+            let _ = writeln!(out, r#"      <skipped message="{}"/>"#, esc(why));
+        }
+    }
+    if let Some(text) = &case.out {
+        let _ = writeln!(out, "      <system-out>{}</system-out>", esc(text));
+    }
+    out.push_str("    </testcase>\n");
+}
+
+/// Seconds between two RFC 3339 times, formatted for the `time` attribute.
+fn duration(report: &Report) -> Option<String> {
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+    };
+    let secs = (parse(&report.finished_at)? - parse(&report.started_at)?).as_seconds_f64();
+    Some(format!("{:.3}", secs.max(0.0)))
+}
+
+/// The whole document.
+pub fn render(report: &Report) -> String {
+    struct Suite {
+        name: String,
+        classname: String,
+        cases: Vec<Case>,
+        props: Vec<(&'static str, String)>,
+        sysout: Option<String>,
+        syserr: Option<String>,
+    }
+    let mut suites: Vec<Suite> = report
+        .collections
+        .iter()
+        .map(|c| Suite {
+            name: c.name.clone(),
+            classname: format!("docsweep.{}", c.name),
+            cases: cases(c),
+            props: vec![
+                ("target_version", c.target_version.to_string()),
+                ("documents", c.documents.to_string()),
+            ],
+            syserr: None,
+            sysout: c
+                .remediation
+                .iter()
+                .filter(|r| check_of(r).is_empty())
+                .map(|r| format!("{}  # {} ({})\n", r.command, r.finding, r.template))
+                .reduce(|a, b| a + &b),
+        })
+        .collect();
+    // the run itself
+    let mut props = vec![
+        ("source", report.source.clone()),
+        ("status", status_word(report.status).to_string()),
+        ("started_at", report.started_at.clone()),
+        ("finished_at", report.finished_at.clone()),
+    ];
+    if let Some(db) = &report.database {
+        props.push(("database", db.clone()));
+    }
+    if let Some(b) = &report.baseline {
+        props.push(("baseline", b.clone()));
+    }
+    let scan = Case {
+        name: "scan",
+        outcome: Outcome::Pass,
+        out: None,
+    };
+    suites.push(Suite {
+        name: "docsweep".into(),
+        classname: "docsweep".into(),
+        cases: vec![scan],
+        props,
+        sysout: None,
+        syserr: (!report.warnings.is_empty()).then(|| {
+            report
+                .warnings
+                .iter()
+                .map(|w| format!("warning: {w}\n"))
+                .collect()
+        }),
+    });
+
+    let time = duration(report);
+    let time_attr = time
+        .as_deref()
+        .map(|t| format!(r#" time="{t}""#))
+        .unwrap_or_default();
+    let failed_scan = report.status == Status::Failed || report.error.is_some();
+    let count =
+        |s: &Suite, f: fn(&Outcome) -> bool| s.cases.iter().filter(|c| f(&c.outcome)).count();
+    let is_fail = |o: &Outcome| matches!(o, Outcome::Fail { .. });
+    let is_skip = |o: &Outcome| matches!(o, Outcome::Skip(_));
+    let tests: usize = suites.iter().map(|s| s.cases.len()).sum();
+    let failures: usize = suites.iter().map(|s| count(s, is_fail)).sum();
+    let errors = usize::from(failed_scan);
+
+    let mut out = String::with_capacity(8 * 1024);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        r#"<testsuites name="docsweep check {}" tests="{tests}" failures="{failures}" errors="{errors}"{time_attr}>"#,
+        esc(&report.source)
+    );
+    let last = suites.len() - 1;
+    for (i, s) in suites.iter().enumerate() {
+        let is_run = i == last;
+        let _ = writeln!(
+            out,
+            r#"  <testsuite name="{}" tests="{}" failures="{}" errors="{}" skipped="{}" timestamp="{}"{}>"#,
+            esc(&s.name),
+            s.cases.len(),
+            count(s, is_fail),
+            if is_run { errors } else { 0 },
+            count(s, is_skip),
+            esc(&report.started_at),
+            if is_run { time_attr.as_str() } else { "" }
+        );
+        out.push_str("    <properties>\n");
+        for (k, v) in &s.props {
+            let _ = writeln!(out, r#"      <property name="{k}" value="{}"/>"#, esc(v));
+        }
+        out.push_str("    </properties>\n");
+        if is_run && failed_scan {
+            let _ = writeln!(
+                out,
+                r#"    <testcase name="scan" classname="docsweep" time="0">
+      <error type="source" message="{}">the scan failed; what was scanned before the failure is reported</error>
+    </testcase>"#,
+                esc(report.error.as_deref().unwrap_or("the scan failed"))
+            );
+        } else {
+            for case in &s.cases {
+                write_case(&mut out, &s.classname, case);
+            }
+        }
+        if let Some(o) = &s.sysout {
+            let _ = writeln!(out, "    <system-out>remediation:\n{}</system-out>", esc(o));
+        }
+        if let Some(e) = &s.syserr {
+            let _ = writeln!(out, "    <system-err>{}</system-err>", esc(e));
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+/// Writes [`render`] to `path` atomically.
+pub fn write_junit(report: &Report, path: &Path) -> std::io::Result<()> {
+    write_atomic(path, render(report).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_xml() {
+        assert_eq!(
+            super::esc("a<b>&\"'\n\u{1}"),
+            "a&lt;b&gt;&amp;&quot;&apos;&#10;\u{FFFD}"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! Metrics in the Prometheus text exposition format (version 0.0.4), for the
+//! node-exporter textfile collector (`--collector.textfile.directory`): write the file
+//! there (atomically, as [`write_metrics`] does) after each sweep, and alert on
+//! `docsweep_status`, `docsweep_findings` or any per-check gauge.
+//!
+//! Every family is a gauge with `# HELP` and `# TYPE`; no sample carries a timestamp (the
+//! textfile collector refuses them). Label values are escaped (`\\`, `\"`, `\n`).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::{write_atomic, CollectionReport, Report, Status};
+
+/// Escapes a label value.
+fn label(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A float as the exposition format writes it.
+fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// One metric family: HELP, TYPE, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
+        // HELP text escapes only backslash and newline
+        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        Family { out, name }
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.out.push_str(self.name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", label(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// Everything that counts as a finding in a collection, added up: unreadable and non-valid
+/// documents, missing and unexpected indexes, documents in duplicate groups, orphaned
+/// references, structural problems, and missing/added/changed documents against the
+/// baseline; 1 for a collection that is not in the source and 1 when its indexes could
+/// not be read.
+pub fn findings(c: &CollectionReport) -> u64 {
+    let s = &c.structure;
+    let mut n = u64::from(!c.present)
+        + u64::from(c.indexes.error.is_some())
+        + c.unreadable
+        + c.classes.other_version.values().sum::<u64>()
+        + c.classes.invalid
+        + (c.indexes.missing.len() + c.indexes.unexpected.len()) as u64
+        + c.duplicates.iter().map(|d| d.documents).sum::<u64>()
+        + c.references.iter().map(|r| r.orphans).sum::<u64>()
+        + s.missing_id
+        + s.duplicate_id
+        + s.too_deep
+        + s.oversize;
+    if let Some(r) = &c.reconciliation {
+        n += r.missing + r.added + r.changed;
+    }
+    n
+}
+
+/// `0` clean, `1` findings, `3` failed: the exit code of `docsweep check`.
+pub fn status_code(s: Status) -> u8 {
+    match s {
+        Status::Clean => 0,
+        Status::Findings => 1,
+        Status::Failed => 3,
+    }
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time.
+fn unix(s: &str) -> Option<f64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(t.unix_timestamp_nanos() as f64 / 1e9)
+}
+
+/// The whole file. `duration_secs` is how long the check took.
+pub fn render(report: &Report, duration_secs: f64) -> String {
+    let cs = &report.collections;
+    let mut out = String::with_capacity(4 * 1024);
+    let o = &mut out;
+
+    let mut f = Family::new(
+        o,
+        "docsweep_status",
+        "Outcome of the last check: 0 clean, 1 findings, 3 failed (the exit code).",
+    );
+    f.sample(&[], status_code(report.status));
+
+    let mut f = Family::new(
+        o,
+        "docsweep_check_duration_seconds",
+        "How long the last check took.",
+    );
+    f.sample(&[], float(duration_secs));
+
+    let mut f = Family::new(
+        o,
+        "docsweep_last_run_timestamp_seconds",
+        "When the last check finished, in seconds since the Unix epoch.",
+    );
+    let finished = unix(&report.finished_at).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    });
+    f.sample(&[], float(finished));
+
+    let mut f = Family::new(
+        o,
+        "docsweep_warnings",
+        "Warnings the last check printed (see report.json).",
+    );
+    f.sample(&[], report.warnings.len());
+
+    let mut f = Family::new(
+        o,
+        "docsweep_collection_present",
+        "1 if the source has the collection, 0 if it is missing.",
+    );
+    for c in cs {
+        f.sample(&[("collection", &c.name)], u8::from(c.present));
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_target_version",
+        "The contract version every document must match.",
+    );
+    for c in cs {
+        f.sample(&[("collection", &c.name)], c.target_version);
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_documents",
+        "Readable documents in the collection.",
+    );
+    for c in cs {
+        f.sample(&[("collection", &c.name)], c.documents);
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_documents_by_class",
+        "Documents by classification: valid (version = the target), other_version (version = the one they match), invalid (version empty: they match none).",
+    );
+    for c in cs {
+        let target = c.target_version.to_string();
+        let n = &c.name;
+        f.sample(
+            &[("collection", n), ("class", "valid"), ("version", &target)],
+            c.classes.valid,
+        );
+        for (v, count) in &c.classes.other_version {
+            f.sample(
+                &[
+                    ("collection", n),
+                    ("class", "other_version"),
+                    ("version", v),
+                ],
+                count,
+            );
+        }
+        f.sample(
+            &[("collection", n), ("class", "invalid"), ("version", "")],
+            c.classes.invalid,
+        );
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_unreadable",
+        "Records that could not be decoded at all.",
+    );
+    for c in cs {
+        f.sample(&[("collection", &c.name)], c.unreadable);
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_indexes_checked",
+        "1 if the collection's indexes were read and compared with the contract, else 0 (no index information in the source, or it could not be read).",
+    );
+    for c in cs {
+        let checked = c.indexes.available && c.indexes.error.is_none();
+        f.sample(&[("collection", &c.name)], u8::from(checked));
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_index_findings",
+        "Indexes the target version requires but the collection lacks (missing) or has but the target version does not declare (unexpected). Absent when indexes were not checked.",
+    );
+    for c in cs
+        .iter()
+        .filter(|c| c.indexes.available && c.indexes.error.is_none())
+    {
+        f.sample(
+            &[("collection", &c.name), ("kind", "missing")],
+            c.indexes.missing.len(),
+        );
+        f.sample(
+            &[("collection", &c.name), ("kind", "unexpected")],
+            c.indexes.unexpected.len(),
+        );
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_duplicate_groups",
+        "Groups of documents sharing a value of a unique key (index = the unique index's name).",
+    );
+    for c in cs {
+        for d in &c.duplicates {
+            f.sample(&[("collection", &c.name), ("index", &d.name)], d.groups);
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_duplicate_documents",
+        "Documents in duplicate groups of a unique key.",
+    );
+    for c in cs {
+        for d in &c.duplicates {
+            f.sample(&[("collection", &c.name), ("index", &d.name)], d.documents);
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_orphans",
+        "Documents whose reference (field) is not found in the referenced collection (references = collection.field referred to). Absent when the source lacks the referenced collection.",
+    );
+    for c in cs {
+        for r in &c.references {
+            let to = format!("{}.{}", r.collection, r.to);
+            if r.checked {
+                f.sample(
+                    &[
+                        ("collection", &c.name),
+                        ("field", &r.field),
+                        ("references", &to),
+                    ],
+                    r.orphans,
+                );
+            }
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_structure",
+        "Structural problems: missing_id, duplicate_id, too_deep (nested deeper than 100), oversize (over 16 MiB).",
+    );
+    for c in cs {
+        let s = &c.structure;
+        for (kind, n) in [
+            ("missing_id", s.missing_id),
+            ("duplicate_id", s.duplicate_id),
+            ("too_deep", s.too_deep),
+            ("oversize", s.oversize),
+        ] {
+            f.sample(&[("collection", &c.name), ("kind", kind)], n);
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_reconciliation",
+        "Comparison with the baseline by _id: baseline_documents, missing, added, changed, reordered (field order only). Absent without a baseline.",
+    );
+    for c in cs {
+        if let Some(r) = &c.reconciliation {
+            for (kind, n) in [
+                ("baseline_documents", r.baseline_documents),
+                ("missing", r.missing),
+                ("added", r.added),
+                ("changed", r.changed),
+                ("reordered", r.reordered),
+            ] {
+                f.sample(&[("collection", &c.name), ("kind", kind)], n);
+            }
+        }
+    }
+
+    let mut f = Family::new(
+        o,
+        "docsweep_findings",
+        "All findings in the collection added up (0 means it is exactly as the contract says).",
+    );
+    for c in cs {
+        f.sample(&[("collection", &c.name)], findings(c));
+    }
+    out
+}
+
+/// Writes [`render`] to `path` atomically (the textfile collector must never read a
+/// half-written file).
+pub fn write_metrics(report: &Report, duration_secs: f64, path: &Path) -> std::io::Result<()> {
+    write_atomic(path, render(report, duration_secs).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_escaping() {
+        assert_eq!(super::label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    }
+}
