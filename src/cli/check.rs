@@ -57,6 +57,18 @@ pub struct CheckArgs {
     /// Never draw progress bars (they are drawn only when stderr is a terminal)
     #[arg(long)]
     pub no_progress: bool,
+    /// Live sources: documents per round trip
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub batch_size: u32,
+    /// Live sources: server time limit per round trip (maxTimeMS)
+    #[arg(long, value_name = "MS")]
+    pub max_time_ms: Option<u64>,
+    /// Live sources: retries of a failed read (with backoff, resuming after the last _id)
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+    /// Live sources: seconds to find a server unless the URI sets serverSelectionTimeoutMS
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
     /// Project configuration [default: ./docsweep.toml when present]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -112,6 +124,7 @@ struct Settings {
     targets: Vec<(String, u32)>,
     baseline: Option<BaselineSpec>,
     scan: ScanOptions,
+    live: crate::source::LiveOptions,
 }
 
 fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
@@ -159,6 +172,13 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         },
         targets,
         baseline,
+        live: crate::source::LiveOptions {
+            batch_size: args.batch_size.max(1),
+            max_time: args.max_time_ms.map(std::time::Duration::from_millis),
+            retries: args.retries,
+            selection_timeout: std::time::Duration::from_secs(args.connect_timeout.max(1)),
+            ..crate::source::LiveOptions::default()
+        },
         scan: ScanOptions {
             threads,
             max_errors: args.max_errors.or(cfg.max_errors).unwrap_or(10).max(1),
@@ -215,11 +235,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         Some(BaselineSpec::Snapshot(p)) => Some(crate::reconcile::snapshot::read(p)?),
         _ => None,
     };
-    let opened = Source::open(&s.source, s.db.as_deref()).and_then(|source| {
+    let opened = Source::open_with(&s.source, s.db.as_deref(), &s.live).and_then(|source| {
         let baseline = match (&s.baseline, snapshot) {
             (_, Some(snap)) => Some(Baseline::Snapshot(snap)),
             (Some(BaselineSpec::Source(b)), None) => Some(Baseline::Source(
-                Source::open(b, s.db.as_deref())
+                Source::open_with(b, s.db.as_deref(), &s.live)
                     .map_err(|e| crate::source::SourceError::Other(format!("baseline: {e}")))?,
             )),
             _ => None,

@@ -38,7 +38,7 @@ pub(super) fn num(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -123,7 +123,7 @@ vertical-align:-1px}
 .none{color:var(--muted)}
 pre.cmd{background:var(--bg);border:1px solid var(--line);border-radius:4px;padding:6px 8px;
 margin:2px 0;white-space:pre-wrap;overflow-wrap:anywhere;user-select:all}
-nav ul{margin:6px 0 0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:4px 16px}
+nav{margin-top:18px}nav ul{margin:6px 0 0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:4px 16px}
 a{color:inherit}
 footer{margin-top:30px;color:var(--muted);font-size:12px}
 "#;
@@ -437,9 +437,9 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
 
     // top errors
     if !c.top_errors.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<h3>Most frequent schema errors (against v{})</h3>\n",
+            "<h3>Most frequent schema errors (against v{})</h3>",
             c.target_version
         );
         out.push_str("<table><tr><th>keyword</th><th>path</th><th class=\"n\">documents</th><th>for example</th></tr>\n");

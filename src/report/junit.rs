@@ -158,7 +158,15 @@ fn cases(c: &CollectionReport) -> Vec<Case> {
             "the file and byte offset of each record are in violations.csv\n".to_string();
         with_remediation(&mut details, c, "unreadable");
         Outcome::Fail {
-            message: format!("{} unreadable records", num(c.unreadable)),
+            message: format!(
+                "{} unreadable {}",
+                num(c.unreadable),
+                if c.unreadable == 1 {
+                    "record"
+                } else {
+                    "records"
+                }
+            ),
             details,
         }
     } else {

@@ -379,14 +379,17 @@ fn scan_order<'a>(chosen: &[&'a Contract]) -> Vec<&'a Contract> {
     done
 }
 
-fn progress_bar(opts: &ScanOptions, cs: &CollectionSource) -> ProgressBar {
+fn progress_bar(opts: &ScanOptions, source: &Source, cs: &CollectionSource) -> ProgressBar {
     if !opts.progress {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::with_draw_target(Some(cs.size), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
+    let template = if source.is_live() {
+        "{prefix:>12} [{bar:30}] {pos}/~{len} docs {per_sec} eta {eta}"
+    } else {
+        "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_prefix(cs.name.clone());
@@ -565,7 +568,7 @@ impl<'a> CollectionScan<'a> {
         keys: &KeySets,
         sink: &mut dyn ViolationSink,
     ) -> Result<(), ScanError> {
-        let pb = progress_bar(opts, self.cs);
+        let pb = progress_bar(opts, source, self.cs);
         let cs = self.cs;
         let contract = self.contract;
         let exported_fields = self.exported_fields.clone();

@@ -6,6 +6,7 @@ mod bson_reader;
 mod dump;
 mod export;
 mod json_reader;
+mod live;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::contract::IndexSpec;
 
 pub use bson_reader::{BsonReader, MAX_RECORD_BYTES};
 pub use json_reader::JsonReader;
+pub use live::LiveOptions;
 
 /// A source failed: unreachable, unreadable or not what it claims to be.
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +94,18 @@ impl fmt::Display for SourceSpec {
 /// user info is taken to end at the last `@` that is followed by a host list and preceded
 /// by `user:`, so such passwords are still masked (over-masking is the safe failure).
 pub fn redact_uri(s: &str) -> String {
-    let Some(scheme_end) = s.find("://") else {
-        return s.to_string();
-    };
-    let rest = &s[scheme_end + 3..];
+    match password_span(s) {
+        Some(r) => format!("{}****{}", &s[..r.start], &s[r.end..]),
+        None => s.to_string(),
+    }
+}
+
+/// The byte range of the password in a connection string, if it has one.
+pub fn password_span(s: &str) -> Option<std::ops::Range<usize>> {
+    let scheme_end = s.find("://")? + 3;
+    let rest = &s[scheme_end..];
     let is_host_char = |c: char| c.is_ascii_alphanumeric() || ".-_:[],%".contains(c);
-    let userinfo_end = rest
+    let at = rest
         .char_indices()
         .rev()
         .filter(|&(_, c)| c == '@')
@@ -109,16 +117,9 @@ pub fn redact_uri(s: &str) -> String {
             !host.is_empty()
                 && host.chars().all(is_host_char)
                 && (before.contains(':') || !before.contains(['/', '?']))
-        });
-    let Some(at) = userinfo_end else {
-        return s.to_string();
-    };
-    let userinfo = &rest[..at];
-    let masked = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:****"),
-        None => userinfo.to_string(),
-    };
-    format!("{}{}{}", &s[..scheme_end + 3], masked, &rest[at..])
+        })?;
+    let colon = rest[..at].find(':')?;
+    Some(scheme_end + colon + 1..scheme_end + at)
 }
 
 /// Where a record was read from, for messages and violations.csv.
@@ -128,6 +129,8 @@ pub enum Location {
     Offset(u64),
     /// 1-based line of an NDJSON file, with the byte offset where it starts.
     Line { line: u64, offset: u64 },
+    /// 0-based position in a live cursor (sorted by `_id`).
+    Live { index: u64 },
     /// 0-based element of a JSON array file, with its line and byte offset.
     Element { index: u64, line: u64, offset: u64 },
 }
@@ -137,6 +140,7 @@ impl fmt::Display for Location {
         match self {
             Location::Offset(o) => write!(f, "byte offset {o}"),
             Location::Line { line, offset } => write!(f, "line {line} (byte offset {offset})"),
+            Location::Live { index } => write!(f, "document {index} of the cursor"),
             Location::Element { index, line, .. } => {
                 write!(f, "array element {index} (line {line})")
             }
@@ -216,6 +220,7 @@ enum CollectionKind {
         metadata: Option<PathBuf>,
     },
     Export,
+    Live(live::Live),
 }
 
 /// An opened source: which collections it has and how to read them.
@@ -234,14 +239,25 @@ pub type Indexes = Option<Vec<IndexSpec>>;
 impl Source {
     /// Opens a source and lists its collections. `db` picks a database in a dump root.
     pub fn open(spec: &SourceSpec, db: Option<&str>) -> Result<Source, SourceError> {
+        Source::open_with(spec, db, &LiveOptions::default())
+    }
+
+    /// Opens a source; `live` tunes how a mongodb:// source is read.
+    pub fn open_with(
+        spec: &SourceSpec,
+        db: Option<&str>,
+        live: &LiveOptions,
+    ) -> Result<Source, SourceError> {
         match spec {
             SourceSpec::Dump(p) => dump::open(spec, p, db),
             SourceSpec::Export(p) => export::open(spec, p),
-            SourceSpec::Mongo(_) => Err(SourceError::Other(format!(
-                "{spec}: live mongodb:// sources are not supported by this build yet; \
-                 scan a mongodump (dump:PATH) or mongoexport (export:PATH) instead"
-            ))),
+            SourceSpec::Mongo(uri) => live::open(spec, uri, db, live),
         }
+    }
+
+    /// Is this a live deployment (progress counts documents, not bytes)?
+    pub fn is_live(&self) -> bool {
+        matches!(self.spec, SourceSpec::Mongo(_))
     }
 
     pub fn collection(&self, name: &str) -> Option<&CollectionSource> {
@@ -256,6 +272,7 @@ impl Source {
                 None => Ok(None),
             },
             CollectionKind::Export => Ok(None),
+            CollectionKind::Live(l) => l.indexes(&c.name).map(Some),
         }
     }
 
@@ -264,6 +281,7 @@ impl Source {
         match &c.kind {
             CollectionKind::Dump { gzip, .. } => dump::reader(&c.file, *gzip),
             CollectionKind::Export => export::reader(&c.file),
+            CollectionKind::Live(l) => l.reader(&c.name),
         }
     }
 }

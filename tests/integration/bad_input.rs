@@ -507,6 +507,7 @@ fn drain(mut r: Box<dyn RecordReader>, input_len: usize, max: usize, ctx: &str) 
             let at = match rec.location {
                 Location::Offset(o) => o,
                 Location::Line { offset, .. } | Location::Element { offset, .. } => offset,
+                Location::Live { index } => index,
             };
             assert!(at >= last && at <= input_len as u64, "{ctx}: offsets");
             last = at;

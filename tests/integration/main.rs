@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod check;
+mod live;
 mod outputs;
 mod util;

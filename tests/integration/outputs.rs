@@ -516,7 +516,7 @@ fn junit_validates_against_the_jenkins_schema_and_has_one_case_per_check() {
         .contains(r#"16 x additionalProperties at /  e.g. {"$oid":"65b89d7f5d0c5e000d00010a"}"#));
     assert!(text.contains("--select other_version:2"), "{text}");
     assert_eq!(case(o, "unique_keys")["status"], "passed");
-    assert_eq!(case(o, "unreadable")["message"], "1 unreadable records");
+    assert_eq!(case(o, "unreadable")["message"], "1 unreadable record");
     assert_eq!(
         case(o, "indexes")["message"],
         "1 missing, 1 unexpected indexes"

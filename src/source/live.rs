@@ -1,0 +1,392 @@
+//! `mongodb://` and `mongodb+srv://` sources: a live deployment read through the official
+//! driver. Documents arrive as raw BSON (never decoded into driver documents) sorted by
+//! `_id`, and feed the same record path as a dump. Transient failures are retried with
+//! backoff, resuming after the last `_id` read so that no document is counted twice.
+//! Nothing here ever writes.
+
+use std::time::Duration;
+
+use bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::options::{ClientOptions, ReadPreference, ReadPreferenceOptions, SelectionCriteria};
+use mongodb::sync::{Client, Collection, Cursor, Database};
+
+use super::{
+    redact_uri, Batch, CollectionKind, CollectionSource, Encoding, Location, Record, RecordReader,
+    Source, SourceError, SourceSpec, BATCH_BYTES,
+};
+use crate::contract::IndexSpec;
+
+/// How a live scan reads; settable from the command line.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Documents per server round trip.
+    pub batch_size: u32,
+    /// Server-side time limit per round trip (`maxTimeMS`).
+    pub max_time: Option<Duration>,
+    /// Retries of a failed read before the scan gives up.
+    pub retries: u32,
+    /// Initial backoff between retries (doubled each time).
+    pub backoff: Duration,
+    /// Server selection timeout unless the URI sets `serverSelectionTimeoutMS`.
+    pub selection_timeout: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            batch_size: 1000,
+            max_time: None,
+            retries: 5,
+            backoff: Duration::from_millis(250),
+            selection_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An open connection to a deployment's database.
+#[derive(Clone)]
+pub struct Live {
+    db: Database,
+    uri: String,
+    pub options: LiveOptions,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("uri", &redact_uri(&self.uri))
+            .field("database", &self.db.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Driver errors, with anything that looks like the URI's password masked.
+fn err(uri: &str, context: &str, e: impl std::fmt::Display) -> SourceError {
+    let mut msg = format!("{}: {context}: {e}", redact_uri(uri));
+    if let Some(r) = super::password_span(uri) {
+        let pw = &uri[r];
+        if !pw.is_empty() {
+            msg = msg.replace(pw, "****");
+        }
+    }
+    SourceError::Other(msg)
+}
+
+pub(super) fn open(
+    spec: &SourceSpec,
+    uri: &str,
+    db: Option<&str>,
+    options: &LiveOptions,
+) -> Result<Source, SourceError> {
+    let mut opts = ClientOptions::parse(uri)
+        .run()
+        .map_err(|e| err(uri, "invalid connection string", e))?;
+    if opts.selection_criteria.is_none() {
+        opts.selection_criteria = Some(SelectionCriteria::ReadPreference(
+            ReadPreference::SecondaryPreferred {
+                options: Some(ReadPreferenceOptions::default()),
+            },
+        ));
+    }
+    if opts.server_selection_timeout.is_none() {
+        opts.server_selection_timeout = Some(options.selection_timeout);
+    }
+    if opts.connect_timeout.is_none() {
+        opts.connect_timeout = Some(options.selection_timeout);
+    }
+    opts.app_name.get_or_insert_with(|| "docsweep".to_string());
+    let db_name = match (db, opts.default_database.clone()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(d)) => d,
+        (None, None) => {
+            return Err(SourceError::Other(format!(
+                "{}: no database: put it in the URI path (mongodb://host/DB) or pass --db",
+                redact_uri(uri)
+            )))
+        }
+    };
+    let client = Client::with_options(opts).map_err(|e| err(uri, "cannot create client", e))?;
+    let database = client.database(&db_name);
+    // Fails fast (within the selection timeout) when the server is unreachable.
+    let names = with_retries(options, || database.list_collection_names().run())
+        .map_err(|e| err(uri, "cannot list collections", e))?;
+    let mut names: Vec<String> = names
+        .into_iter()
+        .filter(|n| !n.starts_with("system."))
+        .collect();
+    names.sort();
+    let live = Live {
+        db: database,
+        uri: uri.to_string(),
+        options: options.clone(),
+    };
+    let collections = names
+        .into_iter()
+        .map(|name| CollectionSource {
+            file: format!("{}.{name}", db_name).into(),
+            size: live.estimated_count(&name),
+            name,
+            kind: CollectionKind::Live(live.clone()),
+        })
+        .collect();
+    Ok(Source {
+        spec: spec.clone(),
+        database: Some(db_name),
+        collections,
+    })
+}
+
+/// Runs `f`, retrying transient failures with exponential backoff.
+fn with_retries<T>(
+    o: &LiveOptions,
+    mut f: impl FnMut() -> mongodb::error::Result<T>,
+) -> mongodb::error::Result<T> {
+    let mut delay = o.backoff;
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < o.retries && transient(&e) => {
+                attempt += 1;
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Network trouble, elections, killed cursors and shutdowns are worth a retry;
+/// authentication and invalid requests are not.
+fn transient(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    match e.kind.as_ref() {
+        ErrorKind::Authentication { .. }
+        | ErrorKind::InvalidArgument { .. }
+        | ErrorKind::InvalidResponse { .. } => false,
+        // A server selection timeout already waited the whole selection timeout.
+        ErrorKind::ServerSelection { .. } => false,
+        ErrorKind::Command(c) => {
+            // CursorNotFound, InterruptedAtShutdown, InterruptedDueToReplStateChange,
+            // NotWritablePrimary, NotPrimaryNoSecondaryOk, PrimarySteppedDown, ShutdownInProgress,
+            // HostUnreachable, HostNotFound, NetworkTimeout, SocketException, ExceededTimeLimit.
+            matches!(
+                c.code,
+                43 | 11600 | 11602 | 10107 | 13435 | 189 | 91 | 6 | 7 | 89 | 9001 | 262
+            ) || e.contains_label("RetryableReadError")
+        }
+        _ => true,
+    }
+}
+
+impl Live {
+    pub(super) fn indexes(&self, name: &str) -> Result<Vec<IndexSpec>, SourceError> {
+        let cursor = with_retries(&self.options, || {
+            self.db.run_cursor_command(doc! {"listIndexes": name}).run()
+        })
+        .map_err(|e| err(&self.uri, &format!("listIndexes {name}"), e))?;
+        let mut out = Vec::new();
+        for d in cursor {
+            let d: Document = d.map_err(|e| err(&self.uri, &format!("listIndexes {name}"), e))?;
+            let bytes = d.to_vec().map_err(|e| err(&self.uri, "listIndexes", e))?;
+            let v =
+                crate::value::from_bson(&bytes).map_err(|e| err(&self.uri, "listIndexes", e))?;
+            out.push(
+                IndexSpec::from_server_json(&v.value)
+                    .map_err(|m| err(&self.uri, &format!("index of {name}"), m))?,
+            );
+        }
+        Ok(out)
+    }
+
+    pub(super) fn reader(&self, name: &str) -> Result<Box<dyn RecordReader>, SourceError> {
+        let coll = self.db.collection::<RawDocumentBuf>(name);
+        let mut r = LiveReader {
+            live: self.clone(),
+            coll,
+            cursor: None,
+            last_id: None,
+            read: 0,
+            failures: 0,
+            done: false,
+        };
+        r.open_cursor()?;
+        Ok(Box::new(r))
+    }
+
+    pub(super) fn estimated_count(&self, name: &str) -> u64 {
+        self.db
+            .collection::<Document>(name)
+            .estimated_document_count()
+            .run()
+            .unwrap_or(0)
+    }
+}
+
+struct LiveReader {
+    live: Live,
+    coll: Collection<RawDocumentBuf>,
+    cursor: Option<Cursor<RawDocumentBuf>>,
+    /// The `_id` of the last document handed out: a resumed scan starts after it.
+    last_id: Option<Bson>,
+    read: u64,
+    failures: u32,
+    done: bool,
+}
+
+/// BSON type codes (for `$type`) in MongoDB's comparison order, bracket by bracket, used
+/// to resume a scan whose `_id`s mix types: `$gt` only compares within one type bracket.
+/// Numeric codes rather than aliases: FerretDB does not know every alias (`maxKey`).
+fn later_types(id: &Bson) -> Vec<i32> {
+    const ORDER: [&[i32]; 11] = [
+        &[-1],            // minKey
+        &[10, 6],         // null, undefined
+        &[16, 18, 1, 19], // int, long, double, decimal
+        &[2, 14],         // string, symbol
+        &[3],             // object
+        &[4],             // array
+        &[5],             // binData
+        &[7],             // objectId
+        &[8],             // bool
+        &[9],             // date
+        &[17, 11, 127],   // timestamp, regex, maxKey
+    ];
+    let bracket = match id {
+        Bson::MinKey => 0,
+        Bson::Null | Bson::Undefined => 1,
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 2,
+        Bson::String(_) | Bson::Symbol(_) => 3,
+        Bson::Document(_) => 4,
+        Bson::Array(_) => 5,
+        Bson::Binary(_) => 6,
+        Bson::ObjectId(_) => 7,
+        Bson::Boolean(_) => 8,
+        Bson::DateTime(_) => 9,
+        _ => 10,
+    };
+    ORDER[bracket + 1..]
+        .iter()
+        .flat_map(|b| b.iter().copied())
+        .collect()
+}
+
+impl LiveReader {
+    fn open_cursor(&mut self) -> Result<(), SourceError> {
+        let filter = match &self.last_id {
+            None => doc! {},
+            Some(id) => {
+                let later = later_types(id);
+                let mut or = vec![Bson::Document(doc! {"_id": {"$gt": id.clone()}})];
+                if !later.is_empty() {
+                    or.push(Bson::Document(doc! {"_id": {"$type": later}}));
+                }
+                doc! {"$or": or}
+            }
+        };
+        let o = self.live.options.clone();
+        let coll = &self.coll;
+        let cursor = with_retries(&o, || {
+            let mut find = coll
+                .find(filter.clone())
+                .sort(doc! {"_id": 1})
+                .batch_size(o.batch_size);
+            if let Some(t) = o.max_time {
+                find = find.max_time(t);
+            }
+            find.run()
+        })
+        .map_err(|e| err(&self.live.uri, &format!("find on {}", self.coll.name()), e))?;
+        self.cursor = Some(cursor);
+        Ok(())
+    }
+}
+
+impl RecordReader for LiveReader {
+    fn encoding(&self) -> Encoding {
+        Encoding::Bson
+    }
+
+    fn next_batch(&mut self, max_records: usize) -> Result<Option<Batch>, SourceError> {
+        let mut batch = Batch::default();
+        while !self.done
+            && batch.data.len() < BATCH_BYTES
+            && batch.records.len() < max_records.max(1)
+        {
+            let Some(cursor) = self.cursor.as_mut() else {
+                self.open_cursor()?;
+                continue;
+            };
+            match cursor.next() {
+                None => self.done = true,
+                Some(Ok(raw)) => {
+                    self.failures = 0;
+                    if let Ok(Some(id)) = raw.get("_id") {
+                        if let Ok(owned) = Bson::try_from(id) {
+                            self.last_id = Some(owned);
+                        }
+                    }
+                    let start = batch.data.len();
+                    batch.data.extend_from_slice(raw.as_bytes());
+                    batch.records.push(Record {
+                        start,
+                        end: batch.data.len(),
+                        location: Location::Live { index: self.read },
+                        broken: None,
+                    });
+                    self.read += 1;
+                }
+                Some(Err(e)) => {
+                    self.cursor = None;
+                    self.failures += 1;
+                    if !transient(&e) || self.failures > self.live.options.retries {
+                        return Err(err(
+                            &self.live.uri,
+                            &format!(
+                                "reading {} failed after {} document(s) and {} attempt(s)",
+                                self.coll.name(),
+                                self.read,
+                                self.failures
+                            ),
+                            e,
+                        ));
+                    }
+                    let wait = self.live.options.backoff * 2u32.saturating_pow(self.failures - 1);
+                    std::thread::sleep(wait.min(Duration::from_secs(10)));
+                }
+            }
+        }
+        Ok((!batch.records.is_empty()).then_some(batch))
+    }
+
+    fn position(&self) -> u64 {
+        self.read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_filters_cover_later_type_brackets() {
+        assert_eq!(later_types(&Bson::MaxKey), Vec::<i32>::new());
+        let after_numbers = later_types(&Bson::Int32(5));
+        assert!(
+            after_numbers.contains(&2) && after_numbers.contains(&7),
+            "string, objectId"
+        );
+        assert!(!after_numbers.contains(&16), "not int");
+        let after_oid = later_types(&Bson::ObjectId(bson::oid::ObjectId::new()));
+        assert_eq!(after_oid, [8, 9, 17, 11, 127]);
+    }
+
+    #[test]
+    fn driver_errors_never_show_the_password() {
+        let e = err(
+            "mongodb://u:s3cr%2Ft@h/db",
+            "ctx",
+            "auth failed for u:s3cr%2Ft",
+        );
+        assert!(!e.to_string().contains("s3cr"), "{e}");
+    }
+}

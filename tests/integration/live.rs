@@ -1,0 +1,311 @@
+//! Live MongoDB sources against a real MongoDB-wire server (`DOCSWEEP_TEST_MONGODB_URI`,
+//! FerretDB started by scripts/test unless set): the live report equals the report of a
+//! dump of the same data, an unreachable server exits 3 quickly, passwords never show,
+//! and a connection dropped mid-scan is resumed without counting anything twice.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bson::{doc, Document, RawDocumentBuf};
+use mongodb::sync::Client;
+use serde_json::Value;
+
+use crate::util::{example, Workdir};
+
+/// The test server, or None when running outside CI without one. In CI (CI=true) a
+/// missing server is a failure, never a skip.
+fn server() -> Option<String> {
+    match std::env::var("DOCSWEEP_TEST_MONGODB_URI") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "DOCSWEEP_TEST_MONGODB_URI is not set: run the tests through scripts/test"
+            );
+            eprintln!("DOCSWEEP_TEST_MONGODB_URI not set: live test not run (use scripts/test)");
+            None
+        }
+    }
+}
+
+static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh database name for one test.
+fn fresh_db(tag: &str) -> String {
+    format!(
+        "docsweep_{tag}_{}_{}",
+        std::process::id(),
+        DB_COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// `uri` with its path replaced by `db`.
+fn with_db(uri: &str, db: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").unwrap();
+    let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let query = rest[host_end..]
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{scheme}://{}/{db}{query}", &rest[..host_end])
+}
+
+/// The documents of a dump file that a server accepts: readable, with an `_id`, the
+/// first of each `_id`, nested at most 100 levels.
+fn loadable(bson_file: &Path) -> Vec<RawDocumentBuf> {
+    let bytes = std::fs::read(bson_file).unwrap();
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut pos = 0;
+    while pos + 4 <= bytes.len() {
+        let len = i32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if pos + len > bytes.len() {
+            break;
+        }
+        let raw = &bytes[pos..pos + len];
+        pos += len;
+        let Ok(decoded) = docsweep::value::from_bson(raw) else {
+            continue;
+        };
+        let Some(id) = decoded.value.get("_id") else {
+            continue;
+        };
+        if decoded.depth > 100 || !seen.insert(docsweep::value::key_hash(id)) {
+            continue;
+        }
+        out.push(RawDocumentBuf::from_bytes(raw.to_vec()).unwrap());
+    }
+    out
+}
+
+/// Loads the example's collections into `db` (with the dump's indexes) and writes a dump
+/// of exactly what was loaded to `dump_dir/<db>/`.
+fn load_example(client: &Client, db: &str, dump_dir: &Path) {
+    let src = example().join("data/dump/shop");
+    let out = dump_dir.join(db);
+    std::fs::create_dir_all(&out).unwrap();
+    for coll in ["customers", "orders"] {
+        let docs = loadable(&src.join(format!("{coll}.bson")));
+        let c = client.database(db).collection::<RawDocumentBuf>(coll);
+        for chunk in docs.chunks(500) {
+            c.insert_many(chunk.to_vec()).run().unwrap();
+        }
+        let mut file = Vec::new();
+        for d in &docs {
+            file.extend_from_slice(d.as_bytes());
+        }
+        std::fs::write(out.join(format!("{coll}.bson")), file).unwrap();
+        let meta_path = src.join(format!("{coll}.metadata.json"));
+        std::fs::copy(&meta_path, out.join(format!("{coll}.metadata.json"))).unwrap();
+        let meta: Value =
+            serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+        let indexes: Vec<Document> = meta["indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|ix| ix["name"] != "_id_")
+            .map(|ix| {
+                let spec = docsweep::contract::IndexSpec::from_server_json(ix).unwrap();
+                let mut key = Document::new();
+                for (f, _) in &spec.key.0 {
+                    key.insert(
+                        f.clone(),
+                        ix["key"][f]["$numberInt"]
+                            .as_str()
+                            .unwrap()
+                            .parse::<i32>()
+                            .unwrap(),
+                    );
+                }
+                let mut d = doc! {"key": key, "name": spec.name.clone().unwrap()};
+                if spec.unique {
+                    d.insert("unique", true);
+                }
+                d
+            })
+            .collect();
+        if !indexes.is_empty() {
+            client
+                .database(db)
+                .run_command(doc! {"createIndexes": coll, "indexes": indexes})
+                .run()
+                .unwrap();
+        }
+    }
+}
+
+fn check(w: &Workdir, source: &str, out: &str, extra: &[&str]) -> (i32, Value, String) {
+    let schemas = example().join("schemas");
+    let mut args = vec![
+        "check",
+        "--no-progress",
+        "--source",
+        source,
+        "--schemas",
+        schemas.to_str().unwrap(),
+        "--report-dir",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    let run = w.docsweep(&args);
+    let report = w.read_json(&format!("{out}/report.json"));
+    (run.code, report, run.stderr)
+}
+
+/// The report without what legitimately differs between two runs of the same data.
+fn comparable(mut r: Value) -> Value {
+    for k in ["source", "started_at", "finished_at", "database"] {
+        r[k] = Value::Null;
+    }
+    r
+}
+
+#[test]
+fn live_report_equals_the_dump_report() {
+    let Some(uri) = server() else { return };
+    let db = fresh_db("equal");
+    let client = Client::with_uri_str(&uri).unwrap();
+    let w = Workdir::new();
+    load_example(&client, &db, &w.path().join("dump"));
+
+    let (live_code, live, stderr) = check(&w, &with_db(&uri, &db), "live", &["--batch-size", "97"]);
+    let dump_source = format!("dump:{}", w.path().join("dump").join(&db).display());
+    let (dump_code, dump, _) = check(&w, &dump_source, "dump", &[]);
+    assert_eq!(live_code, 1, "{stderr}");
+    assert_eq!(dump_code, 1);
+    assert_eq!(live["database"], db);
+    assert_eq!(comparable(live.clone()), comparable(dump));
+    // The live scan saw every loaded document.
+    let orders = live["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "orders")
+        .unwrap();
+    assert!(orders["documents"].as_u64().unwrap() > 1400);
+    assert_eq!(orders["indexes"]["available"], true);
+    assert_eq!(w.read("live/violations.csv"), w.read("dump/violations.csv"));
+    client.database(&db).drop().run().unwrap();
+}
+
+#[test]
+fn unreachable_server_exits_3_quickly_with_a_clear_message() {
+    // A port nothing listens on: bind, note the port, close.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let w = Workdir::new();
+    let started = std::time::Instant::now();
+    let source = format!("mongodb://scanner:s3cretpw@127.0.0.1:{port}/shop");
+    let (code, report, stderr) = check(&w, &source, "out", &["--connect-timeout", "2"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report["status"], "failed");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    let all = format!("{stderr}{report}");
+    assert!(!all.contains("s3cretpw"), "password leaked: {all}");
+    assert!(all.contains("scanner:****@"), "{all}");
+}
+
+/// A TCP proxy to the server that cuts the first connection that has carried more than
+/// `cut_after` bytes from the server, then forwards faithfully.
+struct CuttingProxy {
+    port: u16,
+    cuts: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: String, cut_after: usize) -> CuttingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c2, s2) = (Arc::clone(&cuts), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let cuts = Arc::clone(&c2);
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 || s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let (mut s_read, mut c_write) = (server, client);
+                    let mut carried = 0usize;
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = s_read.read(&mut buf) {
+                        if n == 0 || c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        carried += n;
+                        if carried > cut_after && cuts.fetch_add(1, Ordering::SeqCst) == 0 {
+                            let _ = c_write.shutdown(std::net::Shutdown::Both);
+                            let _ = s_read.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        CuttingProxy { port, cuts, stop }
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+#[test]
+fn a_connection_cut_mid_scan_is_resumed_without_double_counting() {
+    let Some(uri) = server() else { return };
+    let db = fresh_db("cut");
+    let client = Client::with_uri_str(&uri).unwrap();
+    let w = Workdir::new();
+    load_example(&client, &db, &w.path().join("dump"));
+    let (_, reference, _) = check(&w, &with_db(&uri, &db), "direct", &[]);
+
+    let host = uri.split_once("://").unwrap().1;
+    let upstream = host[..host.find(['/', '?']).unwrap_or(host.len())].to_string();
+    let proxy = CuttingProxy::start(upstream, 200_000);
+    let via_proxy = format!(
+        "mongodb://127.0.0.1:{}/{db}?directConnection=true",
+        proxy.port
+    );
+    let (code, cut, stderr) = check(&w, &via_proxy, "cut", &["--batch-size", "50"]);
+    assert!(
+        proxy.cuts.load(Ordering::SeqCst) >= 1,
+        "the proxy never cut the connection"
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(comparable(cut), comparable(reference));
+    assert_eq!(
+        w.read("cut/violations.csv"),
+        w.read("direct/violations.csv")
+    );
+    client.database(&db).drop().run().unwrap();
+}
