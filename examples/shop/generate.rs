@@ -280,7 +280,7 @@ impl Order {
 
 fn sku_price_cents(sku: usize) -> i64 {
     // Every 7th product has a whole price so that integral doubles (10.0) occur.
-    if sku % 7 == 0 {
+    if sku.is_multiple_of(7) {
         (5 + (sku % 40) as i64) * 100
     } else {
         199 + ((sku * 7919) % 9800) as i64
