@@ -57,6 +57,15 @@ pub struct CheckArgs {
     /// Never draw progress bars (they are drawn only when stderr is a terminal)
     #[arg(long)]
     pub no_progress: bool,
+    /// Also write a self-contained HTML report here
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write JUnit XML here (one test case per collection and check)
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write Prometheus text-format metrics here (for a node-exporter textfile collector)
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
     /// Live sources: documents per round trip
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub batch_size: u32,
@@ -123,6 +132,9 @@ struct Settings {
     collections: Vec<String>,
     targets: Vec<(String, u32)>,
     baseline: Option<BaselineSpec>,
+    html: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    metrics: Option<PathBuf>,
     scan: ScanOptions,
     live: crate::source::LiveOptions,
 }
@@ -172,6 +184,9 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         },
         targets,
         baseline,
+        html: args.html,
+        junit: args.junit,
+        metrics: args.metrics,
         live: crate::source::LiveOptions {
             batch_size: args.batch_size.max(1),
             max_time: args.max_time_ms.map(std::time::Duration::from_millis),
@@ -214,6 +229,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
 
     let started_at = report::now_rfc3339();
+    let started = std::time::Instant::now();
     let mut report = Report {
         format: report::FORMAT,
         status: Status::Clean,
@@ -268,6 +284,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let rows = sink
         .finish()
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    let duration = started.elapsed().as_secs_f64();
+    if let Some(p) = &s.html {
+        report::write_html(&report, p).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &s.junit {
+        report::write_junit(&report, p).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &s.metrics {
+        report::write_metrics(&report, duration, p)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
     let json_path = s.report_dir.join("report.json");
     report::write_json(&report, &json_path)
         .with_context(|| format!("cannot write {}", json_path.display()))?;

@@ -485,3 +485,31 @@ fn snapshot_then_check_against_it() {
         assert!(run.stderr.contains(name), "{name}: {}", run.stderr);
     }
 }
+
+#[test]
+fn html_junit_and_metrics_outputs_are_written() {
+    let w = Workdir::new();
+    let (code, _) = check_example(
+        &w,
+        &[
+            "--html",
+            "out/report.html",
+            "--junit",
+            "out/junit.xml",
+            "--metrics",
+            "out/docsweep.prom",
+        ],
+    );
+    assert_eq!(code, 1);
+    let html = w.read("out/report.html");
+    assert!(
+        html.contains("1,512") || html.contains("1512"),
+        "orders document count in the page"
+    );
+    assert!(w.read("out/junit.xml").contains("<testsuite"));
+    let prom = w.read("out/docsweep.prom");
+    assert!(
+        prom.contains("docsweep_documents{collection=\"orders\"} 1512"),
+        "{prom}"
+    );
+}
