@@ -21,7 +21,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    Check(check::CheckArgs),
+    Check(Box<check::CheckArgs>),
     Snapshot(snapshot::SnapshotArgs),
 }
 
@@ -56,7 +56,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Outcome> 
         }
     };
     match cli.command {
-        Command::Check(args) => check::run(args).map(Outcome::Done),
+        Command::Check(args) => check::run(*args).map(Outcome::Done),
         Command::Snapshot(args) => snapshot::run(args).map(Outcome::Done),
     }
 }
