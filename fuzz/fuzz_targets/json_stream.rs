@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
             let (offset, line) = match rec.location {
                 Location::Line { line, offset } => (offset, line),
                 Location::Element { line, offset, .. } => (offset, line),
-                Location::Offset(_) => panic!("JSON record with a byte-offset location"),
+                other => panic!("JSON record with location {other:?}"),
             };
             assert!(offset >= last_offset, "records out of order");
             assert!(offset <= input.len() as u64);

@@ -2,6 +2,7 @@
 //! glue: they turn arguments into settings, call the library, and return an outcome.
 
 pub mod check;
+pub mod contract;
 pub mod snapshot;
 
 use std::ffi::OsString;
@@ -23,6 +24,7 @@ pub struct Cli {
 pub enum Command {
     Check(Box<check::CheckArgs>),
     Snapshot(snapshot::SnapshotArgs),
+    Contract(contract::ContractArgs),
 }
 
 /// What a command concluded; `main` maps it to the exit code.
@@ -58,6 +60,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Outcome> 
     match cli.command {
         Command::Check(args) => check::run(*args).map(Outcome::Done),
         Command::Snapshot(args) => snapshot::run(args).map(Outcome::Done),
+        Command::Contract(args) => contract::run(args).map(Outcome::Done),
     }
 }
 

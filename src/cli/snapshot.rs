@@ -30,6 +30,9 @@ pub struct SnapshotArgs {
     /// Database to read when the source holds several
     #[arg(long, value_name = "NAME")]
     pub db: Option<String>,
+    /// Also keep the complete documents (compressed), so repairs can restore them
+    #[arg(long)]
+    pub full: bool,
     /// Worker threads [default: one per core]
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
@@ -54,6 +57,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
         source: spec.to_string(),
         database: source.database.clone(),
         taken_at: report::now_rfc3339(),
+        full: args.full,
         collections: Vec::new(),
     };
     let mut data = Vec::new();
@@ -64,14 +68,30 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
         let indexes = source
             .indexes(cs)?
             .map(|list| list.iter().map(|ix| ix.to_report_json()).collect());
-        let (entries, ids) =
-            fingerprint_collection(&source, cs, &pool, crate::source::BATCH_RECORDS)?;
+        let mut compressed = args
+            .full
+            .then(|| flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let (entries, ids) = fingerprint_collection(
+            &source,
+            cs,
+            &pool,
+            crate::source::BATCH_RECORDS,
+            compressed.as_mut().map(|c| c as &mut dyn std::io::Write),
+        )?;
+        let documents = match compressed {
+            Some(c) => Some(c.finish().context("cannot compress the documents")?),
+            None => None,
+        };
         header.collections.push(CollectionHeader {
             name: cs.name.clone(),
             documents: entries.len() as u64,
             indexes,
         });
-        data.push(CollectionData { entries, ids });
+        data.push(CollectionData {
+            entries,
+            ids,
+            documents,
+        });
     }
     let bytes = snapshot::write(&args.out, &header, &data)?;
     let docs: u64 = header.collections.iter().map(|c| c.documents).sum();

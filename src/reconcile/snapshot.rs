@@ -13,6 +13,9 @@
 //!   documents × { id_len u16, id (tag byte + 12-byte ObjectId | relaxed EJSON text),
 //!                 content u128, ordered u128 }
 //!            u128     xxh3-128 of the section
+//!   only with `full` in the header: u64 length, then the raw-deflate-compressed BSON
+//!   documents in the same order (original bytes for dumps and live sources),
+//!            u128     xxh3-128 of the compressed bytes
 //! trailer    "DSWEND\0\0", u64 total file length
 //! ```
 //!
@@ -21,6 +24,7 @@
 //! truncation, corruption or unknown version is an error when reading, never a partial
 //! baseline.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -47,6 +51,9 @@ pub struct Header {
     pub source: String,
     pub database: Option<String>,
     pub taken_at: String,
+    /// The complete documents are kept (`snapshot --full`), so repairs can restore them.
+    #[serde(default)]
+    pub full: bool,
     pub collections: Vec<CollectionHeader>,
 }
 
@@ -63,6 +70,8 @@ pub struct CollectionHeader {
 pub struct CollectionData {
     pub entries: Vec<Entry>,
     pub ids: IdArena,
+    /// With `full`: the documents' BSON, raw-deflate compressed, in entry order.
+    pub documents: Option<Vec<u8>>,
 }
 
 /// Writes a snapshot atomically.
@@ -114,6 +123,12 @@ pub fn write(
                 put(&mut w, &mut total, &rec)?;
             }
             put(&mut w, &mut total, &h.digest128().to_le_bytes())?;
+            if header.full {
+                let docs = c.documents.as_deref().unwrap_or_default();
+                put(&mut w, &mut total, &(docs.len() as u64).to_le_bytes())?;
+                put(&mut w, &mut total, docs)?;
+                put(&mut w, &mut total, &xxh3_128(docs).to_le_bytes())?;
+            }
         }
         put(&mut w, &mut total, TRAILER)?;
         let end = total + 8;
@@ -251,7 +266,17 @@ fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
                 ch.name
             ));
         }
-        collections.push(CollectionData { entries, ids });
+        let documents = if header.full {
+            let len = usize::try_from(c.u64()?).map_err(|_| "documents too long".to_string())?;
+            let docs = c.take(len)?;
+            if c.u128()? != xxh3_128(docs) {
+                return Err(format!("collection {}: documents checksum mismatch (the file is corrupt)", ch.name));
+            }
+            Some(docs.to_vec())
+        } else {
+            None
+        };
+        collections.push(CollectionData { entries, ids, documents });
     }
     if c.pos != bytes.len() - 16 {
         return Err("unexpected bytes before the end marker".into());
@@ -277,6 +302,42 @@ impl Snapshot {
             .position(|c| c.name == name)
             .and_then(|i| self.collections.get(i))
     }
+
+    /// The kept documents with the given ordinals, decoded; None without `--full`.
+    pub fn documents(&self, name: &str, wanted: &HashSet<u32>) -> Option<Result<HashMap<u32, Value>, SnapshotError>> {
+        let c = self.collection(name)?;
+        let blob = c.documents.as_ref()?;
+        let err = |m: String| SnapshotError {
+            path: PathBuf::from(&self.header.source),
+            message: format!("collection {name}: {m}"),
+        };
+        let mut out = HashMap::new();
+        let mut r = flate2::read::DeflateDecoder::new(blob.as_slice());
+        for ordinal in 0..c.entries.len() as u32 {
+            let mut len = [0u8; 4];
+            if let Err(e) = r.read_exact(&mut len) {
+                return Some(Err(err(format!("kept documents end early: {e}"))));
+            }
+            let n = i32::from_le_bytes(len);
+            let Some(n) = usize::try_from(n).ok().filter(|&n| (5..=crate::source::MAX_RECORD_BYTES).contains(&n)) else {
+                return Some(Err(err(format!("kept document {ordinal} has length {n}"))));
+            };
+            let mut doc = len.to_vec();
+            doc.resize(n, 0);
+            if let Err(e) = r.read_exact(&mut doc[4..]) {
+                return Some(Err(err(format!("kept document {ordinal} is truncated: {e}"))));
+            }
+            if wanted.contains(&ordinal) {
+                match crate::value::from_bson(&doc) {
+                    Ok(d) => {
+                        out.insert(ordinal, d.value);
+                    }
+                    Err(e) => return Some(Err(err(format!("kept document {ordinal}: {e}")))),
+                }
+            }
+        }
+        Some(Ok(out))
+    }
 }
 
 #[cfg(test)]
@@ -301,13 +362,14 @@ mod tests {
             source: "dump:x".into(),
             database: Some("shop".into()),
             taken_at: "2026-01-01T00:00:00Z".into(),
+            full: false,
             collections: vec![CollectionHeader {
                 name: "orders".into(),
                 documents: 2,
                 indexes: None,
             }],
         };
-        (header, vec![CollectionData { entries, ids }])
+        (header, vec![CollectionData { entries, ids, documents: None }])
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct DocFacts {
     pub refs: Vec<(usize, Vec<u128>)>,
     /// Per exported field (fields other collections reference): the value hashes.
     pub exported: Vec<Vec<u128>>,
+    /// For documents that changed since the baseline: top-level field hashes.
+    pub fields: Option<Vec<(String, u128)>>,
 }
 
 #[derive(Debug)]
@@ -89,6 +91,8 @@ pub struct DocContext<'a> {
     pub exported_fields: Vec<String>,
     pub max_errors: usize,
     pub show_values: bool,
+    /// With a baseline: documents that changed get their top-level field hashes.
+    pub baseline: Option<&'a crate::reconcile::Reconciler>,
 }
 
 impl<'a> DocContext<'a> {
@@ -119,7 +123,13 @@ impl<'a> DocContext<'a> {
             exported_fields,
             max_errors,
             show_values,
+            baseline: None,
         }
+    }
+
+    pub fn with_baseline(mut self, baseline: Option<&'a crate::reconcile::Reconciler>) -> Self {
+        self.baseline = baseline;
+        self
     }
 
     pub fn examine(&self, bytes: &[u8], location: Location, broken: Option<&str>) -> Examined {
@@ -209,14 +219,20 @@ impl<'a> DocContext<'a> {
                     .collect()
             })
             .collect();
+        let fingerprint = value::fingerprint(doc);
+        let fields = match (self.baseline, id_key) {
+            (Some(b), Some(k)) if b.is_changed(k, fingerprint.content) => Some(crate::reconcile::field_hashes(doc)),
+            _ => None,
+        };
         DocFacts {
+            fields,
             id,
             id_key,
             class,
             errors,
             depth: d.depth,
             oversize,
-            fingerprint: value::fingerprint(doc),
+            fingerprint,
             unique,
             refs,
             exported,

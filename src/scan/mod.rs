@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::contract::{Contract, ContractSet, IndexSpec};
 use crate::reconcile::{self, DiffKind, Entry};
+
 use crate::report::{
     CollectionReport, DuplicateFinding, ErrorKind, IndexFindings, ReferenceFinding, Violation,
     ViolationSink,
@@ -107,6 +108,44 @@ impl Baseline {
         }
     }
 
+    /// The baseline's documents with the given ordinals, when the baseline keeps
+    /// documents (a source, or a `--full` snapshot); None otherwise.
+    fn documents(
+        &self,
+        name: &str,
+        wanted: &HashSet<u32>,
+        batch_records: usize,
+    ) -> Option<Result<HashMap<u32, serde_json::Value>, SourceError>> {
+        match self {
+            Baseline::Source(s) => {
+                let cs = s.collection(name)?;
+                let mut out = HashMap::new();
+                let mut ordinal = 0u32;
+                let pb = ProgressBar::hidden();
+                let r = stream_batches(s, cs, &pb, batch_records, |encoding, batch| {
+                    for rec in &batch.records {
+                        if rec.broken.is_some() {
+                            continue;
+                        }
+                        if wanted.contains(&ordinal) {
+                            if let Some(d) = decode_any(encoding, batch.bytes(rec)) {
+                                out.insert(ordinal, d.value);
+                            }
+                        }
+                        ordinal += 1;
+                    }
+                    Ok(())
+                });
+                Some(match r {
+                    Ok(()) => Ok(out),
+                    Err(ScanError::Source(e)) => Err(e),
+                    Err(other) => Err(SourceError::Other(other.to_string())),
+                })
+            }
+            Baseline::Snapshot(s) => s.documents(name, wanted).map(|r| r.map_err(|e| SourceError::Other(e.to_string()))),
+        }
+    }
+
     /// The collection's fingerprints and ids, or None when the baseline lacks it.
     fn entries(
         &self,
@@ -118,7 +157,7 @@ impl Baseline {
             Baseline::Source(s) => {
                 let cs = s.collection(name)?;
                 Some(
-                    fingerprint_collection(s, cs, pool, batch_records)
+                    fingerprint_collection(s, cs, pool, batch_records, None)
                         .map(|(e, ids)| (e, std::borrow::Cow::Owned(ids))),
                 )
             }
@@ -253,18 +292,30 @@ pub fn scan(
             continue;
         };
         let mut col = CollectionScan::new(contract, cs, exported, &absent, source);
-        col.keep_fingerprints = baseline.is_some();
-
-        let mut result = col.run(source, &pool, opts, &keys, sink);
-        if let (Some(b), Ok(())) = (baseline, &result) {
+        // The baseline side is read first, so each document is compared as it streams.
+        let mut base = None;
+        if let Some(b) = baseline {
             match b.entries(&contract.collection, &pool, opts.batch_records) {
                 None => warnings.push(format!(
                     "the baseline ({}) has no collection {:?}: not reconciled",
                     b.describe(),
                     contract.collection
                 )),
-                Some(Ok((mut entries, ids))) => col.reconcile(&mut entries, &ids, sink)?,
-                Some(Err(e)) => result = Err(ScanError::Source(e)),
+                Some(Ok((entries, ids))) => base = Some((reconcile::Reconciler::new(&entries), ids)),
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let recon = base.as_ref().map(|(r, _)| r);
+        let mut result = col.run(source, &pool, opts, &keys, recon, sink);
+        if let (Some(b), Some((r, ids)), Ok(())) = (baseline, &base, &result) {
+            if let Err(e) = col.finish_reconciliation(b, r, ids, opts.batch_records, sink) {
+                match e {
+                    ScanError::Source(e) => result = Err(ScanError::Source(e)),
+                    other => return Err(other),
+                }
             }
         }
         let (report, exported_sets) = col.finish(source, &keys, sink)?;
@@ -300,35 +351,50 @@ pub fn fingerprint_collection(
     cs: &CollectionSource,
     pool: &rayon::ThreadPool,
     batch_records: usize,
+    mut keep_documents: Option<&mut dyn std::io::Write>,
 ) -> Result<(Vec<Entry>, IdArena), SourceError> {
+    let keep = keep_documents.is_some();
+    let mut write_error = None;
     let mut entries = Vec::new();
     let mut ids = IdArena::default();
     let pb = ProgressBar::hidden();
     let mut unreadable = 0u64;
     let r = stream_batches(source, cs, &pb, batch_records, |encoding, batch| {
-        let docs: Vec<Option<(Option<serde_json::Value>, crate::value::Fingerprint)>> = pool
-            .install(|| {
-                batch
-                    .records
-                    .par_iter()
-                    .map(|rec| {
-                        if rec.broken.is_some() {
-                            return None;
-                        }
-                        let d = decode_any(encoding, batch.bytes(rec))?;
-                        let fp = crate::value::fingerprint(&d.value);
-                        Some((d.value.get("_id").cloned(), fp))
-                    })
-                    .collect()
-            });
+        type Fingerprinted = (Option<serde_json::Value>, crate::value::Fingerprint, Option<Vec<u8>>);
+        let docs: Vec<Option<Fingerprinted>> = pool.install(|| {
+            batch
+                .records
+                .par_iter()
+                .map(|rec| {
+                    if rec.broken.is_some() {
+                        return None;
+                    }
+                    let bytes = batch.bytes(rec);
+                    let d = decode_any(encoding, bytes)?;
+                    let fp = crate::value::fingerprint(&d.value);
+                    // A full snapshot keeps the original BSON; exports are re-encoded.
+                    let doc = match (keep, encoding) {
+                        (false, _) => None,
+                        (true, crate::source::Encoding::Bson) => Some(bytes.to_vec()),
+                        (true, crate::source::Encoding::Json) => crate::value::to_bson(&d.value).ok(),
+                    };
+                    Some((d.value.get("_id").cloned(), fp, doc))
+                })
+                .collect()
+        });
         for doc in docs {
-            let Some((id, fp)) = doc else {
+            let Some((id, fp, bytes)) = doc else {
                 unreadable += 1;
                 continue;
             };
             let ordinal = ids.len() as u32;
             ids.push(id.as_ref());
             if let Some(id) = &id {
+                if let (Some(out), Some(b)) = (keep_documents.as_mut(), &bytes) {
+                    if let Err(e) = out.write_all(b) {
+                        write_error.get_or_insert(e);
+                    }
+                }
                 entries.push(Entry {
                     id: crate::value::key_hash(id),
                     content: fp.content,
@@ -339,6 +405,9 @@ pub fn fingerprint_collection(
         }
         Ok(())
     });
+    if let Some(e) = write_error {
+        return Err(SourceError::Other(format!("cannot keep the documents of {}: {e}", cs.name)));
+    }
     match r {
         Ok(()) if unreadable > 0 => Err(SourceError::Other(format!(
             "baseline {}: {unreadable} unreadable record(s) in {}; a baseline must be complete",
@@ -499,8 +568,10 @@ struct CollectionScan<'a> {
     ctx_refs: Vec<crate::contract::Reference>,
     actual_indexes: Option<Vec<IndexSpec>>,
     index_error: Option<SourceError>,
-    keep_fingerprints: bool,
-    entries: Vec<Entry>,
+    /// Reconciliation state while streaming (with a baseline).
+    recon_progress: Option<reconcile::Progress>,
+    /// Changed documents: (ordinal, baseline ordinal, top-level field hashes).
+    changed: Vec<(u32, u32, Option<Vec<(String, u128)>>)>,
     /// Per unique index: its fields joined by `,` (as in `duplicate:email`).
     unique_labels: Vec<String>,
 }
@@ -551,8 +622,8 @@ impl<'a> CollectionScan<'a> {
             ctx_refs,
             actual_indexes,
             index_error,
-            keep_fingerprints: false,
-            entries: Vec::new(),
+            recon_progress: None,
+            changed: Vec::new(),
             unique_labels: contract
                 .unique_indexes()
                 .map(|ix| ix.key.fields_label())
@@ -566,13 +637,17 @@ impl<'a> CollectionScan<'a> {
         pool: &rayon::ThreadPool,
         opts: &ScanOptions,
         keys: &KeySets,
+        recon: Option<&reconcile::Reconciler>,
         sink: &mut dyn ViolationSink,
     ) -> Result<(), ScanError> {
+        if let Some(r) = recon {
+            self.recon_progress = Some(r.start());
+        }
         let pb = progress_bar(opts, source, self.cs);
         let cs = self.cs;
         let contract = self.contract;
         let exported_fields = self.exported_fields.clone();
-        let mut ctx: Option<DocContext<'a>> = None;
+        let mut ctx: Option<DocContext<'_>> = None;
         let result = stream_batches(source, cs, &pb, opts.batch_records, |encoding, batch| {
             let ctx = ctx.get_or_insert_with(|| {
                 DocContext::new(
@@ -582,6 +657,7 @@ impl<'a> CollectionScan<'a> {
                     opts.max_errors,
                     opts.show_values,
                 )
+                .with_baseline(recon)
             });
             let examined: Vec<Examined> = pool.install(|| {
                 batch
@@ -591,7 +667,7 @@ impl<'a> CollectionScan<'a> {
                     .collect()
             });
             for ex in examined {
-                self.fold(ex, keys, sink)?;
+                self.fold(ex, keys, recon, sink)?;
             }
             Ok(())
         });
@@ -624,6 +700,7 @@ impl<'a> CollectionScan<'a> {
         &mut self,
         ex: Examined,
         keys: &KeySets,
+        recon: Option<&reconcile::Reconciler>,
         sink: &mut dyn ViolationSink,
     ) -> Result<(), ScanError> {
         let facts = match ex.outcome {
@@ -648,14 +725,6 @@ impl<'a> CollectionScan<'a> {
         self.report.documents += 1;
         let id = facts.id.as_ref().map(id_text).unwrap_or_default();
         let target = self.contract.target;
-        if let (true, Some(k)) = (self.keep_fingerprints, facts.id_key) {
-            self.entries.push(Entry {
-                id: k,
-                content: facts.fingerprint.content,
-                ordered: facts.fingerprint.ordered,
-                ordinal: ordinal as u32,
-            });
-        }
 
         match facts.class {
             Class::Valid => self.report.classes.valid += 1,
@@ -704,7 +773,24 @@ impl<'a> CollectionScan<'a> {
                 ))?;
             }
             Some(k) => {
-                if !self.id_set.insert(k) {
+                let first = self.id_set.insert(k);
+                if let (true, Some(r), Some(p)) = (first, recon, self.recon_progress.as_mut()) {
+                    let fp = facts.fingerprint;
+                    match r.observe(p, k, fp.content, fp.ordered) {
+                        (Some(DiffKind::Changed), Some(base_ordinal)) => {
+                            self.changed.push((ordinal as u32, base_ordinal, facts.fields.clone()));
+                        }
+                        (Some(kind), _) => {
+                            let msg = match kind {
+                                DiffKind::Added => "in the source, not in the baseline",
+                                _ => "same content as the baseline, fields in another order",
+                            };
+                            sink.violation(&self.row(&id, kind.as_str(), None, "", "", msg.to_string()))?;
+                        }
+                        (None, _) => {}
+                    }
+                }
+                if !first {
                     self.report.structure.duplicate_id += 1;
                     sink.violation(&self.row(
                         &id,
@@ -801,37 +887,45 @@ impl<'a> CollectionScan<'a> {
         Ok(())
     }
 
-    /// Compares this collection's fingerprints with the baseline's.
-    fn reconcile(
+    /// Missing documents, and the changed documents with the top-level fields that
+    /// differ when the baseline's documents are available.
+    fn finish_reconciliation(
         &mut self,
-        baseline: &mut Vec<Entry>,
+        baseline: &Baseline,
+        recon: &reconcile::Reconciler,
         baseline_ids: &IdArena,
+        batch_records: usize,
         sink: &mut dyn ViolationSink,
     ) -> Result<(), ScanError> {
-        let mut current = std::mem::take(&mut self.entries);
-        let (summary, diffs) = reconcile::compare(&mut current, baseline);
-        for d in diffs {
-            let (id, msg) = match d.kind {
-                DiffKind::Missing => (
-                    baseline_ids.get(d.ordinal as usize),
-                    "in the baseline, not in the source",
-                ),
-                DiffKind::Added => (
-                    self.ids.get(d.ordinal as usize),
-                    "in the source, not in the baseline",
-                ),
-                DiffKind::Changed => (
-                    self.ids.get(d.ordinal as usize),
-                    "content differs from the baseline",
-                ),
-                DiffKind::Reordered => (
-                    self.ids.get(d.ordinal as usize),
-                    "same content as the baseline, fields in another order",
-                ),
-            };
-            sink.violation(&self.row(&id, d.kind.as_str(), None, "", "", msg.to_string()))?;
+        let Some(mut progress) = self.recon_progress.take() else {
+            return Ok(());
+        };
+        for ordinal in recon.finish_missing(&mut progress) {
+            let id = baseline_ids.get(ordinal as usize);
+            let v = self.row(&id, "missing", None, "", "", "in the baseline, not in the source".into());
+            sink.violation(&v)?;
         }
-        self.report.reconciliation = Some(summary);
+        let changed = std::mem::take(&mut self.changed);
+        let wanted: HashSet<u32> = changed.iter().map(|c| c.1).collect();
+        let before = if wanted.is_empty() {
+            None
+        } else {
+            baseline.documents(&self.contract.collection, &wanted, batch_records).transpose()?
+        };
+        for (ordinal, base_ordinal, fields) in changed {
+            let id = self.ids.get(ordinal as usize);
+            let old = before.as_ref().and_then(|m| m.get(&base_ordinal));
+            let (path, msg) = match (old, fields) {
+                (Some(old), Some(now)) => {
+                    let diff = reconcile::differing_fields(&reconcile::field_hashes(old), &now);
+                    let paths: Vec<String> = diff.iter().map(|f| format!("/{}", f.replace('~', "~0").replace('/', "~1"))).collect();
+                    (paths.join(" "), format!("content differs from the baseline in {}", diff.join(", ")))
+                }
+                _ => (String::new(), "content differs from the baseline".to_string()),
+            };
+            sink.violation(&self.row(&id, "changed", None, &path, "", msg))?;
+        }
+        self.report.reconciliation = Some(progress.summary);
         Ok(())
     }
 

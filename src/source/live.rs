@@ -390,3 +390,30 @@ mod tests {
         assert!(!e.to_string().contains("s3cr"), "{e}");
     }
 }
+
+// Read by `docsweep contract pull`.
+impl Live {
+    /// A collection's `options` from `listCollections` (validator, validationLevel,
+    /// validationAction, …) as relaxed Extended JSON; `None` when the database has no
+    /// collection of that name.
+    pub fn collection_options(&self, name: &str) -> Result<Option<serde_json::Value>, SourceError> {
+        let context = format!("listCollections {name}");
+        let cursor = with_retries(&self.options, || {
+            self.db
+                .run_cursor_command(doc! {"listCollections": 1, "filter": {"name": name}})
+                .run()
+        })
+        .map_err(|e| err(&self.uri, &context, e))?;
+        for d in cursor {
+            let d: Document = d.map_err(|e| err(&self.uri, &context, e))?;
+            if d.get_str("name").ok() != Some(name) {
+                continue;
+            }
+            let options = d.get_document("options").cloned().unwrap_or_default();
+            let bytes = options.to_vec().map_err(|e| err(&self.uri, &context, e))?;
+            let v = crate::value::from_bson(&bytes).map_err(|e| err(&self.uri, &context, e))?;
+            return Ok(Some(v.value));
+        }
+        Ok(None)
+    }
+}

@@ -15,7 +15,7 @@ use crate::contract::IndexSpec;
 
 pub use bson_reader::{BsonReader, MAX_RECORD_BYTES};
 pub use json_reader::JsonReader;
-pub use live::LiveOptions;
+pub use live::{Live, LiveOptions};
 
 /// A source failed: unreachable, unreadable or not what it claims to be.
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +211,16 @@ pub struct CollectionSource {
     /// Input size in bytes, for progress.
     pub size: u64,
     kind: CollectionKind,
+}
+
+impl CollectionSource {
+    /// The live connection this collection is read through (`None` for dumps and exports).
+    pub fn live(&self) -> Option<&Live> {
+        match &self.kind {
+            CollectionKind::Live(l) => Some(l),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
