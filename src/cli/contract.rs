@@ -27,9 +27,12 @@ pub enum ContractCommand {
 /// and a [[versions]] entry in schemas/<C>/contract.toml (created when missing). Never
 /// overwrites an existing version or schema file.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    disable_version_flag = true,
+    after_help = "Examples:
   docsweep contract pull --source mongodb://localhost:27017/shop --collection orders
-  docsweep contract pull --source mongodb://db.internal/shop --collection orders --version 3")]
+  docsweep contract pull --source mongodb://db.internal/shop --collection orders --version 3"
+)]
 pub struct PullArgs {
     /// The live deployment: mongodb://… or mongodb+srv://… [default: from docsweep.toml]
     #[arg(long, value_name = "S")]
@@ -132,4 +135,40 @@ fn pull_cmd(args: PullArgs) -> anyhow::Result<Status> {
         );
     }
     Ok(Status::Clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn parses_contract_pull() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "docsweep",
+            "contract",
+            "pull",
+            "--source",
+            "mongodb://h/db",
+            "--collection",
+            "c",
+            "--version",
+            "3",
+            "--schemas",
+            "s",
+        ])
+        .unwrap();
+        let Command::Contract(ContractArgs {
+            command: ContractCommand::Pull(p),
+        }) = cli.command
+        else {
+            panic!("not contract pull");
+        };
+        assert_eq!(p.version, Some(3));
+        assert_eq!(p.collection, "c");
+        assert_eq!(p.schemas, Some(PathBuf::from("s")));
+    }
 }

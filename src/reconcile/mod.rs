@@ -8,8 +8,6 @@
 
 pub mod snapshot;
 
-use std::collections::HashMap;
-
 use crate::report::Reconciliation;
 
 /// One document's fingerprints. `ordinal` is its position in its own scan.
@@ -52,7 +50,7 @@ pub struct Diff {
 /// current data streams. Lookups are read-only and may run on any thread; `observe`
 /// runs in scan order.
 pub struct Reconciler {
-    base: HashMap<u128, Base>,
+    base: crate::scan::HashMap128<Base>,
     baseline_ordinals: usize,
 }
 
@@ -73,7 +71,8 @@ struct Base {
 impl Reconciler {
     /// Indexes the baseline; of several baseline documents with one `_id` the first counts.
     pub fn new(entries: &[Entry]) -> Reconciler {
-        let mut base = HashMap::with_capacity(entries.len());
+        let mut base =
+            crate::scan::HashMap128::with_capacity_and_hasher(entries.len(), Default::default());
         let mut max_ordinal = 0;
         for e in entries {
             max_ordinal = max_ordinal.max(e.ordinal as usize + 1);
@@ -108,7 +107,13 @@ impl Reconciler {
 
     /// Classifies one current document (the first with its `_id`; callers skip
     /// duplicates). Returns the kind and, when it is in the baseline, its baseline ordinal.
-    pub fn observe(&self, p: &mut Progress, id: u128, content: u128, ordered: u128) -> (Option<DiffKind>, Option<u32>) {
+    pub fn observe(
+        &self,
+        p: &mut Progress,
+        id: u128,
+        content: u128,
+        ordered: u128,
+    ) -> (Option<DiffKind>, Option<u32>) {
         let Some(b) = self.base.get(&id).copied() else {
             p.summary.added += 1;
             return (Some(DiffKind::Added), None);
@@ -147,7 +152,11 @@ impl Reconciler {
 pub fn field_hashes(doc: &serde_json::Value) -> Vec<(String, u128)> {
     let mut out: Vec<(String, u128)> = doc
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), crate::value::fingerprint(v).content)).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), crate::value::fingerprint(v).content))
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -196,13 +205,19 @@ pub fn compare(current: &[Entry], baseline: &[Entry]) -> (Reconciliation, Vec<Di
             continue;
         }
         if let (Some(kind), _) = r.observe(&mut p, c.id, c.content, c.ordered) {
-            diffs.push(Diff { kind, ordinal: c.ordinal });
+            diffs.push(Diff {
+                kind,
+                ordinal: c.ordinal,
+            });
         }
     }
     let mut all: Vec<Diff> = r
         .finish_missing(&mut p)
         .into_iter()
-        .map(|ordinal| Diff { kind: DiffKind::Missing, ordinal })
+        .map(|ordinal| Diff {
+            kind: DiffKind::Missing,
+            ordinal,
+        })
         .collect();
     all.extend(diffs);
     (p.summary, all)
@@ -223,13 +238,13 @@ mod tests {
 
     #[test]
     fn classifies_every_kind() {
-        let mut base = vec![
+        let base = vec![
             e(1, 10, 100, 0),
             e(2, 20, 200, 1),
             e(3, 30, 300, 2),
             e(4, 40, 400, 3),
         ];
-        let mut cur = vec![
+        let cur = vec![
             e(4, 40, 401, 0), // reordered
             e(2, 21, 210, 1), // changed
             e(5, 50, 500, 2), // added

@@ -270,13 +270,20 @@ fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
             let len = usize::try_from(c.u64()?).map_err(|_| "documents too long".to_string())?;
             let docs = c.take(len)?;
             if c.u128()? != xxh3_128(docs) {
-                return Err(format!("collection {}: documents checksum mismatch (the file is corrupt)", ch.name));
+                return Err(format!(
+                    "collection {}: documents checksum mismatch (the file is corrupt)",
+                    ch.name
+                ));
             }
             Some(docs.to_vec())
         } else {
             None
         };
-        collections.push(CollectionData { entries, ids, documents });
+        collections.push(CollectionData {
+            entries,
+            ids,
+            documents,
+        });
     }
     if c.pos != bytes.len() - 16 {
         return Err("unexpected bytes before the end marker".into());
@@ -304,7 +311,11 @@ impl Snapshot {
     }
 
     /// The kept documents with the given ordinals, decoded; None without `--full`.
-    pub fn documents(&self, name: &str, wanted: &HashSet<u32>) -> Option<Result<HashMap<u32, Value>, SnapshotError>> {
+    pub fn documents(
+        &self,
+        name: &str,
+        wanted: &HashSet<u32>,
+    ) -> Option<Result<HashMap<u32, Value>, SnapshotError>> {
         let c = self.collection(name)?;
         let blob = c.documents.as_ref()?;
         let err = |m: String| SnapshotError {
@@ -319,13 +330,18 @@ impl Snapshot {
                 return Some(Err(err(format!("kept documents end early: {e}"))));
             }
             let n = i32::from_le_bytes(len);
-            let Some(n) = usize::try_from(n).ok().filter(|&n| (5..=crate::source::MAX_RECORD_BYTES).contains(&n)) else {
+            let Some(n) = usize::try_from(n)
+                .ok()
+                .filter(|&n| (5..=crate::source::MAX_RECORD_BYTES).contains(&n))
+            else {
                 return Some(Err(err(format!("kept document {ordinal} has length {n}"))));
             };
             let mut doc = len.to_vec();
             doc.resize(n, 0);
             if let Err(e) = r.read_exact(&mut doc[4..]) {
-                return Some(Err(err(format!("kept document {ordinal} is truncated: {e}"))));
+                return Some(Err(err(format!(
+                    "kept document {ordinal} is truncated: {e}"
+                ))));
             }
             if wanted.contains(&ordinal) {
                 match crate::value::from_bson(&doc) {
@@ -369,7 +385,14 @@ mod tests {
                 indexes: None,
             }],
         };
-        (header, vec![CollectionData { entries, ids, documents: None }])
+        (
+            header,
+            vec![CollectionData {
+                entries,
+                ids,
+                documents: None,
+            }],
+        )
     }
 
     #[test]

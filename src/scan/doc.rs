@@ -221,7 +221,9 @@ impl<'a> DocContext<'a> {
             .collect();
         let fingerprint = value::fingerprint(doc);
         let fields = match (self.baseline, id_key) {
-            (Some(b), Some(k)) if b.is_changed(k, fingerprint.content) => Some(crate::reconcile::field_hashes(doc)),
+            (Some(b), Some(k)) if b.is_changed(k, fingerprint.content) => {
+                Some(crate::reconcile::field_hashes(doc))
+            }
             _ => None,
         };
         DocFacts {

@@ -6,6 +6,7 @@
 mod doc;
 mod ids;
 mod path;
+mod prehashed;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -24,6 +25,7 @@ use crate::source::{CollectionSource, Source, SourceError};
 pub use doc::{Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES, MAX_NESTING};
 pub use ids::{id_text, IdArena};
 pub use path::{generalise_pointer, values_at};
+pub use prehashed::{HashMap128, HashSet128};
 
 /// How a check runs. None of these change its results.
 #[derive(Debug, Clone)]
@@ -75,9 +77,11 @@ pub struct ScanOutcome {
     pub warnings: Vec<String>,
 }
 
-type KeySets = HashMap<(String, String), HashSet<u128>>;
+type KeySets = HashMap<(String, String), HashSet128>;
+/// A changed document: its ordinal, its baseline ordinal, its top-level field hashes.
+type ChangedDoc = (u32, u32, Option<Vec<(String, u128)>>);
 /// The value sets of a collection's fields that other collections reference.
-type ExportedKeys = Vec<(String, HashSet<u128>)>;
+type ExportedKeys = Vec<(String, HashSet128)>;
 
 /// Scans the selected collections (all contracts when empty) of `source`.
 /// A baseline collection's fingerprints and the ids they belong to.
@@ -142,7 +146,9 @@ impl Baseline {
                     Err(other) => Err(SourceError::Other(other.to_string())),
                 })
             }
-            Baseline::Snapshot(s) => s.documents(name, wanted).map(|r| r.map_err(|e| SourceError::Other(e.to_string()))),
+            Baseline::Snapshot(s) => s
+                .documents(name, wanted)
+                .map(|r| r.map_err(|e| SourceError::Other(e.to_string()))),
         }
     }
 
@@ -301,7 +307,9 @@ pub fn scan(
                     b.describe(),
                     contract.collection
                 )),
-                Some(Ok((entries, ids))) => base = Some((reconcile::Reconciler::new(&entries), ids)),
+                Some(Ok((entries, ids))) => {
+                    base = Some((reconcile::Reconciler::new(&entries), ids))
+                }
                 Some(Err(e)) => {
                     failure = Some(e);
                     break;
@@ -360,7 +368,11 @@ pub fn fingerprint_collection(
     let pb = ProgressBar::hidden();
     let mut unreadable = 0u64;
     let r = stream_batches(source, cs, &pb, batch_records, |encoding, batch| {
-        type Fingerprinted = (Option<serde_json::Value>, crate::value::Fingerprint, Option<Vec<u8>>);
+        type Fingerprinted = (
+            Option<serde_json::Value>,
+            crate::value::Fingerprint,
+            Option<Vec<u8>>,
+        );
         let docs: Vec<Option<Fingerprinted>> = pool.install(|| {
             batch
                 .records
@@ -376,7 +388,9 @@ pub fn fingerprint_collection(
                     let doc = match (keep, encoding) {
                         (false, _) => None,
                         (true, crate::source::Encoding::Bson) => Some(bytes.to_vec()),
-                        (true, crate::source::Encoding::Json) => crate::value::to_bson(&d.value).ok(),
+                        (true, crate::source::Encoding::Json) => {
+                            crate::value::to_bson(&d.value).ok()
+                        }
                     };
                     Some((d.value.get("_id").cloned(), fp, doc))
                 })
@@ -406,7 +420,10 @@ pub fn fingerprint_collection(
         Ok(())
     });
     if let Some(e) = write_error {
-        return Err(SourceError::Other(format!("cannot keep the documents of {}: {e}", cs.name)));
+        return Err(SourceError::Other(format!(
+            "cannot keep the documents of {}: {e}",
+            cs.name
+        )));
     }
     match r {
         Ok(()) if unreadable > 0 => Err(SourceError::Other(format!(
@@ -498,6 +515,67 @@ fn stream_batches(
     })
 }
 
+/// Streams batches and maps each on the pool while the calling thread folds the results
+/// of earlier batches, in source order: reading, examining and folding overlap.
+fn stream_mapped<T: Send>(
+    source: &Source,
+    cs: &CollectionSource,
+    pb: &ProgressBar,
+    batch_records: usize,
+    pool: &rayon::ThreadPool,
+    map: &(dyn Fn(&crate::source::Batch) -> T + Sync),
+    fold: &mut dyn FnMut(T) -> Result<(), ScanError>,
+) -> Result<(), ScanError> {
+    /// Batches being examined ahead of the fold.
+    const AHEAD: usize = 3;
+    let mut reader = source.reader(cs)?;
+    std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let pb2 = pb.clone();
+        s.spawn(move || loop {
+            let next = reader.next_batch(batch_records);
+            pb2.set_position(reader.position());
+            let stop = !matches!(next, Ok(Some(_)));
+            if tx.send(next).is_err() || stop {
+                break;
+            }
+        });
+        pool.in_place_scope(|scope| {
+            let mut queue = std::collections::VecDeque::new();
+            let mut result = Ok(());
+            for msg in rx {
+                match msg {
+                    Ok(Some(batch)) => {
+                        let (btx, brx) = crossbeam_channel::bounded(1);
+                        scope.spawn(move |_| {
+                            let _ = btx.send(map(&batch));
+                        });
+                        queue.push_back(brx);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        result = Err(ScanError::Source(e));
+                        break;
+                    }
+                }
+                while queue.len() > AHEAD {
+                    if let Some(Ok(t)) = queue.pop_front().map(|q| q.recv()) {
+                        fold(t)?;
+                    }
+                }
+            }
+            while let Some(q) = queue.pop_front() {
+                if let (Ok(t), Ok(())) = (q.recv(), &result) {
+                    result = fold(t);
+                }
+            }
+            result
+        })
+        // Dropping the receivers on an early return unblocks the reader and the
+        // examiners, which then end.
+    })
+}
+
 /// Collects the value hashes of `fields` in a collection that is referenced but not checked.
 fn collect_keys(
     source: &Source,
@@ -505,8 +583,8 @@ fn collect_keys(
     fields: &[String],
     pool: &rayon::ThreadPool,
     batch_records: usize,
-) -> Result<Vec<HashSet<u128>>, SourceError> {
-    let mut sets = vec![HashSet::new(); fields.len()];
+) -> Result<Vec<HashSet128>, SourceError> {
+    let mut sets = vec![HashSet128::default(); fields.len()];
     let pb = ProgressBar::hidden();
     let r = stream_batches(source, cs, &pb, batch_records, |encoding, batch| {
         let per_doc: Vec<Vec<Vec<u128>>> = pool.install(|| {
@@ -553,11 +631,11 @@ struct CollectionScan<'a> {
     cs: &'a CollectionSource,
     report: CollectionReport,
     exported_fields: Vec<String>,
-    exported: Vec<HashSet<u128>>,
+    exported: Vec<HashSet128>,
     ids: IdArena,
-    id_set: HashSet<u128>,
+    id_set: HashSet128,
     /// Per unique index: key hash → (ordinal of the first document, documents with it).
-    unique: Vec<HashMap<u128, (u32, u32)>>,
+    unique: Vec<HashMap128<(u32, u32)>>,
     /// References to collections not yet complete: (reference, _id text, value hashes).
     deferred: Vec<(usize, u32, Vec<u128>)>,
     /// Referenced collections the source does not have (references to them are not checked).
@@ -571,7 +649,7 @@ struct CollectionScan<'a> {
     /// Reconciliation state while streaming (with a baseline).
     recon_progress: Option<reconcile::Progress>,
     /// Changed documents: (ordinal, baseline ordinal, top-level field hashes).
-    changed: Vec<(u32, u32, Option<Vec<(String, u128)>>)>,
+    changed: Vec<ChangedDoc>,
     /// Per unique index: its fields joined by `,` (as in `duplicate:email`).
     unique_labels: Vec<String>,
 }
@@ -610,11 +688,11 @@ impl<'a> CollectionScan<'a> {
                 references,
                 ..CollectionReport::default()
             },
-            exported: vec![HashSet::new(); exported_fields.len()],
+            exported: vec![HashSet128::default(); exported_fields.len()],
             exported_fields,
             ids: IdArena::default(),
-            id_set: HashSet::new(),
-            unique: vec![HashMap::new(); n_unique],
+            id_set: HashSet128::default(),
+            unique: vec![HashMap128::default(); n_unique],
             deferred: Vec::new(),
             absent: absent.clone(),
             unique_reported: vec![HashSet::new(); n_unique],
@@ -647,30 +725,28 @@ impl<'a> CollectionScan<'a> {
         let cs = self.cs;
         let contract = self.contract;
         let exported_fields = self.exported_fields.clone();
-        let mut ctx: Option<DocContext<'_>> = None;
-        let result = stream_batches(source, cs, &pb, opts.batch_records, |encoding, batch| {
-            let ctx = ctx.get_or_insert_with(|| {
-                DocContext::new(
-                    contract,
-                    encoding,
-                    exported_fields.clone(),
-                    opts.max_errors,
-                    opts.show_values,
-                )
-                .with_baseline(recon)
-            });
-            let examined: Vec<Examined> = pool.install(|| {
-                batch
-                    .records
-                    .par_iter()
-                    .map(|rec| ctx.examine(batch.bytes(rec), rec.location, rec.broken.as_deref()))
-                    .collect()
-            });
+        let ctx = DocContext::new(
+            contract,
+            cs.encoding(),
+            exported_fields,
+            opts.max_errors,
+            opts.show_values,
+        )
+        .with_baseline(recon);
+        let map = |batch: &crate::source::Batch| -> Vec<Examined> {
+            batch
+                .records
+                .par_iter()
+                .map(|rec| ctx.examine(batch.bytes(rec), rec.location, rec.broken.as_deref()))
+                .collect()
+        };
+        let mut fold = |examined: Vec<Examined>| -> Result<(), ScanError> {
             for ex in examined {
                 self.fold(ex, keys, recon, sink)?;
             }
             Ok(())
-        });
+        };
+        let result = stream_mapped(source, cs, &pb, opts.batch_records, pool, &map, &mut fold);
         pb.finish_and_clear();
         result
     }
@@ -723,7 +799,11 @@ impl<'a> CollectionScan<'a> {
         let ordinal = self.ids.len();
         self.ids.push(facts.id.as_ref());
         self.report.documents += 1;
-        let id = facts.id.as_ref().map(id_text).unwrap_or_default();
+        // Formatting the _id costs; only rows need it.
+        let id_cell = std::cell::OnceCell::new();
+        let id = || -> &str {
+            id_cell.get_or_init(|| facts.id.as_ref().map(id_text).unwrap_or_default())
+        };
         let target = self.contract.target;
 
         match facts.class {
@@ -736,7 +816,7 @@ impl<'a> CollectionScan<'a> {
                     .entry(v.to_string())
                     .or_insert(0) += 1;
                 let msg = format!("fails target version {target}, passes version {v}");
-                sink.violation(&self.row(&id, "other_version", Some(v), "", "", msg))?;
+                sink.violation(&self.row(id(), "other_version", Some(v), "", "", msg))?;
             }
             Class::Invalid => {
                 self.report.classes.invalid += 1;
@@ -744,11 +824,11 @@ impl<'a> CollectionScan<'a> {
                     let key = (e.keyword.clone(), generalise_pointer(&e.pointer));
                     let entry = self.errors.entry(key).or_insert((0, Vec::new()));
                     entry.0 += 1;
-                    if entry.1.len() < 3 && !id.is_empty() {
-                        entry.1.push(id.clone());
+                    if entry.1.len() < 3 && facts.id.is_some() {
+                        entry.1.push(id().to_string());
                     }
                     sink.violation(&self.row(
-                        &id,
+                        id(),
                         "invalid",
                         Some(target),
                         &e.pointer,
@@ -778,14 +858,22 @@ impl<'a> CollectionScan<'a> {
                     let fp = facts.fingerprint;
                     match r.observe(p, k, fp.content, fp.ordered) {
                         (Some(DiffKind::Changed), Some(base_ordinal)) => {
-                            self.changed.push((ordinal as u32, base_ordinal, facts.fields.clone()));
+                            self.changed
+                                .push((ordinal as u32, base_ordinal, facts.fields.clone()));
                         }
                         (Some(kind), _) => {
                             let msg = match kind {
                                 DiffKind::Added => "in the source, not in the baseline",
                                 _ => "same content as the baseline, fields in another order",
                             };
-                            sink.violation(&self.row(&id, kind.as_str(), None, "", "", msg.to_string()))?;
+                            sink.violation(&self.row(
+                                id(),
+                                kind.as_str(),
+                                None,
+                                "",
+                                "",
+                                msg.to_string(),
+                            ))?;
                         }
                         (None, _) => {}
                     }
@@ -793,7 +881,7 @@ impl<'a> CollectionScan<'a> {
                 if !first {
                     self.report.structure.duplicate_id += 1;
                     sink.violation(&self.row(
-                        &id,
+                        id(),
                         "duplicate_id",
                         None,
                         "/_id",
@@ -806,7 +894,7 @@ impl<'a> CollectionScan<'a> {
         if facts.depth > MAX_NESTING {
             self.report.structure.too_deep += 1;
             sink.violation(&self.row(
-                &id,
+                id(),
                 "too_deep",
                 None,
                 "",
@@ -820,7 +908,7 @@ impl<'a> CollectionScan<'a> {
         if facts.oversize {
             self.report.structure.oversize += 1;
             sink.violation(&self.row(
-                &id,
+                id(),
                 "oversize",
                 None,
                 "",
@@ -849,7 +937,7 @@ impl<'a> CollectionScan<'a> {
                     sink.violation(&self.row(&first_id, &finding, None, "", "", msg.clone()))?;
                 }
                 if self.unique_reported[ui].insert(ordinal as u32) {
-                    sink.violation(&self.row(&id, &finding, None, "", "", msg.clone()))?;
+                    sink.violation(&self.row(id(), &finding, None, "", "", msg.clone()))?;
                 }
             }
         }
@@ -868,7 +956,7 @@ impl<'a> CollectionScan<'a> {
                         self.report.references[*ri].orphans += 1;
                         let msg = format!("{} not found in {}.{}", r.field, r.collection, r.to);
                         sink.violation(&self.row(
-                            &id,
+                            id(),
                             &format!("orphan:{}", r.field),
                             None,
                             &pointer_of(&r.field),
@@ -902,7 +990,14 @@ impl<'a> CollectionScan<'a> {
         };
         for ordinal in recon.finish_missing(&mut progress) {
             let id = baseline_ids.get(ordinal as usize);
-            let v = self.row(&id, "missing", None, "", "", "in the baseline, not in the source".into());
+            let v = self.row(
+                &id,
+                "missing",
+                None,
+                "",
+                "",
+                "in the baseline, not in the source".into(),
+            );
             sink.violation(&v)?;
         }
         let changed = std::mem::take(&mut self.changed);
@@ -910,7 +1005,9 @@ impl<'a> CollectionScan<'a> {
         let before = if wanted.is_empty() {
             None
         } else {
-            baseline.documents(&self.contract.collection, &wanted, batch_records).transpose()?
+            baseline
+                .documents(&self.contract.collection, &wanted, batch_records)
+                .transpose()?
         };
         for (ordinal, base_ordinal, fields) in changed {
             let id = self.ids.get(ordinal as usize);
@@ -918,10 +1015,19 @@ impl<'a> CollectionScan<'a> {
             let (path, msg) = match (old, fields) {
                 (Some(old), Some(now)) => {
                     let diff = reconcile::differing_fields(&reconcile::field_hashes(old), &now);
-                    let paths: Vec<String> = diff.iter().map(|f| format!("/{}", f.replace('~', "~0").replace('/', "~1"))).collect();
-                    (paths.join(" "), format!("content differs from the baseline in {}", diff.join(", ")))
+                    let paths: Vec<String> = diff
+                        .iter()
+                        .map(|f| format!("/{}", f.replace('~', "~0").replace('/', "~1")))
+                        .collect();
+                    (
+                        paths.join(" "),
+                        format!("content differs from the baseline in {}", diff.join(", ")),
+                    )
                 }
-                _ => (String::new(), "content differs from the baseline".to_string()),
+                _ => (
+                    String::new(),
+                    "content differs from the baseline".to_string(),
+                ),
             };
             sink.violation(&self.row(&id, "changed", None, &path, "", msg))?;
         }
@@ -937,13 +1043,13 @@ impl<'a> CollectionScan<'a> {
         sink: &mut dyn ViolationSink,
     ) -> Result<(CollectionReport, ExportedKeys), ScanError> {
         let _ = source;
-        let own: HashMap<&str, &HashSet<u128>> = self
+        let own: HashMap<&str, &HashSet128> = self
             .exported_fields
             .iter()
             .map(String::as_str)
             .zip(self.exported.iter())
             .collect();
-        let empty = HashSet::new();
+        let empty = HashSet128::default();
         for (ri, ordinal, hashes) in std::mem::take(&mut self.deferred) {
             let id = self.ids.get(ordinal as usize);
             let r = &self.ctx_refs[ri];

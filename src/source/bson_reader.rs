@@ -150,14 +150,25 @@ impl BsonReader {
     /// returning how many bytes were skipped. Candidates starting before `strict_until`
     /// (inside the corrupt record, as far as is known) must be [chained](Self::chained_at),
     /// so that the corrupt record's embedded documents are not taken for records.
-    fn resync(&mut self, strict_until: usize) -> Result<usize, SourceError> {
+    fn resync(&mut self, mut strict_until: usize) -> Result<usize, SourceError> {
+        /// Scanned bytes kept in the buffer (for the element-header look-back); the rest
+        /// is dropped as the scan goes, so a long corrupt stretch needs no memory.
+        const KEEP: usize = 64 << 10;
+        let mut dropped = 0;
         let mut i = 1;
         loop {
+            if i > 16 * KEEP {
+                let drop = i - KEEP;
+                self.consume(drop);
+                dropped += drop;
+                i -= drop;
+                strict_until = strict_until.saturating_sub(drop);
+            }
             self.fill(i + MIN_RECORD_BYTES)?;
             if self.available() < i + MIN_RECORD_BYTES {
-                let skipped = self.available();
-                self.consume(skipped);
-                return Ok(skipped);
+                let rest = self.available();
+                self.consume(rest);
+                return Ok(dropped + rest);
             }
             let found = if i < strict_until {
                 self.chained_at(i)?
@@ -166,7 +177,7 @@ impl BsonReader {
             };
             if found {
                 self.consume(i);
-                return Ok(i);
+                return Ok(dropped + i);
             }
             i += 1;
         }
@@ -356,6 +367,42 @@ mod tests {
             let broken = recs.iter().filter(|r| r.1.is_some()).count();
             assert_eq!((good, broken), (3, 1), "byte {at}: {recs:?}");
         }
+    }
+
+    #[test]
+    fn long_garbage_is_skipped_in_bounded_memory() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut s: Vec<u8> = (0..12 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8 | 0x80
+            })
+            .collect();
+        let garbage = s.len();
+        s.extend(doc(1));
+        let mut r = BsonReader::new(Box::new(std::io::Cursor::new(s)), None, "t.bson".into());
+        let mut recs = Vec::new();
+        while let Some(b) = r.next_batch(BATCH_RECORDS).unwrap() {
+            assert!(
+                r.buf.capacity() < 4 << 20,
+                "buffer grew to {}",
+                r.buf.capacity()
+            );
+            recs.extend(
+                b.records
+                    .iter()
+                    .map(|rec| (rec.location, rec.broken.clone())),
+            );
+        }
+        assert_eq!(recs.len(), 2, "{recs:?}");
+        assert!(recs[0]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains(&format!("skipped {garbage}")));
+        assert_eq!(recs[1], (Location::Offset(garbage as u64), None));
     }
 
     #[test]

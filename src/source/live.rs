@@ -49,6 +49,9 @@ pub struct Live {
     db: Database,
     uri: String,
     pub options: LiveOptions,
+    /// The server is FerretDB, which stores no MinKey/MaxKey values and rejects `$type`
+    /// queries for them.
+    ferretdb: bool,
 }
 
 impl std::fmt::Debug for Live {
@@ -115,10 +118,15 @@ pub(super) fn open(
         .filter(|n| !n.starts_with("system."))
         .collect();
     names.sort();
+    let ferretdb = database
+        .run_command(doc! {"buildInfo": 1})
+        .run()
+        .is_ok_and(|info| info.contains_key("ferretdbVersion"));
     let live = Live {
         db: database,
         uri: uri.to_string(),
         options: options.clone(),
+        ferretdb,
     };
     let collections = names
         .into_iter()
@@ -275,7 +283,10 @@ impl LiveReader {
         let filter = match &self.last_id {
             None => doc! {},
             Some(id) => {
-                let later = later_types(id);
+                let mut later = later_types(id);
+                if self.live.ferretdb {
+                    later.retain(|&t| t != -1 && t != 127);
+                }
                 let mut or = vec![Bson::Document(doc! {"_id": {"$gt": id.clone()}})];
                 if !later.is_empty() {
                     or.push(Bson::Document(doc! {"_id": {"$type": later}}));
@@ -363,6 +374,32 @@ impl RecordReader for LiveReader {
     }
 }
 
+impl Live {
+    /// A collection's `options` from `listCollections` (validator, validationLevel,
+    /// validationAction, …) as relaxed Extended JSON; `None` when the database has no
+    /// collection of that name.
+    pub fn collection_options(&self, name: &str) -> Result<Option<serde_json::Value>, SourceError> {
+        let context = format!("listCollections {name}");
+        let cursor = with_retries(&self.options, || {
+            self.db
+                .run_cursor_command(doc! {"listCollections": 1, "filter": {"name": name}})
+                .run()
+        })
+        .map_err(|e| err(&self.uri, &context, e))?;
+        for d in cursor {
+            let d: Document = d.map_err(|e| err(&self.uri, &context, e))?;
+            if d.get_str("name").ok() != Some(name) {
+                continue;
+            }
+            let options = d.get_document("options").cloned().unwrap_or_default();
+            let bytes = options.to_vec().map_err(|e| err(&self.uri, &context, e))?;
+            let v = crate::value::from_bson(&bytes).map_err(|e| err(&self.uri, &context, e))?;
+            return Ok(Some(v.value));
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,32 +425,5 @@ mod tests {
             "auth failed for u:s3cr%2Ft",
         );
         assert!(!e.to_string().contains("s3cr"), "{e}");
-    }
-}
-
-// Read by `docsweep contract pull`.
-impl Live {
-    /// A collection's `options` from `listCollections` (validator, validationLevel,
-    /// validationAction, …) as relaxed Extended JSON; `None` when the database has no
-    /// collection of that name.
-    pub fn collection_options(&self, name: &str) -> Result<Option<serde_json::Value>, SourceError> {
-        let context = format!("listCollections {name}");
-        let cursor = with_retries(&self.options, || {
-            self.db
-                .run_cursor_command(doc! {"listCollections": 1, "filter": {"name": name}})
-                .run()
-        })
-        .map_err(|e| err(&self.uri, &context, e))?;
-        for d in cursor {
-            let d: Document = d.map_err(|e| err(&self.uri, &context, e))?;
-            if d.get_str("name").ok() != Some(name) {
-                continue;
-            }
-            let options = d.get_document("options").cloned().unwrap_or_default();
-            let bytes = options.to_vec().map_err(|e| err(&self.uri, &context, e))?;
-            let v = crate::value::from_bson(&bytes).map_err(|e| err(&self.uri, &context, e))?;
-            return Ok(Some(v.value));
-        }
-        Ok(None)
     }
 }

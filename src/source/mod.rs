@@ -246,6 +246,16 @@ pub struct Source {
 /// (mongoexport files carry no indexes).
 pub type Indexes = Option<Vec<IndexSpec>>;
 
+impl CollectionSource {
+    /// How this collection's records are encoded.
+    pub fn encoding(&self) -> Encoding {
+        match self.kind {
+            CollectionKind::Dump { .. } | CollectionKind::Live(_) => Encoding::Bson,
+            CollectionKind::Export => Encoding::Json,
+        }
+    }
+}
+
 impl Source {
     /// Opens a source and lists its collections. `db` picks a database in a dump root.
     pub fn open(spec: &SourceSpec, db: Option<&str>) -> Result<Source, SourceError> {

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod check;
+mod contract_pull;
 mod live;
 mod outputs;
 mod util;
