@@ -78,8 +78,8 @@ pub struct ScanOutcome {
 }
 
 type KeySets = HashMap<(String, String), HashSet128>;
-/// A changed document: its ordinal, its baseline ordinal, its top-level field hashes.
-type ChangedDoc = (u32, u32, Option<Vec<(String, u128)>>);
+/// A changed document: its `_id` text, its baseline ordinal, its top-level field hashes.
+type ChangedDoc = (String, u32, Option<Vec<(String, u128)>>);
 /// The value sets of a collection's fields that other collections reference.
 type ExportedKeys = Vec<(String, HashSet128)>;
 
@@ -632,7 +632,11 @@ struct CollectionScan<'a> {
     report: CollectionReport,
     exported_fields: Vec<String>,
     exported: Vec<HashSet128>,
-    ids: IdArena,
+    /// Every document's `_id` by ordinal, kept only when findings discovered later need
+    /// to name earlier documents (unique keys, self-references).
+    ids: Option<IdArena>,
+    /// Documents seen so far (the ordinal of the next one).
+    seen: usize,
     id_set: HashSet128,
     /// Per unique index: key hash → (ordinal of the first document, documents with it).
     unique: Vec<HashMap128<(u32, u32)>>,
@@ -678,6 +682,7 @@ impl<'a> CollectionScan<'a> {
             Err(e) => (None, Some(e)),
         };
         let n_unique = contract.unique_indexes().count();
+        let self_referencing = ctx_refs.iter().any(|r| r.collection == contract.collection);
         CollectionScan {
             contract,
             cs,
@@ -690,7 +695,8 @@ impl<'a> CollectionScan<'a> {
             },
             exported: vec![HashSet128::default(); exported_fields.len()],
             exported_fields,
-            ids: IdArena::default(),
+            ids: (n_unique > 0 || self_referencing).then(IdArena::default),
+            seen: 0,
             id_set: HashSet128::default(),
             unique: vec![HashMap128::default(); n_unique],
             deferred: Vec::new(),
@@ -796,8 +802,11 @@ impl<'a> CollectionScan<'a> {
             }
             Ok(f) => f,
         };
-        let ordinal = self.ids.len();
-        self.ids.push(facts.id.as_ref());
+        let ordinal = self.seen;
+        self.seen += 1;
+        if let Some(ids) = self.ids.as_mut() {
+            ids.push(facts.id.as_ref());
+        }
         self.report.documents += 1;
         // Formatting the _id costs; only rows need it.
         let id_cell = std::cell::OnceCell::new();
@@ -858,8 +867,11 @@ impl<'a> CollectionScan<'a> {
                     let fp = facts.fingerprint;
                     match r.observe(p, k, fp.content, fp.ordered) {
                         (Some(DiffKind::Changed), Some(base_ordinal)) => {
-                            self.changed
-                                .push((ordinal as u32, base_ordinal, facts.fields.clone()));
+                            self.changed.push((
+                                id().to_string(),
+                                base_ordinal,
+                                facts.fields.clone(),
+                            ));
                         }
                         (Some(kind), _) => {
                             let msg = match kind {
@@ -933,7 +945,11 @@ impl<'a> CollectionScan<'a> {
                     continue;
                 }
                 if self.unique_reported[ui].insert(first) {
-                    let first_id = self.ids.get(first as usize);
+                    let first_id = self
+                        .ids
+                        .as_ref()
+                        .map(|a| a.get(first as usize))
+                        .unwrap_or_default();
                     sink.violation(&self.row(&first_id, &finding, None, "", "", msg.clone()))?;
                 }
                 if self.unique_reported[ui].insert(ordinal as u32) {
@@ -1009,8 +1025,7 @@ impl<'a> CollectionScan<'a> {
                 .documents(&self.contract.collection, &wanted, batch_records)
                 .transpose()?
         };
-        for (ordinal, base_ordinal, fields) in changed {
-            let id = self.ids.get(ordinal as usize);
+        for (id, base_ordinal, fields) in changed {
             let old = before.as_ref().and_then(|m| m.get(&base_ordinal));
             let (path, msg) = match (old, fields) {
                 (Some(old), Some(now)) => {
@@ -1051,7 +1066,11 @@ impl<'a> CollectionScan<'a> {
             .collect();
         let empty = HashSet128::default();
         for (ri, ordinal, hashes) in std::mem::take(&mut self.deferred) {
-            let id = self.ids.get(ordinal as usize);
+            let id = self
+                .ids
+                .as_ref()
+                .map(|a| a.get(ordinal as usize))
+                .unwrap_or_default();
             let r = &self.ctx_refs[ri];
             let set = if r.collection == self.contract.collection {
                 own.get(r.to.as_str()).copied().unwrap_or(&empty)

@@ -190,7 +190,7 @@ impl RecordReader for BsonReader {
     }
 
     fn next_batch(&mut self, max_records: usize) -> Result<Option<Batch>, SourceError> {
-        let mut batch = Batch::default();
+        let mut batch = Batch::with_capacity();
         while batch.data.len() < BATCH_BYTES && batch.records.len() < max_records.max(1) {
             self.fill(4)?;
             let avail = self.available();

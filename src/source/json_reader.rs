@@ -31,6 +31,8 @@ pub struct JsonReader {
     line: u64,
     index: u64,
     line_buf: Vec<u8>,
+    /// Where the first line starts when `detect` consumed some of its leading whitespace.
+    first_line_start: Option<u64>,
 }
 
 impl JsonReader {
@@ -48,6 +50,7 @@ impl JsonReader {
             line: 1,
             index: 0,
             line_buf: Vec::new(),
+            first_line_start: None,
         }
     }
 
@@ -107,8 +110,15 @@ impl JsonReader {
                     return Ok(());
                 }
                 None => {
+                    // Whitespace only: consume it to see further, remembering where the
+                    // current line started (so locations do not depend on read sizes).
                     let n = buf.len();
                     self.line += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+                    let start = self.first_line_start.unwrap_or(self.offset);
+                    self.first_line_start = Some(match buf.iter().rposition(|&b| b == b'\n') {
+                        Some(p) => self.offset + p as u64 + 1,
+                        None => start,
+                    });
                     self.input.consume(n);
                     self.offset += n as u64;
                 }
@@ -127,7 +137,7 @@ impl JsonReader {
         }
         let location = Location::Line {
             line: self.line,
-            offset: self.offset,
+            offset: self.first_line_start.take().unwrap_or(self.offset),
         };
         self.offset += n as u64;
         self.line += 1;
@@ -333,7 +343,7 @@ impl RecordReader for JsonReader {
         if self.mode == Mode::Unknown {
             self.detect()?;
         }
-        let mut batch = Batch::default();
+        let mut batch = Batch::with_capacity();
         while batch.data.len() < BATCH_BYTES && batch.records.len() < max_records.max(1) {
             let more = match self.mode {
                 Mode::Lines => self.next_line(&mut batch)?,

@@ -318,7 +318,7 @@ impl RecordReader for LiveReader {
     }
 
     fn next_batch(&mut self, max_records: usize) -> Result<Option<Batch>, SourceError> {
-        let mut batch = Batch::default();
+        let mut batch = Batch::with_capacity();
         while !self.done
             && batch.data.len() < BATCH_BYTES
             && batch.records.len() < max_records.max(1)

@@ -174,6 +174,14 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// An empty batch with room for a full one, so filling it never reallocates.
+    pub fn with_capacity() -> Batch {
+        Batch {
+            data: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
+            records: Vec::with_capacity(256),
+        }
+    }
+
     pub fn bytes(&self, r: &Record) -> &[u8] {
         &self.data[r.start..r.end]
     }
