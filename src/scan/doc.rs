@@ -12,6 +12,31 @@ use crate::value::{self, Fingerprint};
 pub const MAX_BSON_BYTES: usize = 16 * 1024 * 1024;
 /// MongoDB's nesting limit.
 pub const MAX_NESTING: usize = 100;
+/// Classifies a document: valid for the target, else the newest other version that
+/// accepts it, else invalid. Also returns the index (in `contract.versions`) of the
+/// version whose references apply: the matched one, or the target's.
+pub fn classify(contract: &Contract, doc: &Value) -> (Class, usize) {
+    let target_idx = contract
+        .versions
+        .iter()
+        .position(|v| v.version == contract.target)
+        .unwrap_or(0);
+    if contract.target_version().validator.is_valid(doc) {
+        return (Class::Valid, target_idx);
+    }
+    let other = contract
+        .versions
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, v)| v.version != contract.target)
+        .find(|(_, v)| v.validator.is_valid(doc));
+    match other {
+        Some((i, v)) => (Class::OtherVersion(v.version), i),
+        None => (Class::Invalid, target_idx),
+    }
+}
+
 /// Every distinct reference of every version: the target version's first, then the
 /// others by version.
 pub fn distinct_refs(contract: &Contract) -> Vec<Reference> {
@@ -172,23 +197,7 @@ impl<'a> DocContext<'a> {
     fn facts(&self, d: value::Decoded, oversize: bool) -> DocFacts {
         let doc = &d.value;
         let contract = self.contract;
-        let target = contract.target_version();
-        let (class, matched_idx) = if target.validator.is_valid(doc) {
-            (Class::Valid, self.target_idx())
-        } else {
-            // The newest other version that accepts the document.
-            let other = contract
-                .versions
-                .iter()
-                .enumerate()
-                .rev()
-                .filter(|(_, v)| v.version != contract.target)
-                .find(|(_, v)| v.validator.is_valid(doc));
-            match other {
-                Some((i, v)) => (Class::OtherVersion(v.version), i),
-                None => (Class::Invalid, self.target_idx()),
-            }
-        };
+        let (class, matched_idx) = classify(contract, doc);
         let errors = if class == Class::Invalid {
             self.schema_errors(doc)
         } else {
@@ -239,14 +248,6 @@ impl<'a> DocContext<'a> {
             refs,
             exported,
         }
-    }
-
-    fn target_idx(&self) -> usize {
-        self.contract
-            .versions
-            .iter()
-            .position(|v| v.version == self.contract.target)
-            .unwrap_or(0)
     }
 
     fn schema_errors(&self, doc: &Value) -> Vec<SchemaError> {

@@ -22,7 +22,7 @@ use crate::report::{
 };
 use crate::source::{CollectionSource, Source, SourceError};
 
-pub use doc::{Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES, MAX_NESTING};
+pub use doc::{classify, Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES, MAX_NESTING};
 pub use ids::{id_text, IdArena};
 pub use path::{generalise_pointer, values_at};
 pub use prehashed::{HashMap128, HashSet128};
@@ -435,6 +435,27 @@ pub fn fingerprint_collection(
         Err(ScanError::Source(e)) => Err(e),
         Err(other) => Err(SourceError::Other(other.to_string())),
     }
+}
+
+/// Reads a collection's documents in order on the calling thread (for the second pass
+/// of a repair plan, which needs the documents themselves). Unreadable records are
+/// passed as errors.
+pub fn read_documents(
+    source: &Source,
+    cs: &CollectionSource,
+    f: &mut dyn FnMut(crate::source::Location, Option<serde_json::Value>) -> Result<(), ScanError>,
+) -> Result<(), ScanError> {
+    let pb = ProgressBar::hidden();
+    stream_batches(source, cs, &pb, crate::source::BATCH_RECORDS, |encoding, batch| {
+        for rec in &batch.records {
+            let doc = match rec.broken {
+                Some(_) => None,
+                None => decode_any(encoding, batch.bytes(rec)).map(|d| d.value),
+            };
+            f(rec.location, doc)?;
+        }
+        Ok(())
+    })
 }
 
 /// Decodes a record of either encoding, or None when it is unreadable.

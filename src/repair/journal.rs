@@ -1,0 +1,233 @@
+//! The apply journal: an append-only file of checksummed JSON lines, fsynced before the
+//! writes it describes. Every line is `<16 hex digits of xxh3-64> <json>\n`; reading
+//! verifies each one. A torn last line (a crash while appending) is dropped — it was
+//! never acted upon, because intent is synced before the writes — while damage anywhere
+//! else makes the whole journal untrusted.
+//!
+//! Lines (`kind`):
+//! - `header`: `format` (`docsweep-journal/1`), `plan` (path), `plan_checksum`, `target`,
+//!   `collection`, `template`, `params`, `started_at`, `user`.
+//! - `batch`: `n`, `entries` — each `{action, _id, before, after}` with full
+//!   before- and after-images (relaxed Extended JSON; null where there is none).
+//! - `done`: `n`, `applied`, `already`, `conflicts` (ids), after the batch's writes.
+//! - `finish`: `summary`, when the whole plan is through.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use xxhash_rust::xxh3::xxh3_64;
+
+pub const FORMAT: &str = "docsweep-journal/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("journal {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An open journal, appending.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+fn line_for(v: &Value) -> String {
+    let json = v.to_string();
+    format!("{:016x} {json}\n", xxh3_64(json.as_bytes()))
+}
+
+impl Journal {
+    /// Creates a new journal; fails if the file exists.
+    pub fn create(path: &Path) -> Result<Journal, JournalError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|source| JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // The directory entry must survive a crash too.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Reopens an existing journal for appending, after `read` has verified it; a torn
+    /// tail is cut off first.
+    pub fn reopen(path: &Path, valid_len: u64) -> Result<Journal, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = OpenOptions::new().write(true).open(path).map_err(io)?;
+        file.set_len(valid_len).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        let file = OpenOptions::new().append(true).open(path).map_err(io)?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Appends one record and fsyncs it.
+    pub fn append(&mut self, record: &Value) -> Result<(), JournalError> {
+        let io = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(line_for(record).as_bytes()).map_err(io)?;
+        self.file.sync_data().map_err(io)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A journal read back: its verified records and the length they span.
+#[derive(Debug)]
+pub struct Read {
+    pub records: Vec<Value>,
+    pub valid_len: u64,
+    /// A torn last line was found (and is ignored).
+    pub torn_tail: bool,
+}
+
+/// Reads and verifies a journal.
+pub fn read(path: &Path) -> Result<Read, JournalError> {
+    let corrupt = |message: String| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = File::open(path).map_err(|source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut r = BufReader::new(file);
+    let mut records = Vec::new();
+    let mut valid_len = 0u64;
+    let mut torn_tail = false;
+    let mut line = Vec::new();
+    let mut n = 0;
+    loop {
+        line.clear();
+        let k = r.read_until(b'\n', &mut line).map_err(|source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if k == 0 {
+            break;
+        }
+        n += 1;
+        let complete = line.ends_with(b"\n");
+        let parsed = parse_line(&line);
+        match (parsed, complete) {
+            (Ok(v), true) => {
+                records.push(v);
+                valid_len += k as u64;
+            }
+            (Err(_), false) | (Ok(_), false) => {
+                // Only the last line can be torn: nothing follows an unterminated line.
+                torn_tail = true;
+                break;
+            }
+            // A complete line that does not verify is damage, never a torn write
+            // (each line is written whole, newline last).
+            (Err(m), true) => return Err(corrupt(format!("line {n}: {m}"))),
+        }
+    }
+    if records.is_empty() {
+        return Err(corrupt("no header: empty or not a journal".into()));
+    }
+    if records[0]["kind"] != "header" || records[0]["format"] != FORMAT {
+        return Err(corrupt(format!("not a {FORMAT} journal")));
+    }
+    Ok(Read {
+        records,
+        valid_len,
+        torn_tail,
+    })
+}
+
+fn parse_line(line: &[u8]) -> Result<Value, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let (sum, json) = text.split_once(' ').ok_or("no checksum")?;
+    let want = u64::from_str_radix(sum, 16).map_err(|_| "bad checksum field".to_string())?;
+    if sum.len() != 16 || xxh3_64(json.as_bytes()) != want {
+        return Err("checksum mismatch".into());
+    }
+    serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(dir: &Path) -> PathBuf {
+        let p = dir.join("j.journal");
+        let mut j = Journal::create(&p).unwrap();
+        j.append(&json!({"kind": "header", "format": FORMAT})).unwrap();
+        j.append(&json!({"kind": "batch", "n": 0, "entries": []})).unwrap();
+        j.append(&json!({"kind": "done", "n": 0})).unwrap();
+        p
+    }
+
+    #[test]
+    fn round_trip_and_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = sample(dir.path());
+        let r = read(&p).unwrap();
+        assert_eq!(r.records.len(), 3);
+        assert!(!r.torn_tail);
+        assert!(Journal::create(&p).is_err(), "never overwritten");
+        let bytes = std::fs::read(&p).unwrap();
+        // Cut anywhere inside the last line: a torn tail, the rest intact.
+        let last_start = bytes[..bytes.len() - 1].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+        for cut in last_start + 1..bytes.len() {
+            std::fs::write(&p, &bytes[..cut]).unwrap();
+            let r = read(&p).unwrap();
+            assert_eq!((r.records.len(), r.torn_tail), (2, true), "cut at {cut}");
+            assert_eq!(r.valid_len as usize, last_start);
+        }
+        // Reopening cuts the tail and appends cleanly.
+        let mut j = Journal::reopen(&p, last_start as u64).unwrap();
+        j.append(&json!({"kind": "done", "n": 0})).unwrap();
+        assert_eq!(read(&p).unwrap().records.len(), 3);
+    }
+
+    #[test]
+    fn damage_before_the_tail_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = sample(dir.path());
+        let bytes = std::fs::read(&p).unwrap();
+        let first_nl = bytes.iter().position(|&b| b == b'\n').unwrap();
+        for i in 0..first_nl + 10 {
+            let mut b = bytes.clone();
+            if b[i] == b'\n' {
+                continue;
+            }
+            b[i] ^= 0x01;
+            std::fs::write(&p, &b).unwrap();
+            assert!(read(&p).is_err(), "flip at {i} must be refused");
+        }
+        std::fs::write(&p, b"").unwrap();
+        assert!(read(&p).is_err());
+    }
+}
