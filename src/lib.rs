@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod reconcile;
+pub mod repair;
 pub mod report;
 pub mod scan;
 pub mod source;

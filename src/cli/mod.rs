@@ -3,7 +3,9 @@
 
 pub mod check;
 pub mod contract;
+pub mod repair;
 pub mod snapshot;
+pub mod templates;
 
 use std::ffi::OsString;
 
@@ -25,6 +27,8 @@ pub enum Command {
     Check(Box<check::CheckArgs>),
     Snapshot(snapshot::SnapshotArgs),
     Contract(contract::ContractArgs),
+    Templates(templates::TemplatesArgs),
+    Repair(repair::RepairArgs),
 }
 
 /// What a command concluded; `main` maps it to the exit code.
@@ -61,6 +65,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Outcome> 
         Command::Check(args) => check::run(*args).map(Outcome::Done),
         Command::Snapshot(args) => snapshot::run(args).map(Outcome::Done),
         Command::Contract(args) => contract::run(args).map(Outcome::Done),
+        Command::Templates(args) => templates::run(args).map(Outcome::Done),
+        Command::Repair(args) => repair::run(args).map(Outcome::Done),
     }
 }
 

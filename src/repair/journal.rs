@@ -90,7 +90,9 @@ impl Journal {
             path: self.path.clone(),
             source,
         };
-        self.file.write_all(line_for(record).as_bytes()).map_err(io)?;
+        self.file
+            .write_all(line_for(record).as_bytes())
+            .map_err(io)?;
         self.file.sync_data().map_err(io)
     }
 
@@ -126,10 +128,12 @@ pub fn read(path: &Path) -> Result<Read, JournalError> {
     let mut n = 0;
     loop {
         line.clear();
-        let k = r.read_until(b'\n', &mut line).map_err(|source| JournalError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let k = r
+            .read_until(b'\n', &mut line)
+            .map_err(|source| JournalError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if k == 0 {
             break;
         }
@@ -183,8 +187,10 @@ mod tests {
     fn sample(dir: &Path) -> PathBuf {
         let p = dir.join("j.journal");
         let mut j = Journal::create(&p).unwrap();
-        j.append(&json!({"kind": "header", "format": FORMAT})).unwrap();
-        j.append(&json!({"kind": "batch", "n": 0, "entries": []})).unwrap();
+        j.append(&json!({"kind": "header", "format": FORMAT}))
+            .unwrap();
+        j.append(&json!({"kind": "batch", "n": 0, "entries": []}))
+            .unwrap();
         j.append(&json!({"kind": "done", "n": 0})).unwrap();
         p
     }
@@ -199,7 +205,11 @@ mod tests {
         assert!(Journal::create(&p).is_err(), "never overwritten");
         let bytes = std::fs::read(&p).unwrap();
         // Cut anywhere inside the last line: a torn tail, the rest intact.
-        let last_start = bytes[..bytes.len() - 1].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+        let last_start = bytes[..bytes.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap()
+            + 1;
         for cut in last_start + 1..bytes.len() {
             std::fs::write(&p, &bytes[..cut]).unwrap();
             let r = read(&p).unwrap();

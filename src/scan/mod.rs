@@ -22,7 +22,9 @@ use crate::report::{
 };
 use crate::source::{CollectionSource, Source, SourceError};
 
-pub use doc::{classify, Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES, MAX_NESTING};
+pub use doc::{
+    classify, Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES, MAX_NESTING,
+};
 pub use ids::{id_text, IdArena};
 pub use path::{generalise_pointer, values_at};
 pub use prehashed::{HashMap128, HashSet128};
@@ -446,16 +448,22 @@ pub fn read_documents(
     f: &mut dyn FnMut(crate::source::Location, Option<serde_json::Value>) -> Result<(), ScanError>,
 ) -> Result<(), ScanError> {
     let pb = ProgressBar::hidden();
-    stream_batches(source, cs, &pb, crate::source::BATCH_RECORDS, |encoding, batch| {
-        for rec in &batch.records {
-            let doc = match rec.broken {
-                Some(_) => None,
-                None => decode_any(encoding, batch.bytes(rec)).map(|d| d.value),
-            };
-            f(rec.location, doc)?;
-        }
-        Ok(())
-    })
+    stream_batches(
+        source,
+        cs,
+        &pb,
+        crate::source::BATCH_RECORDS,
+        |encoding, batch| {
+            for rec in &batch.records {
+                let doc = match rec.broken {
+                    Some(_) => None,
+                    None => decode_any(encoding, batch.bytes(rec)).map(|d| d.value),
+                };
+                f(rec.location, doc)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Decodes a record of either encoding, or None when it is unreadable.

@@ -5,4 +5,5 @@ mod check;
 mod contract_pull;
 mod live;
 mod outputs;
+mod templates;
 mod util;

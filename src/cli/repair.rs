@@ -1,0 +1,349 @@
+//! `docsweep repair plan | apply | undo`: templated repairs, planned without writing,
+//! applied with a journal, reversible.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::config::{parse_target, Config, ConfigError};
+use crate::contract::ContractSet;
+use crate::repair::apply;
+use crate::repair::plan::{self, Plan};
+use crate::repair::template::Library;
+use crate::report::{self, Status};
+use crate::scan::{Baseline, ScanOptions};
+use crate::source::{Source, SourceSpec};
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    #[command(subcommand)]
+    pub command: RepairCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    Plan(Box<PlanArgs>),
+    Apply(ApplyArgs),
+    Undo(UndoArgs),
+}
+
+/// Plan a repair: bind a template to the documents it selects and write what would
+/// change (nothing is written to the data). Every after-image must pass the target
+/// version's schema, or no plan is written.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  docsweep repair plan --template revert-nested-reference --source dump:./dump --out fix.plan
+  docsweep repair plan --template restore-missing --source dump:./dump --baseline before.snap --collection orders --out restore.plan")]
+pub struct PlanArgs {
+    /// The template (see `docsweep templates list`); repeat to chain templates: the first
+    /// selects the documents, each applies to the previous one's result
+    #[arg(long = "template", value_name = "NAME", required = true)]
+    pub templates: Vec<String>,
+    /// A template parameter (repeatable)
+    #[arg(long = "param", value_name = "K=V")]
+    pub params: Vec<String>,
+    /// The data: dump:PATH, export:PATH or mongodb://…
+    #[arg(long, value_name = "S")]
+    pub source: Option<String>,
+    /// The collection, when the template does not name one
+    #[arg(long, value_name = "C")]
+    pub collection: Option<String>,
+    /// Directory of <collection>/contract.toml [default: schemas]
+    #[arg(long, value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
+    /// Target version for a collection (repeatable)
+    #[arg(long = "target", value_name = "COLL=V")]
+    pub targets: Vec<String>,
+    /// The state before the change (needed to restore missing or changed documents)
+    #[arg(long, value_name = "S|FILE")]
+    pub baseline: Option<String>,
+    /// More template directories (repeatable)
+    #[arg(long = "templates", value_name = "DIR")]
+    pub template_dirs: Vec<PathBuf>,
+    /// Database, when the source holds several
+    #[arg(long, value_name = "NAME")]
+    pub db: Option<String>,
+    /// Where to write the plan
+    #[arg(long, value_name = "PLAN")]
+    pub out: PathBuf,
+    /// Project configuration [default: ./docsweep.toml when present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Apply a plan with a journal. On a dump, a new dump directory is written (the input is
+/// never modified); re-running an applied plan is a no-op.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  docsweep repair apply fix.plan --out dump:./dump-fixed")]
+pub struct ApplyArgs {
+    /// The plan written by `repair plan`
+    pub plan: PathBuf,
+    /// Where the result goes (for dump sources): dump:DIR
+    #[arg(long, value_name = "dump:DIR")]
+    pub out: Option<String>,
+    /// Refuse plans that change more documents than this
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<u64>,
+    /// Confirm writing to a live deployment
+    #[arg(long)]
+    pub yes: bool,
+    /// The audit log (JSON lines) to append to
+    #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
+    pub audit: PathBuf,
+}
+
+/// Undo an applied plan from its journal (compare-and-set against the after-images).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  docsweep repair undo ./dump-fixed/shop/.docsweep/journal --out dump:./dump-undone")]
+pub struct UndoArgs {
+    /// The journal of the apply
+    pub journal: PathBuf,
+    /// Where the result goes (for dumps): dump:DIR
+    #[arg(long, value_name = "dump:DIR")]
+    pub out: Option<String>,
+    /// Confirm writing to a live deployment
+    #[arg(long)]
+    pub yes: bool,
+    /// The audit log (JSON lines) to append to
+    #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
+    pub audit: PathBuf,
+}
+
+pub fn run(args: RepairArgs) -> anyhow::Result<Status> {
+    match args.command {
+        RepairCommand::Plan(a) => plan_cmd(*a),
+        RepairCommand::Apply(a) => apply_cmd(a),
+        RepairCommand::Undo(a) => undo_cmd(a),
+    }
+}
+
+fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
+    let cfg = Config::load(a.config.as_deref())?;
+    let library = Library::load(&a.template_dirs)?;
+    let mut templates = Vec::new();
+    for name in &a.templates {
+        templates.push(library.get(name).ok_or_else(|| {
+            ConfigError::Usage(format!(
+                "no template {name:?} (see `docsweep templates list`)"
+            ))
+        })?);
+    }
+    let mut given = Vec::new();
+    for p in &a.params {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| ConfigError::Usage(format!("--param {p:?}: expected NAME=VALUE")))?;
+        if !templates.iter().any(|t| t.param(k).is_some()) {
+            return Err(
+                ConfigError::Usage(format!("--param {k}: no template given declares it")).into(),
+            );
+        }
+        given.push((k.to_string(), v.to_string()));
+    }
+    let mut chain = Vec::new();
+    for t in &templates {
+        let mine: Vec<(String, String)> = given
+            .iter()
+            .filter(|(k, _)| t.param(k).is_some())
+            .cloned()
+            .collect();
+        chain.push(t.bind(&mine)?);
+    }
+    let template = templates[0];
+    let collection = match (&template.collection, &a.collection) {
+        (Some(t), Some(c)) if t != c => {
+            return Err(ConfigError::Usage(format!(
+                "template {} is for collection {t}, not {c}",
+                template.name
+            ))
+            .into())
+        }
+        (Some(t), _) => t.clone(),
+        (None, Some(c)) => c.clone(),
+        (None, None) => {
+            return Err(ConfigError::Usage(format!(
+                "template {} fits any collection: pass --collection",
+                template.name
+            ))
+            .into())
+        }
+    };
+    let source_str = a
+        .source
+        .clone()
+        .or_else(|| cfg.source.clone())
+        .ok_or_else(|| {
+            ConfigError::Usage("no source: give --source or set `source` in docsweep.toml".into())
+        })?;
+    let mut spec = SourceSpec::parse(&source_str)?;
+    if a.source.is_none() {
+        spec = spec.relative_to(&cfg.base);
+    }
+    let schemas = match (&a.schemas, &cfg.schemas) {
+        (Some(s), _) => s.clone(),
+        (None, Some(s)) => cfg.resolve(s),
+        (None, None) => cfg.resolve(&PathBuf::from("schemas")),
+    };
+    let mut contracts = ContractSet::load_dir(&schemas)?;
+    let mut targets: Vec<(String, u32)> =
+        cfg.targets.iter().map(|(c, v)| (c.clone(), *v)).collect();
+    for t in &a.targets {
+        targets.push(parse_target(t)?);
+    }
+    for (c, v) in targets {
+        if let Some(ct) = contracts.contracts.get_mut(&c) {
+            ct.set_target(v)?;
+        }
+    }
+    let contract = contracts.contracts.get(&collection).ok_or_else(|| {
+        ConfigError::Usage(format!(
+            "no contract for collection {collection:?} in {}",
+            schemas.display()
+        ))
+    })?;
+    let source = Source::open(&spec, a.db.as_deref().or(cfg.db.as_deref()))?;
+    let baseline = match a.baseline.as_deref().or(cfg.baseline.as_deref()) {
+        None => None,
+        Some(b) if b.contains("://") || b.starts_with("dump:") || b.starts_with("export:") => {
+            let bspec = SourceSpec::parse(b)?;
+            Some(Baseline::Source(Source::open(&bspec, a.db.as_deref())?))
+        }
+        Some(b) => Some(Baseline::Snapshot(crate::reconcile::snapshot::read(
+            &PathBuf::from(b),
+        )?)),
+    };
+    let scan_opts = ScanOptions::default();
+    let contract_ref = contracts.contracts.get(&collection).unwrap_or(contract);
+    let p = plan::make(&plan::Request {
+        source: &source,
+        baseline: baseline.as_ref(),
+        contracts: &contracts,
+        contract: contract_ref,
+        chain: &chain,
+        scan: &scan_opts,
+        created_at: report::now_rfc3339(),
+    })?;
+    p.write(&a.out)?;
+    let summary = p.summary();
+    println!(
+        "plan {}: {} on {collection} ({}): {} change(s) {}",
+        a.out.display(),
+        a.templates.join(" + "),
+        spec,
+        p.entries.len(),
+        summary["actions"]
+    );
+    println!(
+        "every after-image passes {collection} version {}",
+        contract_ref.target
+    );
+    println!(
+        "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
+        a.out.display()
+    );
+    Ok(if p.entries.is_empty() {
+        Status::Clean
+    } else {
+        Status::Findings
+    })
+}
+
+fn audit(path: &std::path::Path, record: serde_json::Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the audit log {}", path.display()))?;
+    writeln!(f, "{record}")
+        .with_context(|| format!("cannot write the audit log {}", path.display()))?;
+    f.sync_data()
+        .with_context(|| format!("cannot sync the audit log {}", path.display()))?;
+    Ok(())
+}
+
+fn out_dir(out: Option<&str>) -> anyhow::Result<PathBuf> {
+    let out =
+        out.ok_or_else(|| ConfigError::Usage("--out dump:DIR is required for a dump".into()))?;
+    match SourceSpec::parse(out)? {
+        SourceSpec::Dump(p) => Ok(p),
+        other => Err(ConfigError::Usage(format!("--out {other}: expected dump:DIR")).into()),
+    }
+}
+
+fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
+    let p = Plan::read(&a.plan)?;
+    let source = p.header["source"].as_str().unwrap_or_default().to_string();
+    if !source.starts_with("dump:") {
+        return Err(ConfigError::Usage(format!(
+            "the plan's source is {source}: applying to live deployments and exports is not supported yet; \
+             plan against a dump (mongodump) and apply to it, then restore the result with mongorestore"
+        ))
+        .into());
+    }
+    let out = out_dir(a.out.as_deref())?;
+    let r = apply::apply_dump(&p, &a.plan, &out, a.max_changes)?;
+    if r.already_done {
+        println!(
+            "already applied: {} holds this plan's result (nothing done)",
+            r.output.display()
+        );
+    } else {
+        println!(
+            "applied {} change(s) into {}; {} conflict(s) left as they were",
+            r.applied,
+            r.output.display(),
+            r.conflicts.len()
+        );
+        for c in r.conflicts.iter().take(20) {
+            println!("  conflict: _id {c} changed since the plan");
+        }
+        println!("journal: {}", r.journal.display());
+        println!(
+            "undo:    docsweep repair undo {} --out dump:DIR",
+            r.journal.display()
+        );
+        audit(
+            &a.audit,
+            serde_json::json!({
+                "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+                "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
+                "params": p.header["params"], "collection": p.collection(), "source": source,
+                "output": r.output.display().to_string(), "journal": r.journal.display().to_string(),
+                "applied": r.applied, "conflicts": r.conflicts.len(),
+            }),
+        )?;
+    }
+    Ok(if r.conflicts.is_empty() {
+        Status::Clean
+    } else {
+        Status::Findings
+    })
+}
+
+fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
+    let out = out_dir(a.out.as_deref())?;
+    let r = apply::undo_dump(&a.journal, &out)?;
+    println!(
+        "undone {} change(s) into {}; {} conflict(s) left as they were",
+        r.applied,
+        r.output.display(),
+        r.conflicts.len()
+    );
+    audit(
+        &a.audit,
+        serde_json::json!({
+            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "command": "undo", "journal": a.journal.display().to_string(),
+            "output": r.output.display().to_string(), "undone": r.applied, "conflicts": r.conflicts.len(),
+        }),
+    )?;
+    Ok(if r.conflicts.is_empty() {
+        Status::Clean
+    } else {
+        Status::Findings
+    })
+}

@@ -1,0 +1,695 @@
+//! Applying a plan to a dump, and undoing it. A dump is never changed in place: the
+//! result is a new dump directory, built under a temporary name and renamed into place
+//! when complete, with the journal (before- and after-image of every change) inside it at
+//! `.docsweep/journal`. Each planned document is compared with its planned
+//! before-fingerprint (compare-and-set): a document that changed since the plan is left
+//! as it is and reported as a conflict. Unreadable records are carried over byte for byte.
+//!
+//! Re-running an apply whose output exists with the same plan is a no-op; a crash leaves
+//! only the temporary directory, which the next run discards and rebuilds.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::journal::{self, Journal};
+use super::plan::{Entry, Plan};
+use crate::source::{BsonReader, RecordReader, BATCH_RECORDS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// What an apply or undo did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub applied: u64,
+    pub conflicts: Vec<String>,
+    pub already_done: bool,
+    pub output: PathBuf,
+    pub journal: PathBuf,
+}
+
+/// A second, sequential view of the input stream, so that bytes the record reader could
+/// not make into documents (unreadable regions) are carried over byte for byte.
+struct Passthrough {
+    raw: Box<dyn Read + Send>,
+    pos: u64,
+    /// Start of an unreadable region not yet copied.
+    broken_from: Option<u64>,
+}
+
+impl Passthrough {
+    fn new(raw: Box<dyn Read + Send>) -> Passthrough {
+        Passthrough {
+            raw,
+            pos: 0,
+            broken_from: None,
+        }
+    }
+
+    /// Moves to `to`, copying into `out` what lies in an unreadable region.
+    fn advance(&mut self, to: u64, out: &mut dyn Write) -> std::io::Result<()> {
+        if to <= self.pos {
+            return Ok(());
+        }
+        let n = to - self.pos;
+        let mut take = (&mut self.raw).take(n);
+        let copied = if self.broken_from.take().is_some() {
+            std::io::copy(&mut take, out)?
+        } else {
+            std::io::copy(&mut take, &mut std::io::sink())?
+        };
+        self.pos += copied;
+        Ok(())
+    }
+
+    /// A record at `offset` of `len` bytes was handled by the caller.
+    fn record(&mut self, offset: u64, len: u64, out: &mut dyn Write) -> std::io::Result<()> {
+        self.advance(offset, out)?;
+        self.advance(offset + len, out)
+    }
+
+    /// An unreadable record starts at `offset`; its bytes run to the next record.
+    fn broken(&mut self, offset: u64, out: &mut dyn Write) -> std::io::Result<()> {
+        self.advance(offset, out)?;
+        self.broken_from = Some(offset);
+        Ok(())
+    }
+
+    /// End of input: copies a trailing unreadable region.
+    fn finish(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
+        if self.broken_from.take().is_some() {
+            self.pos += std::io::copy(&mut self.raw, out)?;
+        }
+        Ok(())
+    }
+}
+
+fn offset_of(loc: crate::source::Location) -> u64 {
+    match loc {
+        crate::source::Location::Offset(o) => o,
+        _ => 0,
+    }
+}
+
+/// Entries of the plan by `_id` text.
+fn by_id(entries: &[Entry]) -> HashMap<String, &Entry> {
+    entries
+        .iter()
+        .filter(|e| !e.id.is_null())
+        .map(|e| (crate::scan::id_text(&e.id), e))
+        .collect()
+}
+
+/// The database folder of a dump source string (`dump:ROOT` or `dump:ROOT/db`).
+pub fn dump_db_dir(source: &str, db: Option<&str>) -> Result<(PathBuf, String), ApplyError> {
+    let spec =
+        crate::source::SourceSpec::parse(source).map_err(|e| ApplyError::Usage(e.to_string()))?;
+    let crate::source::SourceSpec::Dump(_) = &spec else {
+        return Err(ApplyError::Usage(format!(
+            "{spec} is not a dump: use a dump: source here"
+        )));
+    };
+    let src =
+        crate::source::Source::open(&spec, db).map_err(|e| ApplyError::Usage(e.to_string()))?;
+    let db_name = src.database.clone().unwrap_or_default();
+    let dir = src
+        .collections
+        .first()
+        .and_then(|c| c.file.parent().map(Path::to_path_buf))
+        .ok_or_else(|| ApplyError::Usage(format!("{spec}: no collections")))?;
+    Ok((dir, db_name))
+}
+
+fn bson_name(dir: &Path, coll: &str) -> Option<(PathBuf, bool)> {
+    let plain = dir.join(format!("{coll}.bson"));
+    let gz = dir.join(format!("{coll}.bson.gz"));
+    if plain.is_file() {
+        Some((plain, false))
+    } else if gz.is_file() {
+        Some((gz, true))
+    } else {
+        None
+    }
+}
+
+fn open_in(path: &Path, gzip: bool) -> Result<Box<dyn Read + Send>, ApplyError> {
+    let f = File::open(path).map_err(|e| io(path, e))?;
+    Ok(if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            f,
+        )))
+    } else {
+        Box::new(std::io::BufReader::new(f))
+    })
+}
+
+fn open_out(path: &Path, gzip: bool) -> Result<Box<dyn Write>, ApplyError> {
+    let f = File::create(path).map_err(|e| io(path, e))?;
+    let w = BufWriter::with_capacity(1 << 20, f);
+    Ok(if gzip {
+        Box::new(flate2::write::GzEncoder::new(
+            w,
+            flate2::Compression::default(),
+        ))
+    } else {
+        Box::new(w)
+    })
+}
+
+/// Copies every file of `from` into `to` except the named ones.
+fn copy_others(from: &Path, to: &Path, skip: &[String]) -> Result<(), ApplyError> {
+    for e in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+        let p = e.map_err(|e| io(from, e))?.path();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if p.is_file() && !skip.contains(&name) {
+            std::fs::copy(&p, to.join(&name)).map_err(|e| io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_tree(dir: &Path) -> Result<(), ApplyError> {
+    for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let p = e.map_err(|e| io(dir, e))?.path();
+        if p.is_dir() {
+            sync_tree(&p)?;
+        } else if let Ok(f) = File::open(&p) {
+            f.sync_all().map_err(|e| io(&p, e))?;
+        }
+    }
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Rewrites `<coll>.metadata.json` for index actions.
+fn rewrite_metadata(path: &Path, plan_entries: &[Entry], undo: bool) -> Result<(), ApplyError> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+    let mut meta: Value =
+        serde_json::from_str(&text).map_err(|e| io(path, format!("not valid JSON: {e}")))?;
+    let Some(indexes) = meta.get_mut("indexes").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    for e in plan_entries {
+        let Some(after) = &e.after else { continue };
+        let name = after["name"].as_str().unwrap_or_default().to_string();
+        let (create, drop) = match (e.action.as_str(), undo) {
+            ("create_index", false) | ("drop_index", true) => (true, false),
+            ("drop_index", false) | ("create_index", true) => (false, true),
+            _ => continue,
+        };
+        if drop {
+            indexes.retain(|ix| ix["name"] != name.as_str());
+        }
+        if create
+            && !indexes.iter().any(|ix| ix["name"] == name.as_str())
+            && after.get("key").is_some()
+        {
+            let mut ix = json!({"v": {"$numberInt": "2"}, "key": canonical_key(&after["key"]), "name": name});
+            if after["unique"] == true {
+                ix["unique"] = Value::Bool(true);
+            }
+            indexes.push(ix);
+        }
+    }
+    std::fs::write(path, meta.to_string()).map_err(|e| io(path, e))
+}
+
+/// Index key directions in canonical Extended JSON, as mongodump writes them.
+fn canonical_key(key: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    if let Some(o) = key.as_object() {
+        for (k, v) in o {
+            let d = match v.as_i64() {
+                Some(n) => json!({"$numberInt": n.to_string()}),
+                None => v.clone(),
+            };
+            m.insert(k.clone(), d);
+        }
+    }
+    Value::Object(m)
+}
+
+/// Applies `plan` to the dump it was made from, writing a new dump under `out_root`.
+pub fn apply_dump(
+    plan: &Plan,
+    plan_path: &Path,
+    out_root: &Path,
+    max_changes: Option<u64>,
+) -> Result<Outcome, ApplyError> {
+    let source = plan.header["source"].as_str().unwrap_or_default();
+    let db = plan.header["database"].as_str();
+    let (in_dir, db_name) = dump_db_dir(source, db)?;
+    let coll = plan.collection().to_string();
+    let checksum = plan_checksum(plan_path)?;
+    let final_dir = out_root.join(&db_name);
+    let marker = final_dir.join(".docsweep").join("applied");
+    let journal_path = final_dir.join(".docsweep").join("journal");
+    if final_dir.exists() {
+        let done = std::fs::read_to_string(&marker).unwrap_or_default();
+        if done.trim() == checksum {
+            return Ok(Outcome {
+                already_done: true,
+                output: final_dir,
+                journal: journal_path,
+                ..Outcome::default()
+            });
+        }
+        return Err(ApplyError::Usage(format!(
+            "{} exists and is not the output of this plan: choose a new --out",
+            final_dir.display()
+        )));
+    }
+    if in_dir.canonicalize().ok() == out_root.canonicalize().ok().map(|p| p.join(&db_name)) {
+        return Err(ApplyError::Usage(
+            "--out must differ from the plan's source: a dump is never modified in place".into(),
+        ));
+    }
+    let changes = plan.entries.iter().filter(|e| !e.id.is_null()).count() as u64;
+    if let Some(max) = max_changes {
+        if changes > max {
+            return Err(ApplyError::Usage(format!(
+                "the plan changes {changes} documents, more than --max-changes {max}"
+            )));
+        }
+    }
+    std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
+    let partial = out_root.join(format!(".{db_name}.docsweep-partial"));
+    if partial.exists() {
+        // Left by an interrupted run: nothing in it was ever visible as the output.
+        std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
+    }
+    std::fs::create_dir_all(partial.join(".docsweep")).map_err(|e| io(&partial, e))?;
+    let mut journal = Journal::create(&partial.join(".docsweep").join("journal"))?;
+    journal.append(&json!({
+        "kind": "header", "format": journal::FORMAT, "plan": plan_path.display().to_string(),
+        "plan_checksum": checksum, "target": format!("dump:{}", final_dir.display()),
+        "source": source, "collection": coll, "template": plan.header["template"],
+        "params": plan.header["params"], "started_at": crate::report::now_rfc3339(),
+        "user": std::env::var("USER").unwrap_or_default(),
+    }))?;
+
+    let index_actions: Vec<Value> = plan
+        .entries
+        .iter()
+        .filter(|e| e.id.is_null())
+        .map(|e| json!({"action": e.action, "_id": Value::Null, "before": Value::Null, "after": e.after}))
+        .collect();
+    if !index_actions.is_empty() {
+        journal.append(&json!({"kind": "batch", "n": "indexes", "entries": index_actions}))?;
+    }
+    let (in_file, gzip) = bson_name(&in_dir, &coll)
+        .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
+    let out_name = in_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    copy_others(&in_dir, &partial, std::slice::from_ref(&out_name))?;
+
+    let entries = by_id(&plan.entries);
+    let mut out = open_out(&partial.join(&out_name), gzip)?;
+    let mut quarantine: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
+    let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
+    let mut result = Outcome {
+        output: final_dir.clone(),
+        journal: journal_path.clone(),
+        ..Outcome::default()
+    };
+    let mut batch_no = 0u64;
+    while let Some(batch) = reader
+        .next_batch(BATCH_RECORDS)
+        .map_err(|e| ApplyError::Usage(e.to_string()))?
+    {
+        // (offset, length in the input, bytes to write; None for an unreadable region)
+        let mut writes: Vec<(u64, u64, Option<Vec<u8>>)> = Vec::with_capacity(batch.len());
+        let mut journaled = Vec::new();
+        for rec in &batch.records {
+            let bytes = batch.bytes(rec).to_vec();
+            let (at, len) = (offset_of(rec.location), bytes.len() as u64);
+            if rec.broken.is_some() {
+                writes.push((at, 0, None));
+                continue;
+            }
+            let Ok(decoded) = crate::value::from_bson(&bytes) else {
+                writes.push((at, len, Some(bytes)));
+                continue;
+            };
+            let doc = decoded.value;
+            let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
+            let Some(entry) = entries.get(&id) else {
+                writes.push((at, len, Some(bytes)));
+                continue;
+            };
+            if entry.before != Some(crate::value::fingerprint(&doc).ordered) {
+                result.conflicts.push(id);
+                writes.push((at, len, Some(bytes)));
+                continue;
+            }
+            // The original bytes too: undo restores them exactly (relaxed JSON cannot
+            // tell Int32 from Int64).
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            journaled.push(json!({"action": entry.action, "_id": entry.id, "before": doc, "before_bson": raw, "after": entry.after}));
+            match entry.action.as_str() {
+                "replace" => {
+                    let after = entry.after.clone().unwrap_or(Value::Null);
+                    let b = crate::value::to_bson(&after)
+                        .map_err(|e| ApplyError::Usage(format!("_id {id}: after-image: {e}")))?;
+                    writes.push((at, len, Some(b)));
+                }
+                "delete" => writes.push((at, len, Some(Vec::new()))),
+                "quarantine" => {
+                    let to = entry.to.clone().unwrap_or_default();
+                    quarantine.entry(to).or_default().push(doc);
+                    writes.push((at, len, Some(Vec::new())));
+                }
+                _ => writes.push((at, len, Some(bytes))),
+            }
+            result.applied += 1;
+        }
+        // The journal holds the batch before any of it is written.
+        if !journaled.is_empty() {
+            journal.append(&json!({"kind": "batch", "n": batch_no, "entries": journaled}))?;
+        }
+        for (at, len, bytes) in writes {
+            match bytes {
+                Some(b) => {
+                    pass.record(at, len, &mut out)
+                        .map_err(|e| io(&in_file, e))?;
+                    out.write_all(&b).map_err(|e| io(&in_file, e))?;
+                }
+                None => pass.broken(at, &mut out).map_err(|e| io(&in_file, e))?,
+            }
+        }
+        if !journaled.is_empty() {
+            journal.append(&json!({"kind": "done", "n": batch_no}))?;
+        }
+        batch_no += 1;
+    }
+    // Restored documents (inserts) go at the end, before a trailing unreadable region
+    // (which must stay last: its length prefix would swallow anything after it).
+    let inserts: Vec<&Entry> = plan
+        .entries
+        .iter()
+        .filter(|e| e.action == "insert")
+        .collect();
+    if !inserts.is_empty() {
+        let journaled: Vec<Value> = inserts
+            .iter()
+            .map(|e| json!({"action": "insert", "_id": e.id, "before": Value::Null, "after": e.after}))
+            .collect();
+        journal.append(&json!({"kind": "batch", "n": batch_no, "entries": journaled}))?;
+        for e in &inserts {
+            let b = crate::value::to_bson(e.after.as_ref().unwrap_or(&Value::Null))
+                .map_err(|err| ApplyError::Usage(format!("insert: {err}")))?;
+            out.write_all(&b).map_err(|err| io(&in_file, err))?;
+            result.applied += 1;
+        }
+        journal.append(&json!({"kind": "done", "n": batch_no}))?;
+    }
+    pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
+    out.flush().map_err(|e| io(&in_file, e))?;
+    drop(out);
+    for (to, docs) in quarantine {
+        write_quarantine(&partial, &coll, &to, &docs)?;
+    }
+    rewrite_metadata(
+        &partial.join(format!("{coll}.metadata.json")),
+        &plan.entries,
+        false,
+    )?;
+    journal.append(
+        &json!({"kind": "finish", "applied": result.applied, "conflicts": result.conflicts}),
+    )?;
+    std::fs::write(partial.join(".docsweep").join("applied"), &checksum)
+        .map_err(|e| io(&partial, e))?;
+    sync_tree(&partial)?;
+    std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
+    if let Ok(d) = File::open(out_root) {
+        let _ = d.sync_all();
+    }
+    Ok(result)
+}
+
+fn write_quarantine(dir: &Path, coll: &str, to: &str, docs: &[Value]) -> Result<(), ApplyError> {
+    if let Some(file) = to.strip_prefix("file:") {
+        let p = PathBuf::from(file);
+        let mut w = BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .map_err(|e| io(&p, e))?,
+        );
+        for d in docs {
+            writeln!(w, "{d}").map_err(|e| io(&p, e))?;
+        }
+        w.flush().map_err(|e| io(&p, e))?;
+        return Ok(());
+    }
+    let name = to
+        .strip_prefix("collection:")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{coll}_quarantine"));
+    let p = dir.join(format!("{name}.bson"));
+    let mut w = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .map_err(|e| io(&p, e))?;
+    for d in docs {
+        let b = crate::value::to_bson(d).map_err(|e| io(&p, e))?;
+        w.write_all(&b).map_err(|e| io(&p, e))?;
+    }
+    Ok(())
+}
+
+/// The checksum that identifies a plan file (its bytes).
+pub fn plan_checksum(path: &Path) -> Result<String, ApplyError> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    Ok(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)))
+}
+
+/// Undoes an applied dump journal: writes a new dump under `out_root` where every
+/// journaled change is reversed (compare-and-set against the after-image).
+pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyError> {
+    let read = journal::read(journal_path)?;
+    let header = &read.records[0];
+    if !read.records.iter().any(|r| r["kind"] == "finish") {
+        return Err(ApplyError::Usage(format!(
+            "{}: the apply did not finish; re-run `docsweep repair apply` to complete it first",
+            journal_path.display()
+        )));
+    }
+    let target = header["target"].as_str().unwrap_or_default();
+    let in_dir = PathBuf::from(target.strip_prefix("dump:").unwrap_or(target));
+    let db_name = in_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let coll = header["collection"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let final_dir = out_root.join(&db_name);
+    if final_dir.exists() {
+        return Err(ApplyError::Usage(format!(
+            "{} exists: choose a new --out",
+            final_dir.display()
+        )));
+    }
+    // Changes by _id: (action, before, after).
+    let mut changes: HashMap<String, (String, Value, Value)> = HashMap::new();
+    let mut inserts_back: Vec<Value> = Vec::new();
+    // The exact original bytes of each before-image, where the journal has them.
+    let mut before_bytes: HashMap<String, Vec<u8>> = HashMap::new();
+    for r in read.records.iter().filter(|r| r["kind"] == "batch") {
+        for e in r["entries"].as_array().into_iter().flatten() {
+            if e["_id"].is_null() {
+                continue;
+            }
+            let id = crate::scan::id_text(&e["_id"]);
+            let action = e["action"].as_str().unwrap_or_default().to_string();
+            if let Some(b64) = e["before_bson"].as_str() {
+                use base64::Engine as _;
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|_| {
+                        ApplyError::Usage(format!(
+                            "{}: entry {id}: bad before_bson",
+                            journal_path.display()
+                        ))
+                    })?;
+                before_bytes.insert(id.clone(), raw);
+            }
+            if matches!(action.as_str(), "delete" | "quarantine") {
+                inserts_back.push(e["before"].clone());
+            }
+            changes.insert(id, (action, e["before"].clone(), e["after"].clone()));
+        }
+    }
+    std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
+    let partial = out_root.join(format!(".{db_name}.docsweep-partial"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(|e| io(&partial, e))?;
+    let (in_file, gzip) = bson_name(&in_dir, &coll)
+        .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
+    let out_name = in_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let quarantine_files: Vec<String> = std::fs::read_dir(&in_dir)
+        .map_err(|e| io(&in_dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("_quarantine.bson"))
+        .collect();
+    let mut skip = vec![out_name.clone()];
+    skip.extend(quarantine_files.iter().cloned());
+    copy_others(&in_dir, &partial, &skip)?;
+    let _ = std::fs::remove_dir_all(partial.join(".docsweep"));
+    let mut result = Outcome {
+        output: final_dir.clone(),
+        journal: journal_path.to_path_buf(),
+        ..Outcome::default()
+    };
+    let mut out = open_out(&partial.join(&out_name), gzip)?;
+    let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
+    let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
+    while let Some(batch) = reader
+        .next_batch(BATCH_RECORDS)
+        .map_err(|e| ApplyError::Usage(e.to_string()))?
+    {
+        for rec in &batch.records {
+            let bytes = batch.bytes(rec);
+            let at = offset_of(rec.location);
+            if rec.broken.is_some() {
+                pass.broken(at, &mut out).map_err(|e| io(&in_file, e))?;
+                continue;
+            }
+            pass.record(at, bytes.len() as u64, &mut out)
+                .map_err(|e| io(&in_file, e))?;
+            let decoded = crate::value::from_bson(bytes).ok();
+            let Some(doc) = decoded.map(|d| d.value) else {
+                out.write_all(bytes).map_err(|e| io(&in_file, e))?;
+                continue;
+            };
+            let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
+            match changes.get(&id) {
+                Some((action, before, after)) if action == "replace" || action == "insert" => {
+                    if crate::value::fingerprint(&doc).ordered
+                        != crate::value::fingerprint(after).ordered
+                    {
+                        result.conflicts.push(id);
+                        out.write_all(bytes).map_err(|e| io(&in_file, e))?;
+                    } else if action == "replace" {
+                        let b = match before_bytes.get(&id) {
+                            Some(raw) => raw.clone(),
+                            None => crate::value::to_bson(before).map_err(|e| io(&in_file, e))?,
+                        };
+                        out.write_all(&b).map_err(|e| io(&in_file, e))?;
+                        result.applied += 1;
+                    } else {
+                        // An inserted (restored) document is removed again.
+                        result.applied += 1;
+                    }
+                }
+                _ => out.write_all(bytes).map_err(|e| io(&in_file, e))?,
+            }
+        }
+    }
+    for before in &inserts_back {
+        let id = before
+            .get("_id")
+            .map(crate::scan::id_text)
+            .unwrap_or_default();
+        let b = match before_bytes.get(&id) {
+            Some(raw) => raw.clone(),
+            None => crate::value::to_bson(before).map_err(|e| io(&in_file, e))?,
+        };
+        out.write_all(&b).map_err(|e| io(&in_file, e))?;
+        result.applied += 1;
+    }
+    pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
+    out.flush().map_err(|e| io(&in_file, e))?;
+    drop(out);
+    // Quarantine collections lose the documents that went back.
+    let back: std::collections::HashSet<String> = inserts_back
+        .iter()
+        .map(|d| d.get("_id").map(crate::scan::id_text).unwrap_or_default())
+        .collect();
+    for q in &quarantine_files {
+        let from = in_dir.join(q);
+        let mut r = BsonReader::new(open_in(&from, false)?, None, from.clone());
+        let mut kept = Vec::new();
+        while let Some(batch) = r
+            .next_batch(BATCH_RECORDS)
+            .map_err(|e| ApplyError::Usage(e.to_string()))?
+        {
+            for rec in &batch.records {
+                let bytes = batch.bytes(rec);
+                let id = crate::value::from_bson(bytes)
+                    .ok()
+                    .and_then(|d| d.value.get("_id").map(crate::scan::id_text))
+                    .unwrap_or_default();
+                if !back.contains(&id) {
+                    kept.extend_from_slice(bytes);
+                }
+            }
+        }
+        if !kept.is_empty() {
+            std::fs::write(partial.join(q), kept).map_err(|e| io(&partial, e))?;
+        }
+    }
+    let plan_entries: Vec<Entry> = read
+        .records
+        .iter()
+        .filter(|r| r["kind"] == "batch")
+        .flat_map(|r| r["entries"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| {
+            Some(Entry {
+                action: e["action"].as_str()?.to_string(),
+                id: e["_id"].clone(),
+                before: None,
+                after: Some(e["after"].clone()),
+                to: None,
+            })
+        })
+        .collect();
+    rewrite_metadata(
+        &partial.join(format!("{coll}.metadata.json")),
+        &plan_entries,
+        true,
+    )?;
+    sync_tree(&partial)?;
+    std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
+    Ok(result)
+}

@@ -1,0 +1,15 @@
+//! Repairs: templates (named, parameterised recipes), the operations they are made of, and
+//! (next to these) planning, applying and journaling them.
+
+pub mod apply;
+pub mod journal;
+pub mod ops;
+pub mod plan;
+pub mod template;
+
+pub use ops::{
+    Arg, CollectionAction, Expr, Outcome, QuarantineTarget, Rounding, Step, StepError, TypeName,
+};
+pub use template::{
+    Bound, Library, Param, ParamType, Selection, Template, TemplateConfig, TemplateError,
+};

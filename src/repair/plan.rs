@@ -1,0 +1,548 @@
+//! Repair plans: a template bound to concrete documents, computed without writing
+//! anything. The plan file is checksummed JSON lines (the journal's line format):
+//!
+//! - `plan` header: `format` (`docsweep-plan/1`), `template`, `params`, `collection`,
+//!   `source` (redacted), `target_version`, `created_at`.
+//! - `entry` lines, in source order: `action` (`replace`, `delete`, `quarantine`,
+//!   `insert`, `create_index`, `drop_index`), `_id`, `before` (the 128-bit order-sensitive
+//!   fingerprint of the document as planned, hex; compare-and-set checks it), `after` (the
+//!   after-image, relaxed Extended JSON), `to` (quarantine target).
+//! - `summary` last: counts per action and `entries`; a plan without it is truncated.
+//!
+//! Every `replace` and `insert` after-image passes the target version's schema, or no
+//! plan is written and the refusal names the documents and why.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use super::ops::{CollectionAction, Outcome, QuarantineTarget};
+use super::template::{Bound, Selection};
+use crate::contract::{Contract, ContractSet};
+use crate::report::ViolationSink;
+use crate::scan::{self, Baseline, Class, ScanOptions};
+use crate::source::Source;
+
+pub const FORMAT: &str = "docsweep-plan/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Source(#[from] crate::source::SourceError),
+    #[error("{0}")]
+    Scan(#[from] scan::ScanError),
+    #[error("the plan is refused: {count} planned document(s) would not pass {collection} version {version}:\n{details}")]
+    Refused {
+        collection: String,
+        version: u32,
+        count: usize,
+        details: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("plan {path}: {message}")]
+    File { path: String, message: String },
+}
+
+/// One planned change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub action: String,
+    pub id: Value,
+    pub before: Option<u128>,
+    pub after: Option<Value>,
+    pub to: Option<String>,
+}
+
+impl Entry {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("kind".into(), "entry".into());
+        m.insert("action".into(), Value::from(self.action.as_str()));
+        m.insert("_id".into(), self.id.clone());
+        if let Some(b) = self.before {
+            m.insert("before".into(), Value::from(format!("{b:032x}")));
+        }
+        if let Some(a) = &self.after {
+            m.insert("after".into(), a.clone());
+        }
+        if let Some(t) = &self.to {
+            m.insert("to".into(), Value::from(t.as_str()));
+        }
+        Value::Object(m)
+    }
+
+    fn from_json(v: &Value) -> Result<Entry, String> {
+        let action = v["action"]
+            .as_str()
+            .ok_or("entry without action")?
+            .to_string();
+        let before = match v.get("before").and_then(Value::as_str) {
+            Some(h) => Some(u128::from_str_radix(h, 16).map_err(|_| "bad before fingerprint")?),
+            None => None,
+        };
+        Ok(Entry {
+            action,
+            id: v.get("_id").cloned().unwrap_or(Value::Null),
+            before,
+            after: v.get("after").cloned(),
+            to: v.get("to").and_then(Value::as_str).map(str::to_string),
+        })
+    }
+}
+
+/// A plan in memory.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub header: Value,
+    pub entries: Vec<Entry>,
+}
+
+impl Plan {
+    pub fn collection(&self) -> &str {
+        self.header["collection"].as_str().unwrap_or_default()
+    }
+
+    pub fn summary(&self) -> Value {
+        let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+        for e in &self.entries {
+            *counts.entry(e.action.as_str()).or_insert(0) += 1;
+        }
+        json!({"kind": "summary", "entries": self.entries.len(), "actions": counts})
+    }
+
+    /// Writes the plan atomically.
+    pub fn write(&self, path: &Path) -> Result<(), PlanError> {
+        let mut text = String::new();
+        let mut push = |v: &Value| {
+            let json = v.to_string();
+            text.push_str(&format!(
+                "{:016x} {json}\n",
+                xxhash_rust::xxh3::xxh3_64(json.as_bytes())
+            ));
+        };
+        push(&self.header);
+        for e in &self.entries {
+            push(&e.to_json());
+        }
+        push(&self.summary());
+        crate::report::write_atomic(path, text.as_bytes()).map_err(|e| PlanError::File {
+            path: path.display().to_string(),
+            message: format!("cannot write: {e}"),
+        })
+    }
+
+    /// Reads and verifies a plan: every line's checksum, the header, and the summary.
+    pub fn read(path: &Path) -> Result<Plan, PlanError> {
+        let bad = |message: String| PlanError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let mut lines = Vec::new();
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            if !line.ends_with('\n') {
+                return Err(bad(format!("truncated at line {}", i + 1)));
+            }
+            let body = &line[..line.len() - 1];
+            let (sum, json) = body
+                .split_once(' ')
+                .ok_or_else(|| bad(format!("line {}: no checksum", i + 1)))?;
+            let ok = u64::from_str_radix(sum, 16).ok()
+                == Some(xxhash_rust::xxh3::xxh3_64(json.as_bytes()));
+            if !ok || sum.len() != 16 {
+                return Err(bad(format!(
+                    "line {}: checksum mismatch (the plan was edited or damaged)",
+                    i + 1
+                )));
+            }
+            let v: Value =
+                serde_json::from_str(json).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+            lines.push(v);
+        }
+        let header = lines.first().cloned().ok_or_else(|| bad("empty".into()))?;
+        if header["kind"] != "plan" || header["format"] != FORMAT {
+            return Err(bad(format!("not a {FORMAT} plan")));
+        }
+        let summary = lines.last().cloned().unwrap_or(Value::Null);
+        if summary["kind"] != "summary" || lines.len() < 2 {
+            return Err(bad("truncated: no summary line".into()));
+        }
+        let entries = lines[1..lines.len() - 1]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Entry::from_json(v).map_err(|m| bad(format!("entry {}: {m}", i + 1))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if summary["entries"].as_u64() != Some(entries.len() as u64) {
+            return Err(bad("the summary does not match the entries".into()));
+        }
+        Ok(Plan { header, entries })
+    }
+}
+
+/// Collects the `_id`s of the violations a selection picks.
+struct Picker {
+    finding: String,
+    ids: HashSet<String>,
+}
+
+impl ViolationSink for Picker {
+    fn violation(&mut self, v: &crate::report::Violation) -> std::io::Result<()> {
+        if v.finding == self.finding && !v.id.is_empty() {
+            self.ids.insert(v.id.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Documents of the baseline collection whose `_id` text is in `ids`.
+fn baseline_docs(
+    baseline: &Baseline,
+    collection: &str,
+    ids: &HashSet<String>,
+) -> Result<HashMap<String, Value>, PlanError> {
+    let mut out = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    match baseline {
+        Baseline::Source(s) => {
+            let Some(cs) = s.collection(collection) else {
+                return Ok(out);
+            };
+            scan::read_documents(s, cs, &mut |_, doc| {
+                if let Some(doc) = doc {
+                    let id = doc.get("_id").map(scan::id_text).unwrap_or_default();
+                    if ids.contains(&id) {
+                        out.insert(id, doc);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Baseline::Snapshot(snap) => {
+            let Some(c) = snap.collection(collection) else {
+                return Ok(out);
+            };
+            let mut wanted = HashSet::new();
+            let mut id_of = HashMap::new();
+            for i in 0..c.entries.len() {
+                let id = c.ids.get(i);
+                if ids.contains(&id) {
+                    wanted.insert(i as u32);
+                    id_of.insert(i as u32, id);
+                }
+            }
+            match snap.documents(collection, &wanted) {
+                None => {
+                    return Err(PlanError::Usage(format!(
+                        "the snapshot has no documents of {collection}: restoring needs `docsweep snapshot --full` or a source as the baseline"
+                    )))
+                }
+                Some(r) => {
+                    for (ordinal, doc) in r.map_err(|e| PlanError::Usage(e.to_string()))? {
+                        if let Some(id) = id_of.remove(&ordinal) {
+                            out.insert(id, doc);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The key of a document for a `duplicate:<fields>` selection (as the unique check keys it).
+fn duplicate_key(doc: &Value, fields: &str) -> u128 {
+    let mut bytes = Vec::new();
+    for f in fields.split(',') {
+        let mut hs: Vec<u128> = scan::values_at(doc, f)
+            .into_iter()
+            .map(crate::value::key_hash)
+            .collect();
+        if hs.is_empty() {
+            hs.push(crate::value::key_hash(&Value::Null));
+        }
+        hs.sort_unstable();
+        for h in hs {
+            bytes.extend_from_slice(&h.to_le_bytes());
+        }
+        bytes.push(0xff);
+    }
+    xxhash_rust::xxh3::xxh3_128(&bytes)
+}
+
+/// Everything a plan is made from.
+pub struct Request<'a> {
+    pub source: &'a Source,
+    pub baseline: Option<&'a Baseline>,
+    pub contracts: &'a ContractSet,
+    pub contract: &'a Contract,
+    /// The templates, applied in order; the first one selects the documents.
+    pub chain: &'a [Bound],
+    pub scan: &'a ScanOptions,
+    pub created_at: String,
+}
+
+/// Applies the chain of templates: each one to the previous one's result, stopping at
+/// a delete or quarantine.
+fn apply_chain(chain: &[Bound], doc: &Value, baseline: Option<&Value>) -> Result<Outcome, String> {
+    let mut current: Option<Value> = None;
+    for b in chain {
+        let input = current.as_ref().unwrap_or(doc);
+        if current.is_some() && !b.matches_filter(input) {
+            continue;
+        }
+        match b
+            .apply(input, baseline)
+            .map_err(|e| format!("template {}: {e}", b.template().name))?
+        {
+            Outcome::Replace(v) => current = Some(v),
+            Outcome::Unchanged => {}
+            other => return Ok(other),
+        }
+    }
+    Ok(match current {
+        Some(v) if v != *doc => Outcome::Replace(v),
+        _ => Outcome::Unchanged,
+    })
+}
+
+/// Computes a plan. Nothing is written to the data.
+pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
+    let coll = req.contract.collection.as_str();
+    let first = req
+        .chain
+        .first()
+        .ok_or_else(|| PlanError::Usage("no template given".into()))?;
+    let template = first.template();
+    let cs = req
+        .source
+        .collection(coll)
+        .ok_or_else(|| PlanError::Usage(format!("the source has no collection {coll:?}")))?;
+    let selection = first.selection().clone();
+    let needs_baseline = req.chain.iter().any(Bound::needs_baseline);
+    if needs_baseline && req.baseline.is_none() {
+        return Err(PlanError::Usage(format!(
+            "template {} needs a baseline: pass --baseline (a `snapshot --full` file or a source)",
+            template.name
+        )));
+    }
+    // Selections that only a collection-wide check can tell need a scan first.
+    let finding = match &selection {
+        Selection::Orphan(f) => Some(format!("orphan:{f}")),
+        Selection::Duplicate(f) => Some(format!("duplicate:{f}")),
+        Selection::Missing => Some("missing".to_string()),
+        Selection::Changed => Some("changed".to_string()),
+        _ => None,
+    };
+    let picked = match finding {
+        Some(finding) => {
+            let mut picker = Picker {
+                finding,
+                ids: HashSet::new(),
+            };
+            let outcome = scan::scan(
+                req.source,
+                req.baseline,
+                req.contracts,
+                &[coll.to_string()],
+                req.scan,
+                &mut picker,
+            )?;
+            if let Some(e) = outcome.failure {
+                return Err(PlanError::Source(e));
+            }
+            Some(picker.ids)
+        }
+        None => None,
+    };
+
+    let mut entries = Vec::new();
+    let mut refused = Vec::new();
+    let target = req.contract.target_version();
+    let check_after = |id: &Value, after: &Value, refused: &mut Vec<String>| {
+        if !target.validator.is_valid(after) {
+            let first = target
+                .validator
+                .iter_errors(after)
+                .next()
+                .map(|e| {
+                    let at = e.instance_path().as_str().to_string();
+                    format!(
+                        "{} at {}",
+                        e.masked(),
+                        if at.is_empty() { "/".to_string() } else { at }
+                    )
+                })
+                .unwrap_or_default();
+            refused.push(format!("  _id {}: {first}", scan::id_text(id)));
+        }
+    };
+
+    for action in req.chain.iter().flat_map(Bound::collection_actions) {
+        entries.push(match action {
+            CollectionAction::CreateIndex { key, unique, name } => {
+                let mut after = json!({"key": key.to_json(), "name": name.clone().unwrap_or_else(|| key.default_name())});
+                if unique {
+                    after["unique"] = Value::Bool(true);
+                }
+                Entry { action: "create_index".into(), id: Value::Null, before: None, after: Some(after), to: None }
+            }
+            CollectionAction::DropIndex { name } => Entry {
+                action: "drop_index".into(),
+                id: Value::Null,
+                before: None,
+                after: Some(json!({ "name": name })),
+                to: None,
+            },
+        });
+    }
+
+    if matches!(selection, Selection::Missing) {
+        // The documents come from the baseline and are inserted.
+        let ids = picked.unwrap_or_default();
+        let docs = baseline_docs(
+            req.baseline
+                .ok_or_else(|| PlanError::Usage("no baseline".into()))?,
+            coll,
+            &ids,
+        )?;
+        let mut ordered: Vec<(String, Value)> = docs.into_iter().collect();
+        ordered.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, base) in ordered {
+            let id = base.get("_id").cloned().unwrap_or(Value::Null);
+            // The document is absent now: the template sees a stub and the baseline.
+            let stub = json!({ "_id": id.clone() });
+            let outcome = apply_chain(req.chain, &stub, Some(&base))
+                .map_err(|e| PlanError::Usage(format!("_id {}: {e}", scan::id_text(&id))))?;
+            let after = match outcome {
+                Outcome::Replace(v) => v,
+                _ => continue,
+            };
+            check_after(&id, &after, &mut refused);
+            entries.push(Entry {
+                action: "insert".into(),
+                id,
+                before: None,
+                after: Some(after),
+                to: None,
+            });
+        }
+    } else {
+        let baseline_for_changed = match (&selection, req.baseline) {
+            (Selection::Changed, Some(b)) => {
+                baseline_docs(b, coll, picked.as_ref().unwrap_or(&HashSet::new()))?
+            }
+            _ => HashMap::new(),
+        };
+        let mut first_of_group: HashSet<u128> = HashSet::new();
+        let mut step_error = None;
+        scan::read_documents(req.source, cs, &mut |_, doc| {
+            let Some(doc) = doc else { return Ok(()) };
+            if step_error.is_some() {
+                return Ok(());
+            }
+            let id = doc.get("_id").cloned().unwrap_or(Value::Null);
+            let id_str = scan::id_text(&id);
+            let selected = match &selection {
+                Selection::All => true,
+                Selection::Valid => scan::classify(req.contract, &doc).0 == Class::Valid,
+                Selection::Invalid => scan::classify(req.contract, &doc).0 == Class::Invalid,
+                Selection::OtherVersion(v) => {
+                    scan::classify(req.contract, &doc).0 == Class::OtherVersion(*v)
+                }
+                Selection::Duplicate(fields) => {
+                    // The first document of each group is kept as it is.
+                    picked.as_ref().is_some_and(|p| p.contains(&id_str))
+                        && !first_of_group.insert(duplicate_key(&doc, fields))
+                }
+                _ => picked.as_ref().is_some_and(|p| p.contains(&id_str)),
+            };
+            if !selected || !first.matches_filter(&doc) || id.is_null() {
+                return Ok(());
+            }
+            let before = Some(crate::value::fingerprint(&doc).ordered);
+            let base = baseline_for_changed.get(&id_str);
+            match apply_chain(req.chain, &doc, base) {
+                Err(e) => step_error = Some(format!("_id {id_str}: {e}")),
+                Ok(Outcome::Unchanged) => {}
+                Ok(Outcome::Replace(after)) => {
+                    check_after(&id, &after, &mut refused);
+                    entries.push(Entry {
+                        action: "replace".into(),
+                        id,
+                        before,
+                        after: Some(after),
+                        to: None,
+                    });
+                }
+                Ok(Outcome::Delete) => entries.push(Entry {
+                    action: "delete".into(),
+                    id,
+                    before,
+                    after: None,
+                    to: None,
+                }),
+                Ok(Outcome::Quarantine { to, doc }) => {
+                    let to = match to {
+                        QuarantineTarget::DefaultCollection => {
+                            format!("collection:{coll}_quarantine")
+                        }
+                        QuarantineTarget::Collection(c) => format!("collection:{c}"),
+                        QuarantineTarget::File(p) => format!("file:{}", p.display()),
+                    };
+                    entries.push(Entry {
+                        action: "quarantine".into(),
+                        id,
+                        before,
+                        after: Some(doc),
+                        to: Some(to),
+                    });
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(e) = step_error {
+            return Err(PlanError::Usage(format!("template {}: {e}", template.name)));
+        }
+    }
+    if !refused.is_empty() {
+        let count = refused.len();
+        refused.truncate(20);
+        return Err(PlanError::Refused {
+            collection: coll.to_string(),
+            version: req.contract.target,
+            count,
+            details: refused.join("\n"),
+        });
+    }
+    let params: Vec<Value> = req
+        .chain
+        .iter()
+        .map(|b| {
+            let p: Map<String, Value> = b.params().iter().cloned().collect();
+            json!({"template": b.template().name, "params": p})
+        })
+        .collect();
+    let names: Vec<&str> = req
+        .chain
+        .iter()
+        .map(|b| b.template().name.as_str())
+        .collect();
+    let header = json!({
+        "kind": "plan",
+        "format": FORMAT,
+        "template": names.join("+"),
+        "templates": names,
+        "params": params,
+        "select": selection.as_str(),
+        "collection": coll,
+        "source": req.source.spec.to_string(),
+        "database": req.source.database,
+        "target_version": req.contract.target,
+        "created_at": req.created_at,
+    });
+    Ok(Plan { header, entries })
+}
