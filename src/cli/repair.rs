@@ -46,6 +46,10 @@ pub struct PlanArgs {
     /// The data: dump:PATH, export:PATH or mongodb://…
     #[arg(long, value_name = "S")]
     pub source: Option<String>,
+    /// Which documents, overriding the first template's `select`: invalid, valid,
+    /// other_version:N, orphan:FIELD, duplicate:FIELDS, missing, changed, all
+    #[arg(long, value_name = "SELECTION")]
+    pub select: Option<String>,
     /// The collection, when the template does not name one
     #[arg(long, value_name = "C")]
     pub collection: Option<String>,
@@ -223,6 +227,13 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
         contracts: &contracts,
         contract: contract_ref,
         chain: &chain,
+        select: match &a.select {
+            Some(s) => Some(
+                crate::repair::Selection::parse(s)
+                    .map_err(|m| ConfigError::Usage(format!("--select {s}: {m}")))?,
+            ),
+            None => None,
+        },
         scan: &scan_opts,
         created_at: report::now_rfc3339(),
     })?;

@@ -46,6 +46,14 @@ pub struct Outcome {
     pub journal: PathBuf,
 }
 
+/// Crash injection for the crash-safety tests: when `DOCSWEEP_FAILPOINT` names this
+/// point, the process aborts on the spot (no unwinding, no cleanup), like a SIGKILL.
+fn failpoint(name: &str) {
+    if std::env::var("DOCSWEEP_FAILPOINT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
 /// A second, sequential view of the input stream, so that bytes the record reader could
 /// not make into documents (unreadable regions) are carried over byte for byte.
 struct Passthrough {
@@ -394,8 +402,10 @@ pub fn apply_dump(
             result.applied += 1;
         }
         // The journal holds the batch before any of it is written.
+        failpoint("apply.before-batch");
         if !journaled.is_empty() {
             journal.append(&json!({"kind": "batch", "n": batch_no, "entries": journaled}))?;
+            failpoint("apply.batch-journaled");
         }
         for (at, len, bytes) in writes {
             match bytes {
@@ -409,6 +419,7 @@ pub fn apply_dump(
         }
         if !journaled.is_empty() {
             journal.append(&json!({"kind": "done", "n": batch_no}))?;
+            failpoint("apply.batch-done");
         }
         batch_no += 1;
     }
@@ -450,7 +461,9 @@ pub fn apply_dump(
     std::fs::write(partial.join(".docsweep").join("applied"), &checksum)
         .map_err(|e| io(&partial, e))?;
     sync_tree(&partial)?;
+    failpoint("apply.before-rename");
     std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
+    failpoint("apply.after-rename");
     if let Ok(d) = File::open(out_root) {
         let _ = d.sync_all();
     }

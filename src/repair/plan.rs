@@ -281,6 +281,8 @@ pub struct Request<'a> {
     pub contract: &'a Contract,
     /// The templates, applied in order; the first one selects the documents.
     pub chain: &'a [Bound],
+    /// Overrides the first template's selection (`--select`).
+    pub select: Option<Selection>,
     pub scan: &'a ScanOptions,
     pub created_at: String,
 }
@@ -321,8 +323,11 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
         .source
         .collection(coll)
         .ok_or_else(|| PlanError::Usage(format!("the source has no collection {coll:?}")))?;
-    let selection = first.selection().clone();
-    let needs_baseline = req.chain.iter().any(Bound::needs_baseline);
+    let selection = req
+        .select
+        .clone()
+        .unwrap_or_else(|| first.selection().clone());
+    let needs_baseline = req.chain.iter().any(Bound::needs_baseline) || selection.needs_baseline();
     if needs_baseline && req.baseline.is_none() {
         return Err(PlanError::Usage(format!(
             "template {} needs a baseline: pass --baseline (a `snapshot --full` file or a source)",

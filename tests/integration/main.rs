@@ -5,5 +5,6 @@ mod check;
 mod contract_pull;
 mod live;
 mod outputs;
+mod repair;
 mod templates;
 mod util;

@@ -1,0 +1,578 @@
+//! `docsweep repair plan | apply | undo` on dumps: plans are checked against the target
+//! schema, apply writes a new dump with a journal, re-running is a no-op, a crash at any
+//! point followed by a re-run gives exactly the clean result, and undo restores the
+//! original bytes.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::{collection, example, Workdir};
+
+fn dump() -> String {
+    format!("dump:{}", example().join("data/dump").display())
+}
+
+fn baseline() -> String {
+    format!("dump:{}", example().join("data/baseline").display())
+}
+
+fn schemas() -> String {
+    example().join("schemas").display().to_string()
+}
+
+fn plan(w: &Workdir, args: &[&str]) -> crate::util::Run {
+    let s = schemas();
+    let mut all = vec!["repair", "plan", "--schemas", s.as_str()];
+    all.extend_from_slice(args);
+    w.docsweep(&all)
+}
+
+fn check(w: &Workdir, source: &str, out: &str, extra: &[&str]) -> Value {
+    let s = schemas();
+    let mut args = vec![
+        "check",
+        "--no-progress",
+        "--source",
+        source,
+        "--schemas",
+        s.as_str(),
+        "--report-dir",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    let run = w.docsweep(&args);
+    assert!(run.code <= 1, "{}", run.stderr);
+    w.read_json(&format!("{out}/report.json"))
+}
+
+/// Every file of a dump database folder (not the .docsweep bookkeeping), by name.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+const REVERT: [&str; 4] = [
+    "--template",
+    "revert-nested-reference",
+    "--template",
+    "units-from-cents",
+];
+
+#[test]
+fn revert_apply_rerun_and_undo() {
+    let w = Workdir::new();
+    let d = dump();
+    let mut args = REVERT.to_vec();
+    args.extend([
+        "--collection",
+        "orders",
+        "--source",
+        &d,
+        "--out",
+        "revert.plan",
+    ]);
+    let run = plan(&w, &args);
+    assert_eq!(run.code, 1, "a plan with changes exits 1: {}", run.stderr);
+    assert!(run.stdout.contains("40 change(s)"), "{}", run.stdout);
+
+    let run = w.docsweep(&[
+        "repair",
+        "apply",
+        "revert.plan",
+        "--out",
+        "dump:fixed",
+        "--audit",
+        "audit.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = check(&w, "dump:fixed", "r1", &[]);
+    let orders = collection(&report, "orders");
+    assert_eq!(orders["classes"]["other_version"], serde_json::json!({}));
+    assert_eq!(orders["classes"]["valid"], 1448 + 40);
+    assert_eq!(
+        orders["unreadable"], 1,
+        "the unreadable record is carried over"
+    );
+
+    // Re-running is a no-op.
+    let before = files(&w.path().join("fixed/shop"));
+    let run = w.docsweep(&[
+        "repair",
+        "apply",
+        "revert.plan",
+        "--out",
+        "dump:fixed",
+        "--audit",
+        "audit.jsonl",
+    ]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("already applied"), "{}", run.stdout);
+    assert_eq!(files(&w.path().join("fixed/shop")), before);
+
+    // Undo restores the original bytes of every file.
+    let run = w.docsweep(&[
+        "repair",
+        "undo",
+        "fixed/shop/.docsweep/journal",
+        "--out",
+        "dump:undone",
+        "--audit",
+        "audit.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        files(&w.path().join("undone/shop")),
+        files(&example().join("data/dump/shop"))
+    );
+
+    let audit = w.read("audit.jsonl");
+    assert_eq!(audit.lines().count(), 2, "one apply and one undo: {audit}");
+    assert!(audit.contains("\"command\":\"apply\"") && audit.contains("\"command\":\"undo\""));
+}
+
+#[test]
+fn a_plan_whose_results_fail_the_target_schema_is_refused() {
+    let w = Workdir::new();
+    let d = dump();
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "revert-nested-reference",
+            "--collection",
+            "orders",
+            "--source",
+            &d,
+            "--out",
+            "p.plan",
+        ],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("refused") && run.stderr.contains("\"total\""),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.path().join("p.plan").exists(), "no plan is written");
+}
+
+#[test]
+fn restore_missing_documents_from_the_baseline() {
+    let w = Workdir::new();
+    let (d, b) = (dump(), baseline());
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "restore-missing",
+            "--collection",
+            "orders",
+            "--source",
+            &d,
+            "--baseline",
+            &b,
+            "--out",
+            "m.plan",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = w.docsweep(&[
+        "repair",
+        "apply",
+        "m.plan",
+        "--out",
+        "dump:restored",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = check(&w, "dump:restored", "r", &["--baseline", &b]);
+    let orders = collection(&report, "orders");
+    assert_eq!(orders["reconciliation"]["missing"], 0);
+    assert_eq!(orders["documents"], 1512 + 20);
+}
+
+#[test]
+fn quarantine_orphans_and_dedupe() {
+    let w = Workdir::new();
+    let d = dump();
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "quarantine-orphans",
+            "--collection",
+            "orders",
+            "--param",
+            "field=customer_id",
+            "--source",
+            &d,
+            "--out",
+            "q.plan",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = w.docsweep(&[
+        "repair", "apply", "q.plan", "--out", "dump:q", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = check(&w, "dump:q/shop", "r", &["--collection", "orders"]);
+    let refs = &collection(&report, "orders")["references"];
+    assert_eq!(refs[0]["field"], "customer_id");
+    assert_eq!(refs[0]["orphans"], 0);
+    let q = std::fs::read(w.path().join("q/shop/orders_quarantine.bson")).unwrap();
+    let mut n = 0;
+    let mut pos = 0;
+    while pos + 4 <= q.len() {
+        pos += i32::from_le_bytes(q[pos..pos + 4].try_into().unwrap()) as usize;
+        n += 1;
+    }
+    assert_eq!(n, 6, "the six orphans are kept in orders_quarantine");
+
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "dedupe-keep-first",
+            "--collection",
+            "customers",
+            "--param",
+            "fields=email",
+            "--source",
+            &d,
+            "--out",
+            "dd.plan",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = w.docsweep(&[
+        "repair", "apply", "dd.plan", "--out", "dump:dd", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = check(&w, "dump:dd", "r2", &["--collection", "customers"]);
+    let customers = collection(&report, "customers");
+    assert_eq!(customers["duplicates"][0]["groups"], 0);
+    // 5 groups with 12 documents: the first of each stays.
+    assert_eq!(customers["documents"], 313 - 7);
+}
+
+#[test]
+fn index_templates_change_the_metadata() {
+    let w = Workdir::new();
+    let d = dump();
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "create-missing-index",
+            "--collection",
+            "orders",
+            "--param",
+            "key={\"customer_id\": 1}",
+            "--source",
+            &d,
+            "--out",
+            "i.plan",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = w.docsweep(&[
+        "repair", "apply", "i.plan", "--out", "dump:i1", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "drop-unexpected-index",
+            "--collection",
+            "orders",
+            "--param",
+            "name=customer.id_1",
+            "--source",
+            "dump:i1",
+            "--out",
+            "j.plan",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = w.docsweep(&[
+        "repair", "apply", "j.plan", "--out", "dump:i2", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = check(&w, "dump:i2", "r", &["--collection", "orders"]);
+    let ix = &collection(&report, "orders")["indexes"];
+    assert_eq!(ix["missing"], serde_json::json!([]), "{ix}");
+    assert_eq!(ix["unexpected"], serde_json::json!([]), "{ix}");
+}
+
+#[test]
+fn a_crash_anywhere_then_a_rerun_gives_the_clean_result() {
+    let w = Workdir::new();
+    let d = dump();
+    let mut args = REVERT.to_vec();
+    args.extend([
+        "--collection",
+        "orders",
+        "--source",
+        &d,
+        "--out",
+        "revert.plan",
+    ]);
+    assert_eq!(plan(&w, &args).code, 1);
+    let run = w.docsweep(&[
+        "repair",
+        "apply",
+        "revert.plan",
+        "--out",
+        "dump:clean",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0);
+    let clean = files(&w.path().join("clean/shop"));
+    for point in [
+        "apply.before-batch",
+        "apply.batch-journaled",
+        "apply.batch-done",
+        "apply.before-rename",
+        "apply.after-rename",
+    ] {
+        let out = format!("crash-{point}");
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"))
+            .args([
+                "repair",
+                "apply",
+                "revert.plan",
+                "--out",
+                &format!("dump:{out}"),
+                "--audit",
+                "a.jsonl",
+            ])
+            .current_dir(w.path())
+            .env("DOCSWEEP_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert!(
+            !status.status.success(),
+            "{point}: the process must have crashed"
+        );
+        if point != "apply.after-rename" {
+            assert!(
+                !w.path().join(&out).join("shop").exists(),
+                "{point}: no output may look complete"
+            );
+        }
+        let run = w.docsweep(&[
+            "repair",
+            "apply",
+            "revert.plan",
+            "--out",
+            &format!("dump:{out}"),
+            "--audit",
+            "a.jsonl",
+        ]);
+        assert_eq!(run.code, 0, "{point}: {}", run.stderr);
+        assert_eq!(
+            files(&w.path().join(&out).join("shop")),
+            clean,
+            "{point}: result differs from a clean run"
+        );
+        assert!(!w.path().join(&out).join(".shop.docsweep-partial").exists());
+    }
+}
+
+#[test]
+fn damaged_plans_and_journals_are_refused() {
+    let w = Workdir::new();
+    let d = dump();
+    let mut args = REVERT.to_vec();
+    args.extend(["--collection", "orders", "--source", &d, "--out", "p.plan"]);
+    assert_eq!(plan(&w, &args).code, 1);
+    let bytes = std::fs::read(w.path().join("p.plan")).unwrap();
+    let mut edited = bytes.clone();
+    let i = bytes.len() / 2;
+    edited[i] = if edited[i] == b'1' { b'2' } else { b'1' };
+    std::fs::write(w.path().join("edited.plan"), &edited).unwrap();
+    std::fs::write(w.path().join("cut.plan"), &bytes[..bytes.len() - 40]).unwrap();
+    for p in ["edited.plan", "cut.plan"] {
+        let run = w.docsweep(&[
+            "repair", "apply", p, "--out", "dump:x", "--audit", "a.jsonl",
+        ]);
+        assert_eq!(run.code, 2, "{p}: {}", run.stderr);
+        assert!(run.stderr.contains(p), "{}", run.stderr);
+    }
+    assert_eq!(
+        w.docsweep(&["repair", "apply", "p.plan", "--out", "dump:ok", "--audit", "a.jsonl"])
+            .code,
+        0
+    );
+    let journal = w.path().join("ok/shop/.docsweep/journal");
+    let j = std::fs::read(&journal).unwrap();
+    let mut bad = j.clone();
+    bad[30] ^= 0x01;
+    let bad_path: PathBuf = w.path().join("bad.journal");
+    std::fs::write(&bad_path, &bad).unwrap();
+    let run = w.docsweep(&[
+        "repair",
+        "undo",
+        "bad.journal",
+        "--out",
+        "dump:u",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("checksum"), "{}", run.stderr);
+}
+
+#[test]
+fn every_bundled_template_plans_and_applies() {
+    let w = Workdir::new();
+    let (d, b) = (dump(), baseline());
+    // Template, extra arguments, expected plan exit code (0: nothing to change,
+    // 1: changes, 2: refused because the results would not pass the target version).
+    let cases: &[(&str, &[&str], i32)] = &[
+        (
+            "revert-nested-reference",
+            &["--template", "units-from-cents", "--collection", "orders"],
+            1,
+        ),
+        (
+            "units-from-cents",
+            &[
+                "--collection",
+                "orders",
+                "--select",
+                "invalid",
+                "--param",
+                "field=total_cents",
+            ],
+            1,
+        ),
+        (
+            "cents-from-units",
+            &["--collection", "orders", "--select", "other_version:2"],
+            0,
+        ),
+        (
+            "revert-split-field",
+            &[
+                "--collection",
+                "customers",
+                "--param",
+                "first=name.first",
+                "--param",
+                "second=name.last",
+                "--select",
+                "all",
+            ],
+            1,
+        ),
+        (
+            "restore-missing",
+            &["--collection", "orders", "--baseline", &b],
+            1,
+        ),
+        (
+            "restore-changed",
+            &["--collection", "orders", "--baseline", &b],
+            1,
+        ),
+        ("quarantine-orphans", &["--collection", "orders"], 1),
+        ("quarantine-invalid", &["--collection", "orders"], 1),
+        ("dedupe-keep-first", &["--collection", "customers"], 1),
+        (
+            "create-missing-index",
+            &[
+                "--collection",
+                "orders",
+                "--param",
+                "key={\"customer_id\": 1}",
+            ],
+            1,
+        ),
+        (
+            "drop-unexpected-index",
+            &["--collection", "orders", "--param", "name=customer.id_1"],
+            1,
+        ),
+        (
+            "set-default",
+            &[
+                "--collection",
+                "orders",
+                "--param",
+                "field=currency",
+                "--param",
+                "value=\"EUR\"",
+            ],
+            0,
+        ),
+        (
+            "rename-field",
+            &[
+                "--collection",
+                "orders",
+                "--param",
+                "from=total_cents",
+                "--param",
+                "to=total",
+            ],
+            1,
+        ),
+        // Numeric statuses become strings, which the enum still refuses.
+        (
+            "convert-field-type",
+            &[
+                "--collection",
+                "orders",
+                "--param",
+                "field=status",
+                "--param",
+                "to=string",
+            ],
+            2,
+        ),
+    ];
+    let listed = w.docsweep(&["templates", "list"]).stdout;
+    for (name, extra, want) in cases {
+        assert!(listed.contains(name), "{name} is not listed");
+        let out = format!("{name}.plan");
+        let mut args = vec![
+            "--template",
+            name,
+            "--source",
+            d.as_str(),
+            "--out",
+            out.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        let run = plan(&w, &args);
+        assert_eq!(run.code, *want, "{name}: {}", run.stderr);
+        if *want == 2 {
+            assert!(run.stderr.contains("refused"), "{name}: {}", run.stderr);
+            continue;
+        }
+        let dir = format!("dump:out-{name}");
+        let run = w.docsweep(&["repair", "apply", &out, "--out", &dir, "--audit", "a.jsonl"]);
+        assert_eq!(run.code, 0, "{name}: apply: {}", run.stderr);
+        let report = check(&w, &dir, &format!("r-{name}"), &[]);
+        assert_eq!(
+            report["status"], "findings",
+            "{name}: the example has other findings left"
+        );
+    }
+}
