@@ -57,6 +57,9 @@ pub struct CheckArgs {
     /// Never draw progress bars (they are drawn only when stderr is a terminal)
     #[arg(long)]
     pub no_progress: bool,
+    /// More repair-template directories, for the remediations (repeatable)
+    #[arg(long = "templates", value_name = "DIR")]
+    pub template_dirs: Vec<PathBuf>,
     /// Also write a self-contained HTML report here
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -133,6 +136,7 @@ struct Settings {
     targets: Vec<(String, u32)>,
     baseline: Option<BaselineSpec>,
     html: Option<PathBuf>,
+    template_dirs: Vec<PathBuf>,
     junit: Option<PathBuf>,
     metrics: Option<PathBuf>,
     scan: ScanOptions,
@@ -185,6 +189,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         targets,
         baseline,
         html: args.html,
+        template_dirs: args.template_dirs,
         junit: args.junit,
         metrics: args.metrics,
         live: crate::source::LiveOptions {
@@ -278,6 +283,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
             report.warnings = outcome.warnings;
             report.error = outcome.failure.map(|e| e.to_string());
         }
+    }
+    // Remediations name the bundled templates (and any in --templates directories).
+    match crate::repair::Library::load(&s.template_dirs) {
+        Ok(library) => {
+            let source = report.source.clone();
+            let schemas = s.schemas.display().to_string();
+            let ctx = crate::repair::remediation::Context {
+                source: &source,
+                schemas: &schemas,
+                baseline: report.baseline.as_deref(),
+            };
+            crate::repair::remediation::fill(&mut report.collections, &contracts, &library, &ctx);
+        }
+        Err(e) => report.warnings.push(format!("no remediations: {e}")),
     }
     report.finished_at = report::now_rfc3339();
     report.status = report.derive_status();

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod journal;
 pub mod ops;
 pub mod plan;
+pub mod remediation;
 pub mod template;
 
 pub use ops::{

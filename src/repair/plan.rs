@@ -436,9 +436,32 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
             });
         }
     } else {
-        let baseline_for_changed = match (&selection, req.baseline) {
-            (Selection::Changed, Some(b)) => {
-                baseline_docs(b, coll, picked.as_ref().unwrap_or(&HashSet::new()))?
+        // Templates that restore from the baseline need the baseline documents of the
+        // selected ones: a first pass finds them when the selection is by class.
+        let baseline_for_changed = match req.baseline {
+            Some(b) if needs_baseline => {
+                let ids = match &picked {
+                    Some(p) => p.clone(),
+                    None => {
+                        let mut ids = HashSet::new();
+                        scan::read_documents(req.source, cs, &mut |_, doc| {
+                            let Some(doc) = doc else { return Ok(()) };
+                            let class = scan::classify(req.contract, &doc).0;
+                            let hit = match &selection {
+                                Selection::Valid => class == Class::Valid,
+                                Selection::Invalid => class == Class::Invalid,
+                                Selection::OtherVersion(v) => class == Class::OtherVersion(*v),
+                                _ => true,
+                            };
+                            if hit {
+                                ids.insert(doc.get("_id").map(scan::id_text).unwrap_or_default());
+                            }
+                            Ok(())
+                        })?;
+                        ids
+                    }
+                };
+                baseline_docs(b, coll, &ids)?
             }
             _ => HashMap::new(),
         };

@@ -147,6 +147,10 @@ pub struct CollectionReport {
     pub reconciliation: Option<Reconciliation>,
     pub top_errors: Vec<ErrorKind>,
     pub remediation: Vec<Remediation>,
+    /// A few documents of each non-valid class (`other_version:N`, `invalid`), kept to
+    /// derive remediations; never written out.
+    #[serde(skip)]
+    pub samples: BTreeMap<String, Vec<Value>>,
 }
 
 impl CollectionReport {

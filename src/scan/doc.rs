@@ -96,6 +96,8 @@ pub struct DocFacts {
     pub exported: Vec<Vec<u128>>,
     /// For documents that changed since the baseline: top-level field hashes.
     pub fields: Option<Vec<(String, u128)>>,
+    /// The document itself when it is not valid (a remediation sample).
+    pub sample: Option<Value>,
 }
 
 #[derive(Debug)]
@@ -235,7 +237,9 @@ impl<'a> DocContext<'a> {
             }
             _ => None,
         };
+        let sample = (class != Class::Valid).then(|| doc.clone());
         DocFacts {
+            sample,
             fields,
             id,
             id_key,

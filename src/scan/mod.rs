@@ -29,6 +29,9 @@ pub use ids::{id_text, IdArena};
 pub use path::{generalise_pointer, values_at};
 pub use prehashed::{HashMap128, HashSet128};
 
+/// Documents kept per non-valid class to derive remediations from.
+const SAMPLES: usize = 25;
+
 /// How a check runs. None of these change its results.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -844,6 +847,16 @@ impl<'a> CollectionScan<'a> {
         };
         let target = self.contract.target;
 
+        if let Some(doc) = &facts.sample {
+            let key = match facts.class {
+                Class::OtherVersion(v) => format!("other_version:{v}"),
+                _ => "invalid".to_string(),
+            };
+            let samples = self.report.samples.entry(key).or_default();
+            if samples.len() < SAMPLES {
+                samples.push(doc.clone());
+            }
+        }
         match facts.class {
             Class::Valid => self.report.classes.valid += 1,
             Class::OtherVersion(v) => {

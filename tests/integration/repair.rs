@@ -576,3 +576,64 @@ fn every_bundled_template_plans_and_applies() {
         );
     }
 }
+
+#[test]
+fn the_remediation_commands_of_a_report_run_as_written() {
+    let w = Workdir::new();
+    let config = example().join("docsweep.toml");
+    let run = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--config",
+        config.to_str().unwrap(),
+        "--report-dir",
+        "out",
+    ]);
+    assert_eq!(run.code, 1);
+    let report = w.read_json("out/report.json");
+    let orders = collection(&report, "orders");
+    let rem = orders["remediation"].as_array().unwrap();
+    let revert = rem
+        .iter()
+        .find(|r| r["finding"] == "other_version:2")
+        .expect("a remediation for v2 orders");
+    assert_eq!(
+        revert["template"], "revert-nested-reference+units-from-cents",
+        "derived from samples"
+    );
+    for r in rem {
+        let cmd = r["command"].as_str().unwrap();
+        if r["template"] == "" {
+            continue;
+        }
+        // The command as printed, with the binary under test.
+        let cmd = cmd.replacen("docsweep", env!("CARGO_BIN_EXE_docsweep"), 1);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .current_dir(w.path())
+            .output()
+            .unwrap();
+        let code = out.status.code().unwrap_or(-1);
+        assert!(
+            code <= 1,
+            "{cmd}: exit {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let run = w.docsweep(&[
+        "repair",
+        "apply",
+        "orders-revert-v2.plan",
+        "--out",
+        "dump:fixed",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let after = check(&w, "dump:fixed", "r2", &["--collection", "orders"]);
+    assert_eq!(
+        collection(&after, "orders")["classes"]["other_version"],
+        serde_json::json!({})
+    );
+}

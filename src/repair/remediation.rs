@@ -1,0 +1,288 @@
+//! Remediations: for each finding of a check, the repair template that fixes it and the
+//! exact `docsweep repair plan` command, with parameters filled where the report tells
+//! them (reference fields, unique keys, index keys and names). For documents still in
+//! another version, the bundled templates are tried on sample documents, alone and in
+//! pairs, and a chain is suggested only when it turns every sample into a valid document.
+
+use serde_json::Value;
+
+use super::ops::Outcome;
+use super::template::{Bound, Library};
+use crate::contract::ContractSet;
+use crate::report::{CollectionReport, Remediation};
+
+/// What the commands are built from.
+pub struct Context<'a> {
+    /// The source as the user gave it (passwords redacted).
+    pub source: &'a str,
+    pub schemas: &'a str,
+    pub baseline: Option<&'a str>,
+}
+
+/// Quotes a shell word when it needs it.
+fn sh(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+fn command(
+    ctx: &Context<'_>,
+    coll: &str,
+    templates: &[&str],
+    params: &[(&str, String)],
+    extra: &[(&str, String)],
+    out: &str,
+) -> String {
+    let mut c = String::from("docsweep repair plan");
+    for t in templates {
+        c.push_str(&format!(" --template {}", sh(t)));
+    }
+    for (k, v) in params {
+        c.push_str(&format!(" --param {}", sh(&format!("{k}={v}"))));
+    }
+    for (k, v) in extra {
+        c.push_str(&format!(" {k} {}", sh(v)));
+    }
+    c.push_str(&format!(
+        " --collection {} --source {} --schemas {} --out {}",
+        sh(coll),
+        sh(ctx.source),
+        sh(ctx.schemas),
+        sh(out)
+    ));
+    c
+}
+
+/// Does this chain (with default parameters) turn every sample into a valid document?
+fn chain_fixes(chain: &[&Bound], samples: &[Value], validator: &jsonschema::Validator) -> bool {
+    !samples.is_empty()
+        && samples.iter().all(|doc| {
+            let mut cur = doc.clone();
+            for b in chain {
+                match b.apply(&cur, None) {
+                    Ok(Outcome::Replace(v)) => cur = v,
+                    Ok(Outcome::Unchanged) => {}
+                    _ => return false,
+                }
+            }
+            validator.is_valid(&cur)
+        })
+}
+
+/// Fills `remediation` of each collection report.
+pub fn fill(
+    reports: &mut [CollectionReport],
+    contracts: &ContractSet,
+    library: &Library,
+    ctx: &Context<'_>,
+) {
+    for r in reports.iter_mut() {
+        let Some(contract) = contracts.contracts.get(&r.name) else {
+            continue;
+        };
+        let coll = r.name.clone();
+        let mut out = Vec::new();
+        let validator = &contract.target_version().validator;
+        // Documents still in another version: a chain of templates derived from samples.
+        for (version, n) in &r.classes.other_version {
+            if *n == 0 {
+                continue;
+            }
+            let key = format!("other_version:{version}");
+            let samples = r.samples.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let candidates: Vec<Bound> = library
+                .templates
+                .iter()
+                .filter(|t| t.collection.as_deref().is_none_or(|c| c == coll))
+                .filter(|t| t.select.as_str() == key)
+                .filter_map(|t| t.bind(&[]).ok())
+                .collect();
+            let mut found: Option<Vec<&Bound>> = None;
+            'search: for a in &candidates {
+                if chain_fixes(&[a], samples, validator) {
+                    found = Some(vec![a]);
+                    break;
+                }
+                for b in &candidates {
+                    if !std::ptr::eq(a, b) && chain_fixes(&[a, b], samples, validator) {
+                        found = Some(vec![a, b]);
+                        break 'search;
+                    }
+                }
+            }
+            match found {
+                Some(chain) => {
+                    let names: Vec<&str> = chain.iter().map(|b| b.template().name.as_str()).collect();
+                    out.push(Remediation {
+                        finding: key.clone(),
+                        template: names.join("+"),
+                        command: command(ctx, &coll, &names, &[], &[], &format!("{coll}-revert-v{version}.plan")),
+                    });
+                }
+                None => out.push(Remediation {
+                    finding: key.clone(),
+                    template: String::new(),
+                    command: format!(
+                        "# no bundled template turns the sampled {coll} documents of version {version} into version {}: write one (docsweep templates show revert-nested-reference is an example){}",
+                        contract.target,
+                        match ctx.baseline {
+                            Some(_) => ", or restore them from the baseline with restore-changed",
+                            None => "",
+                        }
+                    ),
+                }),
+            }
+        }
+        if r.classes.invalid > 0 {
+            let (template, extra): (&str, Vec<(&str, String)>) = match ctx.baseline {
+                Some(b) => (
+                    "restore-changed",
+                    vec![
+                        ("--select", "invalid".into()),
+                        ("--baseline", b.to_string()),
+                    ],
+                ),
+                None => ("quarantine-invalid", vec![]),
+            };
+            out.push(Remediation {
+                finding: "invalid".into(),
+                template: template.into(),
+                command: command(
+                    ctx,
+                    &coll,
+                    &[template],
+                    &[],
+                    &extra,
+                    &format!("{coll}-invalid.plan"),
+                ),
+            });
+        }
+        for d in r.duplicates.iter().filter(|d| d.groups > 0) {
+            let fields: Vec<&str> = d
+                .key
+                .as_object()
+                .map(|m| m.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let fields = fields.join(",");
+            out.push(Remediation {
+                finding: format!("duplicate:{fields}"),
+                template: "dedupe-keep-first".into(),
+                command: command(
+                    ctx,
+                    &coll,
+                    &["dedupe-keep-first"],
+                    &[("fields", fields.clone())],
+                    &[],
+                    &format!("{coll}-dedupe.plan"),
+                ),
+            });
+        }
+        for x in r.references.iter().filter(|x| x.orphans > 0) {
+            out.push(Remediation {
+                finding: format!("orphan:{}", x.field),
+                template: "quarantine-orphans".into(),
+                command: command(
+                    ctx,
+                    &coll,
+                    &["quarantine-orphans"],
+                    &[("field", x.field.clone())],
+                    &[],
+                    &format!("{coll}-orphans-{}.plan", x.field.replace('.', "_")),
+                ),
+            });
+        }
+        for m in &r.indexes.missing {
+            let mut params = vec![("key", m["key"].to_string())];
+            if m["unique"] == true {
+                params.push(("unique", "true".into()));
+            }
+            if let Some(n) = m["name"].as_str() {
+                params.push(("name", n.to_string()));
+            }
+            out.push(Remediation {
+                finding: format!("index_missing:{}", m["key"]),
+                template: "create-missing-index".into(),
+                command: command(
+                    ctx,
+                    &coll,
+                    &["create-missing-index"],
+                    &params,
+                    &[],
+                    &format!(
+                        "{coll}-index-{}.plan",
+                        m["key"]
+                            .as_object()
+                            .map(|o| o.keys().cloned().collect::<Vec<_>>().join("_"))
+                            .unwrap_or_default()
+                            .replace('.', "_")
+                    ),
+                ),
+            });
+        }
+        for u in &r.indexes.unexpected {
+            let Some(name) = u["name"].as_str() else {
+                continue;
+            };
+            out.push(Remediation {
+                finding: format!("index_unexpected:{name}"),
+                template: "drop-unexpected-index".into(),
+                command: command(
+                    ctx,
+                    &coll,
+                    &["drop-unexpected-index"],
+                    &[("name", name.to_string())],
+                    &[],
+                    &format!("{coll}-drop-{}.plan", name.replace('.', "_")),
+                ),
+            });
+        }
+        if let (Some(rec), Some(b)) = (&r.reconciliation, ctx.baseline) {
+            if rec.missing > 0 {
+                out.push(Remediation {
+                    finding: "missing".into(),
+                    template: "restore-missing".into(),
+                    command: command(
+                        ctx,
+                        &coll,
+                        &["restore-missing"],
+                        &[],
+                        &[("--baseline", b.to_string())],
+                        &format!("{coll}-restore-missing.plan"),
+                    ),
+                });
+            }
+            if rec.changed > 0 {
+                out.push(Remediation {
+                    finding: "changed".into(),
+                    template: "restore-changed".into(),
+                    command: command(
+                        ctx,
+                        &coll,
+                        &["restore-changed"],
+                        &[],
+                        &[("--baseline", b.to_string())],
+                        &format!("{coll}-restore-changed.plan"),
+                    ),
+                });
+            }
+        }
+        r.remediation = out;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(super::sh("dump:./data/dump"), "dump:./data/dump");
+        assert_eq!(super::sh("key={\"a\": 1}"), "'key={\"a\": 1}'");
+        assert_eq!(super::sh("it's"), "'it'\\''s'");
+    }
+}
