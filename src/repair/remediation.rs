@@ -194,7 +194,7 @@ pub fn fill(
                     &["quarantine-orphans"],
                     &[("field", x.field.clone())],
                     &[],
-                    &format!("{coll}-orphans-{}.plan", x.field.replace('.', "_")),
+                    &format!("{coll}-orphans-{}.plan", x.field.replace('.', "-")),
                 ),
             });
         }
@@ -239,7 +239,7 @@ pub fn fill(
                     &["drop-unexpected-index"],
                     &[("name", name.to_string())],
                     &[],
-                    &format!("{coll}-drop-{}.plan", name.replace('.', "_")),
+                    &format!("{coll}-drop-{}.plan", name.replace('.', "-")),
                 ),
             });
         }

@@ -224,6 +224,7 @@ impl JsonReader {
         let mut depth = 0usize;
         let mut in_str = false;
         let mut escaped = false;
+        let mut oversized = false;
         loop {
             let buf = self.input.fill_buf().map_err(|e| read_err(&self.path, e))?;
             if buf.is_empty() {
@@ -271,22 +272,27 @@ impl JsonReader {
                 }
             }
             let (take, consume) = end.unwrap_or((buf.len(), buf.len()));
-            batch.data.extend_from_slice(&buf[..take]);
+            if !oversized {
+                batch.data.extend_from_slice(&buf[..take]);
+            }
             self.input.consume(consume);
             self.offset += consume as u64;
             if end.is_some() {
                 break;
             }
-            if batch.data.len() - start > MAX_JSON_RECORD_BYTES {
+            if !oversized && batch.data.len() - start > MAX_JSON_RECORD_BYTES {
+                // Too long to keep: skip to its end and go on with the next element.
                 batch.data.truncate(start);
-                push_broken(
-                    batch,
-                    location,
-                    format!("array element longer than {MAX_JSON_RECORD_BYTES} bytes; the rest of the file is not read"),
-                );
-                self.mode = Mode::Done;
-                return Ok(false);
+                oversized = true;
             }
+        }
+        if oversized {
+            push_broken(
+                batch,
+                location,
+                format!("array element longer than {MAX_JSON_RECORD_BYTES} bytes; skipped"),
+            );
+            return Ok(true);
         }
         let trimmed_end = start + trim_ascii(&batch.data[start..]).len();
         batch.data.truncate(trimmed_end);
