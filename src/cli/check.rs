@@ -197,6 +197,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
             max_time: args.max_time_ms.map(std::time::Duration::from_millis),
             retries: args.retries,
             selection_timeout: std::time::Duration::from_secs(args.connect_timeout.max(1)),
+            estimate_counts: !args.no_progress && std::io::stderr().is_terminal(),
             ..crate::source::LiveOptions::default()
         },
         scan: ScanOptions {

@@ -115,6 +115,16 @@ pub struct Reconciliation {
     pub added: u64,
     pub changed: u64,
     pub reordered: u64,
+    /// Indexes that differ from the baseline's (when both sides know their indexes):
+    /// `dropped` since the baseline and `created` since. Informational.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexes: Option<IndexChanges>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct IndexChanges {
+    pub dropped: Vec<Value>,
+    pub created: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

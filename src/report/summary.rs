@@ -124,6 +124,28 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
             num(r.changed),
             num(r.reordered)
         )?;
+        if let Some(ix) = r
+            .indexes
+            .as_ref()
+            .filter(|ix| !ix.dropped.is_empty() || !ix.created.is_empty())
+        {
+            let dropped: Vec<String> = ix.dropped.iter().map(index_label).collect();
+            let created: Vec<String> = ix.created.iter().map(index_label).collect();
+            writeln!(
+                w,
+                "  since baseline indexes dropped: {}; created: {}",
+                if dropped.is_empty() {
+                    "none".into()
+                } else {
+                    dropped.join(", ")
+                },
+                if created.is_empty() {
+                    "none".into()
+                } else {
+                    created.join(", ")
+                }
+            )?;
+        }
     }
     if !c.top_errors.is_empty() {
         writeln!(w, "  top errors")?;

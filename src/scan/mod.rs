@@ -157,6 +157,22 @@ impl Baseline {
         }
     }
 
+    /// The baseline collection's indexes, when it knows them.
+    fn indexes(&self, name: &str) -> Option<Vec<IndexSpec>> {
+        match self {
+            Baseline::Source(s) => s
+                .collection(name)
+                .and_then(|cs| s.indexes(cs).ok().flatten()),
+            Baseline::Snapshot(s) => {
+                let c = s.header.collections.iter().find(|c| c.name == name)?;
+                let list = c.indexes.as_ref()?;
+                list.iter()
+                    .map(|v| IndexSpec::from_server_json(v).ok())
+                    .collect()
+            }
+        }
+    }
+
     /// The collection's fingerprints and ids, or None when the baseline lacks it.
     fn entries(
         &self,
@@ -1088,7 +1104,24 @@ impl<'a> CollectionScan<'a> {
             };
             sink.violation(&self.row(&id, "changed", None, &path, "", msg))?;
         }
-        self.report.reconciliation = Some(progress.summary);
+        let mut summary = progress.summary;
+        if let (Some(before), Some(now)) = (
+            baseline.indexes(&self.contract.collection),
+            self.actual_indexes.as_ref(),
+        ) {
+            let dropped: Vec<serde_json::Value> = before
+                .iter()
+                .filter(|b| !b.key.is_id_only() && !now.iter().any(|n| n.same_index(b)))
+                .map(IndexSpec::to_report_json)
+                .collect();
+            let created: Vec<serde_json::Value> = now
+                .iter()
+                .filter(|n| !n.key.is_id_only() && !before.iter().any(|b| b.same_index(n)))
+                .map(IndexSpec::to_report_json)
+                .collect();
+            summary.indexes = Some(crate::report::IndexChanges { dropped, created });
+        }
+        self.report.reconciliation = Some(summary);
         Ok(())
     }
 

@@ -29,6 +29,9 @@ pub struct LiveOptions {
     pub backoff: Duration,
     /// Server selection timeout unless the URI sets `serverSelectionTimeoutMS`.
     pub selection_timeout: Duration,
+    /// Ask for each collection's estimated size (only progress bars need it; some servers
+    /// answer with a full count).
+    pub estimate_counts: bool,
 }
 
 impl Default for LiveOptions {
@@ -39,6 +42,7 @@ impl Default for LiveOptions {
             retries: 5,
             backoff: Duration::from_millis(250),
             selection_timeout: Duration::from_secs(10),
+            estimate_counts: false,
         }
     }
 }
@@ -132,7 +136,11 @@ pub(super) fn open(
         .into_iter()
         .map(|name| CollectionSource {
             file: format!("{}.{name}", db_name).into(),
-            size: live.estimated_count(&name),
+            size: if options.estimate_counts {
+                live.estimated_count(&name)
+            } else {
+                0
+            },
             name,
             kind: CollectionKind::Live(live.clone()),
         })

@@ -53,6 +53,7 @@ pub fn shop_report() -> Report {
             added: 17,
             changed: 12,
             reordered: 5,
+            indexes: None,
         }),
         ..Default::default()
     };
@@ -94,6 +95,7 @@ pub fn shop_report() -> Report {
             added: 30,
             changed: 89,
             reordered: 10,
+            indexes: None,
         }),
         top_errors: vec![
             ErrorKind {
