@@ -33,18 +33,7 @@ pub(super) fn escape(s: &str) -> String {
     out
 }
 
-/// `n` with thousands separators.
-pub(super) fn num(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use super::summary::num;
 
 /// `{ status: 1, created_at: -1 } unique (name)` for an index entry of report.json.
 pub(super) fn index_label(ix: &Value) -> String {

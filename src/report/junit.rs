@@ -15,7 +15,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::html::{index_label, num, status_word};
+use super::html::{index_label, status_word};
+use super::summary::num;
 use super::{write_atomic, CollectionReport, Remediation, Report, Status};
 
 /// Escapes text for XML content and double-quoted attributes; drops characters XML 1.0

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use super::{CollectionReport, Report, Status};
 
 /// Formats `n` with thousands separators.
-fn num(n: u64) -> String {
+pub(super) fn num(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -18,24 +18,7 @@ fn num(n: u64) -> String {
     out
 }
 
-/// `{ status: 1, created_at: -1 } unique "name"` from an index entry of report.json.
-fn index_label(ix: &serde_json::Value) -> String {
-    let fields: Vec<String> = ix["key"]
-        .as_object()
-        .map(|m| m.iter().map(|(f, d)| format!("{f}: {d}")).collect())
-        .unwrap_or_default();
-    let mut s = format!("{{ {} }}", fields.join(", "));
-    for flag in ["unique", "sparse"] {
-        if ix[flag] == true {
-            s.push(' ');
-            s.push_str(flag);
-        }
-    }
-    if let Some(n) = ix["name"].as_str() {
-        s.push_str(&format!(" ({n})"));
-    }
-    s
-}
+use super::html::index_label;
 
 fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
     if !c.present {

@@ -530,6 +530,29 @@ fn progress_bar(opts: &ScanOptions, source: &Source, cs: &CollectionSource) -> P
     pb
 }
 
+type BatchResult = Result<Option<crate::source::Batch>, SourceError>;
+
+/// Reads batches on their own thread (bounded hand-off, so memory stays flat); the
+/// reader ends when the receiver is dropped.
+fn spawn_reader<'s>(
+    s: &'s std::thread::Scope<'s, '_>,
+    mut reader: Box<dyn crate::source::RecordReader>,
+    pb: &ProgressBar,
+    batch_records: usize,
+) -> crossbeam_channel::Receiver<BatchResult> {
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    let pb = pb.clone();
+    s.spawn(move || loop {
+        let next = reader.next_batch(batch_records);
+        pb.set_position(reader.position());
+        let stop = !matches!(next, Ok(Some(_)));
+        if tx.send(next).is_err() || stop {
+            break;
+        }
+    });
+    rx
+}
+
 /// Runs the reader on its own thread, handing batches to `consume` in order.
 fn stream_batches(
     source: &Source,
@@ -538,19 +561,10 @@ fn stream_batches(
     batch_records: usize,
     mut consume: impl FnMut(crate::source::Encoding, crate::source::Batch) -> Result<(), ScanError>,
 ) -> Result<(), ScanError> {
-    let mut reader = source.reader(cs)?;
+    let reader = source.reader(cs)?;
     let encoding = reader.encoding();
     std::thread::scope(|s| {
-        let (tx, rx) = crossbeam_channel::bounded(4);
-        let pb2 = pb.clone();
-        s.spawn(move || loop {
-            let next = reader.next_batch(batch_records);
-            pb2.set_position(reader.position());
-            let stop = !matches!(next, Ok(Some(_)));
-            if tx.send(next).is_err() || stop {
-                break;
-            }
-        });
+        let rx = spawn_reader(s, reader, pb, batch_records);
         for msg in rx {
             match msg {
                 Ok(Some(batch)) => consume(encoding, batch)?,
@@ -576,18 +590,9 @@ fn stream_mapped<T: Send>(
 ) -> Result<(), ScanError> {
     /// Batches being examined ahead of the fold.
     const AHEAD: usize = 3;
-    let mut reader = source.reader(cs)?;
+    let reader = source.reader(cs)?;
     std::thread::scope(|s| {
-        let (tx, rx) = crossbeam_channel::bounded(4);
-        let pb2 = pb.clone();
-        s.spawn(move || loop {
-            let next = reader.next_batch(batch_records);
-            pb2.set_position(reader.position());
-            let stop = !matches!(next, Ok(Some(_)));
-            if tx.send(next).is_err() || stop {
-                break;
-            }
-        });
+        let rx = spawn_reader(s, reader, pb, batch_records);
         pool.in_place_scope(|scope| {
             let mut queue = std::collections::VecDeque::new();
             let mut result = Ok(());

@@ -13,45 +13,7 @@ use bson::{doc, Document, RawDocumentBuf};
 use mongodb::sync::Client;
 use serde_json::Value;
 
-use crate::util::{example, Workdir};
-
-/// The test server, or None when running outside CI without one. In CI (CI=true) a
-/// missing server is a failure, never a skip.
-fn server() -> Option<String> {
-    match std::env::var("DOCSWEEP_TEST_MONGODB_URI") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "DOCSWEEP_TEST_MONGODB_URI is not set: run the tests through scripts/test"
-            );
-            eprintln!("DOCSWEEP_TEST_MONGODB_URI not set: live test not run (use scripts/test)");
-            None
-        }
-    }
-}
-
-static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh database name for one test.
-fn fresh_db(tag: &str) -> String {
-    format!(
-        "docsweep_{tag}_{}_{}",
-        std::process::id(),
-        DB_COUNTER.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// `uri` with its path replaced by `db`.
-fn with_db(uri: &str, db: &str) -> String {
-    let (scheme, rest) = uri.split_once("://").unwrap();
-    let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let query = rest[host_end..]
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{scheme}://{}/{db}{query}", &rest[..host_end])
-}
+use crate::util::{example, fresh_db, server, with_db, Workdir};
 
 /// The documents of a dump file that a server accepts: readable, with an `_id`, the
 /// first of each `_id`, nested at most 100 levels.

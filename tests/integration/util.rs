@@ -120,3 +120,38 @@ pub fn collection<'a>(report: &'a Value, name: &str) -> &'a Value {
         .and_then(|a| a.iter().find(|c| c["name"] == name))
         .unwrap_or_else(|| panic!("no collection {name} in report"))
 }
+
+/// The live test server, or None when running outside CI without one. In CI (CI=true)
+/// a missing server is a failure, never a skip.
+pub fn server() -> Option<String> {
+    match std::env::var("DOCSWEEP_TEST_MONGODB_URI") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "DOCSWEEP_TEST_MONGODB_URI is not set: run the tests through scripts/test"
+            );
+            eprintln!("DOCSWEEP_TEST_MONGODB_URI not set: live test not run (use scripts/test)");
+            None
+        }
+    }
+}
+
+static DB_COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A fresh database name for one test.
+pub fn fresh_db(tag: &str) -> String {
+    let n = DB_COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("docsweep_{tag}_{}_{n}", std::process::id())
+}
+
+/// `uri` with its path replaced by `db`.
+pub fn with_db(uri: &str, db: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("mongodb", uri));
+    let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let query = rest[host_end..]
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{scheme}://{}/{db}{query}", &rest[..host_end])
+}
