@@ -13,12 +13,36 @@ pub fn example() -> PathBuf {
     repo().join("examples/shop")
 }
 
-/// The `gen_shop` example binary, built by `cargo test` next to the test binaries.
+/// The `gen_shop` example binary. `cargo test` builds examples as test targets only, so
+/// the plain binary is built here once when it is missing.
 pub fn generator() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_docsweep"));
-    let dir = exe.parent().unwrap_or(Path::new("."));
-    dir.join("examples")
-        .join(format!("gen_shop{}", std::env::consts::EXE_SUFFIX))
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = PathBuf::from(env!("CARGO_BIN_EXE_docsweep"));
+            let dir = exe.parent().unwrap_or(Path::new("."));
+            let path = dir
+                .join("examples")
+                .join(format!("gen_shop{}", std::env::consts::EXE_SUFFIX));
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args([
+                "build",
+                "--quiet",
+                "--example",
+                "gen_shop",
+                "--manifest-path",
+            ])
+            .arg(repo().join("Cargo.toml"));
+            if dir.ends_with("release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build --example gen_shop");
+            assert!(status.success(), "cargo build --example gen_shop failed");
+            assert!(path.is_file(), "{} was not built", path.display());
+            path
+        })
+        .clone()
 }
 
 /// A temporary working directory.
