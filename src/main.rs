@@ -17,7 +17,13 @@ fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
         Ok(Outcome::Info) | Ok(Outcome::Done(Status::Clean)) => 0,
         Ok(Outcome::Done(Status::Findings)) => 1,
         Ok(Outcome::Done(Status::Failed)) => 3,
-        Err(e) if e.downcast_ref::<docsweep::source::SourceError>().is_some() => 3,
+        // A source failure anywhere in the error chain (a plan's scan, an apply's read).
+        Err(e)
+            if e.chain()
+                .any(|c| c.downcast_ref::<docsweep::source::SourceError>().is_some()) =>
+        {
+            3
+        }
         Err(_) => 2,
     }
 }

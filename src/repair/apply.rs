@@ -27,6 +27,8 @@ pub enum ApplyError {
     Io { path: PathBuf, message: String },
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> ApplyError {
@@ -117,12 +119,12 @@ fn offset_of(loc: crate::source::Location) -> u64 {
     }
 }
 
-/// Entries of the plan by `_id` text.
-fn by_id(entries: &[Entry]) -> HashMap<String, &Entry> {
+/// Entries of the plan by `_id` text and position in the source.
+fn by_id(entries: &[Entry]) -> HashMap<(String, Option<u64>), &Entry> {
     entries
         .iter()
-        .filter(|e| !e.id.is_null())
-        .map(|e| (crate::scan::id_text(&e.id), e))
+        .filter(|e| !e.id.is_null() && e.action != "insert")
+        .map(|e| ((crate::scan::id_text(&e.id), e.at), e))
         .collect()
 }
 
@@ -135,8 +137,7 @@ pub fn dump_db_dir(source: &str, db: Option<&str>) -> Result<(PathBuf, String), 
             "{spec} is not a dump: use a dump: source here"
         )));
     };
-    let src =
-        crate::source::Source::open(&spec, db).map_err(|e| ApplyError::Usage(e.to_string()))?;
+    let src = crate::source::Source::open(&spec, db)?;
     let db_name = src.database.clone().unwrap_or_default();
     let dir = src
         .collections
@@ -307,6 +308,7 @@ pub fn apply_dump(
         }
     }
     std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
+    let _lock = lock_out(out_root, &db_name)?;
     let partial = out_root.join(format!(".{db_name}.docsweep-partial"));
     if partial.exists() {
         // Left by an interrupted run: nothing in it was ever visible as the output.
@@ -340,6 +342,8 @@ pub fn apply_dump(
     copy_others(&in_dir, &partial, std::slice::from_ref(&out_name))?;
 
     let entries = by_id(&plan.entries);
+    let has_inserts = plan.entries.iter().any(|e| e.action == "insert");
+    let mut seen_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut out = open_out(&partial.join(&out_name), gzip)?;
     let mut quarantine: HashMap<String, Vec<Value>> = HashMap::new();
     let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
@@ -350,10 +354,7 @@ pub fn apply_dump(
         ..Outcome::default()
     };
     let mut batch_no = 0u64;
-    while let Some(batch) = reader
-        .next_batch(BATCH_RECORDS)
-        .map_err(|e| ApplyError::Usage(e.to_string()))?
-    {
+    while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
         // (offset, length in the input, bytes to write; None for an unreadable region)
         let mut writes: Vec<(u64, u64, Option<Vec<u8>>)> = Vec::with_capacity(batch.len());
         let mut journaled = Vec::new();
@@ -370,7 +371,14 @@ pub fn apply_dump(
             };
             let doc = decoded.value;
             let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
-            let Some(entry) = entries.get(&id) else {
+            if has_inserts {
+                seen_ids.insert(id.clone());
+            }
+            // The entry for exactly this record (plans made from a dump know its offset).
+            let entry = entries
+                .get(&(id.clone(), Some(at)))
+                .or_else(|| entries.get(&(id.clone(), None)));
+            let Some(entry) = entry else {
                 writes.push((at, len, Some(bytes)));
                 continue;
             };
@@ -425,11 +433,16 @@ pub fn apply_dump(
     }
     // Restored documents (inserts) go at the end, before a trailing unreadable region
     // (which must stay last: its length prefix would swallow anything after it).
-    let inserts: Vec<&Entry> = plan
-        .entries
-        .iter()
-        .filter(|e| e.action == "insert")
-        .collect();
+    // An insert whose `_id` exists again since the plan is a conflict, never a duplicate.
+    let mut inserts: Vec<&Entry> = Vec::new();
+    for e in plan.entries.iter().filter(|e| e.action == "insert") {
+        let id = crate::scan::id_text(&e.id);
+        if seen_ids.contains(&id) {
+            result.conflicts.push(id);
+        } else {
+            inserts.push(e);
+        }
+    }
     if !inserts.is_empty() {
         let journaled: Vec<Value> = inserts
             .iter()
@@ -472,7 +485,12 @@ pub fn apply_dump(
 
 fn write_quarantine(dir: &Path, coll: &str, to: &str, docs: &[Value]) -> Result<(), ApplyError> {
     if let Some(file) = to.strip_prefix("file:") {
-        let p = PathBuf::from(file);
+        // Kept inside the new dump (never elsewhere), so it appears with it atomically.
+        let name = Path::new(file)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "quarantine.jsonl".into());
+        let p = dir.join(".docsweep").join(format!("quarantine-{name}"));
         let mut w = BufWriter::new(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -501,6 +519,20 @@ fn write_quarantine(dir: &Path, coll: &str, to: &str, docs: &[Value]) -> Result<
         w.write_all(&b).map_err(|e| io(&p, e))?;
     }
     Ok(())
+}
+
+/// Holds an exclusive lock on the output root for one database while a run builds it,
+/// so two runs never share (or delete) each other's temporary directory.
+fn lock_out(out_root: &Path, db: &str) -> Result<File, ApplyError> {
+    let p = out_root.join(format!(".{db}.docsweep.lock"));
+    let f = File::create(&p).map_err(|e| io(&p, e))?;
+    f.try_lock().map_err(|_| {
+        ApplyError::Usage(format!(
+            "{}: another docsweep run is writing here; try again when it is done",
+            out_root.display()
+        ))
+    })?;
+    Ok(f)
 }
 
 /// The checksum that identifies a plan file (its bytes).
@@ -568,6 +600,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
         }
     }
     std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
+    let _lock = lock_out(out_root, &db_name)?;
     let partial = out_root.join(format!(".{db_name}.docsweep-partial"));
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
@@ -597,10 +630,8 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     let mut out = open_out(&partial.join(&out_name), gzip)?;
     let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
     let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
-    while let Some(batch) = reader
-        .next_batch(BATCH_RECORDS)
-        .map_err(|e| ApplyError::Usage(e.to_string()))?
-    {
+    let mut present: std::collections::HashSet<String> = std::collections::HashSet::new();
+    while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
         for rec in &batch.records {
             let bytes = batch.bytes(rec);
             let at = offset_of(rec.location);
@@ -616,6 +647,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
                 continue;
             };
             let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
+            present.insert(id.clone());
             match changes.get(&id) {
                 Some((action, before, after)) if action == "replace" || action == "insert" => {
                     if crate::value::fingerprint(&doc).ordered
@@ -639,11 +671,17 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             }
         }
     }
+    let mut back_in = std::collections::HashSet::new();
     for before in &inserts_back {
         let id = before
             .get("_id")
             .map(crate::scan::id_text)
             .unwrap_or_default();
+        // A deleted or quarantined document comes back only where it is still absent.
+        if present.contains(&id) || !back_in.insert(id.clone()) {
+            result.conflicts.push(id);
+            continue;
+        }
         let b = match before_bytes.get(&id) {
             Some(raw) => raw.clone(),
             None => crate::value::to_bson(before).map_err(|e| io(&in_file, e))?,
@@ -655,18 +693,12 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     out.flush().map_err(|e| io(&in_file, e))?;
     drop(out);
     // Quarantine collections lose the documents that went back.
-    let back: std::collections::HashSet<String> = inserts_back
-        .iter()
-        .map(|d| d.get("_id").map(crate::scan::id_text).unwrap_or_default())
-        .collect();
+    let back = back_in;
     for q in &quarantine_files {
         let from = in_dir.join(q);
         let mut r = BsonReader::new(open_in(&from, false)?, None, from.clone());
         let mut kept = Vec::new();
-        while let Some(batch) = r
-            .next_batch(BATCH_RECORDS)
-            .map_err(|e| ApplyError::Usage(e.to_string()))?
-        {
+        while let Some(batch) = r.next_batch(BATCH_RECORDS)? {
             for rec in &batch.records {
                 let bytes = batch.bytes(rec);
                 let id = crate::value::from_bson(bytes)
@@ -694,6 +726,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
                 before: None,
                 after: Some(e["after"].clone()),
                 to: None,
+                at: None,
             })
         })
         .collect();

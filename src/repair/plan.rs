@@ -28,9 +28,9 @@ pub const FORMAT: &str = "docsweep-plan/1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("{0}")]
+    #[error(transparent)]
     Source(#[from] crate::source::SourceError),
-    #[error("{0}")]
+    #[error(transparent)]
     Scan(#[from] scan::ScanError),
     #[error("the plan is refused: {count} planned document(s) would not pass {collection} version {version}:\n{details}")]
     Refused {
@@ -53,6 +53,9 @@ pub struct Entry {
     pub before: Option<u128>,
     pub after: Option<Value>,
     pub to: Option<String>,
+    /// Where the document was in the source (byte offset in a dump), so that apply acts
+    /// on exactly that record even when several share an `_id`.
+    pub at: Option<u64>,
 }
 
 impl Entry {
@@ -69,6 +72,9 @@ impl Entry {
         }
         if let Some(t) = &self.to {
             m.insert("to".into(), Value::from(t.as_str()));
+        }
+        if let Some(at) = self.at {
+            m.insert("at".into(), Value::from(at));
         }
         Value::Object(m)
     }
@@ -88,6 +94,7 @@ impl Entry {
             before,
             after: v.get("after").cloned(),
             to: v.get("to").and_then(Value::as_str).map(str::to_string),
+            at: v.get("at").and_then(Value::as_u64),
         })
     }
 }
@@ -393,7 +400,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                 if unique {
                     after["unique"] = Value::Bool(true);
                 }
-                Entry { action: "create_index".into(), id: Value::Null, before: None, after: Some(after), to: None }
+                Entry { action: "create_index".into(), id: Value::Null, before: None, after: Some(after), to: None, at: None }
             }
             CollectionAction::DropIndex { name } => Entry {
                 action: "drop_index".into(),
@@ -401,6 +408,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                 before: None,
                 after: Some(json!({ "name": name })),
                 to: None,
+                at: None,
             },
         });
     }
@@ -433,6 +441,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                 before: None,
                 after: Some(after),
                 to: None,
+                at: None,
             });
         }
     } else {
@@ -467,8 +476,12 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
         };
         let mut first_of_group: HashSet<u128> = HashSet::new();
         let mut step_error = None;
-        scan::read_documents(req.source, cs, &mut |_, doc| {
+        scan::read_documents(req.source, cs, &mut |location, doc| {
             let Some(doc) = doc else { return Ok(()) };
+            let at = match location {
+                crate::source::Location::Offset(o) => Some(o),
+                _ => None,
+            };
             if step_error.is_some() {
                 return Ok(());
             }
@@ -504,6 +517,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                         before,
                         after: Some(after),
                         to: None,
+                        at,
                     });
                 }
                 Ok(Outcome::Delete) => entries.push(Entry {
@@ -512,6 +526,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                     before,
                     after: None,
                     to: None,
+                    at,
                 }),
                 Ok(Outcome::Quarantine { to, doc }) => {
                     let to = match to {
@@ -527,6 +542,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                         before,
                         after: Some(doc),
                         to: Some(to),
+                        at,
                     });
                 }
             }

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use docsweep::repair::plan::Plan;
 use serde_json::Value;
 
 use crate::util::{collection, example, Workdir};
@@ -635,5 +636,80 @@ fn the_remediation_commands_of_a_report_run_as_written() {
     assert_eq!(
         collection(&after, "orders")["classes"]["other_version"],
         serde_json::json!({})
+    );
+}
+
+#[test]
+fn records_sharing_an_id_are_changed_one_by_one_and_restores_never_duplicate() {
+    let w = Workdir::new();
+    crate::util::copy_dir(&example().join("data/dump"), &w.path().join("in"));
+    // A second, identical copy of the first customer (as a missing unique index allows).
+    let file = w.path().join("in/shop/customers.bson");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let first = i32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize;
+    let copy = bytes[..first].to_vec();
+    bytes.extend_from_slice(&copy);
+    std::fs::write(&file, &bytes).unwrap();
+
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "dedupe-keep-first",
+            "--collection",
+            "customers",
+            "--source",
+            "dump:in",
+            "--out",
+            "d.plan",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let deletes = Plan::read(&w.path().join("d.plan")).unwrap().entries.len();
+    let run = w.docsweep(&[
+        "repair", "apply", "d.plan", "--out", "dump:out", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = check(&w, "dump:out", "r", &["--collection", "customers"]);
+    let customers = collection(&report, "customers");
+    assert_eq!(
+        customers["documents"],
+        313 + 1 - deletes as u64,
+        "exactly the planned records are deleted"
+    );
+    assert_eq!(customers["structure"]["duplicate_id"], 0);
+
+    // Restoring a document whose _id has come back since the plan is a conflict.
+    let b = baseline();
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "restore-missing",
+            "--collection",
+            "customers",
+            "--source",
+            "dump:in",
+            "--baseline",
+            &b,
+            "--out",
+            "m.plan",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let p = Plan::read(&w.path().join("m.plan")).unwrap();
+    let back = p.entries[0].after.clone().unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(&docsweep::value::to_bson(&back).unwrap());
+    std::fs::write(&file, &bytes).unwrap();
+    let run = w.docsweep(&[
+        "repair", "apply", "m.plan", "--out", "dump:m", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 1, "a conflict: {}", run.stdout);
+    let report = check(&w, "dump:m", "r2", &["--collection", "customers"]);
+    assert_eq!(
+        collection(&report, "customers")["structure"]["duplicate_id"],
+        1,
+        "only the planted copy"
     );
 }
