@@ -299,8 +299,10 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     let r = apply::apply_dump(&p, &a.plan, &out, a.max_changes)?;
     if r.already_done {
         println!(
-            "already applied: {} holds this plan's result (nothing done)",
-            r.output.display()
+            "already applied: {} holds this plan's result (nothing done now; it applied {} change(s), {} conflict(s))",
+            r.output.display(),
+            r.applied,
+            r.conflicts.len()
         );
     } else {
         println!(
@@ -317,17 +319,19 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
             "undo:    docsweep repair undo {} --out dump:DIR",
             r.journal.display()
         );
-        audit(
-            &a.audit,
-            serde_json::json!({
-                "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
-                "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
-                "params": p.header["params"], "collection": p.collection(), "source": source,
-                "output": r.output.display().to_string(), "journal": r.journal.display().to_string(),
-                "applied": r.applied, "conflicts": r.conflicts.len(),
-            }),
-        )?;
     }
+    // Every run is audited, a re-run too (it may finish one whose process died after
+    // the output appeared).
+    audit(
+        &a.audit,
+        serde_json::json!({
+            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
+            "params": p.header["params"], "collection": p.collection(), "source": source,
+            "output": r.output.display().to_string(), "journal": r.journal.display().to_string(),
+            "applied": r.applied, "conflicts": r.conflicts.len(), "already_applied": r.already_done,
+        }),
+    )?;
     Ok(if r.conflicts.is_empty() {
         Status::Clean
     } else {

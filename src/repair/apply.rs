@@ -282,11 +282,28 @@ pub fn apply_dump(
     if final_dir.exists() {
         let done = std::fs::read_to_string(&marker).unwrap_or_default();
         if done.trim() == checksum {
+            // Report what that run did, from its journal.
+            let read = journal::read(&journal_path)?;
+            let finish = read
+                .records
+                .iter()
+                .find(|r| r["kind"] == "finish")
+                .cloned()
+                .unwrap_or_default();
+            let conflicts = finish["conflicts"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|c| c.as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
             return Ok(Outcome {
                 already_done: true,
+                applied: finish["applied"].as_u64().unwrap_or(0),
+                conflicts,
                 output: final_dir,
                 journal: journal_path,
-                ..Outcome::default()
             });
         }
         return Err(ApplyError::Usage(format!(

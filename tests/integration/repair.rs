@@ -139,7 +139,11 @@ fn revert_apply_rerun_and_undo() {
     );
 
     let audit = w.read("audit.jsonl");
-    assert_eq!(audit.lines().count(), 2, "one apply and one undo: {audit}");
+    assert_eq!(
+        audit.lines().count(),
+        3,
+        "apply, the re-run and undo: {audit}"
+    );
     assert!(audit.contains("\"command\":\"apply\"") && audit.contains("\"command\":\"undo\""));
 }
 
