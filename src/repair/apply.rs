@@ -326,11 +326,7 @@ pub fn apply_dump(
     }
     std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
     let _lock = lock_out(out_root, &db_name)?;
-    let partial = out_root.join(format!(".{db_name}.docsweep-partial"));
-    if partial.exists() {
-        // Left by an interrupted run: nothing in it was ever visible as the output.
-        std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
-    }
+    let partial = fresh_partial(out_root, &db_name)?;
     std::fs::create_dir_all(partial.join(".docsweep")).map_err(|e| io(&partial, e))?;
     let mut journal = Journal::create(&partial.join(".docsweep").join("journal"))?;
     journal.append(&json!({
@@ -552,6 +548,17 @@ fn lock_out(out_root: &Path, db: &str) -> Result<File, ApplyError> {
     Ok(f)
 }
 
+/// The temporary directory a run builds its output in, emptied first: one left by an
+/// interrupted run was never visible as the output. Call with the output lock held.
+fn fresh_partial(out_root: &Path, db: &str) -> Result<PathBuf, ApplyError> {
+    let partial = out_root.join(format!(".{db}.docsweep-partial"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(|e| io(&partial, e))?;
+    Ok(partial)
+}
+
 /// The checksum that identifies a plan file (its bytes).
 pub fn plan_checksum(path: &Path) -> Result<String, ApplyError> {
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
@@ -618,11 +625,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     }
     std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
     let _lock = lock_out(out_root, &db_name)?;
-    let partial = out_root.join(format!(".{db_name}.docsweep-partial"));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(|e| io(&partial, e))?;
-    }
-    std::fs::create_dir_all(&partial).map_err(|e| io(&partial, e))?;
+    let partial = fresh_partial(out_root, &db_name)?;
     let (in_file, gzip) = bson_name(&in_dir, &coll)
         .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
     let out_name = in_file

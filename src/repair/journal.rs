@@ -39,7 +39,8 @@ pub struct Journal {
     path: PathBuf,
 }
 
-fn line_for(v: &Value) -> String {
+/// One checksummed line (also the plan file's line format).
+pub(super) fn line_for(v: &Value) -> String {
     let json = v.to_string();
     format!("{:016x} {json}\n", xxh3_64(json.as_bytes()))
 }
@@ -168,7 +169,8 @@ pub fn read(path: &Path) -> Result<Read, JournalError> {
     })
 }
 
-fn parse_line(line: &[u8]) -> Result<Value, String> {
+/// Verifies and parses one line (with or without its newline).
+pub(super) fn parse_line(line: &[u8]) -> Result<Value, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
     let text = text.strip_suffix('\n').unwrap_or(text);
     let (sum, json) = text.split_once(' ').ok_or("no checksum")?;

@@ -17,6 +17,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
+use super::journal;
 use super::ops::{CollectionAction, Outcome, QuarantineTarget};
 use super::template::{Bound, Selection};
 use crate::contract::{Contract, ContractSet};
@@ -121,19 +122,11 @@ impl Plan {
 
     /// Writes the plan atomically.
     pub fn write(&self, path: &Path) -> Result<(), PlanError> {
-        let mut text = String::new();
-        let mut push = |v: &Value| {
-            let json = v.to_string();
-            text.push_str(&format!(
-                "{:016x} {json}\n",
-                xxhash_rust::xxh3::xxh3_64(json.as_bytes())
-            ));
-        };
-        push(&self.header);
+        let mut text = journal::line_for(&self.header);
         for e in &self.entries {
-            push(&e.to_json());
+            text.push_str(&journal::line_for(&e.to_json()));
         }
-        push(&self.summary());
+        text.push_str(&journal::line_for(&self.summary()));
         crate::report::write_atomic(path, text.as_bytes()).map_err(|e| PlanError::File {
             path: path.display().to_string(),
             message: format!("cannot write: {e}"),
@@ -152,20 +145,12 @@ impl Plan {
             if !line.ends_with('\n') {
                 return Err(bad(format!("truncated at line {}", i + 1)));
             }
-            let body = &line[..line.len() - 1];
-            let (sum, json) = body
-                .split_once(' ')
-                .ok_or_else(|| bad(format!("line {}: no checksum", i + 1)))?;
-            let ok = u64::from_str_radix(sum, 16).ok()
-                == Some(xxhash_rust::xxh3::xxh3_64(json.as_bytes()));
-            if !ok || sum.len() != 16 {
-                return Err(bad(format!(
-                    "line {}: checksum mismatch (the plan was edited or damaged)",
+            let v = journal::parse_line(line.as_bytes()).map_err(|m| {
+                bad(format!(
+                    "line {}: {m} (the plan was edited or damaged)",
                     i + 1
-                )));
-            }
-            let v: Value =
-                serde_json::from_str(json).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+                ))
+            })?;
             lines.push(v);
         }
         let header = lines.first().cloned().ok_or_else(|| bad("empty".into()))?;
@@ -258,6 +243,18 @@ fn baseline_docs(
         }
     }
     Ok(out)
+}
+
+/// Whether a class selection (`valid`, `invalid`, `other_version:N`) picks the
+/// document; None for selections that are not by class.
+fn selected_by_class(selection: &Selection, contract: &Contract, doc: &Value) -> Option<bool> {
+    let want = match selection {
+        Selection::Valid => Class::Valid,
+        Selection::Invalid => Class::Invalid,
+        Selection::OtherVersion(v) => Class::OtherVersion(*v),
+        _ => return None,
+    };
+    Some(scan::classify(contract, doc).0 == want)
 }
 
 /// The key of a document for a `duplicate:<fields>` selection (as the unique check keys it).
@@ -455,14 +452,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                         let mut ids = HashSet::new();
                         scan::read_documents(req.source, cs, &mut |_, doc| {
                             let Some(doc) = doc else { return Ok(()) };
-                            let class = scan::classify(req.contract, &doc).0;
-                            let hit = match &selection {
-                                Selection::Valid => class == Class::Valid,
-                                Selection::Invalid => class == Class::Invalid,
-                                Selection::OtherVersion(v) => class == Class::OtherVersion(*v),
-                                _ => true,
-                            };
-                            if hit {
+                            if selected_by_class(&selection, req.contract, &doc).unwrap_or(true) {
                                 ids.insert(doc.get("_id").map(scan::id_text).unwrap_or_default());
                             }
                             Ok(())
@@ -489,10 +479,8 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
             let id_str = scan::id_text(&id);
             let selected = match &selection {
                 Selection::All => true,
-                Selection::Valid => scan::classify(req.contract, &doc).0 == Class::Valid,
-                Selection::Invalid => scan::classify(req.contract, &doc).0 == Class::Invalid,
-                Selection::OtherVersion(v) => {
-                    scan::classify(req.contract, &doc).0 == Class::OtherVersion(*v)
+                Selection::Valid | Selection::Invalid | Selection::OtherVersion(_) => {
+                    selected_by_class(&selection, req.contract, &doc).unwrap_or(false)
                 }
                 Selection::Duplicate(fields) => {
                     // The first document of each group is kept as it is.
