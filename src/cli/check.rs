@@ -10,7 +10,8 @@ use crate::config::{parse_target, Config, ConfigError};
 use crate::contract::ContractSet;
 use crate::report::{self, CsvSink, Report, Status};
 use crate::scan::{self, Baseline, ScanOptions};
-use crate::source::{Source, SourceSpec};
+use crate::scan::{Checkpoint, Facts, PartialReader, PartialWriter};
+use crate::source::{Partition, Source, SourceSpec};
 
 /// Check every document against its collection's contract, plus indexes, unique keys
 /// and references; write report.json and violations.csv.
@@ -21,7 +22,9 @@ use crate::source::{Source, SourceSpec};
 #[command(after_help = "Examples:
   docsweep check --source dump:./dump --schemas ./schemas
   docsweep check --source export:./export/orders.json --target orders=1
-  docsweep check                      # everything from ./docsweep.toml")]
+  docsweep check                      # everything from ./docsweep.toml
+  docsweep check --partition 2/8 --report-dir parts/2   # then: docsweep merge parts/*
+  docsweep check --checkpoint sweep.ckpt               # re-run the same to continue")]
 pub struct CheckArgs {
     /// The data: dump:PATH (mongodump), export:PATH (mongoexport) or mongodb://…
     #[arg(long, value_name = "S")]
@@ -84,6 +87,14 @@ pub struct CheckArgs {
     /// Project configuration [default: ./docsweep.toml when present]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Scan only the i-th (0-based) of N contiguous ranges of every collection and write
+    /// a partial result (REPORT_DIR/partial.dsw) for `docsweep merge`
+    #[arg(long, value_name = "i/N")]
+    pub partition: Option<String>,
+    /// Record progress in FILE; after an interruption the same command continues from it
+    /// (deleted once the check completes)
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// `--baseline`: a source string, or the path of a snapshot file.
@@ -141,6 +152,8 @@ struct Settings {
     metrics: Option<PathBuf>,
     scan: ScanOptions,
     live: crate::source::LiveOptions,
+    partition: Option<Partition>,
+    checkpoint: Option<PathBuf>,
 }
 
 fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
@@ -172,6 +185,18 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         (None, Some(b)) => Some(BaselineSpec::parse(b, Some(&cfg.base))?),
         (None, None) => None,
     };
+    let partition = args
+        .partition
+        .as_deref()
+        .map(Partition::parse)
+        .transpose()
+        .map_err(ConfigError::Usage)?;
+    if partition.is_some() && args.checkpoint.is_some() {
+        return Err(ConfigError::Usage(
+            "--partition and --checkpoint cannot be combined: re-run an interrupted partition instead".into(),
+        )
+        .into());
+    }
     let threads = args.threads.or(cfg.threads).unwrap_or(0);
     if threads > 1024 {
         return Err(ConfigError::Usage(format!("--threads {threads}: at most 1024")).into());
@@ -188,6 +213,8 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         },
         targets,
         baseline,
+        partition,
+        checkpoint: args.checkpoint,
         html: args.html,
         template_dirs: args.template_dirs,
         junit: args.junit,
@@ -212,6 +239,179 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let s = settings(args)?;
+    let contracts = load_contracts(&s)?;
+    std::fs::create_dir_all(&s.report_dir)
+        .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
+    let header = header(
+        &s,
+        if s.partition.is_some() {
+            "partition"
+        } else {
+            "checkpoint"
+        },
+    )?;
+
+    let started = std::time::Instant::now();
+    let mut report = new_report(&s);
+    let csv_path = s.report_dir.join("violations.csv");
+    let mut sink = CsvSink::create(&csv_path)
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
+
+    // A corrupt snapshot is a usage error (exit 2), reported before any scan.
+    let snapshot = read_snapshot(&s)?;
+    // A checkpoint of another run is refused before any scan, too.
+    let mut checkpoint = match &s.checkpoint {
+        Some(p) => Some(open_checkpoint(p, &header)?),
+        None => None,
+    };
+    let mut partial = None;
+    let opened = Source::open_with(&s.source, s.db.as_deref(), &s.live).and_then(|mut source| {
+        source.partition = s.partition;
+        let baseline = open_baseline(&s, snapshot)?;
+        Ok((source, baseline))
+    });
+    match opened {
+        Err(e) => report.error = Some(e.to_string()),
+        Ok((source, baseline)) => {
+            report.database = source.database.clone();
+            if s.partition.is_some() {
+                let mut header = header.clone();
+                header["database"] = serde_json::json!(source.database);
+                header["collections"] = source
+                    .collections
+                    .iter()
+                    .map(|c| serde_json::json!({"name": c.name, "file": c.file}))
+                    .collect();
+                let path = s.report_dir.join(PARTIAL_FILE);
+                partial = Some(PartialWriter::create(&path, &header)?);
+            }
+            let mut facts = match (&mut partial, &mut checkpoint) {
+                (Some(w), _) => Facts::Record(w),
+                (None, Some(cp)) => Facts::Checkpoint(cp),
+                (None, None) => Facts::Fold,
+            };
+            let outcome = scan::scan_with(
+                &source,
+                baseline.as_ref(),
+                &contracts,
+                &s.collections,
+                &s.scan,
+                &mut sink,
+                &mut facts,
+            )?;
+            report.collections = outcome.collections;
+            report.warnings = outcome.warnings;
+            report.error = outcome.failure.map(|e| e.to_string());
+        }
+    }
+    if let Some(p) = s.partition {
+        drop(sink);
+        let _ = std::fs::remove_file(&csv_path);
+        return finish_partition(partial, p, &report);
+    }
+    let status = write_outputs(&s, &contracts, report, sink, started)?;
+    if let (Some(cp), Some(path)) = (checkpoint, &s.checkpoint) {
+        drop(cp);
+        if status == Status::Failed {
+            eprintln!(
+                "docsweep: the checkpoint {} keeps what was examined: run the same command again to continue",
+                path.display()
+            );
+        } else {
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove the checkpoint {}", path.display()))?;
+        }
+    }
+    Ok(status)
+}
+
+/// `docsweep merge`: folds the partitions' records (in partition order) into one report.
+pub fn merge(
+    args: CheckArgs,
+    mut readers: Vec<PartialReader>,
+    started_at: Option<String>,
+) -> anyhow::Result<Status> {
+    let s = settings(args)?;
+    let contracts = load_contracts(&s)?;
+    let mine = run_settings(&s)?;
+    let theirs = &readers[0].header["settings"];
+    if let Some(obj) = mine.as_object() {
+        for (key, v) in obj {
+            if theirs[key] != *v {
+                return Err(ConfigError::Usage(format!(
+                    "{}: the partitions ran with {key} {}, this merge has {v}: \
+                     merge with the partitions' contracts, targets, collections and baseline",
+                    readers[0].path().display(),
+                    theirs[key]
+                ))
+                .into());
+            }
+        }
+    }
+    std::fs::create_dir_all(&s.report_dir)
+        .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
+    let started = std::time::Instant::now();
+    let mut report = new_report(&s);
+    if let Some(at) = started_at {
+        report.started_at = at;
+    }
+    let h = readers[0].header.clone();
+    report.database = h["database"].as_str().map(str::to_string);
+    let csv_path = s.report_dir.join("violations.csv");
+    let mut sink = CsvSink::create(&csv_path)
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    let snapshot = read_snapshot(&s)?;
+    let collections = h["collections"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|c| {
+                    Some((
+                        c["name"].as_str()?.to_string(),
+                        PathBuf::from(c["file"].as_str()?),
+                        Ok(None),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let source = Source::recorded(s.source.clone(), report.database.clone(), collections);
+    match open_baseline(&s, snapshot) {
+        Err(e) => report.error = Some(e.to_string()),
+        Ok(baseline) => {
+            let outcome = scan::scan_with(
+                &source,
+                baseline.as_ref(),
+                &contracts,
+                &s.collections,
+                &s.scan,
+                &mut sink,
+                &mut Facts::Merge(&mut readers),
+            )?;
+            report.collections = outcome.collections;
+            report.warnings = outcome.warnings;
+            report.error = outcome.failure.map(|e| e.to_string());
+            if report.error.is_none() {
+                for r in &mut readers {
+                    match r.next_chunk()? {
+                        Some(crate::scan::Chunk::End) => {}
+                        _ => return Err(ConfigError::Usage(format!(
+                            "{}: more or less than this merge expected after the last collection",
+                            r.path().display()
+                        ))
+                        .into()),
+                    }
+                }
+            }
+        }
+    }
+    write_outputs(&s, &contracts, report, sink, started)
+}
+
+/// The file a partition writes into its report directory.
+pub const PARTIAL_FILE: &str = "partial.dsw";
+
+fn load_contracts(s: &Settings) -> anyhow::Result<ContractSet> {
     let mut contracts = ContractSet::load_dir(&s.schemas)?;
     for (coll, v) in &s.targets {
         let c = contracts.contracts.get_mut(coll).ok_or_else(|| {
@@ -231,60 +431,182 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
             .into());
         }
     }
-    std::fs::create_dir_all(&s.report_dir)
-        .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
+    Ok(contracts)
+}
 
-    let started_at = report::now_rfc3339();
-    let started = std::time::Instant::now();
-    let mut report = Report {
+fn new_report(s: &Settings) -> Report {
+    Report {
         format: report::FORMAT,
         status: Status::Clean,
         source: s.source.to_string(),
         database: None,
-        started_at,
+        started_at: report::now_rfc3339(),
         finished_at: String::new(),
         error: None,
         baseline: s.baseline.as_ref().map(BaselineSpec::describe),
         warnings: Vec::new(),
         collections: Vec::new(),
-    };
-    let csv_path = s.report_dir.join("violations.csv");
-    let mut sink = CsvSink::create(&csv_path)
-        .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    }
+}
 
-    // A corrupt snapshot is a usage error (exit 2), reported before any scan.
-    let snapshot = match &s.baseline {
+fn read_snapshot(s: &Settings) -> anyhow::Result<Option<crate::reconcile::snapshot::Snapshot>> {
+    Ok(match &s.baseline {
         Some(BaselineSpec::Snapshot(p)) => Some(crate::reconcile::snapshot::read(p)?),
         _ => None,
-    };
-    let opened = Source::open_with(&s.source, s.db.as_deref(), &s.live).and_then(|source| {
-        let baseline = match (&s.baseline, snapshot) {
-            (_, Some(snap)) => Some(Baseline::Snapshot(snap)),
-            (Some(BaselineSpec::Source(b)), None) => Some(Baseline::Source(
-                Source::open_with(b, s.db.as_deref(), &s.live)
-                    .map_err(|e| crate::source::SourceError::Other(format!("baseline: {e}")))?,
-            )),
-            _ => None,
-        };
-        Ok((source, baseline))
-    });
-    match opened {
-        Err(e) => report.error = Some(e.to_string()),
-        Ok((source, baseline)) => {
-            report.database = source.database.clone();
-            let outcome = scan::scan(
-                &source,
-                baseline.as_ref(),
-                &contracts,
-                &s.collections,
-                &s.scan,
-                &mut sink,
-            )?;
-            report.collections = outcome.collections;
-            report.warnings = outcome.warnings;
-            report.error = outcome.failure.map(|e| e.to_string());
+    })
+}
+
+fn open_baseline(
+    s: &Settings,
+    snapshot: Option<crate::reconcile::snapshot::Snapshot>,
+) -> Result<Option<Baseline>, crate::source::SourceError> {
+    Ok(match (&s.baseline, snapshot) {
+        (_, Some(snap)) => Some(Baseline::Snapshot(snap)),
+        (Some(BaselineSpec::Source(b)), None) => Some(Baseline::Source(
+            Source::open_with(b, s.db.as_deref(), &s.live)
+                .map_err(|e| crate::source::SourceError::Other(format!("baseline: {e}")))?,
+        )),
+        _ => None,
+    })
+}
+
+/// What a partial result or checkpoint records about the run that made it: everything
+/// that must be the same for its records to be folded with others or continued.
+fn header(s: &Settings, kind: &str) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "format": crate::scan::partial::FORMAT,
+        "kind": kind,
+        "partition": s.partition,
+        "created_at": report::now_rfc3339(),
+        "source": s.source.to_string(),
+        "settings": run_settings(s)?,
+    }))
+}
+
+/// The settings that decide a run's results, for comparing runs.
+fn run_settings(s: &Settings) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "database": s.db,
+        "contracts": contracts_digest(&s.schemas)?,
+        "targets": s.targets,
+        "collections": s.collections,
+        "baseline": s.baseline.as_ref().map(BaselineSpec::describe),
+        "max_errors": s.scan.max_errors,
+        "show_values": s.scan.show_values,
+    }))
+}
+
+/// A digest of every file under the contracts directory (names and contents).
+fn contracts_digest(dir: &std::path::Path) -> anyhow::Result<String> {
+    fn walk(
+        dir: &std::path::Path,
+        rel: &std::path::Path,
+        out: &mut Vec<(String, PathBuf)>,
+    ) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let rel = rel.join(e.file_name());
+            if e.file_type()?.is_dir() {
+                walk(&e.path(), &rel, out)?;
+            } else {
+                out.push((rel.to_string_lossy().into_owned(), e.path()));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, std::path::Path::new(""), &mut files)
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    files.sort();
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (rel, path) in files {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        h.update(rel.as_bytes());
+        h.update(&[0]);
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(format!("{:032x}", h.digest128()))
+}
+
+/// Continues the checkpoint at `path` when it exists (it must be of this run), else
+/// starts one.
+fn open_checkpoint(
+    path: &std::path::Path,
+    header: &serde_json::Value,
+) -> anyhow::Result<Checkpoint> {
+    if !path.exists() {
+        let writer = PartialWriter::create_in_place(path, header)?;
+        return Ok(Checkpoint {
+            replay: None,
+            writer: Some(writer),
+            path: path.to_path_buf(),
+        });
+    }
+    let reader = PartialReader::open(path).map_err(|e| {
+        ConfigError::Usage(format!(
+            "{e}; delete the checkpoint {} to start over",
+            path.display()
+        ))
+    })?;
+    for key in ["kind", "source", "settings"] {
+        if reader.header[key] != header[key] {
+            return Err(ConfigError::Usage(format!(
+                "the checkpoint {} is of another run (its {key} is {}, this run's is {}); \
+                 delete it or give another --checkpoint file",
+                path.display(),
+                reader.header[key],
+                header[key]
+            ))
+            .into());
         }
     }
+    eprintln!(
+        "docsweep: continuing from the checkpoint {}",
+        path.display()
+    );
+    Ok(Checkpoint {
+        replay: Some(reader),
+        writer: None,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Ends a partition's run: its partial result is complete unless the source failed.
+fn finish_partition(
+    w: Option<PartialWriter>,
+    p: Partition,
+    report: &Report,
+) -> anyhow::Result<Status> {
+    let (Some(w), None) = (w, &report.error) else {
+        // The writer's temporary file is removed on drop: no partial result exists.
+        let e = report.error.as_deref().unwrap_or("unknown");
+        eprintln!("docsweep: error: source failed: {e}");
+        eprintln!("docsweep: partition {p}: no partial result written; run it again");
+        return Ok(Status::Failed);
+    };
+    let path = w.finish()?;
+    for warning in &report.warnings {
+        eprintln!("docsweep: warning: {warning}");
+    }
+    println!("partition {p}: partial result in {}", path.display());
+    println!(
+        "next: docsweep merge DIR...   (the report directories of all {} partitions)",
+        p.count
+    );
+    Ok(Status::Clean)
+}
+
+/// Fills the remediations and writes every output; returns the run's status.
+fn write_outputs(
+    s: &Settings,
+    contracts: &ContractSet,
+    mut report: Report,
+    sink: CsvSink,
+    started: std::time::Instant,
+) -> anyhow::Result<Status> {
+    let csv_path = s.report_dir.join("violations.csv");
     // Remediations name the bundled templates (and any in --templates directories).
     match crate::repair::Library::load(&s.template_dirs) {
         Ok(library) => {
@@ -295,7 +617,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
                 schemas: &schemas,
                 baseline: report.baseline.as_deref(),
             };
-            crate::repair::remediation::fill(&mut report.collections, &contracts, &library, &ctx);
+            crate::repair::remediation::fill(&mut report.collections, contracts, &library, &ctx);
         }
         Err(e) => report.warnings.push(format!("no remediations: {e}")),
     }

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod contract;
+pub mod merge;
 pub mod repair;
 pub mod snapshot;
 pub mod templates;
@@ -29,6 +30,7 @@ pub enum Command {
     Contract(contract::ContractArgs),
     Templates(templates::TemplatesArgs),
     Repair(repair::RepairArgs),
+    Merge(merge::MergeArgs),
 }
 
 /// What a command concluded; `main` maps it to the exit code.
@@ -67,6 +69,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Outcome> 
         Command::Contract(args) => contract::run(args).map(Outcome::Done),
         Command::Templates(args) => templates::run(args).map(Outcome::Done),
         Command::Repair(args) => repair::run(args).map(Outcome::Done),
+        Command::Merge(args) => merge::run(args).map(Outcome::Done),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod doc;
 mod ids;
+pub mod partial;
 mod path;
 mod prehashed;
 
@@ -26,6 +27,7 @@ pub use doc::{
     classify, Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES, MAX_NESTING,
 };
 pub use ids::{id_text, IdArena};
+pub use partial::{Chunk, PartialError, PartialReader, PartialWriter};
 pub use path::{generalise_pointer, values_at};
 pub use prehashed::{HashMap128, HashSet128};
 
@@ -69,6 +71,43 @@ pub enum ScanError {
     Output(#[from] std::io::Error),
     #[error("cannot start {threads} worker threads: {message}")]
     Threads { threads: usize, message: String },
+    /// A partial result to merge or a checkpoint to continue is unusable.
+    #[error(transparent)]
+    Partial(#[from] PartialError),
+}
+
+/// What happens to the documents a scan examines.
+pub enum Facts<'a> {
+    /// Fold them into the report (a plain check).
+    Fold,
+    /// Record them for a later merge, and nothing else (`check --partition`).
+    Record(&'a mut PartialWriter),
+    /// Examine nothing: fold what the partitions recorded, in partition order
+    /// (`docsweep merge`).
+    Merge(&'a mut [PartialReader]),
+    /// Fold what an interrupted run recorded, then continue where it stopped, recording
+    /// as well (`check --checkpoint`).
+    Checkpoint(&'a mut Checkpoint),
+}
+
+/// A checkpoint being continued or written.
+pub struct Checkpoint {
+    /// What an earlier run recorded, still to be folded.
+    pub replay: Option<PartialReader>,
+    /// Where new records go; opened after the replay (at its verified end).
+    pub writer: Option<PartialWriter>,
+    pub path: std::path::PathBuf,
+}
+
+impl Checkpoint {
+    /// The writer, continuing the file after what was replayed.
+    fn writer(&mut self, records: u64) -> Result<&mut PartialWriter, PartialError> {
+        if self.writer.is_none() {
+            let valid = self.replay.take().map(|r| r.valid_len()).unwrap_or(0);
+            self.writer = Some(PartialWriter::append(&self.path, valid, records)?);
+        }
+        Ok(self.writer.as_mut().expect("just opened"))
+    }
 }
 
 /// The result of scanning every selected collection.
@@ -204,6 +243,27 @@ pub fn scan(
     opts: &ScanOptions,
     sink: &mut dyn ViolationSink,
 ) -> Result<ScanOutcome, ScanError> {
+    scan_with(
+        source,
+        baseline,
+        contracts,
+        selected,
+        opts,
+        sink,
+        &mut Facts::Fold,
+    )
+}
+
+/// [`scan`], with the examined documents going where `facts` says.
+pub fn scan_with(
+    source: &Source,
+    baseline: Option<&Baseline>,
+    contracts: &ContractSet,
+    selected: &[String],
+    opts: &ScanOptions,
+    sink: &mut dyn ViolationSink,
+    facts: &mut Facts<'_>,
+) -> Result<ScanOutcome, ScanError> {
     let mut warnings = Vec::new();
     if let Some(b) = baseline {
         if let (Some(bd), Some(sd)) = (b.database(), source.database.as_deref()) {
@@ -281,9 +341,16 @@ pub fn scan(
     }
     for (coll, fields) in key_only {
         if let Some(cs) = source.collection(coll) {
-            match collect_keys(source, cs, &fields, &pool, opts.batch_records) {
+            let collected = match facts {
+                Facts::Merge(readers) => Ok(merged_keys(readers, coll, &fields)?),
+                _ => collect_keys(source, cs, &fields, &pool, opts.batch_records),
+            };
+            match collected {
                 Ok(sets) => {
                     for (f, set) in fields.into_iter().zip(sets) {
+                        if let Facts::Record(w) = facts {
+                            w.keys(coll, &f, &set)?;
+                        }
                         keys.insert((coll.to_string(), f), set);
                     }
                 }
@@ -338,7 +405,18 @@ pub fn scan(
             }
         }
         let recon = base.as_ref().map(|(r, _)| r);
-        let mut result = col.run(source, &pool, opts, &keys, recon, sink);
+        let mut result = col.run(source, &pool, opts, &keys, recon, sink, facts);
+        if let Facts::Record(_) = facts {
+            // Nothing is folded: the merge makes the report.
+            match result {
+                Ok(()) => continue,
+                Err(ScanError::Source(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                Err(other) => return Err(other),
+            }
+        }
         if let (Some(b), Some((r, ids)), Ok(())) = (baseline, &base, &result) {
             if let Err(e) = col.finish_reconciliation(b, r, ids, opts.batch_records, sink) {
                 match e {
@@ -580,8 +658,7 @@ fn stream_batches(
 /// Streams batches and maps each on the pool while the calling thread folds the results
 /// of earlier batches, in source order: reading, examining and folding overlap.
 fn stream_mapped<T: Send>(
-    source: &Source,
-    cs: &CollectionSource,
+    reader: Box<dyn crate::source::RecordReader>,
     pb: &ProgressBar,
     batch_records: usize,
     pool: &rayon::ThreadPool,
@@ -590,7 +667,6 @@ fn stream_mapped<T: Send>(
 ) -> Result<(), ScanError> {
     /// Batches being examined ahead of the fold.
     const AHEAD: usize = 3;
-    let reader = source.reader(cs)?;
     std::thread::scope(|s| {
         let rx = spawn_reader(s, reader, pb, batch_records);
         pool.in_place_scope(|scope| {
@@ -627,6 +703,95 @@ fn stream_mapped<T: Send>(
         // Dropping the receivers on an early return unblocks the reader and the
         // examiners, which then end.
     })
+}
+
+/// The value sets of `fields` of a collection that is referenced but not checked: the
+/// union of what every partition recorded.
+fn merged_keys(
+    readers: &mut [PartialReader],
+    coll: &str,
+    fields: &[String],
+) -> Result<Vec<HashSet128>, PartialError> {
+    let mut sets = vec![HashSet128::default(); fields.len()];
+    for r in readers.iter_mut() {
+        for (f, set) in fields.iter().zip(sets.iter_mut()) {
+            match r.next_chunk()? {
+                Some(Chunk::Keys {
+                    collection,
+                    field,
+                    hashes,
+                }) if collection == coll && field == *f => set.extend(hashes),
+                other => {
+                    return Err(PartialError::Invalid {
+                        path: r.path().to_path_buf(),
+                        message: format!(
+                            "expected the values of {coll}.{f}, found {}",
+                            describe_chunk(other.as_ref())
+                        ),
+                    })
+                }
+            }
+        }
+    }
+    Ok(sets)
+}
+
+fn describe_chunk(c: Option<&Chunk>) -> String {
+    match c {
+        None => "the end of the file (the partition run did not finish)".into(),
+        Some(Chunk::Header(_)) => "a second header".into(),
+        Some(Chunk::Keys {
+            collection, field, ..
+        }) => format!("the values of {collection}.{field}"),
+        Some(Chunk::Section(m)) => format!("the records of {}", m["collection"]),
+        Some(Chunk::Records(_)) => "records".into(),
+        Some(Chunk::SectionEnd(_)) => "the end of a collection".into(),
+        Some(Chunk::End) => "the end of the results".into(),
+    }
+}
+
+/// Checks that the partitions' ranges of a collection tile it: the first starts at the
+/// beginning, each ends where the next starts, the last runs to the end.
+fn check_tiling(
+    name: &str,
+    ranges: &[Option<crate::source::Range>],
+    readers: &[PartialReader],
+) -> Result<(), ScanError> {
+    let bad = |i: usize, m: String| {
+        ScanError::Partial(PartialError::Invalid {
+            path: readers[i].path().to_path_buf(),
+            message: m,
+        })
+    };
+    let n = ranges.len();
+    for (i, r) in ranges.iter().enumerate() {
+        let Some(r) = r else {
+            return Err(bad(i, format!("no range recorded for {name:?}")));
+        };
+        if i == 0 && !r.is_first() {
+            return Err(bad(
+                i,
+                format!("{name:?}: the first partition starts at {r}"),
+            ));
+        }
+        if i + 1 == n && !r.is_last() {
+            return Err(bad(i, format!("{name:?}: the last partition ends at {r}")));
+        }
+        if let Some(Some(next)) = ranges.get(i + 1) {
+            if !r.meets(next) {
+                return Err(bad(
+                    i + 1,
+                    format!(
+                        "{name:?}: partition {} covers {r} but partition {} covers {next}: \
+                         the partitions do not tile the data (did it change between the runs?)",
+                        i,
+                        i + 1
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Collects the value hashes of `fields` in a collection that is referenced but not checked.
@@ -768,6 +933,7 @@ impl<'a> CollectionScan<'a> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         source: &Source,
@@ -776,10 +942,223 @@ impl<'a> CollectionScan<'a> {
         keys: &KeySets,
         recon: Option<&reconcile::Reconciler>,
         sink: &mut dyn ViolationSink,
+        facts: &mut Facts<'_>,
     ) -> Result<(), ScanError> {
         if let Some(r) = recon {
             self.recon_progress = Some(r.start());
         }
+        let resume = crate::source::Resume::default();
+        match facts {
+            Facts::Fold => {
+                let (reader, _) = source.reader_from(self.cs, &resume)?;
+                self.stream(source, reader, pool, opts, keys, recon, sink, None, true)
+            }
+            Facts::Record(w) => {
+                let (reader, range) = source.reader_from(self.cs, &resume)?;
+                w.section(&self.section_meta(range.as_ref()))?;
+                self.stream(
+                    source,
+                    reader,
+                    pool,
+                    opts,
+                    keys,
+                    recon,
+                    sink,
+                    Some(w),
+                    false,
+                )?;
+                Ok(w.section_end()?)
+            }
+            Facts::Merge(readers) => self.merge(readers, keys, recon, sink),
+            Facts::Checkpoint(cp) => {
+                let Some((resume, open)) = self.replay_checkpoint(cp, keys, recon, sink)? else {
+                    return Ok(());
+                };
+                let (reader, _) = source.reader_from(self.cs, &resume)?;
+                let w = cp.writer(resume.skip)?;
+                if !open {
+                    w.section(&self.section_meta(None))?;
+                }
+                self.stream(source, reader, pool, opts, keys, recon, sink, Some(w), true)?;
+                Ok(w.section_end()?)
+            }
+        }
+    }
+
+    /// What a partial result says about a collection before its records.
+    fn section_meta(&self, range: Option<&crate::source::Range>) -> serde_json::Value {
+        serde_json::json!({
+            "collection": self.contract.collection,
+            "file": self.cs.file.display().to_string(),
+            "range": range,
+            "indexes": self.actual_indexes.as_ref().map(|l| {
+                l.iter().map(IndexSpec::to_report_json).collect::<Vec<_>>()
+            }),
+            "index_error": self.index_error.as_ref().map(|e| e.to_string()),
+        })
+    }
+
+    /// Reads and folds this collection's records in every partition, in order, after
+    /// checking that the partitions' ranges tile the collection.
+    fn merge(
+        &mut self,
+        readers: &mut [PartialReader],
+        keys: &KeySets,
+        recon: Option<&reconcile::Reconciler>,
+        sink: &mut dyn ViolationSink,
+    ) -> Result<(), ScanError> {
+        let name = self.contract.collection.clone();
+        let mut ranges: Vec<Option<crate::source::Range>> = Vec::new();
+        // Live cursor positions restart in each partition; they continue here.
+        let mut base = 0u64;
+        for (i, r) in readers.iter_mut().enumerate() {
+            let bad = |r: &PartialReader, m: String| {
+                ScanError::Partial(PartialError::Invalid {
+                    path: r.path().to_path_buf(),
+                    message: m,
+                })
+            };
+            let meta = match r.next_chunk()? {
+                Some(Chunk::Section(m)) if m["collection"] == name.as_str() => m,
+                other => {
+                    return Err(bad(
+                        r,
+                        format!(
+                            "expected the records of {name:?}, found {}",
+                            describe_chunk(other.as_ref())
+                        ),
+                    ))
+                }
+            };
+            if i == 0 {
+                self.adopt_indexes(&meta);
+            }
+            let range: Option<crate::source::Range> =
+                serde_json::from_value(meta["range"].clone()).ok().flatten();
+            ranges.push(range);
+            let mut count = 0u64;
+            loop {
+                match r.next_chunk()? {
+                    Some(Chunk::Records(list)) => {
+                        for mut ex in list {
+                            if let crate::source::Location::Live { index } = &mut ex.location {
+                                *index += base;
+                            }
+                            count += 1;
+                            self.fold(ex, keys, recon, sink)?;
+                        }
+                    }
+                    Some(Chunk::SectionEnd(_)) => break,
+                    other => {
+                        return Err(bad(
+                            r,
+                            format!(
+                                "the records of {name:?} end early ({})",
+                                describe_chunk(other.as_ref())
+                            ),
+                        ))
+                    }
+                }
+            }
+            base += count;
+        }
+        check_tiling(&name, &ranges, readers)
+    }
+
+    /// Takes the indexes a partial result recorded for this collection.
+    fn adopt_indexes(&mut self, meta: &serde_json::Value) {
+        self.actual_indexes = meta["indexes"].as_array().map(|l| {
+            l.iter()
+                .filter_map(|v| IndexSpec::from_server_json(v).ok())
+                .collect()
+        });
+        self.index_error = meta["index_error"]
+            .as_str()
+            .map(|m| SourceError::Other(m.to_string()));
+    }
+
+    /// Folds what a checkpoint recorded for this collection. Returns where to continue
+    /// reading and whether the checkpoint already has this collection's section open,
+    /// or None when the collection was complete.
+    fn replay_checkpoint(
+        &mut self,
+        cp: &mut Checkpoint,
+        keys: &KeySets,
+        recon: Option<&reconcile::Reconciler>,
+        sink: &mut dyn ViolationSink,
+    ) -> Result<Option<(crate::source::Resume, bool)>, ScanError> {
+        let mut resume = crate::source::Resume::default();
+        let Some(r) = cp.replay.as_mut() else {
+            return Ok(Some((resume, false)));
+        };
+        let name = self.contract.collection.as_str();
+        match r.peek() {
+            Ok(Some(Chunk::Section(m))) if m["collection"] == name => {}
+            // Nothing (more) recorded, or a torn tail: scan from here on.
+            Ok(_) | Err(PartialError::Invalid { .. }) => {
+                let done = cp.replay.take().map(|r| r.valid_len()).unwrap_or(0);
+                cp.writer = Some(PartialWriter::append(&cp.path, done, 0)?);
+                return Ok(Some((resume, false)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let _ = r.next_chunk()?;
+        let mut after_id = 0u64;
+        loop {
+            match r.next_chunk() {
+                Ok(Some(Chunk::Records(list))) => {
+                    for ex in list {
+                        resume.skip += 1;
+                        after_id += 1;
+                        if let Ok(f) = &ex.outcome {
+                            if f.id.is_some() {
+                                resume.after_id = f.id.clone();
+                                after_id = 0;
+                            }
+                        }
+                        self.fold(ex, keys, recon, sink)?;
+                    }
+                }
+                Ok(Some(Chunk::SectionEnd(_))) => return Ok(None),
+                // The run stopped in this collection: continue after what it recorded.
+                Ok(None) | Err(PartialError::Invalid { .. }) => break,
+                Ok(Some(other)) => {
+                    return Err(ScanError::Partial(PartialError::Invalid {
+                        path: cp.path.clone(),
+                        message: format!(
+                            "inconsistent checkpoint: {} inside the records of {name:?}",
+                            describe_chunk(Some(&other))
+                        ),
+                    }))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        resume.skip_after_id = if resume.after_id.is_some() {
+            after_id
+        } else {
+            resume.skip
+        };
+        let valid = r.valid_len();
+        cp.replay = None;
+        cp.writer = Some(PartialWriter::append(&cp.path, valid, resume.skip)?);
+        Ok(Some((resume, true)))
+    }
+
+    /// Streams `reader`'s records through the examiners, then records and/or folds them.
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &mut self,
+        source: &Source,
+        reader: Box<dyn crate::source::RecordReader>,
+        pool: &rayon::ThreadPool,
+        opts: &ScanOptions,
+        keys: &KeySets,
+        recon: Option<&reconcile::Reconciler>,
+        sink: &mut dyn ViolationSink,
+        mut record: Option<&mut PartialWriter>,
+        fold: bool,
+    ) -> Result<(), ScanError> {
         let pb = progress_bar(opts, source, self.cs);
         let cs = self.cs;
         let contract = self.contract;
@@ -799,13 +1178,18 @@ impl<'a> CollectionScan<'a> {
                 .map(|rec| ctx.examine(batch.bytes(rec), rec.location, rec.broken.as_deref()))
                 .collect()
         };
-        let mut fold = |examined: Vec<Examined>| -> Result<(), ScanError> {
-            for ex in examined {
-                self.fold(ex, keys, recon, sink)?;
+        let mut consume = |examined: Vec<Examined>| -> Result<(), ScanError> {
+            if let Some(w) = record.as_mut() {
+                w.records(&examined)?;
+            }
+            if fold {
+                for ex in examined {
+                    self.fold(ex, keys, recon, sink)?;
+                }
             }
             Ok(())
         };
-        let result = stream_mapped(source, cs, &pb, opts.batch_records, pool, &map, &mut fold);
+        let result = stream_mapped(reader, &pb, opts.batch_records, pool, &map, &mut consume);
         pb.finish_and_clear();
         result
     }

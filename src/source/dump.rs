@@ -135,6 +135,7 @@ pub(super) fn open(
         spec: spec.clone(),
         database: db_name,
         collections,
+        partition: None,
     })
 }
 

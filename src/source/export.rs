@@ -80,6 +80,7 @@ pub(super) fn open(spec: &SourceSpec, path: &Path) -> Result<Source, SourceError
         spec: spec.clone(),
         database: None,
         collections,
+        partition: None,
     })
 }
 

@@ -10,9 +10,10 @@ use bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::options::{ClientOptions, ReadPreference, ReadPreferenceOptions, SelectionCriteria};
 use mongodb::sync::{Client, Collection, Cursor, Database};
 
+use super::partition::{Bound, Partition};
 use super::{
     redact_uri, Batch, CollectionKind, CollectionSource, Encoding, Location, Record, RecordReader,
-    Source, SourceError, SourceSpec, BATCH_BYTES,
+    Resume, Source, SourceError, SourceSpec, BATCH_BYTES,
 };
 use crate::contract::IndexSpec;
 
@@ -149,6 +150,7 @@ pub(super) fn open(
         spec: spec.clone(),
         database: Some(db_name),
         collections,
+        partition: None,
     })
 }
 
@@ -215,19 +217,117 @@ impl Live {
         Ok(out)
     }
 
-    pub(super) fn reader(&self, name: &str) -> Result<Box<dyn RecordReader>, SourceError> {
+    /// A reader over `name` sorted by `_id`: all of it, or the `_id` range `range`,
+    /// starting after `resume` when continuing an interrupted scan.
+    pub(super) fn reader(
+        &self,
+        name: &str,
+        range: Option<(Bound, Bound)>,
+        resume: &Resume,
+    ) -> Result<Box<dyn RecordReader>, SourceError> {
         let coll = self.db.collection::<RawDocumentBuf>(name);
+        let empty = matches!(&range, Some((Bound::Max, _)) | Some((_, Bound::Min)));
+        let range = match range {
+            None => doc! {},
+            Some((from, to)) => {
+                let mut and = Vec::new();
+                if let Bound::At(v) = &from {
+                    and.push(Bson::Document(self.order_filter(bson_of(v)?, true)));
+                }
+                if let Bound::At(v) = &to {
+                    and.push(Bson::Document(self.order_filter(bson_of(v)?, false)));
+                }
+                if and.is_empty() {
+                    doc! {}
+                } else {
+                    doc! {"$and": and}
+                }
+            }
+        };
+        let last_id = resume.after_id.as_ref().map(bson_of).transpose()?;
         let mut r = LiveReader {
             live: self.clone(),
             coll,
+            range,
             cursor: None,
-            last_id: None,
-            read: 0,
+            last_id,
+            read: resume.skip.saturating_sub(resume.skip_after_id),
             failures: 0,
-            done: false,
+            done: empty,
         };
-        r.open_cursor()?;
-        Ok(Box::new(r))
+        if !r.done {
+            r.open_cursor()?;
+        }
+        let reader: Box<dyn RecordReader> = Box::new(r);
+        Ok(if resume.skip_after_id > 0 {
+            Box::new(super::partition::Skip {
+                inner: reader,
+                skip: resume.skip_after_id,
+            })
+        } else {
+            reader
+        })
+    }
+
+    /// `_id >= at` (`from`) or `_id < at` (not `from`) in MongoDB's order over all types:
+    /// a comparison operator only matches within one type bracket, so the brackets
+    /// after (or before) `at`'s are added by type.
+    fn order_filter(&self, at: Bson, from: bool) -> Document {
+        let mut types = if from {
+            later_types(&at)
+        } else {
+            earlier_types(&at)
+        };
+        if self.ferretdb {
+            types.retain(|&t| t != -1 && t != 127);
+        }
+        let cmp = if from {
+            doc! {"_id": {"$gte": at}}
+        } else {
+            doc! {"_id": {"$lt": at}}
+        };
+        let mut or = vec![Bson::Document(cmp)];
+        if !types.is_empty() {
+            or.push(Bson::Document(doc! {"_id": {"$type": types}}));
+        }
+        doc! {"$or": or}
+    }
+
+    /// The `_id` range of partition `p`: split at the `_id`s found at positions k·n/N of
+    /// the `_id` order (n the estimated count), so every partition computes the same
+    /// split points from the same data.
+    pub(super) fn partition_range(
+        &self,
+        name: &str,
+        p: Partition,
+    ) -> Result<(Bound, Bound), SourceError> {
+        let coll = self.db.collection::<RawDocumentBuf>(name);
+        let n = with_retries(&self.options, || coll.estimated_document_count().run())
+            .map_err(|e| err(&self.uri, &format!("count {name}"), e))?;
+        let at = |k: u32| -> Result<Bound, SourceError> {
+            if k == 0 {
+                return Ok(Bound::Min);
+            }
+            if k == p.count {
+                return Ok(Bound::Max);
+            }
+            let skip = (n as u128 * k as u128 / p.count as u128) as u64;
+            let found = with_retries(&self.options, || {
+                coll.find_one(doc! {})
+                    .sort(doc! {"_id": 1})
+                    .skip(skip)
+                    .projection(doc! {"_id": 1})
+                    .run()
+            })
+            .map_err(|e| err(&self.uri, &format!("split points of {name}"), e))?;
+            let Some(raw) = found else {
+                return Ok(Bound::Max);
+            };
+            let v = crate::value::from_bson(raw.as_bytes())
+                .map_err(|e| err(&self.uri, &format!("split points of {name}"), e))?;
+            Ok(v.value.get("_id").cloned().map_or(Bound::Max, Bound::At))
+        };
+        Ok((at(p.index)?, at(p.index + 1)?))
     }
 
     pub(super) fn estimated_count(&self, name: &str) -> u64 {
@@ -242,6 +342,8 @@ impl Live {
 struct LiveReader {
     live: Live,
     coll: Collection<RawDocumentBuf>,
+    /// The partition's `_id` range (an empty filter for the whole collection).
+    range: Document,
     cursor: Option<Cursor<RawDocumentBuf>>,
     /// The `_id` of the last document handed out: a resumed scan starts after it.
     last_id: Option<Bson>,
@@ -253,21 +355,23 @@ struct LiveReader {
 /// BSON type codes (for `$type`) in MongoDB's comparison order, bracket by bracket, used
 /// to resume a scan whose `_id`s mix types: `$gt` only compares within one type bracket.
 /// Numeric codes rather than aliases: FerretDB does not know every alias (`maxKey`).
-fn later_types(id: &Bson) -> Vec<i32> {
-    const ORDER: [&[i32]; 11] = [
-        &[-1],            // minKey
-        &[10, 6],         // null, undefined
-        &[16, 18, 1, 19], // int, long, double, decimal
-        &[2, 14],         // string, symbol
-        &[3],             // object
-        &[4],             // array
-        &[5],             // binData
-        &[7],             // objectId
-        &[8],             // bool
-        &[9],             // date
-        &[17, 11, 127],   // timestamp, regex, maxKey
-    ];
-    let bracket = match id {
+const ORDER: [&[i32]; 11] = [
+    &[-1],            // minKey
+    &[10, 6],         // null, undefined
+    &[16, 18, 1, 19], // int, long, double, decimal
+    &[2, 14],         // string, symbol
+    &[3],             // object
+    &[4],             // array
+    &[5],             // binData
+    &[7],             // objectId
+    &[8],             // bool
+    &[9],             // date
+    &[17, 11, 127],   // timestamp, regex, maxKey
+];
+
+/// The comparison bracket of an `_id` (an index into [`ORDER`]).
+fn bracket(id: &Bson) -> usize {
+    match id {
         Bson::MinKey => 0,
         Bson::Null | Bson::Undefined => 1,
         Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 2,
@@ -279,16 +383,43 @@ fn later_types(id: &Bson) -> Vec<i32> {
         Bson::Boolean(_) => 8,
         Bson::DateTime(_) => 9,
         _ => 10,
-    };
-    ORDER[bracket + 1..]
+    }
+}
+
+/// Type codes of the brackets after `id`'s.
+fn later_types(id: &Bson) -> Vec<i32> {
+    ORDER[bracket(id) + 1..]
         .iter()
         .flat_map(|b| b.iter().copied())
         .collect()
 }
 
+/// Type codes of the brackets before `id`'s.
+fn earlier_types(id: &Bson) -> Vec<i32> {
+    ORDER[..bracket(id)]
+        .iter()
+        .flat_map(|b| b.iter().copied())
+        .collect()
+}
+
+/// A relaxed Extended JSON `_id` back as BSON.
+fn bson_of(v: &serde_json::Value) -> Result<Bson, SourceError> {
+    let bytes = crate::value::to_bson(&serde_json::json!({ "_id": v }))
+        .map_err(|e| SourceError::Other(format!("cannot use _id {v} as a bound: {e}")))?;
+    let doc = bson::RawDocument::from_bytes(&bytes)
+        .map_err(|e| SourceError::Other(format!("cannot use _id {v} as a bound: {e}")))?;
+    let raw = doc
+        .get("_id")
+        .ok()
+        .flatten()
+        .ok_or_else(|| SourceError::Other(format!("cannot use _id {v} as a bound")))?;
+    Bson::try_from(raw)
+        .map_err(|e| SourceError::Other(format!("cannot use _id {v} as a bound: {e}")))
+}
+
 impl LiveReader {
     fn open_cursor(&mut self) -> Result<(), SourceError> {
-        let filter = match &self.last_id {
+        let after = match &self.last_id {
             None => doc! {},
             Some(id) => {
                 let mut later = later_types(id);
@@ -301,6 +432,11 @@ impl LiveReader {
                 }
                 doc! {"$or": or}
             }
+        };
+        let filter = match (self.range.is_empty(), after.is_empty()) {
+            (true, _) => after,
+            (false, true) => self.range.clone(),
+            (false, false) => doc! {"$and": [self.range.clone(), after]},
         };
         let o = self.live.options.clone();
         let coll = &self.coll;

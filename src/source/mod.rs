@@ -7,6 +7,7 @@ mod dump;
 mod export;
 mod json_reader;
 mod live;
+mod partition;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use crate::contract::IndexSpec;
 pub use bson_reader::{BsonReader, MAX_RECORD_BYTES};
 pub use json_reader::JsonReader;
 pub use live::{Live, LiveOptions};
+pub use partition::{Bound, Partition, Range};
 
 /// A source failed: unreachable, unreadable or not what it claims to be.
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +241,23 @@ enum CollectionKind {
     },
     Export,
     Live(live::Live),
+    /// Known only from a partial result (`docsweep merge`): its name, file and indexes,
+    /// no records.
+    Recorded {
+        indexes: Result<Indexes, String>,
+    },
+}
+
+/// Where an interrupted scan continues: after `skip` records (dumps and exports), or
+/// (live sources, which may have changed since) after the record with `_id` `after_id`
+/// and then `skip_after_id` more; `skip` counts all of them either way.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    /// Records already read (they keep their positions in messages).
+    pub skip: u64,
+    pub after_id: Option<serde_json::Value>,
+    /// Records to drop after `after_id` (unreadable ones that had no `_id`).
+    pub skip_after_id: u64,
 }
 
 /// An opened source: which collections it has and how to read them.
@@ -248,6 +267,8 @@ pub struct Source {
     /// The database name, when the source knows it.
     pub database: Option<String>,
     pub collections: Vec<CollectionSource>,
+    /// Read only this partition of every collection.
+    pub partition: Option<Partition>,
 }
 
 /// The actual indexes of a collection, or `None` when the source cannot tell
@@ -260,6 +281,7 @@ impl CollectionSource {
         match self.kind {
             CollectionKind::Dump { .. } | CollectionKind::Live(_) => Encoding::Bson,
             CollectionKind::Export => Encoding::Json,
+            CollectionKind::Recorded { .. } => Encoding::Bson,
         }
     }
 }
@@ -301,15 +323,87 @@ impl Source {
             },
             CollectionKind::Export => Ok(None),
             CollectionKind::Live(l) => l.indexes(&c.name).map(Some),
+            CollectionKind::Recorded { indexes } => indexes.clone().map_err(SourceError::Other),
         }
     }
 
-    /// A reader over the collection's records.
+    /// A reader over the collection's records (this source's partition of them).
     pub fn reader(&self, c: &CollectionSource) -> Result<Box<dyn RecordReader>, SourceError> {
-        match &c.kind {
-            CollectionKind::Dump { gzip, .. } => dump::reader(&c.file, *gzip),
-            CollectionKind::Export => export::reader(&c.file),
-            CollectionKind::Live(l) => l.reader(&c.name),
+        self.reader_from(c, &Resume::default()).map(|(r, _)| r)
+    }
+
+    /// A reader over the collection's records (this source's partition of them),
+    /// continuing at `resume`, and the range it covers when partitioned.
+    pub fn reader_from(
+        &self,
+        c: &CollectionSource,
+        resume: &Resume,
+    ) -> Result<(Box<dyn RecordReader>, Option<Range>), SourceError> {
+        if let CollectionKind::Live(l) = &c.kind {
+            let range = self
+                .partition
+                .map(|p| l.partition_range(&c.name, p))
+                .transpose()?;
+            let reader = l.reader(&c.name, range.clone(), resume)?;
+            return Ok((reader, range.map(|(from, to)| Range::Ids { from, to })));
+        }
+        let mut reader = match &c.kind {
+            CollectionKind::Dump { gzip, .. } => dump::reader(&c.file, *gzip)?,
+            CollectionKind::Export => export::reader(&c.file)?,
+            CollectionKind::Live(_) => unreachable!("handled above"),
+            CollectionKind::Recorded { .. } => {
+                return Err(SourceError::Other(format!(
+                    "{}: only known from partial results; its records cannot be read",
+                    c.file.display()
+                )))
+            }
+        };
+        let mut range = None;
+        if let Some(p) = self.partition {
+            let (total, file_len) = partition::stream_size(&c.file)?;
+            let (from, to) = p.share(total);
+            reader = Box::new(partition::ByteRange {
+                inner: reader,
+                from,
+                to,
+                done: false,
+            });
+            range = Some(Range::Bytes {
+                total,
+                file_len,
+                from,
+                to,
+            });
+        }
+        if resume.skip > 0 {
+            reader = Box::new(partition::Skip {
+                inner: reader,
+                skip: resume.skip,
+            });
+        }
+        Ok((reader, range))
+    }
+
+    /// A source known only from partial results: collections with their files and
+    /// indexes, no records.
+    pub fn recorded(
+        spec: SourceSpec,
+        database: Option<String>,
+        collections: Vec<(String, PathBuf, Result<Indexes, String>)>,
+    ) -> Source {
+        Source {
+            spec,
+            database,
+            collections: collections
+                .into_iter()
+                .map(|(name, file, indexes)| CollectionSource {
+                    name,
+                    file,
+                    size: 0,
+                    kind: CollectionKind::Recorded { indexes },
+                })
+                .collect(),
+            partition: None,
         }
     }
 }
