@@ -95,6 +95,9 @@ pub struct CheckArgs {
     /// (deleted once the check completes)
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
+    /// Records per batch handed to the workers (results never depend on it)
+    #[arg(long, value_name = "N", hide = true)]
+    pub batch_records: Option<usize>,
 }
 
 /// `--baseline`: a source string, or the path of a snapshot file.
@@ -232,7 +235,10 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
             max_errors: args.max_errors.or(cfg.max_errors).unwrap_or(10).max(1),
             show_values: args.show_values,
             progress: !args.no_progress && std::io::stderr().is_terminal(),
-            batch_records: crate::source::BATCH_RECORDS,
+            batch_records: args
+                .batch_records
+                .unwrap_or(crate::source::BATCH_RECORDS)
+                .clamp(1, 1 << 20),
         },
     })
 }
@@ -395,11 +401,13 @@ pub fn merge(
                 for r in &mut readers {
                     match r.next_chunk()? {
                         Some(crate::scan::Chunk::End) => {}
-                        _ => return Err(ConfigError::Usage(format!(
+                        _ => {
+                            return Err(ConfigError::Usage(format!(
                             "{}: more or less than this merge expected after the last collection",
                             r.path().display()
                         ))
-                        .into()),
+                            .into())
+                        }
                     }
                 }
             }

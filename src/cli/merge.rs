@@ -108,6 +108,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<Status> {
         config: args.config,
         partition: None,
         checkpoint: None,
+        batch_records: None,
     };
     check::merge(check, readers, started_at)
 }

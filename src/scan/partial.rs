@@ -78,6 +78,36 @@ pub struct PartialWriter {
     samples: std::collections::HashMap<String, usize>,
     /// Records written in the open section.
     records: u64,
+    /// Record chunks written by this process (for the crash tests' failpoints).
+    chunks: u64,
+}
+
+/// Crash injection for the interruption tests, when `DOCSWEEP_FAILPOINT` is
+/// `partial.after:N` (abort after the N-th chunk of records is written) or
+/// `partial.torn:N` (abort half-way through writing it), like a SIGKILL.
+fn failpoint(w: &mut PartialWriter, payload: &[u8]) {
+    let Ok(v) = std::env::var("DOCSWEEP_FAILPOINT") else {
+        return;
+    };
+    let at = |prefix: &str| {
+        v.strip_prefix(prefix)
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n == w.chunks)
+    };
+    if at("partial.torn:") {
+        let len = (payload.len() as u32).to_le_bytes();
+        let _ = w.out.write_all(&len);
+        let _ = w.out.write_all(&[0u8; 8]);
+        let _ = w.out.write_all(&payload[..payload.len() / 2]);
+        let _ = w.out.flush();
+        std::process::abort();
+    }
+    if at("partial.after:") {
+        w.chunks = u64::MAX;
+        let _ = w.chunk(payload);
+        let _ = w.out.flush();
+        std::process::abort();
+    }
 }
 
 impl PartialWriter {
@@ -133,6 +163,7 @@ impl PartialWriter {
             last_sync: std::time::Instant::now(),
             samples: Default::default(),
             records: 0,
+            chunks: 0,
         }
     }
 
@@ -206,6 +237,8 @@ impl PartialWriter {
             put_examined(&mut p, ex, keep_sample);
         }
         self.records += examined.len() as u64;
+        self.chunks += 1;
+        failpoint(self, &p);
         let r = self.chunk(&p);
         self.buf = p;
         r?;
@@ -774,7 +807,9 @@ mod tests {
         w.finish().unwrap();
 
         let mut r = PartialReader::open(&path).unwrap();
-        assert!(matches!(r.next_chunk().unwrap(), Some(Chunk::Keys { hashes, .. }) if hashes == [42]));
+        assert!(
+            matches!(r.next_chunk().unwrap(), Some(Chunk::Keys { hashes, .. }) if hashes == [42])
+        );
         assert!(matches!(r.next_chunk().unwrap(), Some(Chunk::Section(_))));
         match r.next_chunk().unwrap() {
             Some(Chunk::Records(v)) => assert_eq!(debug(&v), debug(&sample_facts())),

@@ -279,7 +279,7 @@ impl Live {
             earlier_types(&at)
         };
         if self.ferretdb {
-            types.retain(|&t| t != -1 && t != 127);
+            types.retain(|t| !FERRETDB_UNKNOWN_TYPES.contains(t));
         }
         let cmp = if from {
             doc! {"_id": {"$gte": at}}
@@ -369,6 +369,10 @@ const ORDER: [&[i32]; 11] = [
     &[17, 11, 127],   // timestamp, regex, maxKey
 ];
 
+/// Type codes FerretDB rejects in `$type` (it cannot store such values either): minKey,
+/// maxKey, the deprecated undefined and symbol, and decimal.
+const FERRETDB_UNKNOWN_TYPES: [i32; 5] = [-1, 127, 6, 14, 19];
+
 /// The comparison bracket of an `_id` (an index into [`ORDER`]).
 fn bracket(id: &Bson) -> usize {
     match id {
@@ -424,7 +428,7 @@ impl LiveReader {
             Some(id) => {
                 let mut later = later_types(id);
                 if self.live.ferretdb {
-                    later.retain(|&t| t != -1 && t != 127);
+                    later.retain(|t| !FERRETDB_UNKNOWN_TYPES.contains(t));
                 }
                 let mut or = vec![Bson::Document(doc! {"_id": {"$gt": id.clone()}})];
                 if !later.is_empty() {

@@ -45,7 +45,7 @@ fn loadable(bson_file: &Path) -> Vec<RawDocumentBuf> {
 
 /// Loads the example's collections into `db` (with the dump's indexes) and writes a dump
 /// of exactly what was loaded to `dump_dir/<db>/`.
-fn load_example(client: &Client, db: &str, dump_dir: &Path) {
+pub(crate) fn load_example(client: &Client, db: &str, dump_dir: &Path) {
     let src = example().join("data/dump/shop");
     let out = dump_dir.join(db);
     std::fs::create_dir_all(&out).unwrap();

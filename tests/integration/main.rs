@@ -5,6 +5,7 @@ mod check;
 mod contract_pull;
 mod live;
 mod outputs;
+mod partition;
 mod repair;
 mod templates;
 mod util;
