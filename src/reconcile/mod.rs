@@ -46,12 +46,26 @@ pub struct Diff {
     pub ordinal: u32,
 }
 
-/// The baseline side, indexed by `_id` hash, compared document by document while the
+/// The baseline side, sorted by `_id` hash, compared document by document while the
 /// current data streams. Lookups are read-only and may run on any thread; `observe`
 /// runs in scan order.
 pub struct Reconciler {
-    base: crate::scan::HashMap128<Base>,
+    /// One per distinct baseline `_id`, sorted by it: 40 bytes a document.
+    base: Vec<Base>,
+    /// Where the documents whose `_id` hash starts with each `bits`-bit prefix begin in
+    /// `base` (and, last, its length): about 2 bytes a document.
+    starts: Vec<u32>,
+    bits: u32,
     baseline_ordinals: usize,
+}
+
+/// The bucket of a hash whose top 64 bits are `top`.
+fn bucket(top: u64, bits: u32) -> usize {
+    if bits == 0 {
+        0
+    } else {
+        (top >> (64 - bits)) as usize
+    }
 }
 
 /// The mutable side of a reconciliation, advanced in scan order.
@@ -61,31 +75,67 @@ pub struct Progress {
     pub summary: Reconciliation,
 }
 
+/// A baseline document as the comparison keeps it. The content hashes are cut to 64 bits:
+/// each is only ever compared with the one current document of the same `_id`, where a
+/// 2^-64 chance of missing a change is negligible; `_id`s keep all 128 bits, because they
+/// are matched among all documents.
 #[derive(Debug, Clone, Copy)]
 struct Base {
-    content: u128,
-    ordered: u128,
+    id: [u64; 2],
+    content: u64,
+    ordered: u64,
     ordinal: u32,
+}
+
+fn split(h: u128) -> [u64; 2] {
+    [(h >> 64) as u64, h as u64]
 }
 
 impl Reconciler {
     /// Indexes the baseline; of several baseline documents with one `_id` the first counts.
     pub fn new(entries: &[Entry]) -> Reconciler {
-        let mut base =
-            crate::scan::HashMap128::with_capacity_and_hasher(entries.len(), Default::default());
-        let mut max_ordinal = 0;
-        for e in entries {
-            max_ordinal = max_ordinal.max(e.ordinal as usize + 1);
-            base.entry(e.id).or_insert(Base {
-                content: e.content,
-                ordered: e.ordered,
+        let mut base: Vec<Base> = entries
+            .iter()
+            .map(|e| Base {
+                id: split(e.id),
+                content: e.content as u64,
+                ordered: e.ordered as u64,
                 ordinal: e.ordinal,
-            });
+            })
+            .collect();
+        let max_ordinal = entries
+            .iter()
+            .map(|e| e.ordinal as usize + 1)
+            .max()
+            .unwrap_or(0);
+        base.sort_unstable_by_key(|b| (b.id, b.ordinal));
+        base.dedup_by_key(|b| b.id);
+        base.shrink_to_fit();
+        // About two documents per bucket.
+        let bits = (usize::BITS - (base.len() / 2).leading_zeros()).min(32);
+        let mut starts = vec![0u32; (1usize << bits) + 1];
+        for x in &base {
+            starts[bucket(x.id[0], bits) + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
         }
         Reconciler {
             base,
+            starts,
+            bits,
             baseline_ordinals: max_ordinal,
         }
+    }
+
+    /// The baseline document with this `_id` hash: the hashes are uniform, so their top
+    /// bits index a table of where each bucket of (about two) documents starts.
+    fn find(&self, id: u128) -> Option<&Base> {
+        let key = split(id);
+        let b = bucket(key[0], self.bits);
+        let (lo, hi) = (self.starts[b] as usize, self.starts[b + 1] as usize);
+        let window = &self.base[lo..hi];
+        window.iter().find(|x| x.id == key)
     }
 
     /// A fresh progress for one pass over the current data.
@@ -102,7 +152,7 @@ impl Reconciler {
     /// Would this document be `changed`? (Read-only; used to decide whether to collect
     /// its field hashes on a worker thread.)
     pub fn is_changed(&self, id: u128, content: u128) -> bool {
-        self.base.get(&id).is_some_and(|b| b.content != content)
+        self.find(id).is_some_and(|b| b.content != content as u64)
     }
 
     /// Classifies one current document (the first with its `_id`; callers skip
@@ -114,17 +164,17 @@ impl Reconciler {
         content: u128,
         ordered: u128,
     ) -> (Option<DiffKind>, Option<u32>) {
-        let Some(b) = self.base.get(&id).copied() else {
+        let Some(b) = self.find(id).copied() else {
             p.summary.added += 1;
             return (Some(DiffKind::Added), None);
         };
         if let Some(s) = p.seen.get_mut(b.ordinal as usize) {
             *s = true;
         }
-        let kind = if b.content != content {
+        let kind = if b.content != content as u64 {
             p.summary.changed += 1;
             Some(DiffKind::Changed)
-        } else if b.ordered != ordered {
+        } else if b.ordered != ordered as u64 {
             p.summary.reordered += 1;
             Some(DiffKind::Reordered)
         } else {
@@ -137,7 +187,7 @@ impl Reconciler {
     pub fn finish_missing(&self, p: &mut Progress) -> Vec<u32> {
         let mut missing: Vec<u32> = self
             .base
-            .values()
+            .iter()
             .filter(|b| !p.seen.get(b.ordinal as usize).copied().unwrap_or(false))
             .map(|b| b.ordinal)
             .collect();
@@ -287,5 +337,36 @@ mod tests {
         assert_eq!((s.missing, d.len()), (1, 1));
         let (s, _) = compare(&[e(1, 1, 1, 0)], &[]);
         assert_eq!(s.added, 1);
+    }
+}
+
+#[cfg(test)]
+mod find_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The galloping search finds exactly what a map would, for any ids (uniform or
+        /// not, with repeats), and the first ordinal of a repeated `_id` counts.
+        #[test]
+        fn finds_what_a_map_finds(
+            ids in proptest::collection::vec(prop_oneof![any::<u128>(), 0u128..8, Just(u128::MAX)], 0..300),
+            probes in proptest::collection::vec(any::<u128>(), 0..50),
+        ) {
+            let entries: Vec<Entry> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, &id)| Entry { id, content: id ^ 1, ordered: id ^ 2, ordinal: i as u32 })
+                .collect();
+            let r = Reconciler::new(&entries);
+            let mut first = std::collections::HashMap::new();
+            for e in &entries {
+                first.entry(e.id).or_insert(e.ordinal);
+            }
+            for id in ids.iter().chain(&probes).chain([&0, &u128::MAX]) {
+                prop_assert_eq!(r.find(*id).map(|b| b.ordinal), first.get(id).copied());
+            }
+            prop_assert_eq!(r.start().summary.baseline_documents, first.len() as u64);
+        }
     }
 }

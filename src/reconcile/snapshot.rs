@@ -251,10 +251,14 @@ fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
             h.update(&bytes[start..c.pos]);
             ids.push_raw(id)
                 .map_err(|m| format!("collection {}: document {i}: {m}", ch.name))?;
-            let id_value = ids.get(i);
+            let id_value = ids.value(i).ok_or_else(|| {
+                format!(
+                    "collection {}: document {i}: stored _id is not valid JSON",
+                    ch.name
+                )
+            })?;
             entries.push(Entry {
-                id: id_key(&id_value)
-                    .map_err(|m| format!("collection {}: document {i}: {m}", ch.name))?,
+                id: crate::value::key_hash(&id_value),
                 content,
                 ordered,
                 ordinal: i as u32,
@@ -295,12 +299,6 @@ fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
 }
 
 /// The `_id` key hash of a stored id text (as the scan computes it).
-fn id_key(text: &str) -> Result<u128, String> {
-    let v: Value =
-        serde_json::from_str(text).map_err(|_| "stored _id is not valid JSON".to_string())?;
-    Ok(crate::value::key_hash(&v))
-}
-
 impl Snapshot {
     pub fn collection(&self, name: &str) -> Option<&CollectionData> {
         self.header
@@ -368,7 +366,7 @@ mod tests {
         ids.push(Some(&serde_json::json!("x")));
         let entries = (0..2)
             .map(|i| Entry {
-                id: id_key(&ids.get(i)).unwrap(),
+                id: crate::value::key_hash(&ids.value(i).unwrap()),
                 content: 100 + i as u128,
                 ordered: 200 + i as u128,
                 ordinal: i as u32,

@@ -62,6 +62,19 @@ impl IdArena {
         self.ends.len()
     }
 
+    /// The `_id` of document `ordinal` as a relaxed value (None when it had none or the
+    /// record is damaged).
+    pub fn value(&self, ordinal: usize) -> Option<Value> {
+        let raw = self.raw(ordinal);
+        match raw.split_first() {
+            Some((&TAG_OID, rest)) => Some(serde_json::json!({
+                "$oid": crate::value::hex_lower(rest)
+            })),
+            Some((&TAG_JSON, rest)) => serde_json::from_slice(rest).ok(),
+            _ => None,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
@@ -80,15 +93,7 @@ impl IdArena {
             return String::new();
         };
         match tag {
-            TAG_OID => {
-                let mut s = String::with_capacity(34);
-                s.push_str("{\"$oid\":\"");
-                for b in rest {
-                    s.push_str(&format!("{b:02x}"));
-                }
-                s.push_str("\"}");
-                s
-            }
+            TAG_OID => format!("{{\"$oid\":\"{}\"}}", crate::value::hex_lower(rest)),
             TAG_JSON => String::from_utf8_lossy(rest).into_owned(),
             _ => String::new(),
         }

@@ -129,7 +129,7 @@ type ExportedKeys = Vec<(String, HashSet128)>;
 
 /// Scans the selected collections (all contracts when empty) of `source`.
 /// A baseline collection's fingerprints and the ids they belong to.
-type BaselineCollection<'a> = (Vec<Entry>, std::borrow::Cow<'a, IdArena>);
+type BaselineCollection<'a> = (std::borrow::Cow<'a, [Entry]>, std::borrow::Cow<'a, IdArena>);
 
 /// The state before the change: another source, or a snapshot file.
 #[derive(Debug)]
@@ -224,12 +224,15 @@ impl Baseline {
                 let cs = s.collection(name)?;
                 Some(
                     fingerprint_collection(s, cs, pool, batch_records, None)
-                        .map(|(e, ids)| (e, std::borrow::Cow::Owned(ids))),
+                        .map(|(e, ids)| (e.into(), std::borrow::Cow::Owned(ids))),
                 )
             }
             Baseline::Snapshot(s) => {
                 let c = s.collection(name)?;
-                Some(Ok((c.entries.clone(), std::borrow::Cow::Borrowed(&c.ids))))
+                Some(Ok((
+                    std::borrow::Cow::Borrowed(&c.entries[..]),
+                    std::borrow::Cow::Borrowed(&c.ids),
+                )))
             }
         }
     }
