@@ -3,6 +3,7 @@
 mod bad_input;
 mod check;
 mod contract_pull;
+mod kubernetes;
 mod live;
 mod outputs;
 mod partition;
