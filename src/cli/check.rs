@@ -265,6 +265,19 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
 
     // A corrupt snapshot is a usage error (exit 2), reported before any scan.
     let snapshot = read_snapshot(&s)?;
+    // A partition's earlier result must not outlive a failed re-run (a merge would take
+    // it): it is removed before anything else.
+    if s.partition.is_some() {
+        let stale = s.report_dir.join(PARTIAL_FILE);
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("cannot remove the old {}", stale.display()))
+            }
+        }
+    }
     // A checkpoint of another run is refused before any scan, too.
     let mut checkpoint = match &s.checkpoint {
         Some(p) => Some(open_checkpoint(p, &header)?),

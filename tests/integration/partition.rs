@@ -157,6 +157,19 @@ fn merges_of_partial_results_that_do_not_belong_together_are_refused() {
         &["merge", "parts/0", "other", "parts/2"],
         "different partitionings",
     );
+    // A partition whose re-run fails leaves no result behind, not the previous one.
+    let run = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--source",
+        "dump:nowhere",
+        "--partition",
+        "1/2",
+        "--report-dir",
+        "other",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(!w.path().join("other/partial.dsw").exists());
     // Of another source.
     let run = w.docsweep(&[
         "check",
