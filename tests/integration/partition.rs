@@ -225,8 +225,8 @@ fn bad_partition_arguments_are_usage_errors() {
 }
 
 /// Runs `check --checkpoint` killed at `failpoint`, then again to the end.
-fn interrupted_then_continued(w: &Workdir, failpoint: &str) -> crate::util::Run {
-    let args = [
+fn interrupted_then_continued(w: &Workdir, failpoint: &str, extra: &[&str]) -> crate::util::Run {
+    let mut args = vec![
         "check",
         "--no-progress",
         "--checkpoint",
@@ -236,8 +236,9 @@ fn interrupted_then_continued(w: &Workdir, failpoint: &str) -> crate::util::Run 
         "--report-dir",
         "continued",
     ];
+    args.extend_from_slice(extra);
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"))
-        .args(args)
+        .args(&args)
         .current_dir(w.path())
         .env("DOCSWEEP_FAILPOINT", failpoint)
         .output()
@@ -267,7 +268,7 @@ fn an_interrupted_checkpointed_check_continues_to_the_uninterrupted_result() {
         "partial.torn:4",
         "partial.torn:17",
     ] {
-        let run = interrupted_then_continued(&w, failpoint);
+        let run = interrupted_then_continued(&w, failpoint, &[]);
         assert_eq!(run.code, 1, "{failpoint}: {}", run.stderr);
         assert_eq!(
             timeless(&w, "straight"),
@@ -357,6 +358,41 @@ fn live_partitions_split_by_id_and_merge_to_the_single_run() {
         let part = std::fs::read(w.path().join("parts/1/partial.dsw")).unwrap();
         assert!(contains(&part, b"\"scheme\":\"ids\""));
         std::fs::remove_dir_all(w.path().join("parts")).unwrap();
+    }
+    client.database(&db).drop().run().unwrap();
+}
+
+#[test]
+fn an_interrupted_live_check_continues_after_the_last_recorded_id() {
+    let Some(uri) = server() else { return };
+    let db = fresh_db("checkpoint");
+    let client = Client::with_uri_str(&uri).unwrap();
+    let w = project();
+    crate::live::load_example(&client, &db, &w.path().join("loaded"));
+    add_mixed_ids(&client, &db);
+    let source = with_db(&uri, &db);
+    let straight = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--source",
+        &source,
+        "--report-dir",
+        "straight",
+    ]);
+    assert_eq!(straight.code, 1, "{}", straight.stderr);
+    for failpoint in ["partial.after:5", "partial.torn:12"] {
+        let run = interrupted_then_continued(&w, failpoint, &["--source", &source]);
+        assert_eq!(run.code, 1, "{failpoint}: {}", run.stderr);
+        assert_eq!(
+            timeless(&w, "straight"),
+            timeless(&w, "continued"),
+            "{failpoint}"
+        );
+        assert_eq!(
+            w.read("straight/violations.csv"),
+            w.read("continued/violations.csv"),
+            "{failpoint}"
+        );
     }
     client.database(&db).drop().run().unwrap();
 }
