@@ -286,14 +286,42 @@ impl<'a> DocContext<'a> {
     }
 }
 
+/// Does the dotted `path` lead to an empty array (through arrays of sub-documents too)?
+fn empty_array_at(v: &Value, path: &[&str]) -> bool {
+    match (path.split_first(), v) {
+        (None, Value::Array(a)) => a.is_empty(),
+        (None, _) => false,
+        (Some((seg, rest)), Value::Object(m)) => {
+            m.get(*seg).is_some_and(|x| empty_array_at(x, rest))
+        }
+        (Some((seg, rest)), Value::Array(a)) => {
+            a.iter().any(|x| x.is_object() && empty_array_at(x, path))
+                || seg
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| a.get(i))
+                    .is_some_and(|x| empty_array_at(x, rest))
+        }
+        _ => false,
+    }
+}
+
 /// The distinct key hashes a document contributes to a unique index. Missing fields
-/// index as null (as MongoDB does), unless the index is sparse and every field is missing.
+/// index as null and empty arrays as undefined (as MongoDB does), unless the index is
+/// sparse and every field is missing.
 fn unique_keys(doc: &Value, ix: &IndexSpec) -> Vec<u128> {
     let per_field: Vec<Vec<u128>> = ix
         .key
         .0
         .iter()
-        .map(|(f, _)| values_at(doc, f).into_iter().map(value::key_hash).collect())
+        .map(|(f, _)| {
+            let mut keys: Vec<u128> = values_at(doc, f).into_iter().map(value::key_hash).collect();
+            let segments: Vec<&str> = f.split('.').collect();
+            if empty_array_at(doc, &segments) {
+                keys.push(value::key_hash(&value::undefined()));
+            }
+            keys
+        })
         .collect();
     if ix.sparse && per_field.iter().all(Vec::is_empty) {
         return Vec::new();

@@ -155,6 +155,25 @@ fn a_document_is_a_duplicate_once_however_many_keys_collide() {
     );
 }
 
+#[test]
+fn empty_arrays_are_one_unique_key_and_not_a_missing_one() {
+    // MongoDB keys an empty array as undefined: two collide, neither collides with a
+    // document without the field (keyed null).
+    let f = Fixture::new(
+        "{\"_id\":1,\"sku\":[]}\n{\"_id\":2}\n{\"_id\":3,\"sku\":[]}\n{\"_id\":4,\"sku\":[\"a\"]}\n",
+        Some(OWNERS),
+    );
+    let (reports, rows) = f.run(1, 100);
+    let d = &reports[0].duplicates[0];
+    assert_eq!((d.groups, d.documents), (1, 2));
+    let ids: Vec<&str> = rows
+        .iter()
+        .filter(|v| v.finding == "duplicate:sku")
+        .map(|v| v.id.as_str())
+        .collect();
+    assert_eq!(ids, ["1", "3"]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
     #[test]

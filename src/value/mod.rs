@@ -19,7 +19,7 @@ pub use self::ejson::from_ejson;
 pub use self::encode::to_bson;
 pub use self::error::{BsonErrorKind, DecodeError, EjsonErrorKind};
 pub use self::fingerprint::{fingerprint, key_hash, Fingerprint};
-pub(crate) use self::relaxed::hex_lower;
+pub(crate) use self::relaxed::{hex_lower, undefined};
 
 /// Maximum nesting depth of documents/arrays (top-level document = 1). Aligned with
 /// serde_json's own recursion limit of 128.
