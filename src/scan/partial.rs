@@ -425,6 +425,24 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Decodes one chunk's payload (after its checksum was verified). Public for fuzzing:
+/// a payload with a valid checksum can still be crafted.
+#[doc(hidden)]
+pub fn decode_payload(p: &[u8]) -> Result<Chunk, String> {
+    decode_chunk(p)
+}
+
+/// The payload of a chunk of records, as [`PartialWriter`] writes it (every sample kept).
+#[doc(hidden)]
+pub fn encode_records(examined: &[Examined]) -> Vec<u8> {
+    let mut p = vec![RECORDS];
+    put_u(&mut p, examined.len() as u64);
+    for ex in examined {
+        put_examined(&mut p, ex, true);
+    }
+    p
+}
+
 fn decode_chunk(p: &[u8]) -> Result<Chunk, String> {
     let (&kind, rest) = p.split_first().ok_or("empty chunk")?;
     let json = |b: &[u8]| serde_json::from_slice::<Value>(b).map_err(|e| e.to_string());
