@@ -3,14 +3,26 @@
 //!
 //! ```toml
 //! source = "dump:data/dump"        # any source string
+//! # source_env = "MONGODB_URI"     # or: the environment variable that holds it
 //! schemas = "schemas"              # the contracts directory
 //! report_dir = "docsweep-report"
 //! db = "shop"                      # database, when the source holds several
 //! threads = 0                      # 0: one per core
 //! max_errors = 10                  # schema errors kept per invalid document
 //! collections = ["orders"]         # default: every collection with a contract
+//! baseline = "snapshots/before.snap"
+//! html = "docsweep-report/report.html"      # also write these
+//! junit = "docsweep-report/junit.xml"
+//! metrics = "/var/lib/node-exporter/docsweep.prom"
+//! checkpoint = "docsweep.ckpt"     # resumable (ignored by --partition runs)
+//! templates = ["repair-templates"] # more repair-template directories
 //! [targets]
 //! orders = 1                       # overrides contract.toml's `target`
+//! [live]                           # live sources
+//! batch_size = 1000
+//! max_time_ms = 60000
+//! retries = 5
+//! connect_timeout = 10             # seconds
 //! ```
 
 use std::collections::BTreeMap;
@@ -49,6 +61,17 @@ pub struct Config {
     pub targets: BTreeMap<String, u32>,
     /// The state before the change: a snapshot file or a source string.
     pub baseline: Option<String>,
+    /// The environment variable holding the source (so that credentials stay out of
+    /// the file), used when `source` is not set.
+    pub source_env: Option<String>,
+    pub html: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub metrics: Option<PathBuf>,
+    pub checkpoint: Option<PathBuf>,
+    #[serde(default)]
+    pub templates: Vec<PathBuf>,
+    #[serde(default)]
+    pub live: LiveConfig,
     /// The directory the file was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base: PathBuf,
@@ -56,7 +79,36 @@ pub struct Config {
     pub path: Option<PathBuf>,
 }
 
+/// `[live]`: how live sources are read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    pub batch_size: Option<u32>,
+    pub max_time_ms: Option<u64>,
+    pub retries: Option<u32>,
+    pub connect_timeout: Option<u64>,
+}
+
 impl Config {
+    /// The source string: `source`, else the variable `source_env` names.
+    pub fn source(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(s) = &self.source {
+            return Ok(Some(s.clone()));
+        }
+        let Some(var) = &self.source_env else {
+            return Ok(None);
+        };
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v)),
+            _ => Err(ConfigError::Invalid {
+                path: self.path.clone().unwrap_or_else(|| FILE_NAME.into()),
+                message: format!(
+                    "source_env = {var:?}, but the environment variable {var} is not set"
+                ),
+            }),
+        }
+    }
+
     /// Reads `path`, or `./docsweep.toml` when `path` is None and the file exists.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let path = match path {
@@ -136,6 +188,15 @@ mod tests {
         let c = Config::load(Some(&p)).unwrap();
         assert_eq!(c.targets["orders"], 2);
         assert_eq!(c.base, dir.path());
+        std::fs::write(
+            &p,
+            "source_env = \"DOCSWEEP_TEST_NO_SUCH_VAR\"\nhtml = \"r.html\"\n[live]\nretries = 2\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.live.retries, Some(2));
+        let e = c.source().unwrap_err().to_string();
+        assert!(e.contains("DOCSWEEP_TEST_NO_SUCH_VAR is not set"), "{e}");
         std::fs::write(&p, "sorce = \"dump:d\"\n").unwrap();
         let e = Config::load(Some(&p)).unwrap_err().to_string();
         assert!(e.contains("docsweep.toml") && e.contains("sorce"), "{e}");

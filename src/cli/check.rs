@@ -72,18 +72,20 @@ pub struct CheckArgs {
     /// Also write Prometheus text-format metrics here (for a node-exporter textfile collector)
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
-    /// Live sources: documents per round trip
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub batch_size: u32,
+    /// Live sources: documents per round trip [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u32>,
     /// Live sources: server time limit per round trip (maxTimeMS)
     #[arg(long, value_name = "MS")]
     pub max_time_ms: Option<u64>,
     /// Live sources: retries of a failed read (with backoff, resuming after the last _id)
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub retries: u32,
+    /// [default: 5]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
     /// Live sources: seconds to find a server unless the URI sets serverSelectionTimeoutMS
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub connect_timeout: u64,
+    /// [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub connect_timeout: Option<u64>,
     /// Project configuration [default: ./docsweep.toml when present]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -161,13 +163,20 @@ struct Settings {
 
 fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
     let cfg = Config::load(args.config.as_deref())?;
-    let source_str = args.source.clone().or_else(|| cfg.source.clone()).ok_or_else(|| {
+    let source_str = match &args.source {
+        Some(s) => Some(s.clone()),
+        None => cfg.source()?,
+    };
+    let source_str = source_str.ok_or_else(|| {
         ConfigError::Usage("no source: give --source dump:PATH|export:PATH|mongodb://… or set `source` in docsweep.toml".into())
     })?;
     let mut source = SourceSpec::parse(&source_str)?;
-    if args.source.is_none() {
+    // Paths in the file are relative to it; a source from the command line or the
+    // environment is relative to the working directory.
+    if args.source.is_none() && cfg.source.is_some() {
         source = source.relative_to(&cfg.base);
     }
+    let resolved = |p: &Option<PathBuf>| p.as_ref().map(|p| cfg.resolve(p));
     let schemas = match (&args.schemas, &cfg.schemas) {
         (Some(s), _) => s.clone(),
         (None, Some(s)) => cfg.resolve(s),
@@ -194,6 +203,11 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         .map(Partition::parse)
         .transpose()
         .map_err(ConfigError::Usage)?;
+    // A partition is re-run whole; a checkpoint set in docsweep.toml does not apply to it.
+    let checkpoint = match (&partition, &args.checkpoint) {
+        (None, None) => resolved(&cfg.checkpoint),
+        (_, given) => given.clone(),
+    };
     if partition.is_some() && args.checkpoint.is_some() {
         return Err(ConfigError::Usage(
             "--partition and --checkpoint cannot be combined: re-run an interrupted partition instead".into(),
@@ -208,25 +222,41 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         source,
         schemas,
         report_dir,
-        db: args.db.or(cfg.db),
+        db: args.db.or(cfg.db.clone()),
         collections: if args.collections.is_empty() {
-            cfg.collections
+            cfg.collections.clone()
         } else {
             args.collections
         },
         targets,
         baseline,
         partition,
-        checkpoint: args.checkpoint,
-        html: args.html,
-        template_dirs: args.template_dirs,
-        junit: args.junit,
-        metrics: args.metrics,
+        checkpoint,
+        html: args.html.or_else(|| resolved(&cfg.html)),
+        template_dirs: if args.template_dirs.is_empty() {
+            cfg.templates.iter().map(|p| cfg.resolve(p)).collect()
+        } else {
+            args.template_dirs
+        },
+        junit: args.junit.or_else(|| resolved(&cfg.junit)),
+        metrics: args.metrics.or_else(|| resolved(&cfg.metrics)),
         live: crate::source::LiveOptions {
-            batch_size: args.batch_size.max(1),
-            max_time: args.max_time_ms.map(std::time::Duration::from_millis),
-            retries: args.retries,
-            selection_timeout: std::time::Duration::from_secs(args.connect_timeout.max(1)),
+            batch_size: args
+                .batch_size
+                .or(cfg.live.batch_size)
+                .unwrap_or(1000)
+                .max(1),
+            max_time: args
+                .max_time_ms
+                .or(cfg.live.max_time_ms)
+                .map(std::time::Duration::from_millis),
+            retries: args.retries.or(cfg.live.retries).unwrap_or(5),
+            selection_timeout: std::time::Duration::from_secs(
+                args.connect_timeout
+                    .or(cfg.live.connect_timeout)
+                    .unwrap_or(10)
+                    .max(1),
+            ),
             estimate_counts: !args.no_progress && std::io::stderr().is_terminal(),
             ..crate::source::LiveOptions::default()
         },

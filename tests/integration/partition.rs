@@ -400,3 +400,68 @@ fn an_interrupted_live_check_continues_after_the_last_recorded_id() {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// `docsweep check` alone runs a nightly sweep from docsweep.toml: the source from an
+/// environment variable, the extra outputs and a checkpoint from the file.
+#[test]
+fn a_nightly_sweep_is_configured_entirely_in_docsweep_toml() {
+    let w = project();
+    std::fs::write(
+        w.path().join("docsweep.toml"),
+        r#"source_env = "SHOP_SOURCE"
+schemas = "schemas"
+baseline = "dump:data/baseline"
+report_dir = "out"
+html = "out/report.html"
+junit = "out/junit.xml"
+metrics = "out/docsweep.prom"
+checkpoint = "sweep.ckpt"
+[targets]
+orders = 1
+customers = 1
+[live]
+retries = 2
+batch_size = 500
+"#,
+    )
+    .unwrap();
+    let run = |env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"));
+        c.args(["check", "--no-progress"]).current_dir(w.path());
+        c.env_remove("SHOP_SOURCE");
+        if let Some(v) = env {
+            c.env("SHOP_SOURCE", v);
+        }
+        c.output().unwrap()
+    };
+    let o = run(None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("SHOP_SOURCE is not set"), "{err}");
+    let o = run(Some("dump:data/dump"));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for f in [
+        "report.json",
+        "violations.csv",
+        "report.html",
+        "junit.xml",
+        "docsweep.prom",
+    ] {
+        assert!(w.path().join("out").join(f).is_file(), "{f}");
+    }
+    assert!(
+        !w.path().join("sweep.ckpt").exists(),
+        "removed once complete"
+    );
+    let report = w.read_json("out/report.json");
+    assert_eq!(report["source"], "dump:data/dump");
+    assert!(report["baseline"]
+        .as_str()
+        .unwrap()
+        .ends_with("data/baseline"));
+}
