@@ -469,50 +469,55 @@ pub fn fingerprint_collection(
     let mut ids = IdArena::default();
     let pb = ProgressBar::hidden();
     let mut unreadable = 0u64;
-    let r = stream_batches(source, cs, &pb, batch_records, |encoding, batch| {
-        type Fingerprinted = (
-            Option<serde_json::Value>,
-            crate::value::Fingerprint,
-            Option<Vec<u8>>,
-        );
-        let docs: Vec<Option<Fingerprinted>> = pool.install(|| {
-            batch
-                .records
-                .par_iter()
-                .map(|rec| {
-                    if rec.broken.is_some() {
-                        return None;
-                    }
-                    let bytes = batch.bytes(rec);
-                    let d = decode_any(encoding, bytes)?;
-                    let fp = crate::value::fingerprint(&d.value);
-                    // A full snapshot keeps the original BSON; exports are re-encoded.
-                    let doc = match (keep, encoding) {
-                        (false, _) => None,
-                        (true, crate::source::Encoding::Bson) => Some(bytes.to_vec()),
-                        (true, crate::source::Encoding::Json) => {
-                            crate::value::to_bson(&d.value).ok()
-                        }
-                    };
-                    Some((d.value.get("_id").cloned(), fp, doc))
-                })
-                .collect()
-        });
+    /// A document's `_id` (and its key hash), fingerprints and kept bytes.
+    type Fingerprinted = (
+        Option<(serde_json::Value, u128)>,
+        crate::value::Fingerprint,
+        Option<Vec<u8>>,
+    );
+    let reader = source.reader(cs)?;
+    let encoding = reader.encoding();
+    let map = |batch: &crate::source::Batch| -> Vec<Option<Fingerprinted>> {
+        batch
+            .records
+            .par_iter()
+            .map(|rec| {
+                if rec.broken.is_some() {
+                    return None;
+                }
+                let bytes = batch.bytes(rec);
+                let d = decode_any(encoding, bytes)?;
+                let fp = crate::value::fingerprint(&d.value);
+                // A full snapshot keeps the original BSON; exports are re-encoded.
+                let doc = match (keep, encoding) {
+                    (false, _) => None,
+                    (true, crate::source::Encoding::Bson) => Some(bytes.to_vec()),
+                    (true, crate::source::Encoding::Json) => crate::value::to_bson(&d.value).ok(),
+                };
+                let id = d
+                    .value
+                    .get("_id")
+                    .map(|id| (id.clone(), crate::value::key_hash(id)));
+                Some((id, fp, doc))
+            })
+            .collect()
+    };
+    let mut fold = |docs: Vec<Option<Fingerprinted>>| -> Result<(), ScanError> {
         for doc in docs {
             let Some((id, fp, bytes)) = doc else {
                 unreadable += 1;
                 continue;
             };
             let ordinal = ids.len() as u32;
-            ids.push(id.as_ref());
-            if let Some(id) = &id {
+            ids.push(id.as_ref().map(|(v, _)| v));
+            if let Some((_, key)) = id {
                 if let (Some(out), Some(b)) = (keep_documents.as_mut(), &bytes) {
                     if let Err(e) = out.write_all(b) {
                         write_error.get_or_insert(e);
                     }
                 }
                 entries.push(Entry {
-                    id: crate::value::key_hash(id),
+                    id: key,
                     content: fp.content,
                     ordered: fp.ordered,
                     ordinal,
@@ -520,7 +525,8 @@ pub fn fingerprint_collection(
             }
         }
         Ok(())
-    });
+    };
+    let r = stream_mapped(reader, &pb, batch_records, pool, &map, &mut fold);
     if let Some(e) = write_error {
         return Err(SourceError::Other(format!(
             "cannot keep the documents of {}: {e}",
@@ -807,38 +813,41 @@ fn collect_keys(
 ) -> Result<Vec<HashSet128>, SourceError> {
     let mut sets = vec![HashSet128::default(); fields.len()];
     let pb = ProgressBar::hidden();
-    let r = stream_batches(source, cs, &pb, batch_records, |encoding, batch| {
-        let per_doc: Vec<Vec<Vec<u128>>> = pool.install(|| {
-            batch
-                .records
-                .par_iter()
-                .map(|rec| {
-                    if rec.broken.is_some() {
-                        return Vec::new();
-                    }
-                    let Some(d) = decode_any(encoding, batch.bytes(rec)) else {
-                        return Vec::new();
-                    };
-                    fields
-                        .iter()
-                        .map(|f| {
-                            values_at(&d.value, f)
-                                .into_iter()
-                                .filter(|v| !v.is_null())
-                                .map(crate::value::key_hash)
-                                .collect()
-                        })
-                        .collect()
-                })
-                .collect()
-        });
+    let reader = source.reader(cs)?;
+    let encoding = reader.encoding();
+    let map = |batch: &crate::source::Batch| -> Vec<Vec<Vec<u128>>> {
+        batch
+            .records
+            .par_iter()
+            .map(|rec| {
+                if rec.broken.is_some() {
+                    return Vec::new();
+                }
+                let Some(d) = decode_any(encoding, batch.bytes(rec)) else {
+                    return Vec::new();
+                };
+                fields
+                    .iter()
+                    .map(|f| {
+                        values_at(&d.value, f)
+                            .into_iter()
+                            .filter(|v| !v.is_null())
+                            .map(crate::value::key_hash)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let mut fold = |per_doc: Vec<Vec<Vec<u128>>>| -> Result<(), ScanError> {
         for doc in per_doc {
             for (set, hashes) in sets.iter_mut().zip(doc) {
                 set.extend(hashes);
             }
         }
         Ok(())
-    });
+    };
+    let r = stream_mapped(reader, &pb, batch_records, pool, &map, &mut fold);
     match r {
         Ok(()) => Ok(sets),
         Err(ScanError::Source(e)) => Err(e),
