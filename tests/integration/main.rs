@@ -6,5 +6,6 @@ mod contract_pull;
 mod live;
 mod outputs;
 mod repair;
+mod repair_live;
 mod templates;
 mod util;
