@@ -8,9 +8,9 @@ use clap::{Args, Subcommand};
 
 use crate::config::{parse_target, Config, ConfigError};
 use crate::contract::ContractSet;
-use crate::repair::apply;
 use crate::repair::plan::{self, Plan};
 use crate::repair::template::Library;
+use crate::repair::{apply, live};
 use crate::report::{self, Status};
 use crate::scan::{Baseline, ScanOptions};
 use crate::source::{Source, SourceSpec};
@@ -77,10 +77,14 @@ pub struct PlanArgs {
 }
 
 /// Apply a plan with a journal. On a dump, a new dump directory is written (the input is
-/// never modified); re-running an applied plan is a no-op.
+/// never modified). On a live deployment (a plan made with --source mongodb://…), every
+/// write is compare-and-set against the planned before-image, and the journal goes next
+/// to the plan (<plan>.journal). Re-running an applied plan is a no-op; re-running an
+/// interrupted one finishes it.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  docsweep repair apply fix.plan --out dump:./dump-fixed")]
+  docsweep repair apply fix.plan --out dump:./dump-fixed
+  docsweep repair apply fix.plan --yes --max-changes 100 --rate 200/s")]
 pub struct ApplyArgs {
     /// The plan written by `repair plan`
     pub plan: PathBuf,
@@ -90,9 +94,22 @@ pub struct ApplyArgs {
     /// Refuse plans that change more documents than this
     #[arg(long, value_name = "N")]
     pub max_changes: Option<u64>,
-    /// Confirm writing to a live deployment
+    /// Confirm writing to a live deployment (without it, what would change is shown)
     #[arg(long)]
     pub yes: bool,
+    /// Live: at most N document writes per second (N or N/s)
+    #[arg(long, value_name = "N/s")]
+    pub rate: Option<String>,
+    /// Live: the journal [default: <PLAN>.journal]
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Live: documents per journaled batch
+    #[arg(long, value_name = "N", default_value_t = crate::repair::live::DEFAULT_BATCH)]
+    pub batch_size: usize,
+    /// Live: the connection string with its password (plans record it redacted); it must
+    /// name the plan's deployment
+    #[arg(long, value_name = "URI")]
+    pub uri: Option<String>,
     /// The audit log (JSON lines) to append to
     #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
     pub audit: PathBuf,
@@ -101,7 +118,8 @@ pub struct ApplyArgs {
 /// Undo an applied plan from its journal (compare-and-set against the after-images).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  docsweep repair undo ./dump-fixed/shop/.docsweep/journal --out dump:./dump-undone")]
+  docsweep repair undo ./dump-fixed/shop/.docsweep/journal --out dump:./dump-undone
+  docsweep repair undo fix.plan.journal --yes")]
 pub struct UndoArgs {
     /// The journal of the apply
     pub journal: PathBuf,
@@ -111,6 +129,12 @@ pub struct UndoArgs {
     /// Confirm writing to a live deployment
     #[arg(long)]
     pub yes: bool,
+    /// Live: at most N document writes per second (N or N/s)
+    #[arg(long, value_name = "N/s")]
+    pub rate: Option<String>,
+    /// Live: the connection string with its password (journals record it redacted)
+    #[arg(long, value_name = "URI")]
+    pub uri: Option<String>,
     /// The audit log (JSON lines) to append to
     #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
     pub audit: PathBuf,
@@ -285,18 +309,29 @@ fn out_dir(out: Option<&str>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// An apply error for the exit code: a server or source failure is exit 3.
+fn apply_err(e: apply::ApplyError) -> anyhow::Error {
+    match e {
+        apply::ApplyError::Source(s) => s.into(),
+        other => other.into(),
+    }
+}
+
 fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     let p = Plan::read(&a.plan)?;
     let source = p.header["source"].as_str().unwrap_or_default().to_string();
+    if live::is_live(&source) {
+        return apply_live_cmd(a, p, source);
+    }
     if !source.starts_with("dump:") {
         return Err(ConfigError::Usage(format!(
-            "the plan's source is {source}: applying to live deployments and exports is not supported yet; \
-             plan against a dump (mongodump) and apply to it, then restore the result with mongorestore"
+            "the plan's source is {source}: applying to exports is not supported; \
+             plan against a dump (mongodump) or a live deployment and apply to it"
         ))
         .into());
     }
     let out = out_dir(a.out.as_deref())?;
-    let r = apply::apply_dump(&p, &a.plan, &out, a.max_changes)?;
+    let r = apply::apply_dump(&p, &a.plan, &out, a.max_changes).map_err(apply_err)?;
     if r.already_done {
         println!(
             "already applied: {} holds this plan's result (nothing done now; it applied {} change(s), {} conflict(s))",
@@ -339,9 +374,177 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     })
 }
 
+fn counts_text(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn parse_rate(r: Option<&str>) -> anyhow::Result<Option<f64>> {
+    match r {
+        None => Ok(None),
+        Some(s) => Ok(Some(live::parse_rate(s).map_err(ConfigError::Usage)?)),
+    }
+}
+
+fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Status> {
+    if a.out.is_some() {
+        return Err(ConfigError::Usage(format!(
+            "the plan's source is the live deployment {source}: it is changed in place, --out does not apply"
+        ))
+        .into());
+    }
+    let rate = parse_rate(a.rate.as_deref())?;
+    let changes = p.entries.iter().filter(|e| !e.id.is_null()).count() as u64;
+    if let Some(max) = a.max_changes {
+        if changes > max {
+            return Err(ConfigError::Usage(format!(
+                "the plan changes {changes} documents, more than --max-changes {max}; nothing was written"
+            ))
+            .into());
+        }
+    }
+    let target = format!(
+        "{source} {}.{}",
+        p.header["database"].as_str().unwrap_or_default(),
+        p.collection()
+    );
+    if !a.yes {
+        println!(
+            "would apply {} to {target}: {}",
+            a.plan.display(),
+            counts_text(&live::action_counts(&p))
+        );
+        return Err(ConfigError::Usage(
+            "refusing to write to a live deployment without --yes; nothing was written".into(),
+        )
+        .into());
+    }
+    let journal = a
+        .journal
+        .clone()
+        .unwrap_or_else(|| live::default_journal(&a.plan));
+    let r = live::apply_live(&live::ApplyLive {
+        plan: &p,
+        plan_path: &a.plan,
+        uri: a.uri.as_deref(),
+        journal: journal.clone(),
+        max_changes: a.max_changes,
+        rate,
+        batch_size: a.batch_size,
+    })
+    .map_err(|e| {
+        let resumable = journal.exists() && matches!(e, apply::ApplyError::Source(_));
+        let e = apply_err(e);
+        if resumable {
+            e.context(format!(
+                "the apply was interrupted; re-run the same command to finish it (journal {})",
+                journal.display()
+            ))
+        } else {
+            e
+        }
+    })?;
+    if r.finished_before {
+        println!(
+            "already applied: journal {} is finished (nothing done now; it applied {} change(s), {} already in place, {} conflict(s))",
+            r.journal.display(),
+            r.applied,
+            r.already,
+            r.conflicts.len()
+        );
+    } else {
+        println!(
+            "{}applied {} change(s) to {}; {} already in place; {} conflict(s) left as they were",
+            if r.resumed { "resumed: " } else { "" },
+            r.applied,
+            r.target,
+            r.already,
+            r.conflicts.len()
+        );
+        for c in r.conflicts.iter().take(20) {
+            println!("  conflict: _id {c} changed since the plan");
+        }
+        println!("journal: {}", r.journal.display());
+        println!(
+            "undo:    docsweep repair undo {} --yes",
+            r.journal.display()
+        );
+    }
+    audit(
+        &a.audit,
+        serde_json::json!({
+            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
+            "params": p.header["params"], "collection": p.collection(), "source": source,
+            "target": r.target, "journal": r.journal.display().to_string(),
+            "applied": r.applied, "already": r.already, "conflicts": r.conflicts.len(),
+            "already_applied": r.finished_before, "resumed": r.resumed,
+        }),
+    )?;
+    Ok(if r.conflicts.is_empty() {
+        Status::Clean
+    } else {
+        Status::Findings
+    })
+}
+
+fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
+    if a.out.is_some() {
+        return Err(ConfigError::Usage(
+            "the journal is of a live deployment: it is changed in place, --out does not apply"
+                .into(),
+        )
+        .into());
+    }
+    let rate = parse_rate(a.rate.as_deref())?;
+    if !a.yes {
+        let (target, counts) = live::journal_counts(&a.journal).map_err(apply_err)?;
+        println!(
+            "would undo {} on {target}: {}",
+            a.journal.display(),
+            counts_text(&counts)
+        );
+        return Err(ConfigError::Usage(
+            "refusing to write to a live deployment without --yes; nothing was written".into(),
+        )
+        .into());
+    }
+    let r = live::undo_live(&a.journal, a.uri.as_deref(), rate).map_err(apply_err)?;
+    println!(
+        "undone {} change(s) on {}; {} already undone; {} conflict(s) left as they were",
+        r.applied,
+        r.target,
+        r.already,
+        r.conflicts.len()
+    );
+    for c in r.conflicts.iter().take(20) {
+        println!("  conflict: _id {c} changed since the apply");
+    }
+    audit(
+        &a.audit,
+        serde_json::json!({
+            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "command": "undo", "journal": a.journal.display().to_string(), "target": r.target,
+            "undone": r.applied, "already": r.already, "conflicts": r.conflicts.len(),
+        }),
+    )?;
+    Ok(if r.conflicts.is_empty() {
+        Status::Clean
+    } else {
+        Status::Findings
+    })
+}
+
 fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
+    if live::journal_is_live(&a.journal).map_err(apply_err)? {
+        return undo_live_cmd(a);
+    }
     let out = out_dir(a.out.as_deref())?;
-    let r = apply::undo_dump(&a.journal, &out)?;
+    let r = apply::undo_dump(&a.journal, &out).map_err(apply_err)?;
     println!(
         "undone {} change(s) into {}; {} conflict(s) left as they were",
         r.applied,

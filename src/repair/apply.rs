@@ -344,7 +344,11 @@ pub fn apply_dump(
         .map(|e| json!({"action": e.action, "_id": Value::Null, "before": Value::Null, "after": e.after}))
         .collect();
     if !index_actions.is_empty() {
-        journal.append(&json!({"kind": "batch", "n": "indexes", "entries": index_actions}))?;
+        // The metadata as it was, so that undo gives back its exact bytes (a dropped
+        // index's options included).
+        let meta = in_dir.join(format!("{coll}.metadata.json"));
+        let metadata_before = std::fs::read_to_string(&meta).ok();
+        journal.append(&json!({"kind": "batch", "n": "indexes", "entries": index_actions, "metadata_before": metadata_before}))?;
     }
     let (in_file, gzip) = bson_name(&in_dir, &coll)
         .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
@@ -750,11 +754,16 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             })
         })
         .collect();
-    rewrite_metadata(
-        &partial.join(format!("{coll}.metadata.json")),
-        &plan_entries,
-        true,
-    )?;
+    let meta = partial.join(format!("{coll}.metadata.json"));
+    let metadata_before = read
+        .records
+        .iter()
+        .find(|r| r["kind"] == "batch" && r["n"] == "indexes")
+        .and_then(|r| r["metadata_before"].as_str());
+    match metadata_before {
+        Some(text) if meta.is_file() => std::fs::write(&meta, text).map_err(|e| io(&meta, e))?,
+        _ => rewrite_metadata(&meta, &plan_entries, true)?,
+    }
     sync_tree(&partial)?;
     std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
     Ok(result)

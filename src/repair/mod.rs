@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod journal;
+pub mod live;
 pub mod ops;
 pub mod plan;
 pub mod remediation;

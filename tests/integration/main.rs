@@ -8,5 +8,6 @@ mod live;
 mod outputs;
 mod partition;
 mod repair;
+mod repair_live;
 mod templates;
 mod util;
