@@ -29,25 +29,11 @@ pub struct CheckArgs {
     /// The data: dump:PATH (mongodump), export:PATH (mongoexport) or mongodb://…
     #[arg(long, value_name = "S")]
     pub source: Option<String>,
-    /// Directory of <collection>/contract.toml [default: schemas]
-    #[arg(long, value_name = "DIR")]
-    pub schemas: Option<PathBuf>,
-    /// Target version for a collection, overriding contract.toml (repeatable)
-    #[arg(long = "target", value_name = "COLL=V")]
-    pub targets: Vec<String>,
-    /// Check only these collections (repeatable) [default: every contract]
-    #[arg(long = "collection", value_name = "C")]
-    pub collections: Vec<String>,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// Database to read when the source holds several
     #[arg(long, value_name = "NAME")]
     pub db: Option<String>,
-    /// The state before the change, to reconcile with by _id: a snapshot file (from
-    /// `docsweep snapshot`) or a dump:/export: source
-    #[arg(long, value_name = "S")]
-    pub baseline: Option<String>,
-    /// Where report.json and violations.csv go [default: docsweep-report]
-    #[arg(long, value_name = "DIR")]
-    pub report_dir: Option<PathBuf>,
     /// Worker threads [default: one per core]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -60,18 +46,6 @@ pub struct CheckArgs {
     /// Never draw progress bars (they are drawn only when stderr is a terminal)
     #[arg(long)]
     pub no_progress: bool,
-    /// More repair-template directories, for the remediations (repeatable)
-    #[arg(long = "templates", value_name = "DIR")]
-    pub template_dirs: Vec<PathBuf>,
-    /// Also write a self-contained HTML report here
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-    /// Also write JUnit XML here (one test case per collection and check)
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Also write Prometheus text-format metrics here (for a node-exporter textfile collector)
-    #[arg(long, value_name = "FILE")]
-    pub metrics: Option<PathBuf>,
     /// Live sources: documents per round trip [default: 1000]
     #[arg(long, value_name = "N")]
     pub batch_size: Option<u32>,
@@ -86,9 +60,6 @@ pub struct CheckArgs {
     /// [default: 10]
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<u64>,
-    /// Project configuration [default: ./docsweep.toml when present]
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// Scan only the i-th (0-based) of N contiguous ranges of every collection and write
     /// a partial result (REPORT_DIR/partial.dsw) for `docsweep merge`
     #[arg(long, value_name = "i/N")]
@@ -100,6 +71,43 @@ pub struct CheckArgs {
     /// Records per batch handed to the workers (results never depend on it)
     #[arg(long, value_name = "N", hide = true)]
     pub batch_records: Option<usize>,
+}
+
+/// What a check reports against and where: shared by `check` and `merge`, which must
+/// agree on the contracts, targets, collections and baseline.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Directory of <collection>/contract.toml [default: schemas]
+    #[arg(long, value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
+    /// Target version for a collection, overriding contract.toml (repeatable)
+    #[arg(long = "target", value_name = "COLL=V")]
+    pub targets: Vec<String>,
+    /// Check only these collections (repeatable) [default: every contract]
+    #[arg(long = "collection", value_name = "C")]
+    pub collections: Vec<String>,
+    /// The state before the change, to reconcile with by _id: a snapshot file (from
+    /// `docsweep snapshot`) or a dump:/export: source
+    #[arg(long, value_name = "S")]
+    pub baseline: Option<String>,
+    /// Where report.json and violations.csv go [default: docsweep-report]
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// More repair-template directories, for the remediations (repeatable)
+    #[arg(long = "templates", value_name = "DIR")]
+    pub template_dirs: Vec<PathBuf>,
+    /// Also write a self-contained HTML report here
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write JUnit XML here (one test case per collection and check)
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write Prometheus text-format metrics here (for a node-exporter textfile collector)
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// Project configuration [default: ./docsweep.toml when present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `--baseline`: a source string, or the path of a snapshot file.
@@ -162,7 +170,7 @@ struct Settings {
 }
 
 fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
-    let cfg = Config::load(args.config.as_deref())?;
+    let cfg = Config::load(args.report.config.as_deref())?;
     let source_str = match &args.source {
         Some(s) => Some(s.clone()),
         None => cfg.source()?,
@@ -177,22 +185,22 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         source = source.relative_to(&cfg.base);
     }
     let resolved = |p: &Option<PathBuf>| p.as_ref().map(|p| cfg.resolve(p));
-    let schemas = match (&args.schemas, &cfg.schemas) {
+    let schemas = match (&args.report.schemas, &cfg.schemas) {
         (Some(s), _) => s.clone(),
         (None, Some(s)) => cfg.resolve(s),
         (None, None) => cfg.resolve(&PathBuf::from("schemas")),
     };
-    let report_dir = match (&args.report_dir, &cfg.report_dir) {
+    let report_dir = match (&args.report.report_dir, &cfg.report_dir) {
         (Some(s), _) => s.clone(),
         (None, Some(s)) => cfg.resolve(s),
         (None, None) => PathBuf::from("docsweep-report"),
     };
     let mut targets: Vec<(String, u32)> =
         cfg.targets.iter().map(|(c, v)| (c.clone(), *v)).collect();
-    for t in &args.targets {
+    for t in &args.report.targets {
         targets.push(parse_target(t)?);
     }
-    let baseline = match (&args.baseline, &cfg.baseline) {
+    let baseline = match (&args.report.baseline, &cfg.baseline) {
         (Some(b), _) => Some(BaselineSpec::parse(b, None)?),
         (None, Some(b)) => Some(BaselineSpec::parse(b, Some(&cfg.base))?),
         (None, None) => None,
@@ -223,23 +231,23 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         schemas,
         report_dir,
         db: args.db.or(cfg.db.clone()),
-        collections: if args.collections.is_empty() {
+        collections: if args.report.collections.is_empty() {
             cfg.collections.clone()
         } else {
-            args.collections
+            args.report.collections
         },
         targets,
         baseline,
         partition,
         checkpoint,
-        html: args.html.or_else(|| resolved(&cfg.html)),
-        template_dirs: if args.template_dirs.is_empty() {
+        html: args.report.html.or_else(|| resolved(&cfg.html)),
+        template_dirs: if args.report.template_dirs.is_empty() {
             cfg.templates.iter().map(|p| cfg.resolve(p)).collect()
         } else {
-            args.template_dirs
+            args.report.template_dirs
         },
-        junit: args.junit.or_else(|| resolved(&cfg.junit)),
-        metrics: args.metrics.or_else(|| resolved(&cfg.metrics)),
+        junit: args.report.junit.or_else(|| resolved(&cfg.junit)),
+        metrics: args.report.metrics.or_else(|| resolved(&cfg.metrics)),
         live: crate::source::LiveOptions {
             batch_size: args
                 .batch_size

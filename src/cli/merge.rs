@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::check::{self, CheckArgs, PARTIAL_FILE};
+use super::check::{self, CheckArgs, ReportArgs, PARTIAL_FILE};
 use crate::config::ConfigError;
 use crate::report::Status;
 use crate::scan::PartialReader;
@@ -27,36 +27,8 @@ pub struct MergeArgs {
     /// Report directories of the partitions (or their partial.dsw files)
     #[arg(required = true, value_name = "REPORT")]
     pub partials: Vec<PathBuf>,
-    /// Directory of <collection>/contract.toml [default: schemas]
-    #[arg(long, value_name = "DIR")]
-    pub schemas: Option<PathBuf>,
-    /// Target version for a collection, overriding contract.toml (repeatable)
-    #[arg(long = "target", value_name = "COLL=V")]
-    pub targets: Vec<String>,
-    /// The collections the partitions checked (repeatable) [default: every contract]
-    #[arg(long = "collection", value_name = "C")]
-    pub collections: Vec<String>,
-    /// The baseline the partitions reconciled with
-    #[arg(long, value_name = "S")]
-    pub baseline: Option<String>,
-    /// Where the merged report.json and violations.csv go [default: docsweep-report]
-    #[arg(long, value_name = "DIR")]
-    pub report_dir: Option<PathBuf>,
-    /// More repair-template directories, for the remediations (repeatable)
-    #[arg(long = "templates", value_name = "DIR")]
-    pub template_dirs: Vec<PathBuf>,
-    /// Also write a self-contained HTML report here
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-    /// Also write JUnit XML here
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Also write Prometheus text-format metrics here
-    #[arg(long, value_name = "FILE")]
-    pub metrics: Option<PathBuf>,
-    /// Project configuration [default: ./docsweep.toml when present]
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 pub fn run(args: MergeArgs) -> anyhow::Result<Status> {
@@ -87,25 +59,16 @@ pub fn run(args: MergeArgs) -> anyhow::Result<Status> {
     let started_at = h["created_at"].as_str().map(str::to_string);
     let check = CheckArgs {
         source: Some(source),
-        schemas: args.schemas,
-        targets: args.targets,
-        collections: args.collections,
+        report: args.report,
         db: h["settings"]["database"].as_str().map(str::to_string),
-        baseline: args.baseline,
-        report_dir: args.report_dir,
         threads: None,
         max_errors,
         show_values,
         no_progress: true,
-        template_dirs: args.template_dirs,
-        html: args.html,
-        junit: args.junit,
-        metrics: args.metrics,
         batch_size: None,
         max_time_ms: None,
         retries: None,
         connect_timeout: None,
-        config: args.config,
         partition: None,
         checkpoint: None,
         batch_records: None,

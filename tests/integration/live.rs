@@ -17,7 +17,7 @@ use crate::util::{example, fresh_db, server, with_db, Workdir};
 
 /// The documents of a dump file that a server accepts: readable, with an `_id`, the
 /// first of each `_id`, nested at most 100 levels.
-fn loadable(bson_file: &Path) -> Vec<RawDocumentBuf> {
+pub(crate) fn loadable(bson_file: &Path) -> Vec<RawDocumentBuf> {
     let bytes = std::fs::read(bson_file).unwrap();
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();

@@ -326,24 +326,33 @@ fn add_mixed_ids(client: &Client, db: &str) {
     c.insert_many(docs).run().unwrap();
 }
 
-#[test]
-fn live_partitions_split_by_id_and_merge_to_the_single_run() {
-    let Some(uri) = server() else { return };
-    let db = fresh_db("partition");
+/// The example (and the mixed `_id`s) in a fresh database of the test server, and a plain
+/// check of it into `reference`; None without a server.
+fn live_example(tag: &str, reference: &str) -> Option<(Client, String, Workdir, String)> {
+    let uri = server()?;
+    let db = fresh_db(tag);
     let client = Client::with_uri_str(&uri).unwrap();
     let w = project();
     crate::live::load_example(&client, &db, &w.path().join("loaded"));
     add_mixed_ids(&client, &db);
     let source = with_db(&uri, &db);
-    let single = w.docsweep(&[
+    let run = w.docsweep(&[
         "check",
         "--no-progress",
         "--source",
         &source,
         "--report-dir",
-        "single",
+        reference,
     ]);
-    assert_eq!(single.code, 1, "{}", single.stderr);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    Some((client, db, w, source))
+}
+
+#[test]
+fn live_partitions_split_by_id_and_merge_to_the_single_run() {
+    let Some((client, db, w, source)) = live_example("partition", "single") else {
+        return;
+    };
     for n in [2, 7] {
         let code = partition_and_merge(&w, n, &["--source", &source, "--batch-size", "50"]);
         assert_eq!(code, 1, "{n}");
@@ -364,22 +373,9 @@ fn live_partitions_split_by_id_and_merge_to_the_single_run() {
 
 #[test]
 fn an_interrupted_live_check_continues_after_the_last_recorded_id() {
-    let Some(uri) = server() else { return };
-    let db = fresh_db("checkpoint");
-    let client = Client::with_uri_str(&uri).unwrap();
-    let w = project();
-    crate::live::load_example(&client, &db, &w.path().join("loaded"));
-    add_mixed_ids(&client, &db);
-    let source = with_db(&uri, &db);
-    let straight = w.docsweep(&[
-        "check",
-        "--no-progress",
-        "--source",
-        &source,
-        "--report-dir",
-        "straight",
-    ]);
-    assert_eq!(straight.code, 1, "{}", straight.stderr);
+    let Some((client, db, w, source)) = live_example("checkpoint", "straight") else {
+        return;
+    };
     for failpoint in ["partial.after:5", "partial.torn:12"] {
         let run = interrupted_then_continued(&w, failpoint, &["--source", &source]);
         assert_eq!(run.code, 1, "{failpoint}: {}", run.stderr);

@@ -30,6 +30,11 @@ fn plan(w: &Workdir, args: &[&str]) -> crate::util::Run {
 }
 
 fn check(w: &Workdir, source: &str, out: &str, extra: &[&str]) -> Value {
+    check_code(w, source, out, extra).1
+}
+
+/// Runs `check` with the example's contracts; its exit code (0 or 1) and report.
+pub(crate) fn check_code(w: &Workdir, source: &str, out: &str, extra: &[&str]) -> (i32, Value) {
     let s = schemas();
     let mut args = vec![
         "check",
@@ -44,7 +49,7 @@ fn check(w: &Workdir, source: &str, out: &str, extra: &[&str]) -> Value {
     args.extend_from_slice(extra);
     let run = w.docsweep(&args);
     assert!(run.code <= 1, "{}", run.stderr);
-    w.read_json(&format!("{out}/report.json"))
+    (run.code, w.read_json(&format!("{out}/report.json")))
 }
 
 /// Every file of a dump database folder (not the .docsweep bookkeeping), by name.

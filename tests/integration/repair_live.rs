@@ -13,35 +13,9 @@ use docsweep::repair::plan::Plan;
 use mongodb::sync::Client;
 use serde_json::Value;
 
+use crate::live::loadable;
+use crate::repair::check_code as check;
 use crate::util::{example, fresh_db, server, with_db, Workdir};
-
-/// The documents of a dump file a server accepts: readable, with an `_id`, the first of
-/// each `_id`, nested at most 100 levels.
-fn loadable(bson_file: &Path) -> Vec<RawDocumentBuf> {
-    let bytes = std::fs::read(bson_file).unwrap();
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut pos = 0;
-    while pos + 4 <= bytes.len() {
-        let len = i32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        if pos + len > bytes.len() {
-            break;
-        }
-        let raw = &bytes[pos..pos + len];
-        pos += len;
-        let Ok(decoded) = docsweep::value::from_bson(raw) else {
-            continue;
-        };
-        let Some(id) = decoded.value.get("_id") else {
-            continue;
-        };
-        if decoded.depth > 100 || !seen.insert(docsweep::value::key_hash(id)) {
-            continue;
-        }
-        out.push(RawDocumentBuf::from_bytes(raw.to_vec()).unwrap());
-    }
-    out
-}
 
 /// Loads the collections of the example dump folder `src` into `db`, with the indexes its
 /// metadata names.
@@ -143,24 +117,6 @@ fn undo(w: &Workdir, journal: &str, extra: &[&str]) -> crate::util::Run {
     let mut all = vec!["repair", "undo", journal, "--audit", "audit.jsonl"];
     all.extend_from_slice(extra);
     w.docsweep(&all)
-}
-
-fn check(w: &Workdir, source: &str, out: &str, extra: &[&str]) -> (i32, Value) {
-    let s = schemas();
-    let mut args = vec![
-        "check",
-        "--no-progress",
-        "--source",
-        source,
-        "--schemas",
-        s.as_str(),
-        "--report-dir",
-        out,
-    ];
-    args.extend_from_slice(extra);
-    let run = w.docsweep(&args);
-    assert!(run.code <= 1, "{}", run.stderr);
-    (run.code, w.read_json(&format!("{out}/report.json")))
 }
 
 const REVERT: [&str; 6] = [
