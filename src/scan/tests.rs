@@ -427,3 +427,39 @@ proptest! {
         prop_assert_eq!(&single.1, &again.1);
     }
 }
+
+#[test]
+fn merged_partitions_equal_a_single_scan_with_a_reference_cycle() {
+    let mut items = String::from(ITEMS);
+    for i in 0..30 {
+        items.push_str(&format!(
+            "{{\"_id\":{},\"sku\":\"s{}\",\"owner\":{},\"parent\":{}}}\n",
+            100 + i,
+            i % 9,
+            10 + (i % 4),
+            95 + i
+        ));
+    }
+    let owners: String = (0..12)
+        .map(|i| format!("{{\"_id\":{},\"best\":{}}}\n", 8 + i, 98 + 3 * i))
+        .collect();
+    let f = Fixture::new(&items, Some(&owners));
+    let s = f.dir.path().join("schemas/owners");
+    std::fs::create_dir_all(&s).unwrap();
+    std::fs::write(s.join("v1.schema.json"), r#"{"type":"object"}"#).unwrap();
+    std::fs::write(
+        s.join("contract.toml"),
+        "collection = \"owners\"\ntarget = 1\n[[versions]]\nversion = 1\nschema = \"v1.schema.json\"\nreferences = [ { field = \"best\", collection = \"items\" } ]\n",
+    )
+    .unwrap();
+    let single = f.run(1, 4096);
+    assert!(
+        single.1.iter().any(|v| v.finding == "orphan:best"),
+        "the cycle is exercised"
+    );
+    for n in [2, 3, 5] {
+        let merged = partitioned(&f, n, 2, 3);
+        assert_eq!(single.0, merged.0, "{n}");
+        assert_eq!(single.1, merged.1, "{n}");
+    }
+}
