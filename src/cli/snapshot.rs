@@ -89,6 +89,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
         });
         data.push(CollectionData {
             entries,
+            reconciler: None,
             ids,
             documents,
         });

@@ -49,6 +49,7 @@ pub struct Diff {
 /// The baseline side, sorted by `_id` hash, compared document by document while the
 /// current data streams. Lookups are read-only and may run on any thread; `observe`
 /// runs in scan order.
+#[derive(Debug, Clone)]
 pub struct Reconciler {
     /// One per distinct baseline `_id`, sorted by it: 40 bytes a document.
     base: Vec<Base>,

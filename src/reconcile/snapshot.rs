@@ -68,7 +68,11 @@ pub struct CollectionHeader {
 /// One collection's fingerprints and ids, as stored.
 #[derive(Debug)]
 pub struct CollectionData {
+    /// The fingerprints in ordinal order, as `write` stores them. [`read`] indexes them
+    /// into `reconciler` and lets them go (they would double the memory a baseline takes).
     pub entries: Vec<Entry>,
+    /// The fingerprints indexed by `_id` (in a snapshot that was read).
+    pub reconciler: Option<crate::reconcile::Reconciler>,
     pub ids: IdArena,
     /// With `full`: the documents' BSON, raw-deflate compressed, in entry order.
     pub documents: Option<Vec<u8>>,
@@ -203,7 +207,13 @@ pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
         message: m,
     };
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    parse(&bytes).map_err(err)
+    let mut snapshot = parse(&bytes).map_err(err)?;
+    drop(bytes);
+    for c in &mut snapshot.collections {
+        c.reconciler = Some(crate::reconcile::Reconciler::new(&c.entries));
+        c.entries = Vec::new();
+    }
+    Ok(snapshot)
 }
 
 fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
@@ -285,6 +295,7 @@ fn parse(bytes: &[u8]) -> Result<Snapshot, String> {
         };
         collections.push(CollectionData {
             entries,
+            reconciler: None,
             ids,
             documents,
         });
@@ -322,7 +333,7 @@ impl Snapshot {
         };
         let mut out = HashMap::new();
         let mut r = flate2::read::DeflateDecoder::new(blob.as_slice());
-        for ordinal in 0..c.entries.len() as u32 {
+        for ordinal in 0..c.ids.len() as u32 {
             let mut len = [0u8; 4];
             if let Err(e) = r.read_exact(&mut len) {
                 return Some(Err(err(format!("kept documents end early: {e}"))));
@@ -387,6 +398,7 @@ mod tests {
             header,
             vec![CollectionData {
                 entries,
+                reconciler: None,
                 ids,
                 documents: None,
             }],
@@ -400,9 +412,13 @@ mod tests {
         let (h, c) = sample();
         write(&p, &h, &c).unwrap();
         assert!(is_snapshot(&p));
-        let s = read(&p).unwrap();
+        let s = parse(&std::fs::read(&p).unwrap()).unwrap();
         let got = s.collection("orders").unwrap();
         assert_eq!(got.entries, c[0].entries);
+        let read_back = read(&p).unwrap();
+        let indexed = read_back.collection("orders").unwrap();
+        assert!(indexed.entries.is_empty() && indexed.reconciler.is_some());
+        assert_eq!(indexed.ids.len(), c[0].entries.len());
         assert_eq!(got.ids.get(0), "{\"$oid\":\"65a1b2c3d4e5f60718293a4b\"}");
         let bytes = std::fs::read(&p).unwrap();
         // ObjectId entries take 2 + 13 + 32 bytes.

@@ -219,7 +219,7 @@ fn baseline_docs(
             };
             let mut wanted = HashSet::new();
             let mut id_of = HashMap::new();
-            for i in 0..c.entries.len() {
+            for i in 0..c.ids.len() {
                 let id = c.ids.get(i);
                 if ids.contains(&id) {
                     wanted.insert(i as u32);

@@ -129,7 +129,10 @@ type ExportedKeys = Vec<(String, HashSet128)>;
 
 /// Scans the selected collections (all contracts when empty) of `source`.
 /// A baseline collection's fingerprints and the ids they belong to.
-type BaselineCollection<'a> = (std::borrow::Cow<'a, [Entry]>, std::borrow::Cow<'a, IdArena>);
+type BaselineCollection<'a> = (
+    std::borrow::Cow<'a, reconcile::Reconciler>,
+    std::borrow::Cow<'a, IdArena>,
+);
 
 /// The state before the change: another source, or a snapshot file.
 #[derive(Debug)]
@@ -223,16 +226,21 @@ impl Baseline {
             Baseline::Source(s) => {
                 let cs = s.collection(name)?;
                 Some(
-                    fingerprint_collection(s, cs, pool, batch_records, None)
-                        .map(|(e, ids)| (e.into(), std::borrow::Cow::Owned(ids))),
+                    fingerprint_collection(s, cs, pool, batch_records, None).map(|(e, ids)| {
+                        (
+                            std::borrow::Cow::Owned(reconcile::Reconciler::new(&e)),
+                            std::borrow::Cow::Owned(ids),
+                        )
+                    }),
                 )
             }
             Baseline::Snapshot(s) => {
                 let c = s.collection(name)?;
-                Some(Ok((
-                    std::borrow::Cow::Borrowed(&c.entries[..]),
-                    std::borrow::Cow::Borrowed(&c.ids),
-                )))
+                let recon = match &c.reconciler {
+                    Some(r) => std::borrow::Cow::Borrowed(r),
+                    None => std::borrow::Cow::Owned(reconcile::Reconciler::new(&c.entries)),
+                };
+                Some(Ok((recon, std::borrow::Cow::Borrowed(&c.ids))))
             }
         }
     }
@@ -398,16 +406,14 @@ pub fn scan_with(
                     b.describe(),
                     contract.collection
                 )),
-                Some(Ok((entries, ids))) => {
-                    base = Some((reconcile::Reconciler::new(&entries), ids))
-                }
+                Some(Ok((recon, ids))) => base = Some((recon, ids)),
                 Some(Err(e)) => {
                     failure = Some(e);
                     break;
                 }
             }
         }
-        let recon = base.as_ref().map(|(r, _)| r);
+        let recon = base.as_ref().map(|(r, _)| &**r);
         let mut result = col.run(source, &pool, opts, &keys, recon, sink, facts);
         if let Facts::Record(_) = facts {
             // Nothing is folded: the merge makes the report.
