@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use super::image::{after_bytes, failpoint};
 use super::journal::{self, Journal};
 use super::plan::{Entry, Plan};
 use crate::source::{BsonReader, RecordReader, BATCH_RECORDS};
@@ -46,14 +47,6 @@ pub struct Outcome {
     pub already_done: bool,
     pub output: PathBuf,
     pub journal: PathBuf,
-}
-
-/// Crash injection for the crash-safety tests: when `DOCSWEEP_FAILPOINT` names this
-/// point, the process aborts on the spot (no unwinding, no cleanup), like a SIGKILL.
-fn failpoint(name: &str) {
-    if std::env::var("DOCSWEEP_FAILPOINT").is_ok_and(|v| v == name) {
-        std::process::abort();
-    }
 }
 
 /// A second, sequential view of the input stream, so that bytes the record reader could
@@ -170,16 +163,53 @@ fn open_in(path: &Path, gzip: bool) -> Result<Box<dyn Read + Send>, ApplyError> 
     })
 }
 
-fn open_out(path: &Path, gzip: bool) -> Result<Box<dyn Write>, ApplyError> {
+/// An output file of a new dump, plain or gzipped. `finish` completes it (the gzip
+/// trailer included) and reports any error; dropping one unfinished leaves a file that the
+/// temporary directory's removal discards.
+enum Output {
+    Plain(BufWriter<File>),
+    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Plain(w) => w.write(buf),
+            Output::Gzip(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Plain(w) => w.flush(),
+            Output::Gzip(w) => w.flush(),
+        }
+    }
+}
+
+impl Output {
+    fn finish(self, path: &Path) -> Result<(), ApplyError> {
+        let w = match self {
+            Output::Plain(w) => w,
+            Output::Gzip(w) => w.finish().map_err(|e| io(path, e))?,
+        };
+        w.into_inner()
+            .map_err(|e| io(path, e.error()))?
+            .sync_all()
+            .map_err(|e| io(path, e))
+    }
+}
+
+fn open_out(path: &Path, gzip: bool) -> Result<Output, ApplyError> {
     let f = File::create(path).map_err(|e| io(path, e))?;
     let w = BufWriter::with_capacity(1 << 20, f);
     Ok(if gzip {
-        Box::new(flate2::write::GzEncoder::new(
+        Output::Gzip(flate2::write::GzEncoder::new(
             w,
             flate2::Compression::default(),
         ))
     } else {
-        Box::new(w)
+        Output::Plain(w)
     })
 }
 
@@ -213,12 +243,46 @@ fn sync_tree(dir: &Path) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// Rewrites `<coll>.metadata.json` for index actions.
-fn rewrite_metadata(path: &Path, plan_entries: &[Entry], undo: bool) -> Result<(), ApplyError> {
-    if !path.is_file() {
-        return Ok(());
+/// The collection's metadata file in `dir`: `<coll>.metadata.json`, or its gzipped form
+/// in a `--gzip` dump.
+fn metadata_file(dir: &Path, coll: &str) -> Option<(PathBuf, bool)> {
+    let plain = dir.join(format!("{coll}.metadata.json"));
+    let gz = dir.join(format!("{coll}.metadata.json.gz"));
+    if plain.is_file() {
+        Some((plain, false))
+    } else if gz.is_file() {
+        Some((gz, true))
+    } else {
+        None
     }
-    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+}
+
+fn read_text(path: &Path, gzip: bool) -> Result<String, ApplyError> {
+    let mut text = String::new();
+    open_in(path, gzip)?
+        .read_to_string(&mut text)
+        .map_err(|e| io(path, e))?;
+    Ok(text)
+}
+
+fn write_text(path: &Path, gzip: bool, text: &str) -> Result<(), ApplyError> {
+    let mut w = open_out(path, gzip)?;
+    w.write_all(text.as_bytes()).map_err(|e| io(path, e))?;
+    w.finish(path)
+}
+
+/// Rewrites the collection's metadata file in `dir` for index actions.
+fn rewrite_metadata(
+    dir: &Path,
+    coll: &str,
+    plan_entries: &[Entry],
+    undo: bool,
+) -> Result<(), ApplyError> {
+    let Some((path, gzip)) = metadata_file(dir, coll) else {
+        return Ok(());
+    };
+    let path = path.as_path();
+    let text = read_text(path, gzip)?;
     let mut meta: Value =
         serde_json::from_str(&text).map_err(|e| io(path, format!("not valid JSON: {e}")))?;
     let Some(indexes) = meta.get_mut("indexes").and_then(Value::as_array_mut) else {
@@ -240,13 +304,15 @@ fn rewrite_metadata(path: &Path, plan_entries: &[Entry], undo: bool) -> Result<(
             && after.get("key").is_some()
         {
             let mut ix = json!({"v": {"$numberInt": "2"}, "key": canonical_key(&after["key"]), "name": name});
-            if after["unique"] == true {
-                ix["unique"] = Value::Bool(true);
+            for option in ["unique", "sparse"] {
+                if after[option] == true {
+                    ix[option] = Value::Bool(true);
+                }
             }
             indexes.push(ix);
         }
     }
-    std::fs::write(path, meta.to_string()).map_err(|e| io(path, e))
+    write_text(path, gzip, &meta.to_string())
 }
 
 /// Index key directions in canonical Extended JSON, as mongodump writes them.
@@ -331,7 +397,8 @@ pub fn apply_dump(
     let mut journal = Journal::create(&partial.join(".docsweep").join("journal"))?;
     journal.append(&json!({
         "kind": "header", "format": journal::FORMAT, "plan": plan_path.display().to_string(),
-        "plan_checksum": checksum, "target": format!("dump:{}", final_dir.display()),
+        "plan_checksum": checksum,
+        "target": format!("dump:{}", std::path::absolute(&final_dir).unwrap_or_else(|_| final_dir.clone()).display()),
         "source": source, "collection": coll, "template": plan.header["template"],
         "params": plan.header["params"], "started_at": crate::report::now_rfc3339(),
         "user": std::env::var("USER").unwrap_or_default(),
@@ -346,8 +413,10 @@ pub fn apply_dump(
     if !index_actions.is_empty() {
         // The metadata as it was, so that undo gives back its exact bytes (a dropped
         // index's options included).
-        let meta = in_dir.join(format!("{coll}.metadata.json"));
-        let metadata_before = std::fs::read_to_string(&meta).ok();
+        let metadata_before = match metadata_file(&in_dir, &coll) {
+            Some((meta, gzip)) => Some(read_text(&meta, gzip)?),
+            None => None,
+        };
         journal.append(&json!({"kind": "batch", "n": "indexes", "entries": index_actions, "metadata_before": metadata_before}))?;
     }
     let (in_file, gzip) = bson_name(&in_dir, &coll)
@@ -412,9 +481,8 @@ pub fn apply_dump(
             match entry.action.as_str() {
                 "replace" => {
                     let after = entry.after.clone().unwrap_or(Value::Null);
-                    let b = crate::value::to_bson(&after)
-                        .map_err(|e| ApplyError::Usage(format!("_id {id}: after-image: {e}")))?;
-                    writes.push((at, len, Some(b)));
+                    let original = bson::RawDocumentBuf::from_bytes(bytes.clone()).ok();
+                    writes.push((at, len, Some(after_bytes(original.as_ref(), &after)?)));
                 }
                 "delete" => writes.push((at, len, Some(Vec::new()))),
                 "quarantine" => {
@@ -475,16 +543,11 @@ pub fn apply_dump(
         journal.append(&json!({"kind": "done", "n": batch_no}))?;
     }
     pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
-    out.flush().map_err(|e| io(&in_file, e))?;
-    drop(out);
+    out.finish(&partial.join(&out_name))?;
     for (to, docs) in quarantine {
         write_quarantine(&partial, &coll, &to, &docs)?;
     }
-    rewrite_metadata(
-        &partial.join(format!("{coll}.metadata.json")),
-        &plan.entries,
-        false,
-    )?;
+    rewrite_metadata(&partial, &coll, &plan.entries, false)?;
     journal.append(
         &json!({"kind": "finish", "applied": result.applied, "conflicts": result.conflicts}),
     )?;
@@ -580,16 +643,35 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             journal_path.display()
         )));
     }
-    let target = header["target"].as_str().unwrap_or_default();
-    let in_dir = PathBuf::from(target.strip_prefix("dump:").unwrap_or(target));
-    let db_name = in_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let coll = header["collection"]
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // The journal lives in the dump it describes (`<db>/.docsweep/journal`), so that dump
+    // is found wherever it was moved and whatever the working directory; the recorded
+    // target is the fallback for a journal kept elsewhere.
+    let target = header["target"].as_str().unwrap_or_default();
+    let beside = journal_path
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == ".docsweep"))
+        .and_then(Path::parent)
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .filter(|d| bson_name(d, &coll).is_some());
+    let in_dir = match beside {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from(target.strip_prefix("dump:").unwrap_or(target)),
+    };
+    let in_dir = in_dir.canonicalize().unwrap_or(in_dir);
+    let db_name = in_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let final_dir = out_root.join(&db_name);
     if final_dir.exists() {
         return Err(ApplyError::Usage(format!(
@@ -714,8 +796,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
         result.applied += 1;
     }
     pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
-    out.flush().map_err(|e| io(&in_file, e))?;
-    drop(out);
+    out.finish(&partial.join(&out_name))?;
     // Quarantine collections lose the documents that went back.
     let back = back_in;
     for q in &quarantine_files {
@@ -754,15 +835,14 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             })
         })
         .collect();
-    let meta = partial.join(format!("{coll}.metadata.json"));
     let metadata_before = read
         .records
         .iter()
         .find(|r| r["kind"] == "batch" && r["n"] == "indexes")
         .and_then(|r| r["metadata_before"].as_str());
-    match metadata_before {
-        Some(text) if meta.is_file() => std::fs::write(&meta, text).map_err(|e| io(&meta, e))?,
-        _ => rewrite_metadata(&meta, &plan_entries, true)?,
+    match (metadata_before, metadata_file(&partial, &coll)) {
+        (Some(text), Some((meta, gzip))) => write_text(&meta, gzip, text)?,
+        _ => rewrite_metadata(&partial, &coll, &plan_entries, true)?,
     }
     sync_tree(&partial)?;
     std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;

@@ -1,11 +1,15 @@
 //! The apply journal: an append-only file of checksummed JSON lines, fsynced before the
 //! writes it describes. Every line is `<16 hex digits of xxh3-64> <json>\n`; reading
-//! verifies each one. A torn last line (a crash while appending) is dropped — it was
-//! never acted upon, because intent is synced before the writes — while damage anywhere
-//! else makes the whole journal untrusted.
+//! verifies each one. The checksums are chained: a line's checksum is xxh3-64 of its JSON
+//! seeded with the previous line's checksum (the header's seed is 0), so a line removed,
+//! repeated or moved anywhere before the last one breaks the chain, not only a line
+//! edited in place. A torn last line (a crash while appending) is dropped — it was never
+//! acted upon, because intent is synced before the writes — while damage anywhere else
+//! makes the whole journal untrusted. (Journals of format `docsweep-journal/1`, whose
+//! lines are checksummed one by one, are still read.)
 //!
 //! Lines (`kind`):
-//! - `header`: `format` (`docsweep-journal/1`), `plan` (path), `plan_checksum`, `target`,
+//! - `header`: `format` (`docsweep-journal/2`), `plan` (path), `plan_checksum`, `target`,
 //!   `collection`, `template`, `params`, `started_at`, `user`.
 //! - `batch`: `n`, `entries` — each `{action, _id, before, after}` with full
 //!   before- and after-images (relaxed Extended JSON; null where there is none).
@@ -17,9 +21,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-pub const FORMAT: &str = "docsweep-journal/1";
+pub const FORMAT: &str = "docsweep-journal/2";
+/// The earlier format: the same records, each line checksummed on its own.
+const FORMAT_UNCHAINED: &str = "docsweep-journal/1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -37,12 +43,20 @@ pub enum JournalError {
 pub struct Journal {
     file: File,
     path: PathBuf,
+    /// The checksum of the last line written: the next line's seed.
+    last: u64,
 }
 
 /// One checksummed line (also the plan file's line format).
 pub(super) fn line_for(v: &Value) -> String {
+    chained_line(v, 0).0
+}
+
+/// One line whose checksum is seeded with `seed`, and that checksum.
+fn chained_line(v: &Value, seed: u64) -> (String, u64) {
     let json = v.to_string();
-    format!("{:016x} {json}\n", xxh3_64(json.as_bytes()))
+    let sum = xxh3_64_with_seed(json.as_bytes(), seed);
+    (format!("{sum:016x} {json}\n"), sum)
 }
 
 impl Journal {
@@ -65,12 +79,14 @@ impl Journal {
         Ok(Journal {
             file,
             path: path.to_path_buf(),
+            last: 0,
         })
     }
 
     /// Reopens an existing journal for appending, after `read` has verified it; a torn
     /// tail is cut off first.
-    pub fn reopen(path: &Path, valid_len: u64) -> Result<Journal, JournalError> {
+    pub fn reopen(path: &Path, read: &Read) -> Result<Journal, JournalError> {
+        let valid_len = read.valid_len;
         let io = |source| JournalError::Io {
             path: path.to_path_buf(),
             source,
@@ -82,6 +98,8 @@ impl Journal {
         Ok(Journal {
             file,
             path: path.to_path_buf(),
+            // An unchained journal goes on unchained.
+            last: if read.chained { read.last } else { 0 },
         })
     }
 
@@ -91,10 +109,11 @@ impl Journal {
             path: self.path.clone(),
             source,
         };
-        self.file
-            .write_all(line_for(record).as_bytes())
-            .map_err(io)?;
-        self.file.sync_data().map_err(io)
+        let (line, sum) = chained_line(record, self.last);
+        self.file.write_all(line.as_bytes()).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.last = sum;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -109,6 +128,10 @@ pub struct Read {
     pub valid_len: u64,
     /// A torn last line was found (and is ignored).
     pub torn_tail: bool,
+    /// The checksum of the last verified line.
+    last: u64,
+    /// The lines are chained (the current format).
+    chained: bool,
 }
 
 /// Reads and verifies a journal.
@@ -127,6 +150,8 @@ pub fn read(path: &Path) -> Result<Read, JournalError> {
     let mut torn_tail = false;
     let mut line = Vec::new();
     let mut n = 0;
+    let mut seed = 0u64;
+    let mut chained = false;
     loop {
         line.clear();
         let k = r
@@ -140,9 +165,13 @@ pub fn read(path: &Path) -> Result<Read, JournalError> {
         }
         n += 1;
         let complete = line.ends_with(b"\n");
-        let parsed = parse_line(&line);
+        let parsed = parse_seeded(&line, if chained { seed } else { 0 });
         match (parsed, complete) {
-            (Ok(v), true) => {
+            (Ok((v, sum)), true) => {
+                if n == 1 {
+                    chained = v["format"] == FORMAT;
+                }
+                seed = sum;
                 records.push(v);
                 valid_len += k as u64;
             }
@@ -159,26 +188,39 @@ pub fn read(path: &Path) -> Result<Read, JournalError> {
     if records.is_empty() {
         return Err(corrupt("no header: empty or not a journal".into()));
     }
-    if records[0]["kind"] != "header" || records[0]["format"] != FORMAT {
+    let format = &records[0]["format"];
+    if records[0]["kind"] != "header" || (format != FORMAT && format != FORMAT_UNCHAINED) {
         return Err(corrupt(format!("not a {FORMAT} journal")));
     }
     Ok(Read {
         records,
         valid_len,
         torn_tail,
+        last: seed,
+        chained,
     })
 }
 
 /// Verifies and parses one line (with or without its newline).
 pub(super) fn parse_line(line: &[u8]) -> Result<Value, String> {
+    parse_seeded(line, 0).map(|(v, _)| v)
+}
+
+/// Verifies one line whose checksum is seeded with `seed`; the value and the checksum.
+fn parse_seeded(line: &[u8], seed: u64) -> Result<(Value, u64), String> {
     let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
     let text = text.strip_suffix('\n').unwrap_or(text);
     let (sum, json) = text.split_once(' ').ok_or("no checksum")?;
     let want = u64::from_str_radix(sum, 16).map_err(|_| "bad checksum field".to_string())?;
-    if sum.len() != 16 || xxh3_64(json.as_bytes()) != want {
-        return Err("checksum mismatch".into());
+    if sum.len() != 16 || xxh3_64_with_seed(json.as_bytes(), seed) != want {
+        return Err(if seed == 0 {
+            "checksum mismatch".into()
+        } else {
+            "checksum mismatch (a line edited, removed or out of order)".into()
+        });
     }
-    serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))
+    let v = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+    Ok((v, want))
 }
 
 #[cfg(test)]
@@ -218,10 +260,86 @@ mod tests {
             assert_eq!((r.records.len(), r.torn_tail), (2, true), "cut at {cut}");
             assert_eq!(r.valid_len as usize, last_start);
         }
-        // Reopening cuts the tail and appends cleanly.
-        let mut j = Journal::reopen(&p, last_start as u64).unwrap();
+        // Reopening cuts the tail and appends cleanly, the chain going on.
+        let r = read(&p).unwrap();
+        let mut j = Journal::reopen(&p, &r).unwrap();
+        j.append(&json!({"kind": "done", "n": 0})).unwrap();
+        j.append(&json!({"kind": "finish"})).unwrap();
+        assert_eq!(read(&p).unwrap().records.len(), 4);
+    }
+
+    /// Lines of a journal as they are, newline included.
+    fn lines(p: &Path) -> Vec<Vec<u8>> {
+        std::fs::read(p)
+            .unwrap()
+            .split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    #[test]
+    fn a_removed_repeated_or_moved_line_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = sample(dir.path());
+        let mut j = Journal::reopen(&p, &read(&p).unwrap()).unwrap();
+        j.append(&json!({"kind": "finish"})).unwrap();
+        let all = lines(&p);
+        assert_eq!(all.len(), 4);
+        let variants: Vec<(&str, Vec<Vec<u8>>)> = vec![
+            (
+                "batch removed",
+                vec![all[0].clone(), all[2].clone(), all[3].clone()],
+            ),
+            (
+                "done removed",
+                vec![all[0].clone(), all[1].clone(), all[3].clone()],
+            ),
+            (
+                "batch repeated",
+                vec![
+                    all[0].clone(),
+                    all[1].clone(),
+                    all[1].clone(),
+                    all[2].clone(),
+                    all[3].clone(),
+                ],
+            ),
+            (
+                "swapped",
+                vec![
+                    all[0].clone(),
+                    all[2].clone(),
+                    all[1].clone(),
+                    all[3].clone(),
+                ],
+            ),
+        ];
+        for (what, v) in variants {
+            std::fs::write(&p, v.concat()).unwrap();
+            let e = read(&p).expect_err(what);
+            assert!(e.to_string().contains("checksum mismatch"), "{what}: {e}");
+        }
+    }
+
+    #[test]
+    fn unchained_journals_of_the_earlier_format_are_read_and_continued_unchained() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.journal");
+        let old = [
+            json!({"kind": "header", "format": FORMAT_UNCHAINED}),
+            json!({"kind": "batch", "n": 0, "entries": []}),
+        ];
+        let text: String = old.iter().map(line_for).collect();
+        std::fs::write(&p, text).unwrap();
+        let r = read(&p).unwrap();
+        assert_eq!(r.records.len(), 2);
+        let mut j = Journal::reopen(&p, &r).unwrap();
         j.append(&json!({"kind": "done", "n": 0})).unwrap();
         assert_eq!(read(&p).unwrap().records.len(), 3);
+        // Its lines verify one by one, so any single line of it is a valid line.
+        for l in lines(&p) {
+            parse_line(&l).unwrap();
+        }
     }
 
     #[test]

@@ -40,6 +40,7 @@ use mongodb::sync::{Client, Collection, Database};
 use serde_json::{json, Value};
 
 use super::apply::{plan_checksum, ApplyError};
+use super::image::{after_bytes, failpoint};
 use super::journal::{self, Journal};
 use super::plan::{Entry, Plan};
 use crate::source::{password_span, redact_uri, SourceError};
@@ -76,13 +77,6 @@ pub struct ApplyLive<'a> {
     /// Documents per second.
     pub rate: Option<f64>,
     pub batch_size: usize,
-}
-
-/// Crash injection for the crash-safety tests (see `apply::failpoint`).
-fn failpoint(name: &str) {
-    if std::env::var("DOCSWEEP_FAILPOINT").is_ok_and(|v| v == name) {
-        std::process::abort();
-    }
 }
 
 fn usage(m: impl Into<String>) -> ApplyError {
@@ -339,61 +333,6 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     command_code(e) == Some(11000) || e.to_string().contains("E11000")
 }
 
-/// Two values that relaxed Extended JSON cannot tell apart: the same, except that an
-/// Int32 and an Int64 of equal value are alike.
-fn alike(a: &Bson, b: &Bson) -> bool {
-    match (a, b) {
-        (Bson::Int32(x), Bson::Int64(y)) | (Bson::Int64(y), Bson::Int32(x)) => i64::from(*x) == *y,
-        (Bson::Document(x), Bson::Document(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y.iter())
-                    .all(|((ka, va), (kb, vb))| ka == kb && alike(va, vb))
-        }
-        (Bson::Array(x), Bson::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| alike(p, q))
-        }
-        _ => a == b,
-    }
-}
-
-/// `after` with the original's BSON value (and so its type: Int64 stays Int64) for every
-/// field the repair left as it was, recursively through sub-documents.
-fn keep_types(original: &Document, after: Document) -> Document {
-    let mut out = Document::new();
-    for (k, av) in after {
-        let kept = match (original.get(&k), av) {
-            (Some(ov), av) if alike(ov, &av) => ov.clone(),
-            (Some(Bson::Document(od)), Bson::Document(ad)) => Bson::Document(keep_types(od, ad)),
-            (_, av) => av,
-        };
-        out.insert(k, kept);
-    }
-    out
-}
-
-/// The bytes to write for an after-image, keeping the original's BSON types where the
-/// repair did not touch a field; falls back to the plain encoding of the after-image
-/// when the result would not be exactly the planned document.
-fn after_bytes(original: Option<&RawDocumentBuf>, after: &Value) -> Result<Vec<u8>, ApplyError> {
-    let plain = crate::value::to_bson(after)
-        .map_err(|e| usage(format!("_id {}: after-image: {e}", id_of(after))))?;
-    let Some(orig) = original else {
-        return Ok(plain);
-    };
-    let (Ok(od), Ok(ad)) = (
-        Document::try_from(orig.as_ref()),
-        Document::from_reader(&plain[..]),
-    ) else {
-        return Ok(plain);
-    };
-    let merged = keep_types(&od, ad);
-    match merged.to_vec() {
-        Ok(b) if fp_raw(&b).ok() == Some(fp(after)) => Ok(b),
-        _ => Ok(plain),
-    }
-}
-
 /// The compare-and-set filter: the `_id` and the current value of every scalar
 /// top-level field (a superset match: numbers compare by value, `null` matches a missing
 /// field; the returned document is verified exactly afterwards).
@@ -583,7 +522,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
         Some(read) => {
             out.resumed = true;
             let p = progress(&read.records);
-            let mut j = Journal::reopen(&req.journal, read.valid_len)?;
+            let mut j = Journal::reopen(&req.journal, &read)?;
             j.append(&json!({
                 "kind": "resume", "at": crate::report::now_rfc3339(),
                 "torn_tail": read.torn_tail, "settled": p.settled.len(),
@@ -709,8 +648,10 @@ fn apply_indexes(
         let after = e.after.clone().unwrap_or(Value::Null);
         let result = if e.action == "create_index" {
             let mut ix = doc! {"key": index_key(&after["key"])?, "name": &name};
-            if after["unique"] == true {
-                ix.insert("unique", true);
+            for option in ["unique", "sparse"] {
+                if after[option] == true {
+                    ix.insert(option, true);
+                }
             }
             t.db.run_command(doc! {"createIndexes": &t.collection, "indexes": [ix]})
                 .run()
@@ -1208,11 +1149,7 @@ pub fn undo_live(
             out.already += 1;
             continue;
         }
-        let spec = &c.before_json;
-        let mut ix = doc! {"key": index_key(&spec["key"])?, "name": name};
-        if spec["unique"] == true {
-            ix.insert("unique", true);
-        }
+        let ix = dropped_index_spec(&c.before_json, name)?;
         match t
             .db
             .run_command(doc! {"createIndexes": &t.collection, "indexes": [ix]})
@@ -1224,6 +1161,21 @@ pub fn undo_live(
         }
     }
     Ok(out)
+}
+
+/// The `createIndexes` spec that gives back a dropped index: everything `listIndexes`
+/// showed before the drop (unique, sparse, partial filter, collation, TTL, …) except what
+/// the server sets itself (`v`, `ns`).
+fn dropped_index_spec(before: &Value, name: &str) -> Result<Document, ApplyError> {
+    let mut ix = match json_to_bson(before, &format!("index {name}"))? {
+        Bson::Document(d) => d,
+        _ => Document::new(),
+    };
+    ix.remove("v");
+    ix.remove("ns");
+    ix.insert("key", index_key(&before["key"])?);
+    ix.insert("name", name);
+    Ok(ix)
 }
 
 #[cfg(test)]
@@ -1240,24 +1192,19 @@ mod tests {
     }
 
     #[test]
-    fn untouched_fields_keep_their_bson_types() {
-        let orig = doc! {"_id": 1, "n": 5_i64, "sub": {"k": 7_i64, "x": 1}, "gone": 1, "s": "a"};
-        let raw = RawDocumentBuf::from_bytes(orig.to_vec().unwrap()).unwrap();
-        // The repair changes sub.x and s and drops `gone`; n and sub.k are untouched.
-        let after = json!({"_id": 1, "n": 5, "sub": {"k": 7, "x": 2}, "s": "b"});
-        let bytes = after_bytes(Some(&raw), &after).unwrap();
-        let d = Document::from_reader(&bytes[..]).unwrap();
-        assert_eq!(d.get("n"), Some(&Bson::Int64(5)));
+    fn a_dropped_index_comes_back_with_its_options() {
+        let before = json!({"v": 2, "key": {"a": 1, "b": -1}, "name": "a_1_b_-1", "ns": "db.c",
+            "unique": true, "sparse": true, "partialFilterExpression": {"a": {"$gt": 5}},
+            "collation": {"locale": "fr", "strength": 2}, "expireAfterSeconds": 3600});
+        let ix = dropped_index_spec(&before, "a_1_b_-1").unwrap();
         assert_eq!(
-            d.get_document("sub").unwrap().get("k"),
-            Some(&Bson::Int64(7))
+            ix,
+            doc! {"key": {"a": 1, "b": -1}, "name": "a_1_b_-1", "unique": true, "sparse": true,
+            "partialFilterExpression": {"a": {"$gt": 5}},
+            "collation": {"locale": "fr", "strength": 2}, "expireAfterSeconds": 3600}
         );
-        assert_eq!(
-            d.get_document("sub").unwrap().get("x"),
-            Some(&Bson::Int32(2))
-        );
-        assert!(!d.contains_key("gone"));
-        assert_eq!(fp_raw(&bytes).unwrap(), fp(&after));
+        let keys: Vec<&str> = ix.keys().map(String::as_str).collect();
+        assert_eq!(keys[..2], ["key", "name"]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (next to these) planning, applying and journaling them.
 
 pub mod apply;
+mod image;
 pub mod journal;
 pub mod live;
 pub mod ops;

@@ -410,6 +410,7 @@ pub enum Step {
     CreateIndex {
         key: Arg<IndexKey>,
         unique: Arg<bool>,
+        sparse: Arg<bool>,
         name: Arg<Option<String>>,
     },
     /// Collection level: drop an index.
@@ -541,9 +542,15 @@ impl Step {
             }
             Step::Delete | Step::RestoreFromBaseline => vec![],
             Step::Quarantine { to } => vec![("to", show(to, |t| format!("{:?}", t.to_string())))],
-            Step::CreateIndex { key, unique, name } => vec![
+            Step::CreateIndex {
+                key,
+                unique,
+                sparse,
+                name,
+            } => vec![
                 ("key", show(key, |k| k.to_json().to_string())),
                 ("unique", b(unique)),
+                ("sparse", b(sparse)),
                 (
                     "name",
                     show(name, |n| match n {
@@ -576,6 +583,7 @@ pub enum CollectionAction {
     CreateIndex {
         key: IndexKey,
         unique: bool,
+        sparse: bool,
         name: Option<String>,
     },
     DropIndex {
@@ -1963,6 +1971,7 @@ mod tests {
                 Step::CreateIndex {
                     key: Arg::Lit(IndexKey(vec![])),
                     unique: Arg::Lit(false),
+                    sparse: Arg::Lit(false),
                     name: Arg::Lit(None),
                 },
                 json!({"_id": 1}),

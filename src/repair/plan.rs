@@ -392,10 +392,18 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
 
     for action in req.chain.iter().flat_map(Bound::collection_actions) {
         entries.push(match action {
-            CollectionAction::CreateIndex { key, unique, name } => {
+            CollectionAction::CreateIndex {
+                key,
+                unique,
+                sparse,
+                name,
+            } => {
                 let mut after = json!({"key": key.to_json(), "name": name.clone().unwrap_or_else(|| key.default_name())});
                 if unique {
                     after["unique"] = Value::Bool(true);
+                }
+                if sparse {
+                    after["sparse"] = Value::Bool(true);
                 }
                 Entry { action: "create_index".into(), id: Value::Null, before: None, after: Some(after), to: None, at: None }
             }

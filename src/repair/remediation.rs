@@ -203,6 +203,9 @@ pub fn fill(
             if m["unique"] == true {
                 params.push(("unique", "true".into()));
             }
+            if m["sparse"] == true {
+                params.push(("sparse", "true".into()));
+            }
             if let Some(n) = m["name"].as_str() {
                 params.push(("name", n.to_string()));
             }

@@ -851,7 +851,7 @@ fn allowed_args(op: &str) -> Option<&'static [&'static str]> {
         "move_out" => &["from", "fields"],
         "delete" | "restore_from_baseline" => &[],
         "quarantine" => &["to"],
-        "create_index" => &["key", "unique", "name"],
+        "create_index" => &["key", "unique", "sparse", "name"],
         "drop_index" => &["name"],
         _ => return None,
     })
@@ -975,6 +975,9 @@ fn parse_step(
             key: a.req("key", Slot::Json, conv_index_key)?,
             unique: a
                 .opt("unique", Slot::Bool, conv_bool)?
+                .unwrap_or(Arg::Lit(false)),
+            sparse: a
+                .opt("sparse", Slot::Bool, conv_bool)?
                 .unwrap_or(Arg::Lit(false)),
             name: a
                 .opt("name", Slot::Str, conv_index_name)?
@@ -1202,9 +1205,15 @@ fn resolve_step(step: &Step, p: &[(String, Value)]) -> Result<Step, String> {
         Step::Quarantine { to } => Step::Quarantine {
             to: res(to, p, "to", conv_quarantine)?,
         },
-        Step::CreateIndex { key, unique, name } => Step::CreateIndex {
+        Step::CreateIndex {
+            key,
+            unique,
+            sparse,
+            name,
+        } => Step::CreateIndex {
             key: res(key, p, "key", conv_index_key)?,
             unique: res(unique, p, "unique", conv_bool)?,
+            sparse: res(sparse, p, "sparse", conv_bool)?,
             name: res(name, p, "name", conv_index_name)?,
         },
         Step::DropIndex { name } => Step::DropIndex {
@@ -1346,10 +1355,12 @@ impl Bound {
                 Step::CreateIndex {
                     key: Arg::Lit(key),
                     unique: Arg::Lit(unique),
+                    sparse: Arg::Lit(sparse),
                     name: Arg::Lit(name),
                 } => Some(CollectionAction::CreateIndex {
                     key: key.clone(),
                     unique: *unique,
+                    sparse: *sparse,
                     name: name.clone(),
                 }),
                 Step::DropIndex {

@@ -224,6 +224,7 @@ fn every_bundled_template_loads_binds_and_applies() {
                 ("created_at".into(), KeyDirection::Desc)
             ]),
             unique: false,
+            sparse: false,
             name: None,
         }]
     );
@@ -443,6 +444,7 @@ fn toml_literals_and_quarantine_defaults() {
                 ("status".into(), KeyDirection::Desc)
             ]),
             unique: true,
+            sparse: false,
             name: Some("x".into()),
         }]
     );

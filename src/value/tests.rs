@@ -1156,41 +1156,6 @@ fn arb_json() -> impl Strategy<Value = Value> {
     })
 }
 
-/// Rough throughput check: `cargo test --release --lib perf_sanity -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn perf_sanity() {
-    let d = doc! {
-        "_id": Bson::ObjectId([7u8; 12].into()), "name": "Jane Doe", "email": "jane@example.com",
-        "age": 42, "score": 97.5, "active": true, "created": Bson::DateTime(DateTime::from_millis(1_704_067_200_123)),
-        "tags": ["a", "b", "c"], "address": {"street": "1 Main St", "city": "Springfield", "zip": "12345"},
-        "items": [{"sku": "x1", "qty": 2, "price": Bson::Decimal128("9.99".parse().expect("dec"))}, {"sku": "y2", "qty": 1, "price": 5}],
-    };
-    let bytes = d.to_vec().expect("encode");
-    let text_line = text(&from_bson(&bytes).expect("decode").value);
-    let n = 200_000;
-    let t = std::time::Instant::now();
-    let mut acc = 0u128;
-    for _ in 0..n {
-        let v = from_bson(&bytes).expect("decode");
-        acc ^= fingerprint(&v.value).content;
-    }
-    let bson_rate = n as f64 / t.elapsed().as_secs_f64();
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        let v = from_ejson(parse(&text_line)).expect("decode");
-        acc ^= fingerprint(&v.value).content;
-    }
-    let ejson_rate = n as f64 / t.elapsed().as_secs_f64();
-    let v = from_bson(&bytes).expect("decode").value;
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        acc ^= fingerprint(&v).ordered;
-    }
-    let fp_rate = n as f64 / t.elapsed().as_secs_f64();
-    eprintln!("{} bytes/doc: from_bson+fp {bson_rate:.0}/s, parse+from_ejson+fp {ejson_rate:.0}/s, fingerprint {fp_rate:.0}/s ({acc:x})", bytes.len());
-}
-
 #[test]
 fn bson_documents_that_look_like_wrappers_match_ejson() {
     let cases: &[(Document, Option<&str>)] = &[

@@ -794,12 +794,3 @@ fn writers_replace_files_atomically() {
     assert_eq!(names.len(), 3, "left-over temporary files: {names:?}");
     assert!(report::write_html(&r, &dir.path().join("no/such/dir/report.html")).is_err());
 }
-
-/// Used by scripts/screenshot: writes the example's report.html to
-/// `$DOCSWEEP_SCREENSHOT_HTML`.
-#[test]
-#[ignore = "helper for scripts/screenshot"]
-fn write_example_html() {
-    let out = std::env::var_os("DOCSWEEP_SCREENSHOT_HTML").expect("DOCSWEEP_SCREENSHOT_HTML");
-    report::write_html(&shop_report(), Path::new(&out)).unwrap();
-}

@@ -722,3 +722,180 @@ fn records_sharing_an_id_are_changed_one_by_one_and_restores_never_duplicate() {
         "only the planted copy"
     );
 }
+
+/// Every file of a dump database folder, gunzipped where it is gzipped (a recompressed file
+/// has other bytes for the same content), by name without `.gz`.
+fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read as _;
+    files(dir)
+        .into_iter()
+        .map(|(name, bytes)| match name.strip_suffix(".gz") {
+            Some(plain) => {
+                let mut out = Vec::new();
+                flate2::read::MultiGzDecoder::new(&bytes[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                (plain.to_string(), out)
+            }
+            None => (name, bytes),
+        })
+        .collect()
+}
+
+#[test]
+fn index_changes_in_a_gzipped_dump_then_undo_from_the_moved_dump() {
+    let w = Workdir::new();
+    let gz = format!("dump:{}", example().join("data/dump-gz").display());
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "create-missing-index",
+            "--collection",
+            "orders",
+            "--param",
+            "key={\"customer_id\": 1}",
+            "--source",
+            &gz,
+            "--out",
+            "c.plan",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = w.docsweep(&[
+        "repair", "apply", "c.plan", "--out", "dump:gz1", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = w.path().join("gz1/shop");
+    assert!(out.join("orders.metadata.json.gz").is_file());
+    assert!(!out.join("orders.metadata.json").exists(), "stays gzipped");
+    let report = check(&w, "dump:gz1", "r", &["--collection", "orders"]);
+    let ix = &collection(&report, "orders")["indexes"];
+    assert_eq!(ix["missing"], serde_json::json!([]), "{ix}");
+    assert_eq!(ix["unexpected"].as_array().map(Vec::len), Some(1), "{ix}");
+
+    // The dump is moved; undo finds it from its journal, run from another directory.
+    std::fs::create_dir(w.path().join("elsewhere")).unwrap();
+    std::fs::rename(w.path().join("gz1"), w.path().join("elsewhere/gz1")).unwrap();
+    let run = w.docsweep(&[
+        "repair",
+        "undo",
+        &w.path()
+            .join("elsewhere/gz1/shop/.docsweep/journal")
+            .display()
+            .to_string(),
+        "--out",
+        "dump:back",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        contents(&w.path().join("back/shop")),
+        contents(&example().join("data/dump-gz/shop")),
+        "undo gives back the content of every file, the index metadata included"
+    );
+}
+
+/// A one-collection dump whose documents carry Int64 fields, with a contract whose v2
+/// renamed `name` to `label`.
+fn int64_project(w: &Workdir) {
+    let dir = w.path().join("src/db");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bytes = Vec::new();
+    for i in 0..3_i64 {
+        let d = if i == 1 {
+            bson::doc! {"_id": i, "big": 5_000_000_000_i64 + i, "small": 7_i64, "sub": {"k": 9_i64}, "label": "b"}
+        } else {
+            bson::doc! {"_id": i, "big": 5_000_000_000_i64 + i, "small": 7_i64, "sub": {"k": 9_i64}, "name": "a"}
+        };
+        bytes.extend(d.to_vec().unwrap());
+    }
+    std::fs::write(dir.join("items.bson"), bytes).unwrap();
+    let s = w.path().join("schemas/items");
+    std::fs::create_dir_all(&s).unwrap();
+    std::fs::write(
+        s.join("contract.toml"),
+        "collection = \"items\"\ntarget = 1\n[[versions]]\nversion = 1\nschema = \"v1.json\"\n\
+         [[versions]]\nversion = 2\nschema = \"v2.json\"\n",
+    )
+    .unwrap();
+    for (file, field) in [("v1.json", "name"), ("v2.json", "label")] {
+        std::fs::write(
+            s.join(file),
+            serde_json::json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "required": ["_id", "big", field],
+                "properties": {"big": {"type": "integer"}, field: {"type": "string"}},
+                "not": {"required": [if field == "name" { "label" } else { "name" }]}
+            })
+            .to_string(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn fields_a_repair_does_not_touch_keep_their_bson_types_in_the_new_dump() {
+    let w = Workdir::new();
+    int64_project(&w);
+    let run = w.docsweep(&[
+        "repair",
+        "plan",
+        "--schemas",
+        "schemas",
+        "--template",
+        "rename-field",
+        "--collection",
+        "items",
+        "--select",
+        "other_version:2",
+        "--param",
+        "from=label",
+        "--param",
+        "to=name",
+        "--source",
+        "dump:src",
+        "--out",
+        "p.plan",
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let run = w.docsweep(&[
+        "repair", "apply", "p.plan", "--out", "dump:out", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let bytes = std::fs::read(w.path().join("out/db/items.bson")).unwrap();
+    let mut docs = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        docs.push(bson::Document::from_reader(&bytes[at..at + len]).unwrap());
+        at += len;
+    }
+    assert_eq!(docs.len(), 3);
+    let fixed = &docs[1];
+    assert_eq!(fixed.get_str("name").ok(), Some("b"), "{fixed}");
+    assert!(!fixed.contains_key("label"));
+    assert_eq!(fixed.get("big"), Some(&bson::Bson::Int64(5_000_000_001)));
+    assert_eq!(fixed.get("small"), Some(&bson::Bson::Int64(7)), "{fixed}");
+    assert_eq!(
+        fixed.get_document("sub").unwrap().get("k"),
+        Some(&bson::Bson::Int64(9))
+    );
+    // Undo gives back the original bytes.
+    let run = w.docsweep(&[
+        "repair",
+        "undo",
+        "out/db/.docsweep/journal",
+        "--out",
+        "dump:undone",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        std::fs::read(w.path().join("undone/db/items.bson")).unwrap(),
+        std::fs::read(w.path().join("src/db/items.bson")).unwrap()
+    );
+}

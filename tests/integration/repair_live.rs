@@ -815,3 +815,109 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v.sort();
     v
 }
+
+/// The indexes of a collection by name, as `listIndexes` shows them.
+fn index_specs(client: &Client, db: &str, coll: &str) -> BTreeMap<String, Document> {
+    client
+        .database(db)
+        .run_cursor_command(doc! {"listIndexes": coll})
+        .run()
+        .unwrap()
+        .map(|ix| {
+            let mut spec: Document = ix.unwrap();
+            spec.remove("v");
+            spec.remove("ns");
+            (spec.get_str("name").unwrap().to_string(), spec)
+        })
+        .collect()
+}
+
+#[test]
+fn index_repairs_keep_index_options_and_undo_gives_a_dropped_index_back_whole() {
+    let Some(uri) = server() else { return };
+    let db = fresh_db("index");
+    let client = Client::with_uri_str(&uri).unwrap();
+    load(&client, &db, &example().join("data/dump/shop"));
+    let _drop = DropDb(&client, &db);
+    // A unique, sparse leftover index next to the example's ones.
+    client
+        .database(&db)
+        .run_command(doc! {"createIndexes": "orders", "indexes": [
+            {"key": {"_id": 1, "status": -1}, "name": "_id_1_status_-1", "unique": true, "sparse": true}
+        ]})
+        .run()
+        .unwrap();
+    let before = index_specs(&client, &db, "orders");
+    let leftover = &before["_id_1_status_-1"];
+    assert_eq!(leftover.get_bool("unique").ok(), Some(true), "{before:?}");
+    // FerretDB accepts `sparse` but does not keep it (docs/ferretdb.md); MongoDB does.
+    let keeps_sparse = leftover.get_bool("sparse").ok() == Some(true);
+    let w = Workdir::new();
+    let source = with_db(&uri, &db);
+    let run = plan(
+        &w,
+        &source,
+        "drop.plan",
+        &[
+            "--template",
+            "drop-unexpected-index",
+            "--collection",
+            "orders",
+            "--param",
+            "name=_id_1_status_-1",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = apply(&w, "drop.plan", &["--yes"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let dropped = index_specs(&client, &db, "orders");
+    assert!(!dropped.contains_key("_id_1_status_-1"), "{dropped:?}");
+
+    let run = plan(
+        &w,
+        &source,
+        "create.plan",
+        &[
+            "--template",
+            "create-missing-index",
+            "--collection",
+            "orders",
+            "--param",
+            "key={\"status\": 1, \"_id\": 1}",
+            "--param",
+            "sparse=true",
+            "--param",
+            "unique=true",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = apply(&w, "create.plan", &["--yes"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let created = index_specs(&client, &db, "orders");
+    let ix = &created["status_1__id_1"];
+    assert_eq!(ix.get_bool("unique").ok(), Some(true), "{created:?}");
+    assert_eq!(
+        ix.get_bool("sparse").ok() == Some(true),
+        keeps_sparse,
+        "the created index is sparse: {created:?}"
+    );
+
+    for journal in ["create.plan.journal", "drop.plan.journal"] {
+        let run = undo(&w, journal, &["--yes"]);
+        assert_eq!(run.code, 0, "{journal}: {}{}", run.stdout, run.stderr);
+    }
+    assert_eq!(
+        index_specs(&client, &db, "orders"),
+        before,
+        "the dropped index is back with its options; the created one is gone"
+    );
+}
+
+/// Drops a test database when the test ends, passed or not.
+struct DropDb<'a>(&'a Client, &'a str);
+
+impl Drop for DropDb<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.database(self.1).drop().run();
+    }
+}
