@@ -140,9 +140,10 @@ pub fn dump_db_dir(source: &str, db: Option<&str>) -> Result<(PathBuf, String), 
     Ok((dir, db_name))
 }
 
-fn bson_name(dir: &Path, coll: &str) -> Option<(PathBuf, bool)> {
-    let plain = dir.join(format!("{coll}.bson"));
-    let gz = dir.join(format!("{coll}.bson.gz"));
+/// `dir/name`, or its gzipped form `dir/name.gz` (a `--gzip` dump), and which it is.
+fn plain_or_gz(dir: &Path, name: &str) -> Option<(PathBuf, bool)> {
+    let plain = dir.join(name);
+    let gz = dir.join(format!("{name}.gz"));
     if plain.is_file() {
         Some((plain, false))
     } else if gz.is_file() {
@@ -243,18 +244,13 @@ fn sync_tree(dir: &Path) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// The collection's metadata file in `dir`: `<coll>.metadata.json`, or its gzipped form
-/// in a `--gzip` dump.
+fn bson_name(dir: &Path, coll: &str) -> Option<(PathBuf, bool)> {
+    plain_or_gz(dir, &format!("{coll}.bson"))
+}
+
+/// The collection's metadata file in `dir` (gzipped in a `--gzip` dump).
 fn metadata_file(dir: &Path, coll: &str) -> Option<(PathBuf, bool)> {
-    let plain = dir.join(format!("{coll}.metadata.json"));
-    let gz = dir.join(format!("{coll}.metadata.json.gz"));
-    if plain.is_file() {
-        Some((plain, false))
-    } else if gz.is_file() {
-        Some((gz, true))
-    } else {
-        None
-    }
+    plain_or_gz(dir, &format!("{coll}.metadata.json"))
 }
 
 fn read_text(path: &Path, gzip: bool) -> Result<String, ApplyError> {

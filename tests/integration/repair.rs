@@ -278,12 +278,10 @@ fn quarantine_orphans_and_dedupe() {
     assert_eq!(customers["documents"], 313 - 7);
 }
 
-#[test]
-fn index_templates_change_the_metadata() {
-    let w = Workdir::new();
-    let d = dump();
+/// Plans and applies the orders' missing `customer_id` index from `source` into `out`.
+fn create_the_missing_index(w: &Workdir, source: &str, out: &str) {
     let run = plan(
-        &w,
+        w,
         &[
             "--template",
             "create-missing-index",
@@ -292,16 +290,29 @@ fn index_templates_change_the_metadata() {
             "--param",
             "key={\"customer_id\": 1}",
             "--source",
-            &d,
+            source,
             "--out",
-            "i.plan",
+            "create-index.plan",
         ],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let run = w.docsweep(&[
-        "repair", "apply", "i.plan", "--out", "dump:i1", "--audit", "a.jsonl",
+        "repair",
+        "apply",
+        "create-index.plan",
+        "--out",
+        out,
+        "--audit",
+        "a.jsonl",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn index_templates_change_the_metadata() {
+    let w = Workdir::new();
+    let d = dump();
+    create_the_missing_index(&w, &d, "dump:i1");
     let run = plan(
         &w,
         &[
@@ -746,26 +757,7 @@ fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn index_changes_in_a_gzipped_dump_then_undo_from_the_moved_dump() {
     let w = Workdir::new();
     let gz = format!("dump:{}", example().join("data/dump-gz").display());
-    let run = plan(
-        &w,
-        &[
-            "--template",
-            "create-missing-index",
-            "--collection",
-            "orders",
-            "--param",
-            "key={\"customer_id\": 1}",
-            "--source",
-            &gz,
-            "--out",
-            "c.plan",
-        ],
-    );
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let run = w.docsweep(&[
-        "repair", "apply", "c.plan", "--out", "dump:gz1", "--audit", "a.jsonl",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    create_the_missing_index(&w, &gz, "dump:gz1");
     let out = w.path().join("gz1/shop");
     assert!(out.join("orders.metadata.json.gz").is_file());
     assert!(!out.join("orders.metadata.json").exists(), "stays gzipped");

@@ -854,45 +854,33 @@ fn index_repairs_keep_index_options_and_undo_gives_a_dropped_index_back_whole() 
     let keeps_sparse = leftover.get_bool("sparse").ok() == Some(true);
     let w = Workdir::new();
     let source = with_db(&uri, &db);
-    let run = plan(
-        &w,
-        &source,
+    // Plans `template` with `params` for the orders and applies it (journal: NAME.journal).
+    let plan_and_apply = |name: &str, template: &str, params: &[&str]| {
+        let mut args = vec!["--template", template, "--collection", "orders"];
+        for p in params {
+            args.extend(["--param", p]);
+        }
+        let run = plan(&w, &source, name, &args);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        let run = apply(&w, name, &["--yes"]);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    };
+    plan_and_apply(
         "drop.plan",
-        &[
-            "--template",
-            "drop-unexpected-index",
-            "--collection",
-            "orders",
-            "--param",
-            "name=_id_1_status_-1",
-        ],
+        "drop-unexpected-index",
+        &["name=_id_1_status_-1"],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let run = apply(&w, "drop.plan", &["--yes"]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let dropped = index_specs(&client, &db, "orders");
     assert!(!dropped.contains_key("_id_1_status_-1"), "{dropped:?}");
-
-    let run = plan(
-        &w,
-        &source,
+    plan_and_apply(
         "create.plan",
+        "create-missing-index",
         &[
-            "--template",
-            "create-missing-index",
-            "--collection",
-            "orders",
-            "--param",
             "key={\"status\": 1, \"_id\": 1}",
-            "--param",
             "sparse=true",
-            "--param",
             "unique=true",
         ],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let run = apply(&w, "create.plan", &["--yes"]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let created = index_specs(&client, &db, "orders");
     let ix = &created["status_1__id_1"];
     assert_eq!(ix.get_bool("unique").ok(), Some(true), "{created:?}");
