@@ -28,7 +28,7 @@ fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
     }
 }
 
-/// mimalloc gives freed memory back to the OS 10 ms later (its `purge_delay`). A scan frees
+/// mimalloc gives freed memory back to the OS a second later (its `purge_delay`). A scan frees
 /// and allocates batches and decoded values all the time, so the kernel kept faulting in and
 /// zeroing the same memory again: a fifth of a one-thread scan, and page faults serialise
 /// the threads. Freed memory is kept for reuse instead; the peak is the same either way.

@@ -274,7 +274,11 @@ fn rewrite_metadata(
     plan_entries: &[Entry],
     undo: bool,
 ) -> Result<(), ApplyError> {
-    let Some((path, gzip)) = metadata_file(dir, coll) else {
+    let touches_indexes = plan_entries
+        .iter()
+        .any(|e| matches!(e.action.as_str(), "create_index" | "drop_index"));
+    let Some((path, gzip)) = metadata_file(dir, coll).filter(|_| touches_indexes) else {
+        // Nothing to change: the copied file stays byte for byte.
         return Ok(());
     };
     let path = path.as_path();
@@ -395,7 +399,7 @@ pub fn apply_dump(
         "kind": "header", "format": journal::FORMAT, "plan": plan_path.display().to_string(),
         "plan_checksum": checksum,
         "target": format!("dump:{}", std::path::absolute(&final_dir).unwrap_or_else(|_| final_dir.clone()).display()),
-        "source": source, "collection": coll, "template": plan.header["template"],
+        "source": source, "database": db_name, "collection": coll, "template": plan.header["template"],
         "params": plan.header["params"], "started_at": crate::report::now_rfc3339(),
         "user": std::env::var("USER").unwrap_or_default(),
     }))?;
@@ -658,15 +662,27 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
                 d
             }
         })
+        // Only the very output of this journal's apply.
+        .filter(|d| {
+            let marker = d.join(".docsweep").join("applied");
+            std::fs::read_to_string(marker).is_ok_and(|m| m.trim() == header["plan_checksum"])
+        })
         .filter(|d| bson_name(d, &coll).is_some());
+    let recorded = PathBuf::from(target.strip_prefix("dump:").unwrap_or(target));
     let in_dir = match beside {
         Some(d) => d.to_path_buf(),
-        None => PathBuf::from(target.strip_prefix("dump:").unwrap_or(target)),
+        None => recorded.clone(),
     };
     let in_dir = in_dir.canonicalize().unwrap_or(in_dir);
-    let db_name = in_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+    // The database keeps its name, whatever the folder of a moved dump is called now.
+    let db_name = header["database"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| {
+            recorded
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     let final_dir = out_root.join(&db_name);
     if final_dir.exists() {

@@ -49,11 +49,30 @@ fn keep_types(original: &Document, after: Document) -> Document {
         let kept = match (original.get(&k), av) {
             (Some(ov), av) if alike(ov, &av) => ov.clone(),
             (Some(Bson::Document(od)), Bson::Document(ad)) => Bson::Document(keep_types(od, ad)),
+            (Some(Bson::Array(oa)), Bson::Array(aa)) if oa.len() == aa.len() => {
+                Bson::Array(keep_array_types(oa, aa))
+            }
             (_, av) => av,
         };
         out.insert(k, kept);
     }
     out
+}
+
+/// [`keep_types`] for the elements of an array that kept its length.
+fn keep_array_types(original: &[Bson], after: Vec<Bson>) -> Vec<Bson> {
+    original
+        .iter()
+        .zip(after)
+        .map(|(ov, av)| match (ov, av) {
+            (ov, av) if alike(ov, &av) => ov.clone(),
+            (Bson::Document(od), Bson::Document(ad)) => Bson::Document(keep_types(od, ad)),
+            (Bson::Array(oa), Bson::Array(aa)) if oa.len() == aa.len() => {
+                Bson::Array(keep_array_types(oa, aa))
+            }
+            (_, av) => av,
+        })
+        .collect()
 }
 
 /// The bytes to write for an after-image, keeping the original's BSON types where the
@@ -94,10 +113,12 @@ mod tests {
 
     #[test]
     fn untouched_fields_keep_their_bson_types() {
-        let orig = doc! {"_id": 1, "n": 5_i64, "sub": {"k": 7_i64, "x": 1}, "gone": 1, "s": "a"};
+        let orig = doc! {"_id": 1, "n": 5_i64, "sub": {"k": 7_i64, "x": 1}, "gone": 1, "s": "a",
+        "items": [{"q": 3_i64, "p": 1}, 9_i64]};
         let raw = RawDocumentBuf::from_bytes(orig.to_vec().unwrap()).unwrap();
         // The repair changes sub.x and s and drops `gone`; n and sub.k are untouched.
-        let after = json!({"_id": 1, "n": 5, "sub": {"k": 7, "x": 2}, "s": "b"});
+        let after = json!({"_id": 1, "n": 5, "sub": {"k": 7, "x": 2}, "s": "b",
+            "items": [{"q": 3, "p": 2}, 9]});
         let bytes = after_bytes(Some(&raw), &after).unwrap();
         let d = Document::from_reader(&bytes[..]).unwrap();
         assert_eq!(d.get("n"), Some(&Bson::Int64(5)));
@@ -110,6 +131,12 @@ mod tests {
             Some(&Bson::Int32(2))
         );
         assert!(!d.contains_key("gone"));
+        // In an array whose one element changed, the others keep their types too.
+        let items = d.get_array("items").unwrap();
+        assert_eq!(items[1], Bson::Int64(9));
+        let first = items[0].as_document().unwrap();
+        assert_eq!(first.get("q"), Some(&Bson::Int64(3)));
+        assert_eq!(first.get("p"), Some(&Bson::Int32(2)));
         assert_eq!(
             ordered_fingerprint(&bytes),
             Some(crate::value::fingerprint(&after).ordered)

@@ -45,6 +45,8 @@ pub struct Journal {
     path: PathBuf,
     /// The checksum of the last line written: the next line's seed.
     last: u64,
+    /// Lines are chained (false only when continuing a `docsweep-journal/1` journal).
+    chained: bool,
 }
 
 /// One checksummed line (also the plan file's line format).
@@ -80,6 +82,7 @@ impl Journal {
             file,
             path: path.to_path_buf(),
             last: 0,
+            chained: true,
         })
     }
 
@@ -98,8 +101,9 @@ impl Journal {
         Ok(Journal {
             file,
             path: path.to_path_buf(),
+            last: read.last,
             // An unchained journal goes on unchained.
-            last: if read.chained { read.last } else { 0 },
+            chained: read.chained,
         })
     }
 
@@ -109,7 +113,7 @@ impl Journal {
             path: self.path.clone(),
             source,
         };
-        let (line, sum) = chained_line(record, self.last);
+        let (line, sum) = chained_line(record, if self.chained { self.last } else { 0 });
         self.file.write_all(line.as_bytes()).map_err(io)?;
         self.file.sync_data().map_err(io)?;
         self.last = sum;
@@ -335,7 +339,14 @@ mod tests {
         assert_eq!(r.records.len(), 2);
         let mut j = Journal::reopen(&p, &r).unwrap();
         j.append(&json!({"kind": "done", "n": 0})).unwrap();
-        assert_eq!(read(&p).unwrap().records.len(), 3);
+        j.append(&json!({"kind": "batch", "n": 1, "entries": []}))
+            .unwrap();
+        drop(j);
+        let r = read(&p).unwrap();
+        assert_eq!(r.records.len(), 4);
+        let mut j = Journal::reopen(&p, &r).unwrap();
+        j.append(&json!({"kind": "done", "n": 1})).unwrap();
+        assert_eq!(read(&p).unwrap().records.len(), 5);
         // Its lines verify one by one, so any single line of it is a valid line.
         for l in lines(&p) {
             parse_line(&l).unwrap();

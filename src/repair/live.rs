@@ -624,7 +624,14 @@ fn apply_indexes(
         let id = index_id(e);
         match (e.action.as_str(), existing.get(&name)) {
             ("create_index", Some(ix)) => {
-                if crate::value::key_hash(&ix["key"]) == crate::value::key_hash(&after["key"]) {
+                // The same index only with the same key and options the plan asks for.
+                let option = |v: &Value, o: &str| v[o] == true;
+                let same = crate::value::key_hash(&ix["key"])
+                    == crate::value::key_hash(&after["key"])
+                    && ["unique", "sparse"]
+                        .iter()
+                        .all(|o| option(ix, o) == option(&after, o));
+                if same {
                     tally.already.push(id);
                 } else {
                     tally.conflicts.push(id);
@@ -1171,8 +1178,10 @@ fn dropped_index_spec(before: &Value, name: &str) -> Result<Document, ApplyError
         Bson::Document(d) => d,
         _ => Document::new(),
     };
-    ix.remove("v");
-    ix.remove("ns");
+    // Set by the server, or options no server since 3.0 takes (`dropDups`).
+    for field in ["v", "ns", "dropDups"] {
+        ix.remove(field);
+    }
     ix.insert("key", index_key(&before["key"])?);
     ix.insert("name", name);
     Ok(ix)

@@ -766,14 +766,15 @@ fn index_changes_in_a_gzipped_dump_then_undo_from_the_moved_dump() {
     assert_eq!(ix["missing"], serde_json::json!([]), "{ix}");
     assert_eq!(ix["unexpected"].as_array().map(Vec::len), Some(1), "{ix}");
 
-    // The dump is moved; undo finds it from its journal, run from another directory.
+    // The dump is moved and renamed; undo finds it from its journal, run from another
+    // directory, and keeps the database's name.
     std::fs::create_dir(w.path().join("elsewhere")).unwrap();
-    std::fs::rename(w.path().join("gz1"), w.path().join("elsewhere/gz1")).unwrap();
+    std::fs::rename(&out, w.path().join("elsewhere/shop-fixed")).unwrap();
     let run = w.docsweep(&[
         "repair",
         "undo",
         &w.path()
-            .join("elsewhere/gz1/shop/.docsweep/journal")
+            .join("elsewhere/shop-fixed/.docsweep/journal")
             .display()
             .to_string(),
         "--out",
