@@ -237,7 +237,10 @@ impl<'a> DocContext<'a> {
             }
             _ => None,
         };
-        let sample = (class != Class::Valid).then(|| doc.clone());
+        let depth = d.depth;
+        // The document itself, moved (not copied): most are dropped by the fold, which
+        // keeps a few per class.
+        let sample = (class != Class::Valid).then_some(d.value);
         DocFacts {
             sample,
             fields,
@@ -245,7 +248,7 @@ impl<'a> DocContext<'a> {
             id_key,
             class,
             errors,
-            depth: d.depth,
+            depth,
             oversize,
             fingerprint,
             unique,
