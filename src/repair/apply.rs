@@ -189,6 +189,18 @@ impl Write for Output {
 }
 
 impl Output {
+    fn new(file: File, gzip: bool) -> Output {
+        let w = BufWriter::with_capacity(1 << 20, file);
+        if gzip {
+            Output::Gzip(flate2::write::GzEncoder::new(
+                w,
+                flate2::Compression::default(),
+            ))
+        } else {
+            Output::Plain(w)
+        }
+    }
+
     fn finish(self, path: &Path) -> Result<(), ApplyError> {
         let w = match self {
             Output::Plain(w) => w,
@@ -203,15 +215,7 @@ impl Output {
 
 fn open_out(path: &Path, gzip: bool) -> Result<Output, ApplyError> {
     let f = File::create(path).map_err(|e| io(path, e))?;
-    let w = BufWriter::with_capacity(1 << 20, f);
-    Ok(if gzip {
-        Output::Gzip(flate2::write::GzEncoder::new(
-            w,
-            flate2::Compression::default(),
-        ))
-    } else {
-        Output::Plain(w)
-    })
+    Ok(Output::new(f, gzip))
 }
 
 /// Copies every file of `from` into `to` except the named ones.
@@ -545,7 +549,7 @@ pub fn apply_dump(
     pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
     out.finish(&partial.join(&out_name))?;
     for (to, docs) in quarantine {
-        write_quarantine(&partial, &coll, &to, &docs)?;
+        write_quarantine(&partial, &coll, &to, &docs, gzip)?;
     }
     rewrite_metadata(&partial, &coll, &plan.entries, false)?;
     journal.append(
@@ -563,7 +567,15 @@ pub fn apply_dump(
     Ok(result)
 }
 
-fn write_quarantine(dir: &Path, coll: &str, to: &str, docs: &[Value]) -> Result<(), ApplyError> {
+/// Keeps quarantined documents in the new dump: a file under `.docsweep/`, or a collection
+/// (`<coll>_quarantine` by default), gzipped like the rest of a `--gzip` dump.
+fn write_quarantine(
+    dir: &Path,
+    coll: &str,
+    to: &str,
+    docs: &[Value],
+    gzip: bool,
+) -> Result<(), ApplyError> {
     if let Some(file) = to.strip_prefix("file:") {
         // Kept inside the new dump (never elsewhere), so it appears with it atomically.
         let name = Path::new(file)
@@ -588,17 +600,20 @@ fn write_quarantine(dir: &Path, coll: &str, to: &str, docs: &[Value]) -> Result<
         .strip_prefix("collection:")
         .map(str::to_string)
         .unwrap_or_else(|| format!("{coll}_quarantine"));
-    let p = dir.join(format!("{name}.bson"));
-    let mut w = std::fs::OpenOptions::new()
+    let p = dir.join(format!("{name}.bson{}", if gzip { ".gz" } else { "" }));
+    let mut bytes = Vec::new();
+    for d in docs {
+        bytes.extend(crate::value::to_bson(d).map_err(|e| io(&p, e))?);
+    }
+    // Appended to what the collection held already (a gzipped file gets another member).
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&p)
         .map_err(|e| io(&p, e))?;
-    for d in docs {
-        let b = crate::value::to_bson(d).map_err(|e| io(&p, e))?;
-        w.write_all(&b).map_err(|e| io(&p, e))?;
-    }
-    Ok(())
+    let mut out = Output::new(file, gzip);
+    out.write_all(&bytes).map_err(|e| io(&p, e))?;
+    out.finish(&p)
 }
 
 /// Holds an exclusive lock on the output root for one database while a run builds it,
@@ -734,7 +749,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
         .map_err(|e| io(&in_dir, e))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with("_quarantine.bson"))
+        .filter(|n| n.ends_with("_quarantine.bson") || n.ends_with("_quarantine.bson.gz"))
         .collect();
     let mut skip = vec![out_name.clone()];
     skip.extend(quarantine_files.iter().cloned());
@@ -813,7 +828,8 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     let back = back_in;
     for q in &quarantine_files {
         let from = in_dir.join(q);
-        let mut r = BsonReader::new(open_in(&from, false)?, None, from.clone());
+        let gz = q.ends_with(".gz");
+        let mut r = BsonReader::new(open_in(&from, gz)?, None, from.clone());
         let mut kept = Vec::new();
         while let Some(batch) = r.next_batch(BATCH_RECORDS)? {
             for rec in &batch.records {
@@ -828,7 +844,10 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             }
         }
         if !kept.is_empty() {
-            std::fs::write(partial.join(q), kept).map_err(|e| io(&partial, e))?;
+            let to = partial.join(q);
+            let mut out = open_out(&to, gz)?;
+            out.write_all(&kept).map_err(|e| io(&to, e))?;
+            out.finish(&to)?;
         }
     }
     let plan_entries: Vec<Entry> = read

@@ -892,3 +892,88 @@ fn fields_a_repair_does_not_touch_keep_their_bson_types_in_the_new_dump() {
         std::fs::read(w.path().join("src/db/items.bson")).unwrap()
     );
 }
+
+#[test]
+fn quarantine_in_a_gzipped_dump_stays_gzipped_and_undo_takes_it_back() {
+    let w = Workdir::new();
+    let gz = format!("dump:{}", example().join("data/dump-gz").display());
+    let run = plan(
+        &w,
+        &[
+            "--template",
+            "quarantine-orphans",
+            "--collection",
+            "orders",
+            "--param",
+            "field=customer_id",
+            "--source",
+            &gz,
+            "--out",
+            "q.plan",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = w.docsweep(&[
+        "repair", "apply", "q.plan", "--out", "dump:qz", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = w.path().join("qz/shop");
+    assert!(!out.join("orders_quarantine.bson").exists());
+    let quarantined = contents(&out)
+        .into_iter()
+        .find(|(name, _)| name == "orders_quarantine.bson")
+        .expect("orders_quarantine.bson.gz")
+        .1;
+    use docsweep::source::RecordReader as _;
+    let mut reader = docsweep::source::BsonReader::new(
+        Box::new(std::io::Cursor::new(quarantined)),
+        None,
+        "orders_quarantine.bson".into(),
+    );
+    let mut n = 0;
+    while let Some(batch) = reader.next_batch(100).unwrap() {
+        assert!(batch.records.iter().all(|rec| rec.broken.is_none()));
+        n += batch.len();
+    }
+    assert_eq!(n, 6, "the six orphans, gzipped like the dump");
+    let report = check(&w, "dump:qz", "r", &["--collection", "orders"]);
+    assert_eq!(collection(&report, "orders")["references"][0]["orphans"], 0);
+
+    let run = w.docsweep(&[
+        "repair",
+        "undo",
+        "qz/shop/.docsweep/journal",
+        "--out",
+        "dump:back",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The orphans are back (appended at the end) and the emptied quarantine collection is
+    // gone: the same files, the same documents.
+    let by_document = |dir: &Path| -> Vec<(String, Vec<Vec<u8>>)> {
+        contents(dir)
+            .into_iter()
+            .map(|(name, bytes)| {
+                let mut docs = Vec::new();
+                if name.ends_with(".bson") {
+                    let mut at = 0;
+                    while at + 4 <= bytes.len() {
+                        let len = i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+                        let end = (at + len.max(1) as usize).min(bytes.len());
+                        docs.push(bytes[at..end].to_vec());
+                        at = end;
+                    }
+                    docs.sort();
+                } else {
+                    docs.push(bytes);
+                }
+                (name, docs)
+            })
+            .collect()
+    };
+    assert_eq!(
+        by_document(&w.path().join("back/shop")),
+        by_document(&example().join("data/dump-gz/shop"))
+    );
+}
