@@ -40,7 +40,8 @@ pub struct PlanArgs {
     /// selects the documents, each applies to the previous one's result
     #[arg(long = "template", value_name = "NAME", required = true)]
     pub templates: Vec<String>,
-    /// A template parameter (repeatable)
+    /// A template parameter (repeatable); NAME=VALUE sets it for every template given that
+    /// declares NAME, TEMPLATE.NAME=VALUE for that template alone
     #[arg(long = "param", value_name = "K=V")]
     pub params: Vec<String>,
     /// The data: dump:PATH, export:PATH or mongodb://…
@@ -159,25 +160,54 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
             ))
         })?);
     }
-    let mut given = Vec::new();
+    // (template the value is for, or every template declaring it; name; value)
+    let mut given: Vec<(Option<&str>, &str, &str)> = Vec::new();
     for p in &a.params {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| ConfigError::Usage(format!("--param {p:?}: expected NAME=VALUE")))?;
-        if !templates.iter().any(|t| t.param(k).is_some()) {
+        let (k, v) = p.split_once('=').ok_or_else(|| {
+            ConfigError::Usage(format!(
+                "--param {p:?}: expected NAME=VALUE or TEMPLATE.NAME=VALUE"
+            ))
+        })?;
+        // Parameter names have no dots: `TEMPLATE.NAME` is for one template of a chain.
+        let (only, name) = match k.split_once('.') {
+            Some((t, n)) => (Some(t), n),
+            None => (None, k),
+        };
+        if let Some(t) = only {
+            if !templates.iter().any(|x| x.name == t) {
+                return Err(ConfigError::Usage(format!(
+                    "--param {k}: template {t:?} is not given with --template"
+                ))
+                .into());
+            }
+        }
+        let declared = templates
+            .iter()
+            .filter(|t| only.is_none_or(|o| o == t.name))
+            .any(|t| t.param(name).is_some());
+        if !declared {
             return Err(
                 ConfigError::Usage(format!("--param {k}: no template given declares it")).into(),
             );
         }
-        given.push((k.to_string(), v.to_string()));
+        given.push((only, name, v));
     }
     let mut chain = Vec::new();
     for t in &templates {
-        let mine: Vec<(String, String)> = given
-            .iter()
-            .filter(|(k, _)| t.param(k).is_some())
-            .cloned()
-            .collect();
+        // Values for every template first, so that one for this template wins.
+        let mut mine: Vec<(String, String)> = Vec::new();
+        for pass_qualified in [false, true] {
+            for (only, name, v) in &given {
+                let fits = match only {
+                    None => !pass_qualified,
+                    Some(o) => pass_qualified && *o == t.name,
+                };
+                if fits && t.param(name).is_some() {
+                    mine.retain(|(n, _)| n != name);
+                    mine.push((name.to_string(), v.to_string()));
+                }
+            }
+        }
         chain.push(t.bind(&mine)?);
     }
     let template = templates[0];
