@@ -10,7 +10,7 @@
 //!
 //! Lines (`kind`):
 //! - `header`: `format` (`docsweep-journal/2`), `plan` (path), `plan_checksum`, `target`,
-//!   `collection`, `template`, `params`, `started_at`, `user`.
+//!   `database` (dumps), `collection`, `template`, `params`, `started_at`, `user`.
 //! - `batch`: `n`, `entries` — each `{action, _id, before, after}` with full
 //!   before- and after-images (relaxed Extended JSON; null where there is none).
 //! - `done`: `n`, `applied`, `already`, `conflicts` (ids), after the batch's writes.
