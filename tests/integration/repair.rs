@@ -214,12 +214,11 @@ fn restore_missing_documents_from_the_baseline() {
     assert_eq!(orders["documents"], 1512 + 20);
 }
 
-#[test]
-fn quarantine_orphans_and_dedupe() {
-    let w = Workdir::new();
-    let d = dump();
+/// Plans and applies `quarantine-orphans` for the orders' `customer_id` from `source`
+/// into `out`.
+fn quarantine_the_orphans(w: &Workdir, source: &str, out: &str) {
     let run = plan(
-        &w,
+        w,
         &[
             "--template",
             "quarantine-orphans",
@@ -228,16 +227,23 @@ fn quarantine_orphans_and_dedupe() {
             "--param",
             "field=customer_id",
             "--source",
-            &d,
+            source,
             "--out",
             "q.plan",
         ],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let run = w.docsweep(&[
-        "repair", "apply", "q.plan", "--out", "dump:q", "--audit", "a.jsonl",
+        "repair", "apply", "q.plan", "--out", out, "--audit", "a.jsonl",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn quarantine_orphans_and_dedupe() {
+    let w = Workdir::new();
+    let d = dump();
+    quarantine_the_orphans(&w, &d, "dump:q");
     let report = check(&w, "dump:q/shop", "r", &["--collection", "orders"]);
     let refs = &collection(&report, "orders")["references"];
     assert_eq!(refs[0]["field"], "customer_id");
@@ -930,26 +936,7 @@ fn fields_a_repair_does_not_touch_keep_their_bson_types_in_the_new_dump() {
 fn quarantine_in_a_gzipped_dump_stays_gzipped_and_undo_takes_it_back() {
     let w = Workdir::new();
     let gz = format!("dump:{}", example().join("data/dump-gz").display());
-    let run = plan(
-        &w,
-        &[
-            "--template",
-            "quarantine-orphans",
-            "--collection",
-            "orders",
-            "--param",
-            "field=customer_id",
-            "--source",
-            &gz,
-            "--out",
-            "q.plan",
-        ],
-    );
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let run = w.docsweep(&[
-        "repair", "apply", "q.plan", "--out", "dump:qz", "--audit", "a.jsonl",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    quarantine_the_orphans(&w, &gz, "dump:qz");
     let out = w.path().join("qz/shop");
     assert!(!out.join("orders_quarantine.bson").exists());
     let quarantined = contents(&out)
