@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::image::{after_bytes, failpoint};
+use super::image::after_bytes;
 use super::journal::{self, Journal};
 use super::plan::{Entry, Plan};
 use crate::source::{BsonReader, RecordReader, BATCH_RECORDS};
@@ -47,6 +47,14 @@ pub struct Outcome {
     pub already_done: bool,
     pub output: PathBuf,
     pub journal: PathBuf,
+}
+
+/// Crash injection for the crash-safety tests: when `DOCSWEEP_FAILPOINT` names this
+/// point, the process aborts on the spot (no unwinding, no cleanup), like a SIGKILL.
+pub(super) fn failpoint(name: &str) {
+    if std::env::var("DOCSWEEP_FAILPOINT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
 }
 
 /// A second, sequential view of the input stream, so that bytes the record reader could
@@ -308,7 +316,7 @@ fn rewrite_metadata(
             && after.get("key").is_some()
         {
             let mut ix = json!({"v": {"$numberInt": "2"}, "key": canonical_key(&after["key"]), "name": name});
-            for option in ["unique", "sparse"] {
+            for option in super::plan::INDEX_OPTIONS {
                 if after[option] == true {
                     ix[option] = Value::Bool(true);
                 }
@@ -485,8 +493,7 @@ pub fn apply_dump(
             match entry.action.as_str() {
                 "replace" => {
                     let after = entry.after.clone().unwrap_or(Value::Null);
-                    let original = bson::RawDocumentBuf::from_bytes(bytes.clone()).ok();
-                    writes.push((at, len, Some(after_bytes(original.as_ref(), &after)?)));
+                    writes.push((at, len, Some(after_bytes(Some(&bytes), &after)?)));
                 }
                 "delete" => writes.push((at, len, Some(Vec::new()))),
                 "quarantine" => {

@@ -2,20 +2,11 @@
 //! that every field a repair did not touch keeps the original's BSON type. Relaxed
 //! Extended JSON cannot tell an Int32 from an Int64, so a plain encoding would turn an
 //! untouched Int64 into an Int32; dumps and live deployments are written through here.
-//! Also the crash-injection points of apply.
 
-use bson::{Bson, Document, RawDocumentBuf};
+use bson::{Bson, Document};
 use serde_json::Value;
 
 use super::apply::ApplyError;
-
-/// Crash injection for the crash-safety tests: when `DOCSWEEP_FAILPOINT` names this
-/// point, the process aborts on the spot (no unwinding, no cleanup), like a SIGKILL.
-pub fn failpoint(name: &str) {
-    if std::env::var("DOCSWEEP_FAILPOINT").is_ok_and(|v| v == name) {
-        std::process::abort();
-    }
-}
 
 fn ordered_fingerprint(bytes: &[u8]) -> Option<u128> {
     crate::value::from_bson(bytes)
@@ -41,47 +32,37 @@ fn alike(a: &Bson, b: &Bson) -> bool {
     }
 }
 
-/// `after` with the original's BSON value (and so its type: Int64 stays Int64) for every
-/// field the repair left as it was, recursively through sub-documents.
-fn keep_types(original: &Document, after: Document) -> Document {
-    let mut out = Document::new();
-    for (k, av) in after {
-        let kept = match (original.get(&k), av) {
-            (Some(ov), av) if alike(ov, &av) => ov.clone(),
-            (Some(Bson::Document(od)), Bson::Document(ad)) => Bson::Document(keep_types(od, ad)),
-            (Some(Bson::Array(oa)), Bson::Array(aa)) if oa.len() == aa.len() => {
-                Bson::Array(keep_array_types(oa, aa))
-            }
-            (_, av) => av,
-        };
-        out.insert(k, kept);
+/// `after` with the original's BSON value (and so its type: Int64 stays Int64) wherever
+/// the repair left it as it was, recursively through sub-documents and through arrays that
+/// kept their length.
+fn keep_type(original: &Bson, after: Bson) -> Bson {
+    match (original, after) {
+        (ov, av) if alike(ov, &av) => ov.clone(),
+        (Bson::Document(od), Bson::Document(ad)) => Bson::Document(
+            ad.into_iter()
+                .map(|(k, av)| {
+                    let kept = match od.get(&k) {
+                        Some(ov) => keep_type(ov, av),
+                        None => av,
+                    };
+                    (k, kept)
+                })
+                .collect(),
+        ),
+        (Bson::Array(oa), Bson::Array(aa)) if oa.len() == aa.len() => Bson::Array(
+            oa.iter()
+                .zip(aa)
+                .map(|(ov, av)| keep_type(ov, av))
+                .collect(),
+        ),
+        (_, av) => av,
     }
-    out
-}
-
-/// [`keep_types`] for the elements of an array that kept its length.
-fn keep_array_types(original: &[Bson], after: Vec<Bson>) -> Vec<Bson> {
-    original
-        .iter()
-        .zip(after)
-        .map(|(ov, av)| match (ov, av) {
-            (ov, av) if alike(ov, &av) => ov.clone(),
-            (Bson::Document(od), Bson::Document(ad)) => Bson::Document(keep_types(od, ad)),
-            (Bson::Array(oa), Bson::Array(aa)) if oa.len() == aa.len() => {
-                Bson::Array(keep_array_types(oa, aa))
-            }
-            (_, av) => av,
-        })
-        .collect()
 }
 
 /// The bytes to write for an after-image, keeping the original's BSON types where the
 /// repair did not touch a field; falls back to the plain encoding of the after-image
 /// when the result would not be exactly the planned document.
-pub fn after_bytes(
-    original: Option<&RawDocumentBuf>,
-    after: &Value,
-) -> Result<Vec<u8>, ApplyError> {
+pub fn after_bytes(original: Option<&[u8]>, after: &Value) -> Result<Vec<u8>, ApplyError> {
     let plain = crate::value::to_bson(after).map_err(|e| {
         let id = after
             .get("_id")
@@ -93,12 +74,14 @@ pub fn after_bytes(
         return Ok(plain);
     };
     let (Ok(od), Ok(ad)) = (
-        Document::try_from(orig.as_ref()),
+        Document::from_reader(orig),
         Document::from_reader(&plain[..]),
     ) else {
         return Ok(plain);
     };
-    let merged = keep_types(&od, ad);
+    let Bson::Document(merged) = keep_type(&Bson::Document(od), Bson::Document(ad)) else {
+        return Ok(plain);
+    };
     match merged.to_vec() {
         Ok(b) if ordered_fingerprint(&b) == Some(crate::value::fingerprint(after).ordered) => Ok(b),
         _ => Ok(plain),
@@ -115,7 +98,7 @@ mod tests {
     fn untouched_fields_keep_their_bson_types() {
         let orig = doc! {"_id": 1, "n": 5_i64, "sub": {"k": 7_i64, "x": 1}, "gone": 1, "s": "a",
         "items": [{"q": 3_i64, "p": 1}, 9_i64]};
-        let raw = RawDocumentBuf::from_bytes(orig.to_vec().unwrap()).unwrap();
+        let raw = orig.to_vec().unwrap();
         // The repair changes sub.x and s and drops `gone`; n and sub.k are untouched.
         let after = json!({"_id": 1, "n": 5, "sub": {"k": 7, "x": 2}, "s": "b",
             "items": [{"q": 3, "p": 2}, 9]});

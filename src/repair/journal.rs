@@ -289,37 +289,15 @@ mod tests {
         j.append(&json!({"kind": "finish"})).unwrap();
         let all = lines(&p);
         assert_eq!(all.len(), 4);
-        let variants: Vec<(&str, Vec<Vec<u8>>)> = vec![
-            (
-                "batch removed",
-                vec![all[0].clone(), all[2].clone(), all[3].clone()],
-            ),
-            (
-                "done removed",
-                vec![all[0].clone(), all[1].clone(), all[3].clone()],
-            ),
-            (
-                "batch repeated",
-                vec![
-                    all[0].clone(),
-                    all[1].clone(),
-                    all[1].clone(),
-                    all[2].clone(),
-                    all[3].clone(),
-                ],
-            ),
-            (
-                "swapped",
-                vec![
-                    all[0].clone(),
-                    all[2].clone(),
-                    all[1].clone(),
-                    all[3].clone(),
-                ],
-            ),
+        let variants: [(&str, &[usize]); 4] = [
+            ("batch removed", &[0, 2, 3]),
+            ("done removed", &[0, 1, 3]),
+            ("batch repeated", &[0, 1, 1, 2, 3]),
+            ("swapped", &[0, 2, 1, 3]),
         ];
-        for (what, v) in variants {
-            std::fs::write(&p, v.concat()).unwrap();
+        for (what, order) in variants {
+            let v: Vec<u8> = order.iter().flat_map(|&i| all[i].clone()).collect();
+            std::fs::write(&p, v).unwrap();
             let e = read(&p).expect_err(what);
             assert!(e.to_string().contains("checksum mismatch"), "{what}: {e}");
         }

@@ -39,8 +39,8 @@ use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::sync::{Client, Collection, Database};
 use serde_json::{json, Value};
 
-use super::apply::{plan_checksum, ApplyError};
-use super::image::{after_bytes, failpoint};
+use super::apply::{failpoint, plan_checksum, ApplyError};
+use super::image::after_bytes;
 use super::journal::{self, Journal};
 use super::plan::{Entry, Plan};
 use crate::source::{password_span, redact_uri, SourceError};
@@ -628,7 +628,7 @@ fn apply_indexes(
                 let option = |v: &Value, o: &str| v[o] == true;
                 let same = crate::value::key_hash(&ix["key"])
                     == crate::value::key_hash(&after["key"])
-                    && ["unique", "sparse"]
+                    && super::plan::INDEX_OPTIONS
                         .iter()
                         .all(|o| option(ix, o) == option(&after, o));
                 if same {
@@ -655,7 +655,7 @@ fn apply_indexes(
         let after = e.after.clone().unwrap_or(Value::Null);
         let result = if e.action == "create_index" {
             let mut ix = doc! {"key": index_key(&after["key"])?, "name": &name};
-            for option in ["unique", "sparse"] {
+            for option in super::plan::INDEX_OPTIONS {
                 if after[option] == true {
                     ix.insert(option, true);
                 }
@@ -798,7 +798,7 @@ fn apply_batch(
             "replace" => {
                 let cur = cur.expect("a replace writes over a present document");
                 let after = e.after.clone().unwrap_or(Value::Null);
-                let bytes = after_bytes(Some(cur), &after)?;
+                let bytes = after_bytes(Some(cur.as_bytes()), &after)?;
                 cas_replace(t, &t.coll, cur, to_raw(bytes, &key)?, e.before.unwrap_or(0))?
             }
             "delete" => {

@@ -27,6 +27,9 @@ use crate::source::Source;
 
 pub const FORMAT: &str = "docsweep-plan/1";
 
+/// The boolean index options a `create_index` entry's after-image may set (`true` only).
+pub const INDEX_OPTIONS: [&str; 2] = ["unique", "sparse"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]
@@ -399,11 +402,10 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                 name,
             } => {
                 let mut after = json!({"key": key.to_json(), "name": name.clone().unwrap_or_else(|| key.default_name())});
-                if unique {
-                    after["unique"] = Value::Bool(true);
-                }
-                if sparse {
-                    after["sparse"] = Value::Bool(true);
+                for (option, set) in INDEX_OPTIONS.into_iter().zip([unique, sparse]) {
+                    if set {
+                        after[option] = Value::Bool(true);
+                    }
                 }
                 Entry { action: "create_index".into(), id: Value::Null, before: None, after: Some(after), to: None, at: None }
             }
