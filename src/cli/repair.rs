@@ -362,23 +362,21 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     }
     let out = out_dir(a.out.as_deref())?;
     let r = apply::apply_dump(&p, &a.plan, &out, a.max_changes).map_err(apply_err)?;
+    let counts = format!(
+        "{} applied, {} already in place, {} conflict(s), of {} planned",
+        r.applied,
+        r.already,
+        r.conflicts.len(),
+        p.entries.len()
+    );
     if r.already_done {
         println!(
-            "already applied: {} holds this plan's result (nothing done now; it applied {} change(s), {} conflict(s))",
+            "already applied: {} holds this plan's result (nothing done now; that run: {counts})",
             r.output.display(),
-            r.applied,
-            r.conflicts.len()
         );
     } else {
-        println!(
-            "applied {} change(s) into {}; {} conflict(s) left as they were",
-            r.applied,
-            r.output.display(),
-            r.conflicts.len()
-        );
-        for c in r.conflicts.iter().take(20) {
-            println!("  conflict: _id {c} changed since the plan");
-        }
+        println!("{counts}; output {}", r.output.display());
+        print_conflicts(&r.conflicts, false);
         println!("journal: {}", r.journal.display());
         println!(
             "undo:    docsweep repair undo {} --out dump:DIR",
@@ -394,7 +392,9 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
             "params": p.header["params"], "collection": p.collection(), "source": source,
             "output": r.output.display().to_string(), "journal": r.journal.display().to_string(),
-            "applied": r.applied, "conflicts": r.conflicts.len(), "already_applied": r.already_done,
+            "entries": p.entries.len(), "applied": r.applied, "already": r.already,
+            "conflicts": r.conflicts.len(), "conflict_ids": apply::conflicts_json(&r.conflicts),
+            "already_applied": r.already_done,
         }),
     )?;
     Ok(if r.conflicts.is_empty() {
@@ -402,6 +402,21 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     } else {
         Status::Findings
     })
+}
+
+/// The first conflicts, each with its `_id` and reason.
+fn print_conflicts(conflicts: &[apply::Conflict], undo: bool) {
+    for c in conflicts.iter().take(20) {
+        let reason = if undo {
+            c.reason.as_undo_str()
+        } else {
+            c.reason.as_str()
+        };
+        println!("  conflict: _id {}: {reason}", c.id);
+    }
+    if conflicts.len() > 20 {
+        println!("  … and {} more", conflicts.len() - 20);
+    }
 }
 
 fn counts_text(counts: &std::collections::BTreeMap<String, u64>) -> String {
@@ -576,17 +591,20 @@ fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     let out = out_dir(a.out.as_deref())?;
     let r = apply::undo_dump(&a.journal, &out).map_err(apply_err)?;
     println!(
-        "undone {} change(s) into {}; {} conflict(s) left as they were",
+        "{} undone, {} already undone, {} conflict(s); output {}",
         r.applied,
-        r.output.display(),
-        r.conflicts.len()
+        r.already,
+        r.conflicts.len(),
+        r.output.display()
     );
+    print_conflicts(&r.conflicts, true);
     audit(
         &a.audit,
         serde_json::json!({
             "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
             "command": "undo", "journal": a.journal.display().to_string(),
-            "output": r.output.display().to_string(), "undone": r.applied, "conflicts": r.conflicts.len(),
+            "output": r.output.display().to_string(), "undone": r.applied, "already": r.already,
+            "conflicts": r.conflicts.len(), "conflict_ids": apply::conflicts_json(&r.conflicts),
         }),
     )?;
     Ok(if r.conflicts.is_empty() {

@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 
 use super::image::after_bytes;
 use super::journal::{self, Journal};
+pub use super::matcher::Conflict;
+use super::matcher::{Found, Matcher, Reason, Settled, Want};
 use super::plan::{Entry, Plan};
 use crate::source::{BsonReader, RecordReader, BATCH_RECORDS};
 
@@ -42,8 +44,12 @@ fn io(path: &Path, e: impl std::fmt::Display) -> ApplyError {
 /// What an apply or undo did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// Entries this run carried out.
     pub applied: u64,
-    pub conflicts: Vec<String>,
+    /// Entries already in their after-state.
+    pub already: u64,
+    /// Entries left as they were, each with its reason.
+    pub conflicts: Vec<Conflict>,
     pub already_done: bool,
     pub output: PathBuf,
     pub journal: PathBuf,
@@ -120,15 +126,6 @@ fn offset_of(loc: crate::source::Location) -> u64 {
     }
 }
 
-/// Entries of the plan by `_id` text and position in the source.
-fn by_id(entries: &[Entry]) -> HashMap<(String, Option<u64>), &Entry> {
-    entries
-        .iter()
-        .filter(|e| !e.id.is_null() && e.action != "insert")
-        .map(|e| ((crate::scan::id_text(&e.id), e.at), e))
-        .collect()
-}
-
 /// The database folder of a dump source string (`dump:ROOT` or `dump:ROOT/db`).
 pub fn dump_db_dir(source: &str, db: Option<&str>) -> Result<(PathBuf, String), ApplyError> {
     let spec =
@@ -175,23 +172,31 @@ fn open_in(path: &Path, gzip: bool) -> Result<Box<dyn Read + Send>, ApplyError> 
 /// An output file of a new dump, plain or gzipped. `finish` completes it (the gzip
 /// trailer included) and reports any error; dropping one unfinished leaves a file that the
 /// temporary directory's removal discards.
-enum Output {
+struct Output {
+    sink: Sink,
+    /// Bytes written so far (uncompressed): the position of the next record.
+    pos: u64,
+}
+
+enum Sink {
     Plain(BufWriter<File>),
     Gzip(flate2::write::GzEncoder<BufWriter<File>>),
 }
 
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Output::Plain(w) => w.write(buf),
-            Output::Gzip(w) => w.write(buf),
-        }
+        let n = match &mut self.sink {
+            Sink::Plain(w) => w.write(buf),
+            Sink::Gzip(w) => w.write(buf),
+        }?;
+        self.pos += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Output::Plain(w) => w.flush(),
-            Output::Gzip(w) => w.flush(),
+        match &mut self.sink {
+            Sink::Plain(w) => w.flush(),
+            Sink::Gzip(w) => w.flush(),
         }
     }
 }
@@ -199,20 +204,25 @@ impl Write for Output {
 impl Output {
     fn new(file: File, gzip: bool) -> Output {
         let w = BufWriter::with_capacity(1 << 20, file);
-        if gzip {
-            Output::Gzip(flate2::write::GzEncoder::new(
+        let sink = if gzip {
+            Sink::Gzip(flate2::write::GzEncoder::new(
                 w,
                 flate2::Compression::default(),
             ))
         } else {
-            Output::Plain(w)
-        }
+            Sink::Plain(w)
+        };
+        Output { sink, pos: 0 }
+    }
+
+    fn position(&self) -> u64 {
+        self.pos
     }
 
     fn finish(self, path: &Path) -> Result<(), ApplyError> {
-        let w = match self {
-            Output::Plain(w) => w,
-            Output::Gzip(w) => w.finish().map_err(|e| io(path, e))?,
+        let w = match self.sink {
+            Sink::Plain(w) => w,
+            Sink::Gzip(w) => w.finish().map_err(|e| io(path, e))?,
         };
         w.into_inner()
             .map_err(|e| io(path, e.error()))?
@@ -297,6 +307,9 @@ fn rewrite_metadata(
     let text = read_text(path, gzip)?;
     let mut meta: Value =
         serde_json::from_str(&text).map_err(|e| io(path, format!("not valid JSON: {e}")))?;
+    // The form the file is in: canonical Extended JSON (mongodump 100.x) or relaxed
+    // (older mongodump).
+    let canonical = text.contains("\"$numberInt\"");
     let Some(indexes) = meta.get_mut("indexes").and_then(Value::as_array_mut) else {
         return Ok(());
     };
@@ -315,7 +328,11 @@ fn rewrite_metadata(
             && !indexes.iter().any(|ix| ix["name"] == name.as_str())
             && after.get("key").is_some()
         {
-            let mut ix = json!({"v": {"$numberInt": "2"}, "key": canonical_key(&after["key"]), "name": name});
+            let mut ix = if canonical {
+                json!({"v": {"$numberInt": "2"}, "key": canonical_key(&after["key"]), "name": name})
+            } else {
+                json!({"v": 2, "key": after["key"], "name": name})
+            };
             for option in super::plan::INDEX_OPTIONS {
                 if after[option] == true {
                     ix[option] = Value::Bool(true);
@@ -343,6 +360,10 @@ fn canonical_key(key: &Value) -> Value {
 }
 
 /// Applies `plan` to the dump it was made from, writing a new dump under `out_root`.
+///
+/// Every entry of the plan ends exactly once: applied, already in its after-state, or a
+/// conflict with its reason (see [`super::matcher`]); the three counts add up to the
+/// plan's entries, or no output is published.
 pub fn apply_dump(
     plan: &Plan,
     plan_path: &Path,
@@ -368,18 +389,11 @@ pub fn apply_dump(
                 .find(|r| r["kind"] == "finish")
                 .cloned()
                 .unwrap_or_default();
-            let conflicts = finish["conflicts"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|c| c.as_str().unwrap_or_default().to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
             return Ok(Outcome {
                 already_done: true,
                 applied: finish["applied"].as_u64().unwrap_or(0),
-                conflicts,
+                already: finish["already"].as_u64().unwrap_or(0),
+                conflicts: conflicts_of(&finish),
                 output: final_dir,
                 journal: journal_path,
             });
@@ -394,11 +408,11 @@ pub fn apply_dump(
             "--out must differ from the plan's source: a dump is never modified in place".into(),
         ));
     }
-    let changes = plan.entries.iter().filter(|e| !e.id.is_null()).count() as u64;
+    let changes = plan.entries.len() as u64;
     if let Some(max) = max_changes {
         if changes > max {
             return Err(ApplyError::Usage(format!(
-                "the plan changes {changes} documents, more than --max-changes {max}"
+                "the plan changes {changes} documents and indexes, more than --max-changes {max}"
             )));
         }
     }
@@ -415,22 +429,14 @@ pub fn apply_dump(
         "params": plan.header["params"], "started_at": crate::report::now_rfc3339(),
         "user": std::env::var("USER").unwrap_or_default(),
     }))?;
+    let mut result = Outcome {
+        output: final_dir.clone(),
+        journal: journal_path.clone(),
+        ..Outcome::default()
+    };
+    let mut settled: Vec<Option<Settled>> = vec![None; plan.entries.len()];
 
-    let index_actions: Vec<Value> = plan
-        .entries
-        .iter()
-        .filter(|e| e.id.is_null())
-        .map(|e| json!({"action": e.action, "_id": Value::Null, "before": Value::Null, "after": e.after}))
-        .collect();
-    if !index_actions.is_empty() {
-        // The metadata as it was, so that undo gives back its exact bytes (a dropped
-        // index's options included).
-        let metadata_before = match metadata_file(&in_dir, &coll) {
-            Some((meta, gzip)) => Some(read_text(&meta, gzip)?),
-            None => None,
-        };
-        journal.append(&json!({"kind": "batch", "n": "indexes", "entries": index_actions, "metadata_before": metadata_before}))?;
-    }
+    settle_indexes(&in_dir, &coll, plan, &mut journal, &mut settled)?;
     let (in_file, gzip) = bson_name(&in_dir, &coll)
         .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
     let out_name = in_file
@@ -439,71 +445,85 @@ pub fn apply_dump(
         .unwrap_or_default();
     copy_others(&in_dir, &partial, std::slice::from_ref(&out_name))?;
 
-    let entries = by_id(&plan.entries);
-    let has_inserts = plan.entries.iter().any(|e| e.action == "insert");
-    let mut seen_ids: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // The documents the plan changes in place, and those it inserts.
+    let in_place: Vec<usize> = (0..plan.entries.len())
+        .filter(|&i| !plan.entries[i].id.is_null() && plan.entries[i].action != "insert")
+        .collect();
+    let mut matcher = Matcher::new(
+        in_place
+            .iter()
+            .map(|&i| want_of(&plan.entries[i]))
+            .collect(),
+    );
+    let mut inserts: HashMap<String, (usize, u128)> = HashMap::new();
+    for (i, e) in plan.entries.iter().enumerate() {
+        if e.action == "insert" {
+            let fp = crate::value::fingerprint(e.after.as_ref().unwrap_or(&Value::Null)).ordered;
+            inserts.insert(crate::scan::id_text(&e.id), (i, fp));
+        }
+    }
     let mut out = open_out(&partial.join(&out_name), gzip)?;
     let mut quarantine: HashMap<String, Vec<Value>> = HashMap::new();
     let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
     let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
-    let mut result = Outcome {
-        output: final_dir.clone(),
-        journal: journal_path.clone(),
-        ..Outcome::default()
-    };
     let mut batch_no = 0u64;
     while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
         // (offset, length in the input, bytes to write; None for an unreadable region)
         let mut writes: Vec<(u64, u64, Option<Vec<u8>>)> = Vec::with_capacity(batch.len());
         let mut journaled = Vec::new();
+        // Which writes are journaled entries (their output position goes in `done`).
+        let mut journaled_writes = Vec::new();
         for rec in &batch.records {
-            let bytes = batch.bytes(rec).to_vec();
+            let bytes = batch.bytes(rec);
             let (at, len) = (offset_of(rec.location), bytes.len() as u64);
             if rec.broken.is_some() {
                 writes.push((at, 0, None));
                 continue;
             }
-            let Ok(decoded) = crate::value::from_bson(&bytes) else {
-                writes.push((at, len, Some(bytes)));
+            let keep = |writes: &mut Vec<_>| writes.push((at, len, Some(bytes.to_vec())));
+            let Ok(decoded) = crate::value::from_bson(bytes) else {
+                keep(&mut writes);
                 continue;
             };
             let doc = decoded.value;
             let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
-            if has_inserts {
-                seen_ids.insert(id.clone());
+            if let Some((i, after_fp)) = inserts.get(&id) {
+                // An insert whose `_id` exists again is a conflict, never a duplicate.
+                let fp = crate::value::fingerprint(&doc).ordered;
+                settled[*i] = Some(match settled[*i] {
+                    None if fp == *after_fp => Settled::Already,
+                    _ => Settled::Conflict(Reason::IdTaken),
+                });
             }
-            // The entry for exactly this record (plans made from a dump know its offset).
-            let entry = entries
-                .get(&(id.clone(), Some(at)))
-                .or_else(|| entries.get(&(id.clone(), None)));
-            let Some(entry) = entry else {
-                writes.push((at, len, Some(bytes)));
+            if !matcher.wants(&id) {
+                keep(&mut writes);
+                continue;
+            }
+            let fp = crate::value::fingerprint(&doc).ordered;
+            let Found::Act(k) = matcher.offer(&id, fp, at) else {
+                keep(&mut writes);
                 continue;
             };
-            if entry.before != Some(crate::value::fingerprint(&doc).ordered) {
-                result.conflicts.push(id);
-                writes.push((at, len, Some(bytes)));
-                continue;
-            }
+            let entry = &plan.entries[in_place[k]];
             // The original bytes too: undo restores them exactly (relaxed JSON cannot
             // tell Int32 from Int64).
             use base64::Engine as _;
-            let raw = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
             journaled.push(json!({"action": entry.action, "_id": entry.id, "before": doc, "before_bson": raw, "after": entry.after}));
+            journaled_writes.push(writes.len());
             match entry.action.as_str() {
                 "replace" => {
                     let after = entry.after.clone().unwrap_or(Value::Null);
-                    writes.push((at, len, Some(after_bytes(Some(&bytes), &after)?)));
+                    writes.push((at, len, Some(after_bytes(Some(bytes), &after)?)));
                 }
-                "delete" => writes.push((at, len, Some(Vec::new()))),
                 "quarantine" => {
                     let to = entry.to.clone().unwrap_or_default();
                     quarantine.entry(to).or_default().push(doc);
                     writes.push((at, len, Some(Vec::new())));
                 }
-                _ => writes.push((at, len, Some(bytes))),
+                // "delete"
+                _ => writes.push((at, len, Some(Vec::new()))),
             }
-            result.applied += 1;
         }
         // The journal holds the batch before any of it is written.
         failpoint("apply.before-batch");
@@ -511,47 +531,56 @@ pub fn apply_dump(
             journal.append(&json!({"kind": "batch", "n": batch_no, "entries": journaled}))?;
             failpoint("apply.batch-journaled");
         }
-        for (at, len, bytes) in writes {
+        // Where each journaled change lies in the new file, so that undo puts a removed
+        // record back exactly where it was.
+        let mut out_at = Vec::with_capacity(journaled_writes.len());
+        let mut next_journaled = journaled_writes.iter().peekable();
+        for (w, (at, len, bytes)) in writes.into_iter().enumerate() {
             match bytes {
                 Some(b) => {
                     pass.record(at, len, &mut out)
                         .map_err(|e| io(&in_file, e))?;
+                    if next_journaled.next_if_eq(&&w).is_some() {
+                        out_at.push(out.position());
+                    }
                     out.write_all(&b).map_err(|e| io(&in_file, e))?;
                 }
                 None => pass.broken(at, &mut out).map_err(|e| io(&in_file, e))?,
             }
         }
         if !journaled.is_empty() {
-            journal.append(&json!({"kind": "done", "n": batch_no}))?;
+            journal.append(&json!({"kind": "done", "n": batch_no, "out_at": out_at}))?;
             failpoint("apply.batch-done");
         }
         batch_no += 1;
     }
     // Restored documents (inserts) go at the end, before a trailing unreadable region
     // (which must stay last: its length prefix would swallow anything after it).
-    // An insert whose `_id` exists again since the plan is a conflict, never a duplicate.
-    let mut inserts: Vec<&Entry> = Vec::new();
-    for e in plan.entries.iter().filter(|e| e.action == "insert") {
-        let id = crate::scan::id_text(&e.id);
-        if seen_ids.contains(&id) {
-            result.conflicts.push(id);
-        } else {
-            inserts.push(e);
-        }
-    }
-    if !inserts.is_empty() {
-        let journaled: Vec<Value> = inserts
+    let mut to_insert: Vec<usize> = inserts
+        .values()
+        .map(|&(i, _)| i)
+        .filter(|&i| settled[i].is_none())
+        .collect();
+    to_insert.sort_unstable();
+    if !to_insert.is_empty() {
+        let journaled: Vec<Value> = to_insert
             .iter()
-            .map(|e| json!({"action": "insert", "_id": e.id, "before": Value::Null, "after": e.after}))
+            .map(|&i| {
+                let e = &plan.entries[i];
+                json!({"action": "insert", "_id": e.id, "before": Value::Null, "after": e.after})
+            })
             .collect();
         journal.append(&json!({"kind": "batch", "n": batch_no, "entries": journaled}))?;
-        for e in &inserts {
+        let mut out_at = Vec::with_capacity(to_insert.len());
+        for &i in &to_insert {
+            let e = &plan.entries[i];
             let b = crate::value::to_bson(e.after.as_ref().unwrap_or(&Value::Null))
                 .map_err(|err| ApplyError::Usage(format!("insert: {err}")))?;
+            out_at.push(out.position());
             out.write_all(&b).map_err(|err| io(&in_file, err))?;
-            result.applied += 1;
+            settled[i] = Some(Settled::Acted);
         }
-        journal.append(&json!({"kind": "done", "n": batch_no}))?;
+        journal.append(&json!({"kind": "done", "n": batch_no, "out_at": out_at}))?;
     }
     pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
     out.finish(&partial.join(&out_name))?;
@@ -559,9 +588,14 @@ pub fn apply_dump(
         write_quarantine(&partial, &coll, &to, &docs, gzip)?;
     }
     rewrite_metadata(&partial, &coll, &plan.entries, false)?;
-    journal.append(
-        &json!({"kind": "finish", "applied": result.applied, "conflicts": result.conflicts}),
-    )?;
+    for (k, s) in matcher.finish().into_iter().enumerate() {
+        settled[in_place[k]] = Some(s);
+    }
+    tally(plan, &settled, &mut result)?;
+    journal.append(&json!({
+        "kind": "finish", "entries": plan.entries.len(), "applied": result.applied,
+        "already": result.already, "conflicts": conflicts_json(&result.conflicts),
+    }))?;
     std::fs::write(partial.join(".docsweep").join("applied"), &checksum)
         .map_err(|e| io(&partial, e))?;
     sync_tree(&partial)?;
@@ -572,6 +606,170 @@ pub fn apply_dump(
         let _ = d.sync_all();
     }
     Ok(result)
+}
+
+/// What to look for in the input for an entry that changes a document in place.
+fn want_of(e: &Entry) -> Want {
+    let done = match e.action.as_str() {
+        "replace" => e
+            .after
+            .as_ref()
+            .map(|a| crate::value::fingerprint(a).ordered),
+        _ => None,
+    };
+    Want {
+        id: crate::scan::id_text(&e.id),
+        // An entry without a before-image never matches: it can only be a conflict.
+        expect: e.before.unwrap_or(0),
+        done,
+        at: e.at,
+        absent_is_done: e.action == "delete",
+    }
+}
+
+/// Index entries: which the metadata already reflects, which change it (journaled with
+/// the metadata as it was, so that undo gives back its exact bytes), and which cannot be
+/// carried because the dump has no metadata file.
+fn settle_indexes(
+    in_dir: &Path,
+    coll: &str,
+    plan: &Plan,
+    journal: &mut Journal,
+    settled: &mut [Option<Settled>],
+) -> Result<(), ApplyError> {
+    let index_entries: Vec<usize> = (0..plan.entries.len())
+        .filter(|&i| plan.entries[i].id.is_null())
+        .collect();
+    if index_entries.is_empty() {
+        return Ok(());
+    }
+    let Some((meta, gzip)) = metadata_file(in_dir, coll) else {
+        for i in index_entries {
+            settled[i] = Some(Settled::Conflict(Reason::NoMetadata));
+        }
+        return Ok(());
+    };
+    let metadata_before = read_text(&meta, gzip)?;
+    let parsed: Value = serde_json::from_str(&metadata_before)
+        .map_err(|e| io(&meta, format!("not valid JSON: {e}")))?;
+    let indexes = parsed["indexes"].as_array().cloned().unwrap_or_default();
+    let mut acted = Vec::new();
+    for i in index_entries {
+        let e = &plan.entries[i];
+        let after = e.after.clone().unwrap_or(Value::Null);
+        let name = after["name"].as_str().unwrap_or_default();
+        let existing = indexes.iter().find(|ix| ix["name"] == name);
+        let in_place = match e.action.as_str() {
+            "create_index" => existing.is_some_and(|ix| same_index(ix, &after)),
+            _ => existing.is_none(),
+        };
+        settled[i] = Some(match (e.action.as_str(), existing) {
+            _ if in_place => Settled::Already,
+            // Another index under the planned name: creating it would need a drop.
+            ("create_index", Some(_)) => Settled::Conflict(Reason::Changed),
+            _ => {
+                acted.push(json!({"action": e.action, "_id": Value::Null, "before": Value::Null, "after": e.after}));
+                Settled::Acted
+            }
+        });
+    }
+    if !acted.is_empty() {
+        journal.append(&json!({"kind": "batch", "n": "indexes", "entries": acted, "metadata_before": metadata_before}))?;
+    }
+    Ok(())
+}
+
+/// Whether a metadata index spec is the planned one: same key (in order) and options.
+fn same_index(ix: &Value, planned: &Value) -> bool {
+    let plain_key = |k: &Value| -> Vec<(String, String)> {
+        k.as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(f, d)| {
+                        let d = d
+                            .get("$numberInt")
+                            .or_else(|| d.get("$numberLong"))
+                            .or_else(|| d.get("$numberDouble"))
+                            .and_then(Value::as_str)
+                            .and_then(|s| s.parse::<f64>().ok())
+                            .or_else(|| d.as_f64())
+                            .map_or_else(|| d.to_string(), |n| n.to_string());
+                        (f.clone(), d)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    plain_key(&ix["key"]) == plain_key(&planned["key"])
+        && super::plan::INDEX_OPTIONS
+            .iter()
+            .all(|o| (ix[*o] == true) == (planned[*o] == true))
+}
+
+/// Counts the settled entries into `result`; every entry must have ended exactly once.
+fn tally(plan: &Plan, settled: &[Option<Settled>], result: &mut Outcome) -> Result<(), ApplyError> {
+    for (e, s) in plan.entries.iter().zip(settled) {
+        match s {
+            Some(Settled::Acted) => result.applied += 1,
+            Some(Settled::Already) => result.already += 1,
+            Some(Settled::Conflict(reason)) => result.conflicts.push(Conflict {
+                id: entry_label(e),
+                reason: *reason,
+            }),
+            None => {
+                return Err(ApplyError::Usage(format!(
+                    "internal error: plan entry {} {} was not accounted for; nothing was published",
+                    e.action,
+                    entry_label(e)
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How an entry is named in messages: its `_id`, or an index action's index name.
+fn entry_label(e: &Entry) -> String {
+    if e.id.is_null() {
+        let name = e
+            .after
+            .as_ref()
+            .and_then(|a| a["name"].as_str())
+            .unwrap_or_default();
+        format!("index {name}")
+    } else {
+        crate::scan::id_text(&e.id)
+    }
+}
+
+/// Conflicts as the journal's `finish` line holds them.
+pub fn conflicts_json(conflicts: &[Conflict]) -> Value {
+    conflicts
+        .iter()
+        .map(|c| json!({"_id": c.id, "reason": c.reason.as_str()}))
+        .collect()
+}
+
+/// The conflicts of a journal's `finish` line (plain `_id` strings in older journals).
+pub fn conflicts_of(finish: &Value) -> Vec<Conflict> {
+    finish["conflicts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| match c.as_str() {
+            Some(id) => Conflict {
+                id: id.to_string(),
+                reason: Reason::Changed,
+            },
+            None => Conflict {
+                id: c["_id"].as_str().unwrap_or_default().to_string(),
+                reason: c["reason"]
+                    .as_str()
+                    .and_then(Reason::parse)
+                    .unwrap_or(Reason::Changed),
+            },
+        })
+        .collect()
 }
 
 /// Keeps quarantined documents in the new dump: a file under `.docsweep/`, or a collection
@@ -713,36 +911,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             final_dir.display()
         )));
     }
-    // Changes by _id: (action, before, after).
-    let mut changes: HashMap<String, (String, Value, Value)> = HashMap::new();
-    let mut inserts_back: Vec<Value> = Vec::new();
-    // The exact original bytes of each before-image, where the journal has them.
-    let mut before_bytes: HashMap<String, Vec<u8>> = HashMap::new();
-    for r in read.records.iter().filter(|r| r["kind"] == "batch") {
-        for e in r["entries"].as_array().into_iter().flatten() {
-            if e["_id"].is_null() {
-                continue;
-            }
-            let id = crate::scan::id_text(&e["_id"]);
-            let action = e["action"].as_str().unwrap_or_default().to_string();
-            if let Some(b64) = e["before_bson"].as_str() {
-                use base64::Engine as _;
-                let raw = base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|_| {
-                        ApplyError::Usage(format!(
-                            "{}: entry {id}: bad before_bson",
-                            journal_path.display()
-                        ))
-                    })?;
-                before_bytes.insert(id.clone(), raw);
-            }
-            if matches!(action.as_str(), "delete" | "quarantine") {
-                inserts_back.push(e["before"].clone());
-            }
-            changes.insert(id, (action, e["before"].clone(), e["after"].clone()));
-        }
-    }
+    let changes = journaled_changes(&read, journal_path)?;
     std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
     let _lock = lock_out(out_root, &db_name)?;
     let partial = fresh_partial(out_root, &db_name)?;
@@ -767,72 +936,108 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
         journal: journal_path.to_path_buf(),
         ..Outcome::default()
     };
+    let mut settled: Vec<Option<Settled>> = vec![None; changes.len()];
+
+    // Replaced and inserted documents are found in the applied dump and reversed.
+    let reversed: Vec<usize> = (0..changes.len())
+        .filter(|&i| matches!(changes[i].action.as_str(), "replace" | "insert"))
+        .collect();
+    let mut matcher = Matcher::new(
+        reversed
+            .iter()
+            .map(|&i| {
+                let c = &changes[i];
+                Want {
+                    id: c.id.clone(),
+                    expect: crate::value::fingerprint(&c.after).ordered,
+                    done: (c.action == "replace")
+                        .then(|| crate::value::fingerprint(&c.before).ordered),
+                    at: c.out_at,
+                    // A removed insert is already undone.
+                    absent_is_done: c.action == "insert",
+                }
+            })
+            .collect(),
+    );
+    // Deleted and quarantined documents go back where they were, unless their `_id` is
+    // there again.
+    let mut restores: Vec<usize> = (0..changes.len())
+        .filter(|&i| matches!(changes[i].action.as_str(), "delete" | "quarantine"))
+        .collect();
+    restores.sort_by_key(|&i| changes[i].out_at.unwrap_or(u64::MAX));
+    let present = ids_present(&in_file, gzip, &restores, &changes)?;
+    for &i in &restores {
+        let c = &changes[i];
+        settled[i] = match present.get(&c.id) {
+            None => None,
+            Some(fps) if fps.contains(&crate::value::fingerprint(&c.before).ordered) => {
+                Some(Settled::Already)
+            }
+            Some(_) => Some(Settled::Conflict(Reason::IdTaken)),
+        };
+    }
+    restores.retain(|&i| settled[i].is_none());
+    let mut restores = restores.into_iter().peekable();
+
     let mut out = open_out(&partial.join(&out_name), gzip)?;
     let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
     let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
-    let mut present: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut put_back = |upto: u64, out: &mut Output, settled: &mut [Option<Settled>]| {
+        while let Some(i) = restores.next_if(|&i| changes[i].out_at.unwrap_or(u64::MAX) <= upto) {
+            out.write_all(&changes[i].before_bytes)
+                .map_err(|e| io(&in_file, e))?;
+            settled[i] = Some(Settled::Acted);
+        }
+        Ok::<(), ApplyError>(())
+    };
     while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
         for rec in &batch.records {
             let bytes = batch.bytes(rec);
             let at = offset_of(rec.location);
+            pass.advance(at, &mut out).map_err(|e| io(&in_file, e))?;
+            put_back(at, &mut out, &mut settled)?;
             if rec.broken.is_some() {
                 pass.broken(at, &mut out).map_err(|e| io(&in_file, e))?;
                 continue;
             }
             pass.record(at, bytes.len() as u64, &mut out)
                 .map_err(|e| io(&in_file, e))?;
-            let decoded = crate::value::from_bson(bytes).ok();
-            let Some(doc) = decoded.map(|d| d.value) else {
-                out.write_all(bytes).map_err(|e| io(&in_file, e))?;
-                continue;
-            };
-            let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
-            present.insert(id.clone());
-            match changes.get(&id) {
-                Some((action, before, after)) if action == "replace" || action == "insert" => {
-                    if crate::value::fingerprint(&doc).ordered
-                        != crate::value::fingerprint(after).ordered
-                    {
-                        result.conflicts.push(id);
-                        out.write_all(bytes).map_err(|e| io(&in_file, e))?;
-                    } else if action == "replace" {
-                        let b = match before_bytes.get(&id) {
-                            Some(raw) => raw.clone(),
-                            None => crate::value::to_bson(before).map_err(|e| io(&in_file, e))?,
-                        };
-                        out.write_all(&b).map_err(|e| io(&in_file, e))?;
-                        result.applied += 1;
+            let found = match crate::value::from_bson(bytes) {
+                Ok(d) => {
+                    let id = d
+                        .value
+                        .get("_id")
+                        .map(crate::scan::id_text)
+                        .unwrap_or_default();
+                    if matcher.wants(&id) {
+                        matcher.offer(&id, crate::value::fingerprint(&d.value).ordered, at)
                     } else {
-                        // An inserted (restored) document is removed again.
-                        result.applied += 1;
+                        Found::Other
                     }
                 }
+                Err(_) => Found::Other,
+            };
+            match found {
+                Found::Act(k) if changes[reversed[k]].action == "replace" => out
+                    .write_all(&changes[reversed[k]].before_bytes)
+                    .map_err(|e| io(&in_file, e))?,
+                // An inserted (restored) document is removed again.
+                Found::Act(_) => {}
                 _ => out.write_all(bytes).map_err(|e| io(&in_file, e))?,
             }
         }
     }
-    let mut back_in = std::collections::HashSet::new();
-    for before in &inserts_back {
-        let id = before
-            .get("_id")
-            .map(crate::scan::id_text)
-            .unwrap_or_default();
-        // A deleted or quarantined document comes back only where it is still absent.
-        if present.contains(&id) || !back_in.insert(id.clone()) {
-            result.conflicts.push(id);
-            continue;
-        }
-        let b = match before_bytes.get(&id) {
-            Some(raw) => raw.clone(),
-            None => crate::value::to_bson(before).map_err(|e| io(&in_file, e))?,
-        };
-        out.write_all(&b).map_err(|e| io(&in_file, e))?;
-        result.applied += 1;
-    }
+    put_back(u64::MAX, &mut out, &mut settled)?;
     pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
     out.finish(&partial.join(&out_name))?;
+    for (k, s) in matcher.finish().into_iter().enumerate() {
+        settled[reversed[k]] = Some(s);
+    }
     // Quarantine collections lose the documents that went back.
-    let back = back_in;
+    let back: std::collections::HashSet<&str> = (0..changes.len())
+        .filter(|&i| changes[i].action == "quarantine" && settled[i] == Some(Settled::Acted))
+        .map(|i| changes[i].id.as_str())
+        .collect();
     for q in &quarantine_files {
         let from = in_dir.join(q);
         let gz = q.ends_with(".gz");
@@ -845,7 +1050,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
                     .ok()
                     .and_then(|d| d.value.get("_id").map(crate::scan::id_text))
                     .unwrap_or_default();
-                if !back.contains(&id) {
+                if !back.contains(id.as_str()) {
                     kept.extend_from_slice(bytes);
                 }
             }
@@ -878,11 +1083,134 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
         .iter()
         .find(|r| r["kind"] == "batch" && r["n"] == "indexes")
         .and_then(|r| r["metadata_before"].as_str());
+    let index_changes = plan_entries.iter().filter(|e| e.id.is_null()).count() as u64;
     match (metadata_before, metadata_file(&partial, &coll)) {
-        (Some(text), Some((meta, gzip))) => write_text(&meta, gzip, text)?,
-        _ => rewrite_metadata(&partial, &coll, &plan_entries, true)?,
+        (Some(text), Some((meta, gzip))) => {
+            write_text(&meta, gzip, text)?;
+            result.applied += index_changes;
+        }
+        (_, None) => result
+            .conflicts
+            .extend(
+                plan_entries
+                    .iter()
+                    .filter(|e| e.id.is_null())
+                    .map(|e| Conflict {
+                        id: entry_label(e),
+                        reason: Reason::NoMetadata,
+                    }),
+            ),
+        (None, Some(_)) => {
+            rewrite_metadata(&partial, &coll, &plan_entries, true)?;
+            result.applied += index_changes;
+        }
+    }
+    for (c, s) in changes.iter().zip(&settled) {
+        match s {
+            Some(Settled::Acted) => result.applied += 1,
+            Some(Settled::Already) => result.already += 1,
+            Some(Settled::Conflict(reason)) => result.conflicts.push(Conflict {
+                id: c.id.clone(),
+                reason: *reason,
+            }),
+            None => return Err(ApplyError::Usage(format!(
+                "internal error: journaled {} _id {} was not accounted for; nothing was published",
+                c.action, c.id
+            ))),
+        }
     }
     sync_tree(&partial)?;
     std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
     Ok(result)
+}
+
+/// One journaled document change of a dump apply, for undo.
+struct Change {
+    action: String,
+    /// `_id` text.
+    id: String,
+    before: Value,
+    /// The record as it was, byte for byte (re-encoded from `before` in older journals).
+    before_bytes: Vec<u8>,
+    after: Value,
+    /// Where the change lies in the applied dump (older journals do not say).
+    out_at: Option<u64>,
+}
+
+/// The document changes a dump journal records, in order, with their positions.
+fn journaled_changes(read: &journal::Read, path: &Path) -> Result<Vec<Change>, ApplyError> {
+    let bad = |m: String| ApplyError::Usage(format!("{}: {m}", path.display()));
+    let mut changes = Vec::new();
+    for r in read.records.iter().filter(|r| r["kind"] == "batch") {
+        if r["n"] == "indexes" {
+            continue;
+        }
+        let out_at: Vec<Option<u64>> = read
+            .records
+            .iter()
+            .find(|d| d["kind"] == "done" && d["n"] == r["n"])
+            .and_then(|d| d["out_at"].as_array())
+            .map(|a| a.iter().map(Value::as_u64).collect())
+            .unwrap_or_default();
+        for (k, e) in r["entries"].as_array().into_iter().flatten().enumerate() {
+            if e["_id"].is_null() {
+                continue;
+            }
+            let id = crate::scan::id_text(&e["_id"]);
+            let before_bytes = match e["before_bson"].as_str() {
+                Some(b64) => {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map_err(|_| bad(format!("entry {id}: bad before_bson")))?
+                }
+                None if e["before"].is_null() => Vec::new(),
+                None => crate::value::to_bson(&e["before"])
+                    .map_err(|m| bad(format!("entry {id}: {m}")))?,
+            };
+            changes.push(Change {
+                action: e["action"].as_str().unwrap_or_default().to_string(),
+                id,
+                before: e["before"].clone(),
+                before_bytes,
+                after: e["after"].clone(),
+                out_at: out_at.get(k).copied().flatten(),
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// For the `_id`s of the documents to restore: the fingerprints of the records that carry
+/// them in `file` now.
+fn ids_present(
+    file: &Path,
+    gzip: bool,
+    restores: &[usize],
+    changes: &[Change],
+) -> Result<HashMap<String, Vec<u128>>, ApplyError> {
+    let mut present: HashMap<String, Vec<u128>> = HashMap::new();
+    if restores.is_empty() {
+        return Ok(present);
+    }
+    let wanted: std::collections::HashSet<&str> =
+        restores.iter().map(|&i| changes[i].id.as_str()).collect();
+    let mut reader = BsonReader::new(open_in(file, gzip)?, None, file.to_path_buf());
+    while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
+        for rec in batch.records.iter().filter(|r| r.broken.is_none()) {
+            let Ok(d) = crate::value::from_bson(batch.bytes(rec)) else {
+                continue;
+            };
+            let id = d
+                .value
+                .get("_id")
+                .map(crate::scan::id_text)
+                .unwrap_or_default();
+            if wanted.contains(id.as_str()) {
+                let fp = crate::value::fingerprint(&d.value).ordered;
+                present.entry(id).or_default().push(fp);
+            }
+        }
+    }
+    Ok(present)
 }

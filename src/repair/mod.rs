@@ -5,6 +5,7 @@ pub mod apply;
 mod image;
 pub mod journal;
 pub mod live;
+pub mod matcher;
 pub mod ops;
 pub mod plan;
 pub mod remediation;

@@ -8,6 +8,7 @@ mod live;
 mod outputs;
 mod partition;
 mod repair;
+mod repair_accounting;
 mod repair_live;
 mod templates;
 mod util;

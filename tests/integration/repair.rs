@@ -10,26 +10,26 @@ use serde_json::Value;
 
 use crate::util::{collection, example, Workdir};
 
-fn dump() -> String {
+pub(crate) fn dump() -> String {
     format!("dump:{}", example().join("data/dump").display())
 }
 
-fn baseline() -> String {
+pub(crate) fn baseline() -> String {
     format!("dump:{}", example().join("data/baseline").display())
 }
 
-fn schemas() -> String {
+pub(crate) fn schemas() -> String {
     example().join("schemas").display().to_string()
 }
 
-fn plan(w: &Workdir, args: &[&str]) -> crate::util::Run {
+pub(crate) fn plan(w: &Workdir, args: &[&str]) -> crate::util::Run {
     let s = schemas();
     let mut all = vec!["repair", "plan", "--schemas", s.as_str()];
     all.extend_from_slice(args);
     w.docsweep(&all)
 }
 
-fn check(w: &Workdir, source: &str, out: &str, extra: &[&str]) -> Value {
+pub(crate) fn check(w: &Workdir, source: &str, out: &str, extra: &[&str]) -> Value {
     check_code(w, source, out, extra).1
 }
 
@@ -53,7 +53,7 @@ pub(crate) fn check_code(w: &Workdir, source: &str, out: &str, extra: &[&str]) -
 }
 
 /// Every file of a dump database folder (not the .docsweep bookkeeping), by name.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -69,7 +69,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-const REVERT: [&str; 4] = [
+pub(crate) const REVERT: [&str; 4] = [
     "--template",
     "revert-nested-reference",
     "--template",
@@ -216,7 +216,7 @@ fn restore_missing_documents_from_the_baseline() {
 
 /// Plans and applies `quarantine-orphans` for the orders' `customer_id` from `source`
 /// into `out`.
-fn quarantine_the_orphans(w: &Workdir, source: &str, out: &str) {
+pub(crate) fn quarantine_the_orphans(w: &Workdir, source: &str, out: &str) {
     let run = plan(
         w,
         &[
@@ -285,7 +285,7 @@ fn quarantine_orphans_and_dedupe() {
 }
 
 /// Plans and applies the orders' missing `customer_id` index from `source` into `out`.
-fn create_the_missing_index(w: &Workdir, source: &str, out: &str) {
+pub(crate) fn create_the_missing_index(w: &Workdir, source: &str, out: &str) {
     let run = plan(
         w,
         &[
@@ -724,7 +724,9 @@ fn records_sharing_an_id_are_changed_one_by_one_and_restores_never_duplicate() {
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let p = Plan::read(&w.path().join("m.plan")).unwrap();
-    let back = p.entries[0].after.clone().unwrap();
+    // Another document under that `_id` (the same one would already be in place).
+    let mut back = p.entries[0].after.clone().unwrap();
+    back["note"] = "came back otherwise".into();
     let mut bytes = std::fs::read(&file).unwrap();
     bytes.extend_from_slice(&docsweep::value::to_bson(&back).unwrap());
     std::fs::write(&file, &bytes).unwrap();
@@ -732,6 +734,11 @@ fn records_sharing_an_id_are_changed_one_by_one_and_restores_never_duplicate() {
         "repair", "apply", "m.plan", "--out", "dump:m", "--audit", "a.jsonl",
     ]);
     assert_eq!(run.code, 1, "a conflict: {}", run.stdout);
+    assert!(
+        run.stdout.contains(": _id taken by another document"),
+        "{}",
+        run.stdout
+    );
     let report = check(&w, "dump:m", "r2", &["--collection", "customers"]);
     assert_eq!(
         collection(&report, "customers")["structure"]["duplicate_id"],
@@ -742,7 +749,7 @@ fn records_sharing_an_id_are_changed_one_by_one_and_restores_never_duplicate() {
 
 /// Every file of a dump database folder, gunzipped where it is gzipped (a recompressed file
 /// has other bytes for the same content), by name without `.gz`.
-fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
     use std::io::Read as _;
     files(dir)
         .into_iter()
