@@ -305,6 +305,9 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
         "every after-image passes {collection} version {}",
         contract_ref.target
     );
+    if let Some(n) = p.header["kept_as_baseline"].as_u64() {
+        println!("kept {n} document(s) that equal their baseline image (never removed)");
+    }
     println!(
         "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
         a.out.display()

@@ -156,6 +156,11 @@ impl Reconciler {
         self.find(id).is_some_and(|b| b.content != content as u64)
     }
 
+    /// Is this document in the baseline with the same content (its baseline image)?
+    pub fn equals_baseline(&self, id: u128, content: u128) -> bool {
+        self.find(id).is_some_and(|b| b.content == content as u64)
+    }
+
     /// Classifies one current document (the first with its `_id`; callers skip
     /// duplicates). Returns the kind and, when it is in the baseline, its baseline ordinal.
     pub fn observe(

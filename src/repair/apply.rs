@@ -1113,10 +1113,12 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
                 id: c.id.clone(),
                 reason: *reason,
             }),
-            None => return Err(ApplyError::Usage(format!(
+            None => {
+                return Err(ApplyError::Usage(format!(
                 "internal error: journaled {} _id {} was not accounted for; nothing was published",
                 c.action, c.id
-            ))),
+            )))
+            }
         }
     }
     sync_tree(&partial)?;

@@ -18,7 +18,7 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use super::journal;
-use super::ops::{CollectionAction, Outcome, QuarantineTarget};
+use super::ops::{CollectionAction, Outcome, QuarantineTarget, Step};
 use super::template::{Bound, Selection};
 use crate::contract::{Contract, ContractSet};
 use crate::report::ViolationSink;
@@ -280,6 +280,53 @@ fn duplicate_key(doc: &Value, fields: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(&bytes)
 }
 
+/// Which member of a duplicate group a dedupe keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// The first in source order (file order for a dump, `_id` order live).
+    First,
+    /// The one equal to its baseline image; the first where none is.
+    Baseline,
+}
+
+/// The `keep` parameter of the selecting template: `first`, `baseline`, or `auto` (the
+/// default: `baseline` when a baseline is given, else `first`).
+fn keep_policy(first: &Bound, have_baseline: bool) -> Result<Keep, PlanError> {
+    let value = first
+        .params()
+        .iter()
+        .find(|(n, _)| n == "keep")
+        .and_then(|(_, v)| v.as_str())
+        .unwrap_or("auto");
+    match (value, have_baseline) {
+        ("first", _) | ("auto", false) => Ok(Keep::First),
+        ("baseline" | "auto", true) => Ok(Keep::Baseline),
+        ("baseline", false) => Err(PlanError::Usage(
+            "keep=baseline needs a baseline: pass --baseline (a snapshot or a source)".into(),
+        )),
+        (other, _) => Err(PlanError::Usage(format!(
+            "keep={other:?}: expected first, baseline or auto"
+        ))),
+    }
+}
+
+/// The baseline's fingerprints of a collection, to tell which documents equal their
+/// baseline image; None when the baseline lacks the collection.
+fn baseline_images<'b>(
+    baseline: &'b Baseline,
+    collection: &str,
+    opts: &ScanOptions,
+) -> Result<Option<std::borrow::Cow<'b, crate::reconcile::Reconciler>>, PlanError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| PlanError::Usage(format!("cannot start {} threads: {e}", opts.threads)))?;
+    match baseline.entries(collection, &pool, opts.batch_records) {
+        None => Ok(None),
+        Some(r) => Ok(Some(r?.0)),
+    }
+}
+
 /// Everything a plan is made from.
 pub struct Request<'a> {
     pub source: &'a Source,
@@ -373,6 +420,8 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
 
     let mut entries = Vec::new();
     let mut refused = Vec::new();
+    // Documents a delete or quarantine would have removed but that equal their baseline.
+    let mut protected = 0u64;
     let target = req.contract.target_version();
     let check_after = |id: &Value, after: &Value, refused: &mut Vec<String>| {
         if !target.validator.is_valid(after) {
@@ -474,6 +523,37 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
             }
             _ => HashMap::new(),
         };
+        // A document that equals its baseline image is never deleted or quarantined: with
+        // a baseline, the copies that changed are the ones to go.
+        let removes = req.chain.iter().any(|b| {
+            b.steps()
+                .iter()
+                .any(|s| matches!(s, Step::Delete | Step::Quarantine { .. }))
+        });
+        let protect = match req.baseline {
+            Some(b) if removes => baseline_images(b, coll, req.scan)?,
+            _ => None,
+        };
+        let keep = keep_policy(first, req.baseline.is_some())?;
+        let equals_baseline = |doc: &Value| {
+            protect.as_ref().is_some_and(|r| {
+                let id = doc.get("_id").map(crate::value::key_hash).unwrap_or(0);
+                r.equals_baseline(id, crate::value::fingerprint(doc).content)
+            })
+        };
+        // Duplicate groups that have a member equal to its baseline image: that member is
+        // kept, the others go (`keep = "baseline"`).
+        let mut baseline_groups: HashSet<u128> = HashSet::new();
+        if let (Selection::Duplicate(fields), Keep::Baseline) = (&selection, keep) {
+            scan::read_documents(req.source, cs, &mut |_, doc| {
+                let Some(doc) = doc else { return Ok(()) };
+                let id = doc.get("_id").map(scan::id_text).unwrap_or_default();
+                if picked.as_ref().is_some_and(|p| p.contains(&id)) && equals_baseline(&doc) {
+                    baseline_groups.insert(duplicate_key(&doc, fields));
+                }
+                Ok(())
+            })?;
+        }
         let mut first_of_group: HashSet<u128> = HashSet::new();
         let mut step_error = None;
         scan::read_documents(req.source, cs, &mut |location, doc| {
@@ -493,9 +573,15 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                     selected_by_class(&selection, req.contract, &doc).unwrap_or(false)
                 }
                 Selection::Duplicate(fields) => {
-                    // The first document of each group is kept as it is.
+                    // One document of each group is kept as it is: the one equal to its
+                    // baseline image where there is one, else the first.
+                    let key = duplicate_key(&doc, fields);
                     picked.as_ref().is_some_and(|p| p.contains(&id_str))
-                        && !first_of_group.insert(duplicate_key(&doc, fields))
+                        && if baseline_groups.contains(&key) {
+                            !equals_baseline(&doc)
+                        } else {
+                            !first_of_group.insert(key)
+                        }
                 }
                 _ => picked.as_ref().is_some_and(|p| p.contains(&id_str)),
             };
@@ -504,7 +590,14 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
             }
             let before = Some(crate::value::fingerprint(&doc).ordered);
             let base = baseline_for_changed.get(&id_str);
-            match apply_chain(req.chain, &doc, base) {
+            let outcome = apply_chain(req.chain, &doc, base);
+            if matches!(outcome, Ok(Outcome::Delete | Outcome::Quarantine { .. }))
+                && equals_baseline(&doc)
+            {
+                protected += 1;
+                return Ok(());
+            }
+            match outcome {
                 Err(e) => step_error = Some(format!("_id {id_str}: {e}")),
                 Ok(Outcome::Unchanged) => {}
                 Ok(Outcome::Replace(after)) => {
@@ -573,7 +666,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
         .iter()
         .map(|b| b.template().name.as_str())
         .collect();
-    let header = json!({
+    let mut header = json!({
         "kind": "plan",
         "format": FORMAT,
         "template": names.join("+"),
@@ -586,5 +679,8 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
         "target_version": req.contract.target,
         "created_at": req.created_at,
     });
+    if protected > 0 {
+        header["kept_as_baseline"] = Value::from(protected);
+    }
     Ok(Plan { header, entries })
 }

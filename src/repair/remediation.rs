@@ -90,6 +90,45 @@ pub fn fill(
         let coll = r.name.clone();
         let mut out = Vec::new();
         let validator = &contract.target_version().validator;
+        // Repairs that delete or quarantine take the baseline too: they never remove a
+        // document that equals its baseline image.
+        let with_baseline: Vec<(&str, String)> = ctx
+            .baseline
+            .map(|b| vec![("--baseline", b.to_string())])
+            .unwrap_or_default();
+        // Restores first: a repair that removes documents must see the restored ones (a
+        // dedupe keeps the member equal to its baseline image, and no orphan is counted
+        // against a customer that is only missing).
+        if let (Some(rec), Some(b)) = (&r.reconciliation, ctx.baseline) {
+            if rec.missing > 0 {
+                out.push(Remediation {
+                    finding: "missing".into(),
+                    template: "restore-missing".into(),
+                    command: command(
+                        ctx,
+                        &coll,
+                        &["restore-missing"],
+                        &[],
+                        &[("--baseline", b.to_string())],
+                        &format!("{coll}-restore-missing.plan"),
+                    ),
+                });
+            }
+            if rec.changed > 0 {
+                out.push(Remediation {
+                    finding: "changed".into(),
+                    template: "restore-changed".into(),
+                    command: command(
+                        ctx,
+                        &coll,
+                        &["restore-changed"],
+                        &[],
+                        &[("--baseline", b.to_string())],
+                        &format!("{coll}-restore-changed.plan"),
+                    ),
+                });
+            }
+        }
         // Documents still in another version: a chain of templates derived from samples.
         for (version, n) in &r.classes.other_version {
             if *n == 0 {
@@ -179,7 +218,7 @@ pub fn fill(
                     &coll,
                     &["dedupe-keep-first"],
                     &[("fields", fields.clone())],
-                    &[],
+                    &with_baseline,
                     &format!("{coll}-dedupe.plan"),
                 ),
             });
@@ -193,7 +232,7 @@ pub fn fill(
                     &coll,
                     &["quarantine-orphans"],
                     &[("field", x.field.clone())],
-                    &[],
+                    &with_baseline,
                     &format!("{coll}-orphans-{}.plan", x.field.replace('.', "-")),
                 ),
             });
@@ -245,36 +284,6 @@ pub fn fill(
                     &format!("{coll}-drop-{}.plan", name.replace('.', "-")),
                 ),
             });
-        }
-        if let (Some(rec), Some(b)) = (&r.reconciliation, ctx.baseline) {
-            if rec.missing > 0 {
-                out.push(Remediation {
-                    finding: "missing".into(),
-                    template: "restore-missing".into(),
-                    command: command(
-                        ctx,
-                        &coll,
-                        &["restore-missing"],
-                        &[],
-                        &[("--baseline", b.to_string())],
-                        &format!("{coll}-restore-missing.plan"),
-                    ),
-                });
-            }
-            if rec.changed > 0 {
-                out.push(Remediation {
-                    finding: "changed".into(),
-                    template: "restore-changed".into(),
-                    command: command(
-                        ctx,
-                        &coll,
-                        &["restore-changed"],
-                        &[],
-                        &[("--baseline", b.to_string())],
-                        &format!("{coll}-restore-changed.plan"),
-                    ),
-                });
-            }
         }
         r.remediation = out;
     }

@@ -129,7 +129,7 @@ type ExportedKeys = Vec<(String, HashSet128)>;
 
 /// Scans the selected collections (all contracts when empty) of `source`.
 /// A baseline collection's fingerprints and the ids they belong to.
-type BaselineCollection<'a> = (
+pub(crate) type BaselineCollection<'a> = (
     std::borrow::Cow<'a, reconcile::Reconciler>,
     std::borrow::Cow<'a, IdArena>,
 );
@@ -216,7 +216,7 @@ impl Baseline {
     }
 
     /// The collection's fingerprints and ids, or None when the baseline lacks it.
-    fn entries(
+    pub(crate) fn entries(
         &self,
         name: &str,
         pool: &rayon::ThreadPool,

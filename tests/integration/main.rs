@@ -9,6 +9,7 @@ mod outputs;
 mod partition;
 mod repair;
 mod repair_accounting;
+mod repair_baseline;
 mod repair_live;
 mod templates;
 mod util;
