@@ -223,14 +223,57 @@ fn parse_seeded(line: &[u8], seed: u64) -> Result<(Value, u64), String> {
             "checksum mismatch (a line edited, removed or out of order)".into()
         });
     }
-    let v = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
-    Ok((v, want))
+    Ok((parse_deep(json)?, want))
+}
+
+/// How deep a plan or journal line may nest: a document (at most
+/// [`crate::value::MAX_DEPTH`] levels, or it is unreadable and never planned) inside the
+/// few levels of a line's own record.
+const MAX_LINE_DEPTH: usize = crate::value::MAX_DEPTH + 16;
+
+/// Parses one line's JSON. serde_json refuses anything nested deeper than 128 levels,
+/// which a line holding a document of 124 levels already is; the depth is bounded here
+/// instead, before parsing, so that every document a plan accepts reads back.
+fn parse_deep(json: &str) -> Result<Value, String> {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'{' | b'[') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, _, b'}' | b']') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_LINE_DEPTH {
+        return Err(format!(
+            "nested {deepest} levels deep, more than {MAX_LINE_DEPTH}"
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    de.disable_recursion_limit();
+    let v = serde::Deserialize::deserialize(&mut de).map_err(|e| format!("not JSON: {e}"))?;
+    de.end().map_err(|e| format!("not JSON: {e}"))?;
+    Ok(v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn lines_as_deep_as_a_document_read_back_and_deeper_ones_are_refused() {
+        let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse_deep(&nest(MAX_LINE_DEPTH)).is_ok());
+        assert!(parse_deep(&format!("{{\"s\": \"[[[\\\"[[\", \"v\": {}}}", nest(100))).is_ok());
+        let err = parse_deep(&nest(100_000)).unwrap_err();
+        assert!(err.contains("levels deep"), "{err}");
+    }
 
     fn sample(dir: &Path) -> PathBuf {
         let p = dir.join("j.journal");

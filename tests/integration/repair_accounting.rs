@@ -391,3 +391,62 @@ fn index_actions_are_counted_like_document_changes() {
         run.stdout
     );
 }
+
+#[test]
+fn deeply_nested_documents_round_trip_through_plan_journal_and_undo() {
+    for levels in [124, 126] {
+        let w = Workdir::new();
+        crate::util::copy_dir(&example().join("data/dump"), &w.path().join("in"));
+        // An invalid order nested `levels` deep (the top level counts as one).
+        let mut inner = bson::doc! { "x": 1 };
+        for _ in 0..levels - 2 {
+            inner = bson::doc! { "x": inner };
+        }
+        let deep = bson::doc! { "_id": bson::oid::ObjectId::new(), "x": inner };
+        let file = w.path().join("in/shop/orders.bson");
+        // First in the file (the example's file ends in an unreadable record).
+        let mut bytes = Vec::new();
+        deep.to_writer(&mut bytes).unwrap();
+        bytes.extend_from_slice(&std::fs::read(&file).unwrap());
+        std::fs::write(&file, &bytes).unwrap();
+        let run = plan(
+            &w,
+            &[
+                "--template",
+                "quarantine-invalid",
+                "--collection",
+                "orders",
+                "--source",
+                "dump:in",
+                "--out",
+                "q.plan",
+            ],
+        );
+        assert_eq!(run.code, 1, "{levels}: {}{}", run.stdout, run.stderr);
+        let planned = Plan::read(&w.path().join("q.plan")).unwrap();
+        let id = serde_json::json!({"$oid": deep.get_object_id("_id").unwrap().to_hex()});
+        assert!(
+            planned.entries.iter().any(|e| e.id == id),
+            "{levels}: the deep document is planned"
+        );
+        let run = w.docsweep(&[
+            "repair", "apply", "q.plan", "--out", "dump:out", "--audit", "a.jsonl",
+        ]);
+        assert_eq!(run.code, 0, "{levels}: {}{}", run.stdout, run.stderr);
+        let run = w.docsweep(&[
+            "repair",
+            "undo",
+            "out/shop/.docsweep/journal",
+            "--out",
+            "dump:back",
+            "--audit",
+            "a.jsonl",
+        ]);
+        assert_eq!(run.code, 0, "{levels}: {}{}", run.stdout, run.stderr);
+        assert_eq!(
+            files(&w.path().join("back/shop")),
+            files(&w.path().join("in/shop")),
+            "{levels}: byte for byte"
+        );
+    }
+}
