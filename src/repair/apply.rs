@@ -383,12 +383,22 @@ pub fn apply_dump(
         if done.trim() == checksum {
             // Report what that run did, from its journal.
             let read = journal::read(&journal_path)?;
+            // The output is published only when complete: a cut finish line lost the
+            // counts, not the work; the journaled changes are what was applied.
             let finish = read
                 .records
                 .iter()
                 .find(|r| r["kind"] == "finish")
                 .cloned()
-                .unwrap_or_default();
+                .unwrap_or_else(|| {
+                    let applied: usize = read
+                        .records
+                        .iter()
+                        .filter(|r| r["kind"] == "batch")
+                        .map(|r| r["entries"].as_array().map_or(0, Vec::len))
+                        .sum();
+                    json!({"applied": applied})
+                });
             return Ok(Outcome {
                 already_done: true,
                 applied: finish["applied"].as_u64().unwrap_or(0),
@@ -857,12 +867,6 @@ pub fn plan_checksum(path: &Path) -> Result<String, ApplyError> {
 pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyError> {
     let read = journal::read(journal_path)?;
     let header = &read.records[0];
-    if !read.records.iter().any(|r| r["kind"] == "finish") {
-        return Err(ApplyError::Usage(format!(
-            "{}: the apply did not finish; re-run `docsweep repair apply` to complete it first",
-            journal_path.display()
-        )));
-    }
     let coll = header["collection"]
         .as_str()
         .unwrap_or_default()
@@ -888,6 +892,18 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             std::fs::read_to_string(marker).is_ok_and(|m| m.trim() == header["plan_checksum"])
         })
         .filter(|d| bson_name(d, &coll).is_some());
+    // A dump's output is published (renamed into place, with its `applied` marker) only
+    // after every batch was written, so a published dump's journal is complete even when
+    // its last line, the finish, was cut; anywhere else, a journal without it is an apply
+    // that never finished.
+    if beside.is_none() && !read.records.iter().any(|r| r["kind"] == "finish") {
+        return Err(ApplyError::Usage(format!(
+            "{}: the apply did not finish and its output was never published: nothing to undo; \
+             re-run `docsweep repair apply {}` to complete it, then undo that output's journal",
+            journal_path.display(),
+            header["plan"].as_str().unwrap_or("PLAN")
+        )));
+    }
     let recorded = PathBuf::from(target.strip_prefix("dump:").unwrap_or(target));
     let in_dir = match beside {
         Some(d) => d.to_path_buf(),

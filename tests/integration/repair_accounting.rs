@@ -450,3 +450,49 @@ fn deeply_nested_documents_round_trip_through_plan_journal_and_undo() {
         );
     }
 }
+
+#[test]
+fn a_journal_cut_in_its_finish_line_still_reports_and_undoes() {
+    let w = Workdir::new();
+    let d = dump();
+    let mut args = REVERT.to_vec();
+    args.extend(["--collection", "orders", "--source", &d, "--out", "r.plan"]);
+    assert_eq!(plan(&w, &args).code, 1);
+    let apply = || {
+        w.docsweep(&[
+            "repair", "apply", "r.plan", "--out", "dump:out", "--audit", "a.jsonl",
+        ])
+    };
+    assert_eq!(apply().code, 0);
+    // Cut the journal in the middle of its last line (the finish).
+    let journal = w.path().join("out/shop/.docsweep/journal");
+    let bytes = std::fs::read(&journal).unwrap();
+    let last = bytes[..bytes.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap();
+    std::fs::write(&journal, &bytes[..last + 20]).unwrap();
+
+    let run = apply();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("already applied") && run.stdout.contains("40 applied"),
+        "{}",
+        run.stdout
+    );
+    let run = w.docsweep(&[
+        "repair",
+        "undo",
+        "out/shop/.docsweep/journal",
+        "--out",
+        "dump:back",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("40 undone"), "{}", run.stdout);
+    assert_eq!(
+        files(&w.path().join("back/shop")),
+        files(&example().join("data/dump/shop"))
+    );
+}
