@@ -675,6 +675,14 @@ fn write_outputs(
                 source: &source,
                 schemas: &schemas,
                 baseline: report.baseline.as_deref(),
+                baseline_restores: match &s.baseline {
+                    Some(BaselineSpec::Source(_)) => true,
+                    Some(BaselineSpec::Snapshot(p)) => {
+                        crate::reconcile::snapshot::keeps_documents(p)
+                    }
+                    None => false,
+                },
+                templates: &s.template_dirs,
             };
             crate::repair::remediation::fill(&mut report.collections, contracts, &library, &ctx);
         }

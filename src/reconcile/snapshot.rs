@@ -201,6 +201,26 @@ impl<'a> Cursor<'a> {
 }
 
 /// Reads and verifies a snapshot: magic, version, checksums and length must all agree.
+/// Whether a snapshot file keeps the documents (`snapshot --full`), so that repairs can
+/// restore from it; reads only its header. False when the file is not a readable snapshot.
+pub fn keeps_documents(path: &Path) -> bool {
+    let read_header = || -> std::io::Result<Option<Header>> {
+        let mut f = std::fs::File::open(path)?;
+        let mut start = [0u8; 20];
+        f.read_exact(&mut start)?;
+        if start[..8] != MAGIC[..] {
+            return Ok(None);
+        }
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&start[12..20]);
+        let len = u64::from_le_bytes(len).min(64 << 20) as usize;
+        let mut json = vec![0u8; len];
+        f.read_exact(&mut json)?;
+        Ok(serde_json::from_slice(&json).ok())
+    };
+    matches!(read_header(), Ok(Some(h)) if h.full)
+}
+
 pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
     let err = |m: String| SnapshotError {
         path: path.to_path_buf(),

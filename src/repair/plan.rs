@@ -394,6 +394,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
         Selection::Duplicate(f) => Some(format!("duplicate:{f}")),
         Selection::Missing => Some("missing".to_string()),
         Selection::Changed => Some("changed".to_string()),
+        Selection::Added => Some("added".to_string()),
         _ => None,
     };
     let picked = match finding {

@@ -17,6 +17,26 @@ pub struct Context<'a> {
     pub source: &'a str,
     pub schemas: &'a str,
     pub baseline: Option<&'a str>,
+    /// The baseline keeps whole documents (a source, or `snapshot --full`): restores work.
+    pub baseline_restores: bool,
+    /// Template directories of the check (`--templates`), passed on to every command.
+    pub templates: &'a [std::path::PathBuf],
+}
+
+impl Context<'_> {
+    /// The baseline, when it can restore documents.
+    fn restoring_baseline(&self) -> Option<&str> {
+        self.baseline.filter(|_| self.baseline_restores)
+    }
+}
+
+/// What to do about findings a restore would fix when the baseline cannot restore.
+fn no_restore(ctx: &Context<'_>, finding: &str) -> String {
+    format!(
+        "# {finding}: the baseline {} keeps no documents, so nothing can be restored from it; \
+         take `docsweep snapshot --full` (or keep a dump) before the next change",
+        ctx.baseline.unwrap_or_default()
+    )
 }
 
 /// Quotes a shell word when it needs it.
@@ -49,6 +69,9 @@ fn command(
     }
     for (k, v) in extra {
         c.push_str(&format!(" {k} {}", sh(v)));
+    }
+    for dir in ctx.templates {
+        c.push_str(&format!(" --templates {}", sh(&dir.display().to_string())));
     }
     c.push_str(&format!(
         " --collection {} --source {} --schemas {} --out {}",
@@ -99,33 +122,32 @@ pub fn fill(
         // Restores first: a repair that removes documents must see the restored ones (a
         // dedupe keeps the member equal to its baseline image, and no orphan is counted
         // against a customer that is only missing).
-        if let (Some(rec), Some(b)) = (&r.reconciliation, ctx.baseline) {
-            if rec.missing > 0 {
-                out.push(Remediation {
-                    finding: "missing".into(),
-                    template: "restore-missing".into(),
-                    command: command(
-                        ctx,
-                        &coll,
-                        &["restore-missing"],
-                        &[],
-                        &[("--baseline", b.to_string())],
-                        &format!("{coll}-restore-missing.plan"),
-                    ),
-                });
-            }
-            if rec.changed > 0 {
-                out.push(Remediation {
-                    finding: "changed".into(),
-                    template: "restore-changed".into(),
-                    command: command(
-                        ctx,
-                        &coll,
-                        &["restore-changed"],
-                        &[],
-                        &[("--baseline", b.to_string())],
-                        &format!("{coll}-restore-changed.plan"),
-                    ),
+        if let (Some(rec), Some(_)) = (&r.reconciliation, ctx.baseline) {
+            for (finding, n, template) in [
+                ("missing", rec.missing, "restore-missing"),
+                ("changed", rec.changed, "restore-changed"),
+            ] {
+                if n == 0 {
+                    continue;
+                }
+                out.push(match ctx.restoring_baseline() {
+                    Some(b) => Remediation {
+                        finding: finding.into(),
+                        template: template.into(),
+                        command: command(
+                            ctx,
+                            &coll,
+                            &[template],
+                            &[],
+                            &[("--baseline", b.to_string())],
+                            &format!("{coll}-{template}.plan"),
+                        ),
+                    },
+                    None => Remediation {
+                        finding: finding.into(),
+                        template: String::new(),
+                        command: no_restore(ctx, finding),
+                    },
                 });
             }
         }
@@ -171,7 +193,7 @@ pub fn fill(
                     command: format!(
                         "# no bundled template turns the sampled {coll} documents of version {version} into version {}: write one (docsweep templates show revert-nested-reference is an example){}",
                         contract.target,
-                        match ctx.baseline {
+                        match ctx.restoring_baseline() {
                             Some(_) => ", or restore them from the baseline with restore-changed",
                             None => "",
                         }
@@ -180,7 +202,7 @@ pub fn fill(
             }
         }
         if r.classes.invalid > 0 {
-            let (template, extra): (&str, Vec<(&str, String)>) = match ctx.baseline {
+            let (template, extra): (&str, Vec<(&str, String)>) = match ctx.restoring_baseline() {
                 Some(b) => (
                     "restore-changed",
                     vec![
@@ -188,7 +210,7 @@ pub fn fill(
                         ("--baseline", b.to_string()),
                     ],
                 ),
-                None => ("quarantine-invalid", vec![]),
+                None => ("quarantine-invalid", with_baseline.clone()),
             };
             out.push(Remediation {
                 finding: "invalid".into(),
@@ -234,6 +256,22 @@ pub fn fill(
                     &[("field", x.field.clone())],
                     &with_baseline,
                     &format!("{coll}-orphans-{}.plan", x.field.replace('.', "-")),
+                ),
+            });
+        }
+        if r.reconciliation.as_ref().is_some_and(|rec| rec.added > 0) {
+            // Documents the baseline does not have: legitimate new ones or leftovers of the
+            // rolled-back change; the template asks for a review first.
+            out.push(Remediation {
+                finding: "added".into(),
+                template: "quarantine-added".into(),
+                command: command(
+                    ctx,
+                    &coll,
+                    &["quarantine-added"],
+                    &[],
+                    &with_baseline,
+                    &format!("{coll}-added.plan"),
                 ),
             });
         }
@@ -284,6 +322,16 @@ pub fn fill(
                     &format!("{coll}-drop-{}.plan", name.replace('.', "-")),
                 ),
             });
+        }
+        if ctx.source.starts_with("export:") {
+            // An export is a copy: repairs go to the dump or deployment it came from.
+            for rem in out.iter_mut().filter(|rem| !rem.template.is_empty()) {
+                rem.command = format!(
+                    "# {} is an export, which docsweep cannot repair: run this with --source \
+                     set to the dump or live deployment it was exported from: {}",
+                    ctx.source, rem.command
+                );
+            }
         }
         r.remediation = out;
     }

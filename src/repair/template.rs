@@ -73,12 +73,14 @@ pub enum Selection {
     Missing,
     /// Documents that differ from the baseline.
     Changed,
+    /// Documents the baseline does not have.
+    Added,
     All,
 }
 
 impl Selection {
     /// Parses `invalid`, `valid`, `other_version:N`, `orphan:<field>`, `duplicate:<fields>`,
-    /// `missing`, `changed` or `all`. The argument of `orphan:`/`duplicate:` may be a
+    /// `missing`, `changed`, `added` or `all`. The argument of `orphan:`/`duplicate:` may be a
     /// parameter reference (`orphan:{{field}}`), resolved when the template is bound.
     pub fn parse(s: &str) -> Result<Selection, String> {
         let (kind, arg) = match s.split_once(':') {
@@ -94,6 +96,7 @@ impl Selection {
             "invalid" => no_arg(Selection::Invalid),
             "missing" => no_arg(Selection::Missing),
             "changed" => no_arg(Selection::Changed),
+            "added" => no_arg(Selection::Added),
             "all" => no_arg(Selection::All),
             "other_version" => {
                 let n = arg
@@ -121,7 +124,7 @@ impl Selection {
                 Ok(Selection::Duplicate(a.to_string()))
             }
             _ => Err(format!(
-                "unknown select {s:?} (expected invalid, valid, other_version:N, orphan:<field>, duplicate:<fields>, missing, changed or all)"
+                "unknown select {s:?} (expected invalid, valid, other_version:N, orphan:<field>, duplicate:<fields>, missing, changed, added or all)"
             )),
         }
     }
@@ -135,13 +138,17 @@ impl Selection {
             Selection::Duplicate(f) => format!("duplicate:{f}"),
             Selection::Missing => "missing".into(),
             Selection::Changed => "changed".into(),
+            Selection::Added => "added".into(),
             Selection::All => "all".into(),
         }
     }
 
     /// Whether the documents selected need a baseline.
     pub fn needs_baseline(&self) -> bool {
-        matches!(self, Selection::Missing | Selection::Changed)
+        matches!(
+            self,
+            Selection::Missing | Selection::Changed | Selection::Added
+        )
     }
 
     fn arg_ref(&self) -> Option<&str> {
@@ -1437,6 +1444,10 @@ const BUNDLED: &[(&str, &str)] = &[
     (
         "quarantine-orphans.toml",
         include_str!("../../repair-templates/quarantine-orphans.toml"),
+    ),
+    (
+        "quarantine-added.toml",
+        include_str!("../../repair-templates/quarantine-added.toml"),
     ),
     (
         "rename-field.toml",

@@ -61,6 +61,7 @@ fn every_bundled_template_loads_binds_and_applies() {
         "restore-changed",
         "quarantine-orphans",
         "quarantine-invalid",
+        "quarantine-added",
         "dedupe-keep-first",
         "create-missing-index",
         "drop-unexpected-index",

@@ -520,6 +520,11 @@ fn every_bundled_template_plans_and_applies() {
         ),
         ("quarantine-orphans", &["--collection", "orders"], 1),
         ("quarantine-invalid", &["--collection", "orders"], 1),
+        (
+            "quarantine-added",
+            &["--collection", "orders", "--baseline", &b],
+            1,
+        ),
         ("dedupe-keep-first", &["--collection", "customers"], 1),
         (
             "create-missing-index",

@@ -142,3 +142,72 @@ fn with_a_baseline_restores_come_first_and_removals_take_the_baseline() {
         }
     }
 }
+
+/// The remediations of one collection of a check's report, by finding.
+fn remediations(w: &Workdir, source: &str, out: &str, extra: &[&str]) -> Vec<(String, String)> {
+    let report = check(w, source, out, extra);
+    collection(&report, "orders")["remediation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["finding"].as_str().unwrap().to_string(),
+                r["command"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn suggestions_fit_the_baseline_the_templates_and_the_source() {
+    let w = Workdir::new();
+    let d = crate::repair::dump();
+    // A snapshot without documents cannot restore: the report says what to do instead.
+    let b = baseline();
+    for (file, full) in [("fp.snap", false), ("full.snap", true)] {
+        let mut args = vec!["snapshot", "--source", b.as_str(), "--out", file];
+        if full {
+            args.push("--full");
+        }
+        let run = w.docsweep(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let rem = remediations(&w, &d, &format!("r-{file}"), &["--baseline", file]);
+        let missing = &rem.iter().find(|(f, _)| f == "missing").unwrap().1;
+        if full {
+            assert!(
+                missing.starts_with("docsweep repair plan --template restore-missing"),
+                "{missing}"
+            );
+        } else {
+            assert!(
+                missing.starts_with('#') && missing.contains("snapshot --full"),
+                "{missing}"
+            );
+            let invalid = &rem.iter().find(|(f, _)| f == "invalid").unwrap().1;
+            assert!(invalid.contains("quarantine-invalid"), "{invalid}");
+        }
+        let added = &rem.iter().find(|(f, _)| f == "added").unwrap().1;
+        assert!(added.contains("--template quarantine-added"), "{added}");
+    }
+
+    // Custom template directories are passed on.
+    std::fs::create_dir(w.path().join("mine")).unwrap();
+    let rem = remediations(&w, &d, "r-t", &["--templates", "mine"]);
+    for (finding, cmd) in &rem {
+        if !cmd.starts_with('#') {
+            assert!(cmd.contains("--templates mine"), "{finding}: {cmd}");
+        }
+    }
+
+    // An export cannot be repaired, and the report says so plainly.
+    let e = format!("export:{}", example().join("data/export").display());
+    let rem = remediations(&w, &e, "r-e", &[]);
+    assert!(!rem.is_empty());
+    for (finding, cmd) in &rem {
+        assert!(
+            cmd.starts_with('#') && (cmd.contains("cannot repair") || cmd.contains("no bundled")),
+            "{finding}: {cmd}"
+        );
+    }
+}

@@ -11,6 +11,7 @@ const BUNDLED: &[&str] = &[
     "restore-changed",
     "quarantine-orphans",
     "quarantine-invalid",
+    "quarantine-added",
     "dedupe-keep-first",
     "create-missing-index",
     "drop-unexpected-index",
