@@ -122,7 +122,7 @@ fn every_bundled_template_loads_binds_and_applies() {
                     Some(json!({"_id": 1, "a": 2})),
                     Outcome::Replace(json!({"_id": 1, "a": 2})),
                 ),
-                "quarantine-orphans" | "quarantine-invalid" => (
+                "quarantine-orphans" | "quarantine-invalid" | "quarantine-added" => (
                     vec![],
                     order.clone(),
                     None,
