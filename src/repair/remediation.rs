@@ -259,19 +259,29 @@ pub fn fill(
                 ),
             });
         }
-        if r.reconciliation.as_ref().is_some_and(|rec| rec.added > 0) {
+        if let Some(added) = r
+            .reconciliation
+            .as_ref()
+            .map(|rec| rec.added)
+            .filter(|&n| n > 0)
+        {
             // Documents the baseline does not have: legitimate new ones or leftovers of the
-            // rolled-back change; the template asks for a review first.
+            // rolled-back change. Only a person can tell, so the command is a suggestion to
+            // review, never part of the repairs to run.
             out.push(Remediation {
                 finding: "added".into(),
-                template: "quarantine-added".into(),
-                command: command(
-                    ctx,
-                    &coll,
-                    &["quarantine-added"],
-                    &[],
-                    &with_baseline,
-                    &format!("{coll}-added.plan"),
+                template: String::new(),
+                command: format!(
+                    "# {added} document(s) are not in the baseline: review them (violations.csv, \
+                     finding added); those that should not exist can be set aside with: {}",
+                    command(
+                        ctx,
+                        &coll,
+                        &["quarantine-added"],
+                        &[],
+                        &with_baseline,
+                        &format!("{coll}-added.plan"),
+                    )
                 ),
             });
         }
