@@ -1,9 +1,9 @@
 //! Tests of the translation and of the contract files written.
 
 use super::*;
-use serde_json::json;
 use bson::spec::BinarySubtype;
 use bson::{doc, Bson, Document};
+use serde_json::json;
 
 /// A BSON document as docsweep sees it: relaxed Extended JSON.
 fn relaxed(d: &Document) -> Value {

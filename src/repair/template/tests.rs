@@ -1,9 +1,13 @@
+//! Unit tests of templates: loading and checking, binding, and every bundled template applied.
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
 use super::*;
+use crate::contract::IndexKey;
 use crate::contract::KeyDirection;
+use crate::repair::ops::QuarantineTarget;
 
 fn parse(text: &str) -> Result<Template, TemplateError> {
     Template::parse(text, Path::new("t/my.toml"))
@@ -71,7 +75,7 @@ fn every_bundled_template_loads_binds_and_applies() {
     ] {
         assert!(names.contains(&want), "{want} not bundled: {names:?}");
     }
-    assert_eq!(names.len(), super::BUNDLED.len());
+    assert_eq!(names.len(), super::library::BUNDLED.len());
     let order = v2_order();
     let v1_order = json!({
         "_id": {"$oid": "659202de5d0c5e000d000000"},
