@@ -23,6 +23,8 @@
 //! max_time_ms = 60000
 //! retries = 5
 //! connect_timeout = 10             # seconds
+//! read_preference = "secondary"    # default: primary, with read concern majority
+//! max_staleness = 120              # seconds a secondary may lag
 //! ```
 
 use std::collections::BTreeMap;
@@ -87,6 +89,8 @@ pub struct LiveConfig {
     pub max_time_ms: Option<u64>,
     pub retries: Option<u32>,
     pub connect_timeout: Option<u64>,
+    pub read_preference: Option<String>,
+    pub max_staleness: Option<u64>,
 }
 
 impl Config {

@@ -60,6 +60,15 @@ pub struct CheckArgs {
     /// [default: 10]
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<u64>,
+    /// Live sources: where to read: primary (the default, with read concern majority),
+    /// primaryPreferred, secondary, secondaryPreferred or nearest; overrides the URI's
+    /// readPreference
+    #[arg(long, value_name = "MODE")]
+    pub read_preference: Option<String>,
+    /// Live sources: the most a secondary may lag, in seconds, to be read from
+    /// (maxStalenessSeconds; at least 90)
+    #[arg(long, value_name = "SECS")]
+    pub max_staleness: Option<u64>,
     /// Scan only the i-th (0-based) of N contiguous ranges of every collection and write
     /// a partial result (REPORT_DIR/partial.dsw) for `docsweep merge`
     #[arg(long, value_name = "i/N")]
@@ -223,6 +232,23 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         .into());
     }
     let threads = args.threads.or(cfg.threads).unwrap_or(0);
+    let read_pref = args
+        .read_preference
+        .clone()
+        .or_else(|| cfg.live.read_preference.clone());
+    let max_staleness = args.max_staleness.or(cfg.live.max_staleness);
+    match &read_pref {
+        Some(mode) => {
+            crate::source::read_preference(mode, max_staleness).map_err(ConfigError::Usage)?;
+        }
+        None if max_staleness.is_some() => {
+            return Err(ConfigError::Usage(
+                "--max-staleness needs --read-preference (other than primary)".into(),
+            )
+            .into())
+        }
+        None => {}
+    }
     if threads > 1024 {
         return Err(ConfigError::Usage(format!("--threads {threads}: at most 1024")).into());
     }
@@ -266,6 +292,8 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
                     .max(1),
             ),
             estimate_counts: !args.no_progress && std::io::stderr().is_terminal(),
+            read_preference: read_pref,
+            max_staleness,
             ..crate::source::LiveOptions::default()
         },
         scan: ScanOptions {

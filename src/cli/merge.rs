@@ -69,6 +69,8 @@ pub fn run(args: MergeArgs) -> anyhow::Result<Status> {
         max_time_ms: None,
         retries: None,
         connect_timeout: None,
+        read_preference: None,
+        max_staleness: None,
         partition: None,
         checkpoint: None,
         batch_records: None,

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
-use mongodb::options::{ClientOptions, ReadPreference, ReadPreferenceOptions, SelectionCriteria};
+use mongodb::options::{
+    ClientOptions, ReadConcern, ReadPreference, ReadPreferenceOptions, SelectionCriteria,
+};
 use mongodb::sync::{Client, Collection, Cursor, Database};
 
 use super::partition::{Bound, Partition};
@@ -33,6 +35,11 @@ pub struct LiveOptions {
     /// Ask for each collection's estimated size (only progress bars need it; some servers
     /// answer with a full count).
     pub estimate_counts: bool,
+    /// `--read-preference`: where to read (a mode such as `secondary`), over the URI's
+    /// `readPreference`; without either, the primary.
+    pub read_preference: Option<String>,
+    /// `--max-staleness`: seconds a secondary may lag to be read from (`maxStalenessSeconds`).
+    pub max_staleness: Option<u64>,
 }
 
 impl Default for LiveOptions {
@@ -44,8 +51,35 @@ impl Default for LiveOptions {
             backoff: Duration::from_millis(250),
             selection_timeout: Duration::from_secs(10),
             estimate_counts: false,
+            read_preference: None,
+            max_staleness: None,
         }
     }
+}
+
+/// A read preference from its mode name and an optional staleness bound.
+pub fn read_preference(mode: &str, max_staleness: Option<u64>) -> Result<ReadPreference, String> {
+    let options = Some(
+        ReadPreferenceOptions::builder()
+            .max_staleness(max_staleness.map(Duration::from_secs))
+            .build(),
+    );
+    Ok(match mode {
+        "primary" if max_staleness.is_some() => {
+            return Err("--max-staleness needs a read preference other than primary".into())
+        }
+        "primary" => ReadPreference::Primary,
+        "primaryPreferred" => ReadPreference::PrimaryPreferred { options },
+        "secondary" => ReadPreference::Secondary { options },
+        "secondaryPreferred" => ReadPreference::SecondaryPreferred { options },
+        "nearest" => ReadPreference::Nearest { options },
+        other => {
+            return Err(format!(
+                "--read-preference {other:?}: expected primary, primaryPreferred, secondary, \
+                 secondaryPreferred or nearest"
+            ))
+        }
+    })
 }
 
 /// An open connection to a deployment's database.
@@ -89,12 +123,27 @@ pub(super) fn open(
     let mut opts = ClientOptions::parse(uri)
         .run()
         .map_err(|e| err(uri, "invalid connection string", e))?;
-    if opts.selection_criteria.is_none() {
-        opts.selection_criteria = Some(SelectionCriteria::ReadPreference(
-            ReadPreference::SecondaryPreferred {
-                options: Some(ReadPreferenceOptions::default()),
-            },
-        ));
+    // Right after a rollback a lagging secondary is the wrong witness: read the primary
+    // with read concern majority (as mongodump reads the primary), unless told otherwise.
+    match &options.read_preference {
+        Some(mode) => {
+            let pref = read_preference(mode, options.max_staleness)
+                .map_err(|m| SourceError::Other(format!("{}: {m}", redact_uri(uri))))?;
+            opts.selection_criteria = Some(SelectionCriteria::ReadPreference(pref));
+        }
+        None if opts.selection_criteria.is_none() => {
+            if options.max_staleness.is_some() {
+                return Err(SourceError::Other(
+                    "--max-staleness needs --read-preference (other than primary)".into(),
+                ));
+            }
+            opts.selection_criteria =
+                Some(SelectionCriteria::ReadPreference(ReadPreference::Primary));
+        }
+        None => {}
+    }
+    if opts.read_concern.is_none() {
+        opts.read_concern = Some(ReadConcern::majority());
     }
     if opts.server_selection_timeout.is_none() {
         opts.server_selection_timeout = Some(options.selection_timeout);

@@ -16,7 +16,7 @@ use crate::contract::IndexSpec;
 
 pub use bson_reader::{BsonReader, MAX_RECORD_BYTES};
 pub use json_reader::JsonReader;
-pub use live::{Live, LiveOptions};
+pub use live::{read_preference, Live, LiveOptions};
 pub use partition::{Bound, Partition, Range};
 
 /// A source failed: unreachable, unreadable or not what it claims to be.

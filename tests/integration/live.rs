@@ -156,6 +156,32 @@ fn live_report_equals_the_dump_report() {
     assert!(orders["documents"].as_u64().unwrap() > 1400);
     assert_eq!(orders["indexes"]["available"], true);
     assert_eq!(w.read("live/violations.csv"), w.read("dump/violations.csv"));
+    // Off the primary when asked, with a staleness bound: the same data, the same report.
+    let (code, nearest, stderr) = check(
+        &w,
+        &with_db(&uri, &db),
+        "nearest",
+        &["--read-preference", "nearest", "--max-staleness", "120"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(comparable(nearest), comparable(live));
+    // Bad read settings are usage errors, found before connecting.
+    for bad in [
+        &["--read-preference", "secondaryish"][..],
+        &["--max-staleness", "120"],
+        &["--read-preference", "primary", "--max-staleness", "120"],
+    ] {
+        let mut args = vec![
+            "check",
+            "--no-progress",
+            "--source",
+            "mongodb://127.0.0.1:1/x",
+        ];
+        args.extend_from_slice(bad);
+        let run = w.docsweep(&args);
+        assert_eq!(run.code, 2, "{bad:?}: {}", run.stderr);
+        assert!(run.stderr.contains("--"), "{bad:?}: {}", run.stderr);
+    }
     client.database(&db).drop().run().unwrap();
 }
 
