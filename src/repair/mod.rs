@@ -8,6 +8,7 @@ pub mod live;
 pub mod ops;
 pub mod plan;
 pub mod remediation;
+pub mod settle;
 pub mod template;
 
 pub use ops::{
