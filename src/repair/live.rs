@@ -1,27 +1,42 @@
 //! Applying a plan to a live deployment (`mongodb://…`), and undoing it.
 //!
 //! The journal (by default `<plan>.journal`, next to the plan) has the dump journal's
-//! records: a `header` naming the target (redacted URI, database, collection) and the
-//! plan's checksum; per batch, a `batch` record with the before- and after-image of every
-//! document about to be written, fsynced before any of the batch's writes; a `done` record
-//! after them (`applied`, `already`, `conflicts`: the `_id`s settled by the batch); and
-//! `finish`. A journal of another plan or target is refused.
+//! records: a `header` naming the target (redacted URI, database, collection), the plan's
+//! checksum and the guard; per batch, a `batch` record with the before- and after-image of
+//! every document about to be written, fsynced before any of the batch's writes; a `done`
+//! record after them (`applied`, `already`: the `_id`s settled by the batch; `conflicts`:
+//! `{_id, reason}`); and `finish` (`entries`, `applied`, `already`, `conflicts`). A
+//! journal of another plan or target is refused.
 //!
-//! Compare-and-set: the documents of a batch are read by `_id` and fingerprinted; only a
-//! document whose fingerprint is still the plan's before-fingerprint is written, with
-//! `findAndModify` (replace or remove, returning the document it replaced) filtered on
-//! the `_id` *and* on the current value of each scalar top-level field. A change made by
-//! someone else between the read and the write therefore makes the filter miss (nothing
-//! is written: a conflict), except a change no equality filter can see (a sub-document,
-//! an array, a type or field order); that one is caught afterwards, because the document
-//! the server returns as replaced is fingerprinted too: when it is not the planned
-//! before-image it is put back (again filtered on what was just written) and the document
-//! is a conflict. MongoDB and FerretDB both have `findAndModify` with `$eq` filters, while
-//! transactions (MongoDB only on replica sets) and `$expr` with `$$ROOT` (not in FerretDB)
-//! are not available everywhere. On FerretDB the filter is the `_id` alone: it evaluates
-//! other conditions outside its storage, a collection scan per write (4x slower at 300
-//! documents, worse with more); the check of the returned document still catches every
-//! concurrent change, which is then put back.
+//! Every plan entry (index actions included) ends as exactly one of applied, already in
+//! its after-state, or a conflict with a reason (`settle::Reason`); the three add up to
+//! the plan's entry count. A second entry for an `_id` (or index name) is a conflict.
+//!
+//! Guarded writes: the documents of a batch are read by `_id` and fingerprinted; only a
+//! document that is still the plan's before-image is written, and the write itself is
+//! conditional on the document as read — never a write followed by a repair:
+//!
+//! - MongoDB (`Guard::Document`): `replaceOne`/`deleteOne` filtered on the `_id` and
+//!   `$expr: {$eq: ["$$ROOT", {$literal: <the document as read>}]}`, which the server
+//!   checks atomically with the write. Any change since the read (a sub-document, field
+//!   order, a field added) makes it match nothing. Only a change of a number's type alone
+//!   (Int32 5 to Double 5.0) compares equal.
+//! - FerretDB (`Guard::TopLevel`) has no such guard: it refuses `$expr` `$eq`, and it runs
+//!   every `findAndModify`, `update` and `delete` as a read, a filter in its own code and
+//!   a write by `_id`, not atomically, so a write of another client to the same document
+//!   in between is lost whatever the filter says. Replacements, deletions and quarantines
+//!   (and undoing replacements and inserts) are therefore refused there, before anything
+//!   is written, unless the user accepts the top-level guard (`--guard top-level`): the
+//!   filter is the exact value of every top-level field (numbers and null also by type);
+//!   a replace is an update that `$set`s and `$unset`s only the changed top-level fields
+//!   (a field someone added stays; its fields kept stay in place, new ones come last, so
+//!   "already done" compares top-level fields in any order); a delete is filtered the
+//!   same way (a field someone added goes with the document).
+//!
+//! A guarded write that matches nothing writes nothing: the document is read again to
+//! say why (not found, changed since the plan, or already in the wanted state). Inserts
+//! (and documents coming back on undo) are plain inserts: atomic on every server; an
+//! `_id` held by another document is a conflict.
 //!
 //! Re-running: a finished journal makes the run a no-op; an unfinished one (a crash, a
 //! lost connection) is resumed: the `_id`s of batches with a `done` record are settled;
