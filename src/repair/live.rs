@@ -313,10 +313,7 @@ impl Target {
             .cloned()
             .ok_or_else(|| usage("a document without _id cannot be written"))?;
         match self.guard {
-            Guard::Document => Ok(doc! {
-                "_id": id,
-                "$expr": {"$eq": ["$$ROOT", {"$literal": Bson::Document(d)}]},
-            }),
+            Guard::Document => Ok(whole_document_filter(id, d)),
             Guard::TopLevel => top_level_filter(&d),
         }
     }
@@ -423,6 +420,17 @@ fn command_code(e: &mongodb::error::Error) -> Option<i32> {
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     command_code(e) == Some(11000) || e.to_string().contains("E11000")
+}
+
+/// The whole-document guard: the `_id` (so that the `_id` index finds the document) and
+/// the whole document equal to `d`, field order and sub-documents included. `$literal`
+/// keeps strings that start with `$` and fields named like operators from being read as
+/// expressions.
+fn whole_document_filter(id: Bson, d: Document) -> Document {
+    doc! {
+        "_id": id,
+        "$expr": {"$eq": ["$$ROOT", {"$literal": Bson::Document(d)}]},
+    }
 }
 
 /// A top-level field name an update or a filter can address as itself (not a path, not
@@ -1541,6 +1549,15 @@ mod tests {
 
     fn raw(d: Document) -> RawDocumentBuf {
         RawDocumentBuf::from_bytes(d.to_vec().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_whole_document_guard_compares_the_literal_document() {
+        let d = doc! {"_id": 1, "price": "$5", "c": {"$gt": 1}};
+        assert_eq!(
+            whole_document_filter(Bson::Int32(1), d.clone()),
+            doc! {"_id": 1, "$expr": {"$eq": ["$$ROOT", {"$literal": d}]}}
+        );
     }
 
     #[test]

@@ -1568,3 +1568,61 @@ fn measure_the_top_level_guard_under_load() {
     }
     eprintln!("{bad_runs}/{runs} runs with documents that lost increments ({lost}) or are misreported ({misreported})");
 }
+
+/// A quarantine (a deletion) where the server has no whole-document guard (FerretDB) is
+/// refused without `--guard top-level`: exit 2, nothing written, no journal. With the
+/// flag, or on MongoDB, it applies.
+#[test]
+fn deleting_without_a_whole_document_guard_needs_consent() {
+    let Some(uri) = server() else { return };
+    let f = Fixture::new("consent", &uri);
+    let w = &f.w;
+    let run = plan(
+        w,
+        &f.source,
+        "q.plan",
+        &[
+            "--template",
+            "quarantine-orphans",
+            "--collection",
+            "orders",
+            "--param",
+            "field=customer_id",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = w.docsweep(&["repair", "apply", "q.plan", "--yes", "--audit", "a.jsonl"]);
+    if top_level_only(&f.client) {
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("FerretDB")
+                && run.stderr.contains("not atomically")
+                && run
+                    .stderr
+                    .contains("planned replacements, deletions or quarantines")
+                && run.stderr.contains("Pass --guard top-level"),
+            "{}",
+            run.stderr
+        );
+        assert!(f.orders() == f.original, "nothing was written");
+        assert!(!w.path().join("q.plan.journal").exists(), "no journal");
+        let run = apply(w, "q.plan", &["--yes"]);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains("guard: top-level fields"),
+            "{}",
+            run.stdout
+        );
+    } else {
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        assert!(!run.stdout.contains("guard:"), "{}", run.stdout);
+    }
+    let quarantined = f
+        .plan("q.plan")
+        .entries
+        .iter()
+        .filter(|e| e.action == "quarantine")
+        .count();
+    assert!(quarantined > 0);
+    assert_eq!(f.orders().len(), f.original.len() - quarantined);
+}
