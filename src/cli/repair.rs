@@ -107,6 +107,10 @@ pub struct ApplyArgs {
     /// Live: documents per journaled batch
     #[arg(long, value_name = "N", default_value_t = crate::repair::live::DEFAULT_BATCH)]
     pub batch_size: usize,
+    /// Live: accept a weaker guard where the server has no whole-document one:
+    /// `top-level` (FerretDB: every top-level field compared; see the README)
+    #[arg(long, value_name = "KIND")]
+    pub guard: Option<GuardArg>,
     /// Live: the connection string with its password (plans record it redacted); it must
     /// name the plan's deployment
     #[arg(long, value_name = "URI")]
@@ -133,12 +137,23 @@ pub struct UndoArgs {
     /// Live: at most N document writes per second (N or N/s)
     #[arg(long, value_name = "N/s")]
     pub rate: Option<String>,
+    /// Live: accept a weaker guard where the server has no whole-document one:
+    /// `top-level` (FerretDB: every top-level field compared; see the README)
+    #[arg(long, value_name = "KIND")]
+    pub guard: Option<GuardArg>,
     /// Live: the connection string with its password (journals record it redacted)
     #[arg(long, value_name = "URI")]
     pub uri: Option<String>,
     /// The audit log (JSON lines) to append to
     #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
     pub audit: PathBuf,
+}
+
+/// `--guard`: the weaker guard a live write may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuardArg {
+    /// Every top-level field's exact value (FerretDB)
+    TopLevel,
 }
 
 pub fn run(args: RepairArgs) -> anyhow::Result<Status> {
@@ -483,6 +498,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
         max_changes: a.max_changes,
         rate,
         batch_size: a.batch_size,
+        accept_top_level: a.guard == Some(GuardArg::TopLevel),
     })
     .map_err(|e| {
         let resumable = journal.exists() && matches!(e, apply::ApplyError::Source(_));
@@ -498,24 +514,25 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
     })?;
     if r.finished_before {
         println!(
-            "already applied: journal {} is finished (nothing done now; it applied {} change(s), {} already in place, {} conflict(s))",
+            "already applied: journal {} is finished (nothing done now; of {} planned entries it applied {}, {} were already in place, {} conflict(s))",
             r.journal.display(),
+            r.entries,
             r.applied,
             r.already,
             r.conflicts.len()
         );
     } else {
         println!(
-            "{}applied {} change(s) to {}; {} already in place; {} conflict(s) left as they were",
+            "{}applied {} change(s) to {}; {} already in place; {} conflict(s) left as they were ({} planned entries)",
             if r.resumed { "resumed: " } else { "" },
             r.applied,
             r.target,
             r.already,
-            r.conflicts.len()
+            r.conflicts.len(),
+            r.entries
         );
-        for c in r.conflicts.iter().take(20) {
-            println!("  conflict: _id {c} changed since the plan");
-        }
+        print_guard(&r);
+        print_conflicts(&r.conflicts);
         println!("journal: {}", r.journal.display());
         println!(
             "undo:    docsweep repair undo {} --yes",
@@ -529,7 +546,8 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
             "params": p.header["params"], "collection": p.collection(), "source": source,
             "target": r.target, "journal": r.journal.display().to_string(),
-            "applied": r.applied, "already": r.already, "conflicts": r.conflicts.len(),
+            "entries": r.entries, "applied": r.applied, "already": r.already,
+            "conflicts": r.conflicts.len(), "guard": r.guard.map(live::Guard::as_str),
             "already_applied": r.finished_before, "resumed": r.resumed,
         }),
     )?;
@@ -538,6 +556,27 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
     } else {
         Status::Findings
     })
+}
+
+/// Live conflicts, one line each (the first 20).
+fn print_conflicts(conflicts: &[live::Conflict]) {
+    const SHOWN: usize = 20;
+    for c in conflicts.iter().take(SHOWN) {
+        println!("  conflict: {c}");
+    }
+    if conflicts.len() > SHOWN {
+        println!("  … and {} more", conflicts.len() - SHOWN);
+    }
+}
+
+/// How the live writes were guarded, when it was not the whole document.
+fn print_guard(r: &live::LiveOutcome) {
+    if r.guard == Some(live::Guard::TopLevel) {
+        println!(
+            "guard: {} (--guard top-level; the server has no whole-document guard)",
+            live::Guard::TopLevel.as_str()
+        );
+    }
 }
 
 fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
@@ -561,23 +600,30 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
         )
         .into());
     }
-    let r = live::undo_live(&a.journal, a.uri.as_deref(), rate).map_err(apply_err)?;
+    let r = live::undo_live(
+        &a.journal,
+        a.uri.as_deref(),
+        rate,
+        a.guard == Some(GuardArg::TopLevel),
+    )
+    .map_err(apply_err)?;
     println!(
-        "undone {} change(s) on {}; {} already undone; {} conflict(s) left as they were",
+        "undone {} change(s) on {}; {} already undone; {} conflict(s) left as they were ({} journaled changes)",
         r.applied,
         r.target,
         r.already,
-        r.conflicts.len()
+        r.conflicts.len(),
+        r.entries
     );
-    for c in r.conflicts.iter().take(20) {
-        println!("  conflict: _id {c} changed since the apply");
-    }
+    print_guard(&r);
+    print_conflicts(&r.conflicts);
     audit(
         &a.audit,
         serde_json::json!({
             "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
             "command": "undo", "journal": a.journal.display().to_string(), "target": r.target,
-            "undone": r.applied, "already": r.already, "conflicts": r.conflicts.len(),
+            "entries": r.entries, "undone": r.applied, "already": r.already,
+            "conflicts": r.conflicts.len(), "guard": r.guard.map(live::Guard::as_str),
         }),
     )?;
     Ok(if r.conflicts.is_empty() {

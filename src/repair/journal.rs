@@ -13,8 +13,10 @@
 //!   `database` (dumps), `collection`, `template`, `params`, `started_at`, `user`.
 //! - `batch`: `n`, `entries` — each `{action, _id, before, after}` with full
 //!   before- and after-images (relaxed Extended JSON; null where there is none).
-//! - `done`: `n`, `applied`, `already`, `conflicts` (ids), after the batch's writes.
-//! - `finish`: `summary`, when the whole plan is through.
+//! - `done`: `n`, `applied`, `already`, `conflicts` (ids; in live journals
+//!   `{_id, reason}`), after the batch's writes.
+//! - `finish`: `summary`, when the whole plan is through (live journals: `entries`,
+//!   `applied`, `already`, `conflicts` as in `done`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

@@ -1,27 +1,42 @@
 //! Applying a plan to a live deployment (`mongodb://…`), and undoing it.
 //!
 //! The journal (by default `<plan>.journal`, next to the plan) has the dump journal's
-//! records: a `header` naming the target (redacted URI, database, collection) and the
-//! plan's checksum; per batch, a `batch` record with the before- and after-image of every
-//! document about to be written, fsynced before any of the batch's writes; a `done` record
-//! after them (`applied`, `already`, `conflicts`: the `_id`s settled by the batch); and
-//! `finish`. A journal of another plan or target is refused.
+//! records: a `header` naming the target (redacted URI, database, collection), the plan's
+//! checksum and the guard; per batch, a `batch` record with the before- and after-image of
+//! every document about to be written, fsynced before any of the batch's writes; a `done`
+//! record after them (`applied`, `already`: the `_id`s settled by the batch; `conflicts`:
+//! `{_id, reason}`); and `finish` (`entries`, `applied`, `already`, `conflicts`). A
+//! journal of another plan or target is refused.
 //!
-//! Compare-and-set: the documents of a batch are read by `_id` and fingerprinted; only a
-//! document whose fingerprint is still the plan's before-fingerprint is written, with
-//! `findAndModify` (replace or remove, returning the document it replaced) filtered on
-//! the `_id` *and* on the current value of each scalar top-level field. A change made by
-//! someone else between the read and the write therefore makes the filter miss (nothing
-//! is written: a conflict), except a change no equality filter can see (a sub-document,
-//! an array, a type or field order); that one is caught afterwards, because the document
-//! the server returns as replaced is fingerprinted too: when it is not the planned
-//! before-image it is put back (again filtered on what was just written) and the document
-//! is a conflict. MongoDB and FerretDB both have `findAndModify` with `$eq` filters, while
-//! transactions (MongoDB only on replica sets) and `$expr` with `$$ROOT` (not in FerretDB)
-//! are not available everywhere. On FerretDB the filter is the `_id` alone: it evaluates
-//! other conditions outside its storage, a collection scan per write (4x slower at 300
-//! documents, worse with more); the check of the returned document still catches every
-//! concurrent change, which is then put back.
+//! Every plan entry (index actions included) ends as exactly one of applied, already in
+//! its after-state, or a conflict with a reason (`settle::Reason`); the three add up to
+//! the plan's entry count. A second entry for an `_id` (or index name) is a conflict.
+//!
+//! Guarded writes: the documents of a batch are read by `_id` and fingerprinted; only a
+//! document that is still the plan's before-image is written, and the write itself is
+//! conditional on the document as read — never a write followed by a repair:
+//!
+//! - MongoDB (`Guard::Document`): `replaceOne`/`deleteOne` filtered on the `_id` and
+//!   `$expr: {$eq: ["$$ROOT", {$literal: <the document as read>}]}`, which the server
+//!   checks atomically with the write. Any change since the read (a sub-document, field
+//!   order, a field added) makes it match nothing. Only a change of a number's type alone
+//!   (Int32 5 to Double 5.0) compares equal.
+//! - FerretDB (`Guard::TopLevel`) has no such guard: it refuses `$expr` `$eq`, and it runs
+//!   every `findAndModify`, `update` and `delete` as a read, a filter in its own code and
+//!   a write by `_id`, not atomically, so a write of another client to the same document
+//!   in between is lost whatever the filter says. Replacements, deletions and quarantines
+//!   (and undoing replacements and inserts) are therefore refused there, before anything
+//!   is written, unless the user accepts the top-level guard (`--guard top-level`): the
+//!   filter is the exact value of every top-level field (numbers and null also by type);
+//!   a replace is an update that `$set`s and `$unset`s only the changed top-level fields
+//!   (a field someone added stays; its fields kept stay in place, new ones come last, so
+//!   "already done" compares top-level fields in any order); a delete is filtered the
+//!   same way (a field someone added goes with the document).
+//!
+//! A guarded write that matches nothing writes nothing: the document is read again to
+//! say why (not found, changed since the plan, or already in the wanted state). Inserts
+//! (and documents coming back on undo) are plain inserts: atomic on every server; an
+//! `_id` held by another document is a conflict.
 //!
 //! Re-running: a finished journal makes the run a no-op; an unfinished one (a crash, a
 //! lost connection) is resumed: the `_id`s of batches with a `done` record are settled;
@@ -43,20 +58,26 @@ use super::apply::{failpoint, plan_checksum, ApplyError};
 use super::image::after_bytes;
 use super::journal::{self, Journal};
 use super::plan::{Entry, Plan};
+pub use super::settle::{Conflict, Reason};
 use crate::source::{password_span, redact_uri, SourceError};
 
 /// Documents per journaled batch unless `--batch-size` says otherwise.
 pub const DEFAULT_BATCH: usize = 500;
 
-/// What a live apply or undo did.
+/// What a live apply or undo did. Every entry ends as exactly one of `applied`,
+/// `already` or a conflict: the three add up to `entries`.
 #[derive(Debug, Default, Clone)]
 pub struct LiveOutcome {
     /// Documents (and indexes) written by this run.
     pub applied: u64,
     /// Already in the wanted state (a re-run, or a resumed run finding its own writes).
     pub already: u64,
-    /// Left as they were: changed since the plan (or since the apply, for undo).
-    pub conflicts: Vec<String>,
+    /// Left as they were, each with its reason.
+    pub conflicts: Vec<Conflict>,
+    /// The plan's entries (apply) or the journaled changes (undo).
+    pub entries: u64,
+    /// How writes were guarded (None when nothing was done now).
+    pub guard: Option<Guard>,
     /// The journal was finished: nothing was done now.
     pub finished_before: bool,
     /// An interrupted run was resumed.
@@ -64,6 +85,27 @@ pub struct LiveOutcome {
     pub journal: PathBuf,
     /// `URI (redacted) db.collection`.
     pub target: String,
+}
+
+/// How a write is made conditional on the document it replaces or deletes (see the
+/// module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// MongoDB: the filter is the `_id` and `$expr: {$eq: ["$$ROOT", <the document as
+    /// read>]}`, checked by the server together with the write.
+    Document,
+    /// FerretDB, only with `--guard top-level`: the filter is the exact value of every
+    /// top-level field, a replace is an update of the changed fields.
+    TopLevel,
+}
+
+impl Guard {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guard::Document => "whole document",
+            Guard::TopLevel => "top-level fields",
+        }
+    }
 }
 
 /// How to apply a plan to a live deployment.
@@ -77,6 +119,8 @@ pub struct ApplyLive<'a> {
     /// Documents per second.
     pub rate: Option<f64>,
     pub batch_size: usize,
+    /// `--guard top-level`: accept the weaker guard where the server has no other.
+    pub accept_top_level: bool,
 }
 
 fn usage(m: impl Into<String>) -> ApplyError {
@@ -154,6 +198,11 @@ pub struct Target {
     pub database: String,
     pub redacted: String,
     pub ferretdb: bool,
+    /// `MongoDB` or `FerretDB <version>`.
+    pub server: String,
+    pub guard: Guard,
+    /// The user accepted the top-level guard (`--guard top-level`).
+    pub accept_top_level: bool,
 }
 
 impl Target {
@@ -164,6 +213,7 @@ impl Target {
         given: Option<&str>,
         database: Option<&str>,
         collection: &str,
+        accept_top_level: bool,
     ) -> Result<Target, ApplyError> {
         let uri = match given {
             Some(g) => {
@@ -211,22 +261,61 @@ impl Target {
             .run_command(doc! {"buildInfo": 1})
             .run()
             .map_err(|e| server_err(&uri, "cannot reach the server", e))?;
+        let ferretdb = info
+            .get("ferretdbVersion")
+            .map(|v| v.as_str().unwrap_or("?").to_string());
         Ok(Target {
             coll: db.collection::<RawDocumentBuf>(collection),
             redacted: redact_uri(&uri),
             collection: collection.to_string(),
             database: db_name,
-            ferretdb: info.contains_key("ferretdbVersion"),
+            ferretdb: ferretdb.is_some(),
+            guard: if ferretdb.is_some() {
+                Guard::TopLevel
+            } else {
+                Guard::Document
+            },
+            accept_top_level,
+            server: match ferretdb {
+                Some(v) => format!("FerretDB {v}"),
+                None => "MongoDB".to_string(),
+            },
             db,
             uri,
         })
     }
 
-    /// The compare-and-set filter for a document (see `pinned`). FerretDB evaluates
-    /// filters beyond `_id` outside its storage, a collection scan per write, so there the
-    /// filter is the `_id` alone and the returned document's check does the work.
-    fn pin(&self, current: &RawDocumentBuf) -> Document {
-        pinned(current, !self.ferretdb)
+    /// Refuses (before anything is written) `n` writes over or deletions of existing
+    /// documents (`what`) where the only guard is the top-level one and the user did not
+    /// accept it.
+    fn require_guard(&self, n: usize, what: &str) -> Result<(), ApplyError> {
+        if n == 0 || self.guard == Guard::Document || self.accept_top_level {
+            return Ok(());
+        }
+        Err(usage(format!(
+            "{}: the server is {}, which cannot make a write conditional on the whole \
+             document: it runs every update, findAndModify and delete as a read followed by \
+             a write by _id, not atomically, so another client's write to the same document \
+             in between is lost. {n} {what}; nothing was written. Pass --guard top-level to \
+             accept the weaker guard (every top-level field compared, see the README), or \
+             use a MongoDB server.",
+            self.describe(),
+            self.server
+        )))
+    }
+
+    /// The guard filter for replacing or deleting `current` (the document as read, whose
+    /// fingerprint was checked against the plan).
+    fn guard_filter(&self, current: &RawDocumentBuf) -> Result<Document, ApplyError> {
+        let d = Document::try_from(current.as_ref()).map_err(undecodable)?;
+        let id = d
+            .get("_id")
+            .cloned()
+            .ok_or_else(|| usage("a document without _id cannot be written"))?;
+        match self.guard {
+            Guard::Document => Ok(whole_document_filter(id, d)),
+            Guard::TopLevel => top_level_filter(&d),
+        }
     }
 
     fn err(&self, context: &str, e: impl std::fmt::Display) -> ApplyError {
@@ -284,6 +373,10 @@ impl Target {
     }
 }
 
+fn undecodable(e: impl std::fmt::Display) -> ApplyError {
+    usage(format!("a document cannot be decoded: {e}"))
+}
+
 fn decode(bytes: &[u8]) -> Result<Value, ApplyError> {
     crate::value::from_bson(bytes)
         .map(|d| d.value)
@@ -296,10 +389,6 @@ fn id_of(v: &Value) -> String {
 
 fn fp(v: &Value) -> u128 {
     crate::value::fingerprint(v).ordered
-}
-
-fn fp_raw(bytes: &[u8]) -> Result<u128, ApplyError> {
-    decode(bytes).map(|v| fp(&v))
 }
 
 /// A JSON value as BSON (through a one-field document).
@@ -333,39 +422,115 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     command_code(e) == Some(11000) || e.to_string().contains("E11000")
 }
 
-/// The compare-and-set filter: the `_id` and the current value of every scalar
-/// top-level field (a superset match: numbers compare by value, `null` matches a missing
-/// field; the returned document is verified exactly afterwards).
-fn pinned(current: &RawDocumentBuf, all_fields: bool) -> Document {
+/// The whole-document guard: the `_id` (so that the `_id` index finds the document) and
+/// the whole document equal to `d`, field order and sub-documents included. `$literal`
+/// keeps strings that start with `$` and fields named like operators from being read as
+/// expressions.
+fn whole_document_filter(id: Bson, d: Document) -> Document {
+    doc! {
+        "_id": id,
+        "$expr": {"$eq": ["$$ROOT", {"$literal": Bson::Document(d)}]},
+    }
+}
+
+/// A top-level field name an update or a filter can address as itself (not a path, not
+/// an operator).
+fn plain_name(k: &str) -> Result<(), ApplyError> {
+    if k.is_empty() || k.starts_with('$') || k.contains('.') {
+        return Err(usage(format!(
+            "field {k:?}: a name that a filter or an update cannot address exactly; \
+             this document needs the whole-document guard (MongoDB)"
+        )));
+    }
+    Ok(())
+}
+
+/// The top-level guard: the `_id` and the exact value of every other top-level field
+/// (`$eq`; sub-documents compare whole, field order included), numbers and null pinned to
+/// their BSON type as well (`$eq` alone takes 5 for 5.0, and null for a missing field).
+/// A field added by someone else is not seen (see the module documentation).
+fn top_level_filter(d: &Document) -> Result<Document, ApplyError> {
     let mut f = Document::new();
-    let Ok(d) = Document::try_from(current.as_ref()) else {
-        return f;
-    };
-    if let Some(id) = d.get("_id") {
-        f.insert("_id", id.clone());
-    }
-    if !all_fields {
-        return f;
-    }
-    for (k, v) in &d {
-        if k == "_id" || k.starts_with('$') || k.contains('.') || k.is_empty() {
+    for (k, v) in d {
+        if k == "_id" {
+            f.insert("_id", v.clone());
             continue;
         }
-        let simple = match v {
-            Bson::Double(x) => x.is_finite(),
-            Bson::String(_)
-            | Bson::Boolean(_)
-            | Bson::Int32(_)
-            | Bson::Int64(_)
-            | Bson::ObjectId(_)
-            | Bson::DateTime(_) => true,
-            _ => false,
+        plain_name(k)?;
+        let mut cond = doc! {"$eq": v.clone()};
+        let ty = match v {
+            Bson::Double(_) => Some("double"),
+            Bson::Int32(_) => Some("int"),
+            Bson::Int64(_) => Some("long"),
+            Bson::Decimal128(_) => Some("decimal"),
+            Bson::Null => Some("null"),
+            _ => None,
         };
-        if simple {
-            f.insert(k.clone(), doc! {"$eq": v.clone()});
+        if let Some(ty) = ty {
+            cond.insert("$type", ty);
+        }
+        f.insert(k.clone(), cond);
+    }
+    Ok(f)
+}
+
+/// The update that turns `current` into `new` touching only the top-level fields that
+/// differ: `$set` for changed and new ones, `$unset` for removed ones. Fields it keeps
+/// stay where they are; new ones are appended (in name order, as servers apply `$set`).
+fn top_level_update(
+    current: &RawDocumentBuf,
+    new: &RawDocumentBuf,
+) -> Result<Document, ApplyError> {
+    let cur = Document::try_from(current.as_ref()).map_err(undecodable)?;
+    let new = Document::try_from(new.as_ref()).map_err(undecodable)?;
+    let mut set = Document::new();
+    let mut unset = Document::new();
+    for (k, v) in &new {
+        if cur.get(k) == Some(v) {
+            continue;
+        }
+        if k == "_id" {
+            return Err(usage("an after-image with another _id cannot be written"));
+        }
+        plain_name(k)?;
+        set.insert(k.clone(), v.clone());
+    }
+    for k in cur.keys() {
+        if !new.contains_key(k) {
+            plain_name(k)?;
+            unset.insert(k.clone(), "");
         }
     }
-    f
+    let mut u = Document::new();
+    if !set.is_empty() {
+        u.insert("$set", set);
+    }
+    if !unset.is_empty() {
+        u.insert("$unset", unset);
+    }
+    Ok(u)
+}
+
+/// The fingerprint a guard compares states by: in field order for the whole-document
+/// guard; with the top-level fields in name order for the top-level one, whose updates
+/// cannot put a new field where the after-image has it.
+fn state_fp(v: &Value, guard: Guard) -> u128 {
+    match (guard, v) {
+        (Guard::TopLevel, Value::Object(m)) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let sorted: serde_json::Map<String, Value> = keys
+                .into_iter()
+                .map(|k| (k.clone(), m[k].clone()))
+                .collect();
+            fp(&Value::Object(sorted))
+        }
+        _ => fp(v),
+    }
+}
+
+fn state_fp_raw(bytes: &[u8], guard: Guard) -> Result<u128, ApplyError> {
+    decode(bytes).map(|v| state_fp(&v, guard))
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -393,7 +558,17 @@ fn quarantine_collection(entry: &Entry, coll: &str) -> Option<String> {
 enum Need {
     Write,
     Already,
-    Conflict,
+    Conflict(Reason),
+}
+
+/// The key of an entry in the journal's settled sets: the `_id` text, or `index:NAME`
+/// for an index action.
+fn entry_key(e: &Entry) -> String {
+    if e.id.is_null() {
+        index_id(e)
+    } else {
+        crate::scan::id_text(&e.id)
+    }
 }
 
 /// Index actions get ids of their own in the journal's settled sets.
@@ -415,13 +590,22 @@ fn index_key(key: &Value) -> Result<Document, ApplyError> {
     }
 }
 
+/// The conflicts a `done` or `finish` record lists.
+fn listed_conflicts(v: &Value) -> Vec<Conflict> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Conflict::from_json)
+        .collect()
+}
+
 /// Settled `_id`s and counts of an unfinished journal.
 #[derive(Default)]
 struct Progress {
     settled: HashSet<String>,
     applied: u64,
     already: u64,
-    conflicts: Vec<String>,
+    conflicts: Vec<Conflict>,
     batches: u64,
 }
 
@@ -429,16 +613,16 @@ fn progress(records: &[Value]) -> Progress {
     let mut p = Progress::default();
     for r in records {
         if r["kind"] == "done" {
-            for (list, count) in [("applied", 0), ("already", 1), ("conflicts", 2)] {
+            for (list, n) in [("applied", &mut p.applied), ("already", &mut p.already)] {
                 for id in r[list].as_array().into_iter().flatten() {
-                    let id = id.as_str().unwrap_or_default().to_string();
-                    match count {
-                        0 => p.applied += 1,
-                        1 => p.already += 1,
-                        _ => p.conflicts.push(id.clone()),
-                    }
-                    p.settled.insert(id);
+                    *n += 1;
+                    p.settled
+                        .insert(id.as_str().unwrap_or_default().to_string());
                 }
+            }
+            for c in listed_conflicts(&r["conflicts"]) {
+                p.settled.insert(c.id.clone());
+                p.conflicts.push(c);
             }
         }
         if let Some(n) = r["n"].as_u64() {
@@ -473,6 +657,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     let checksum = plan_checksum(req.plan_path)?;
     let mut out = LiveOutcome {
         journal: req.journal.clone(),
+        entries: plan.entries.len() as u64,
         ..LiveOutcome::default()
     };
     // An existing journal: this plan's (finished: nothing to do; else resume) or refused.
@@ -498,12 +683,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
             out.finished_before = true;
             out.applied = f["applied"].as_u64().unwrap_or(0);
             out.already = f["already"].as_u64().unwrap_or(0);
-            out.conflicts = f["conflicts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.as_str().map(str::to_string))
-                .collect();
+            out.conflicts = listed_conflicts(&f["conflicts"]);
             out.target = format!("{source} {coll_name}");
             return Ok(out);
         }
@@ -516,8 +696,31 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
         req.uri,
         plan.header["database"].as_str(),
         &coll_name,
+        req.accept_top_level,
     )?;
     out.target = target.describe();
+    out.guard = Some(target.guard);
+    // Without a whole-document guard, writing over or deleting documents needs consent.
+    let overwrites = plan
+        .entries
+        .iter()
+        .filter(|e| matches!(e.action.as_str(), "replace" | "delete" | "quarantine"))
+        .count();
+    target.require_guard(overwrites, "planned replacements, deletions or quarantines")?;
+
+    // One change per `_id` (and index name): a later entry for the same one is a conflict.
+    let mut first = HashSet::new();
+    let mut seconds = Vec::new();
+    let mut entries = Vec::new();
+    for e in &plan.entries {
+        let key = entry_key(e);
+        if first.insert(key.clone()) {
+            entries.push(e);
+        } else {
+            seconds.push(Conflict::new(key, Reason::SecondEntry));
+        }
+    }
+
     let (mut jr, prog) = match existing {
         Some(read) => {
             out.resumed = true;
@@ -526,6 +729,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
             j.append(&json!({
                 "kind": "resume", "at": crate::report::now_rfc3339(),
                 "torn_tail": read.torn_tail, "settled": p.settled.len(),
+                "guard": target.guard.as_str(),
             }))?;
             (j, p)
         }
@@ -538,6 +742,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
                 "template": plan.header["template"], "params": plan.header["params"],
                 "started_at": crate::report::now_rfc3339(),
                 "user": std::env::var("USER").unwrap_or_default(),
+                "guard": target.guard.as_str(),
             }))?;
             (j, Progress::default())
         }
@@ -547,9 +752,9 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     let mut run = Tally::default();
 
     // Index actions first, as one batch.
-    let index_entries: Vec<&Entry> = plan
-        .entries
+    let index_entries: Vec<&Entry> = entries
         .iter()
+        .copied()
         .filter(|e| e.id.is_null() && !prog.settled.contains(&index_id(e)))
         .collect();
     if !index_entries.is_empty() {
@@ -557,9 +762,9 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
         n += 1;
     }
 
-    let docs: Vec<&Entry> = plan
-        .entries
+    let docs: Vec<&Entry> = entries
         .iter()
+        .copied()
         .filter(|e| !e.id.is_null() && !prog.settled.contains(&crate::scan::id_text(&e.id)))
         .collect();
     let mut files = FileQuarantine::default();
@@ -579,10 +784,18 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     out.already = prog.already + run.already.len() as u64;
     out.conflicts = prog.conflicts;
     out.conflicts.extend(run.conflicts);
+    out.conflicts.extend(seconds);
+    debug_assert_eq!(
+        out.applied + out.already + out.conflicts.len() as u64,
+        out.entries,
+        "every entry settled once"
+    );
     failpoint("apply.before-finish");
+    let conflicts: Vec<Value> = out.conflicts.iter().map(Conflict::to_json).collect();
     jr.append(&json!({
-        "kind": "finish", "applied": out.applied, "already": out.already,
-        "conflicts": out.conflicts, "finished_at": crate::report::now_rfc3339(),
+        "kind": "finish", "entries": out.entries, "applied": out.applied,
+        "already": out.already, "conflicts": conflicts,
+        "finished_at": crate::report::now_rfc3339(),
     }))?;
     Ok(out)
 }
@@ -592,12 +805,21 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
 struct Tally {
     applied: Vec<String>,
     already: Vec<String>,
-    conflicts: Vec<String>,
+    conflicts: Vec<Conflict>,
 }
 
 impl Tally {
     fn done(&self, n: u64) -> Value {
-        json!({"kind": "done", "n": n, "applied": self.applied, "already": self.already, "conflicts": self.conflicts})
+        let conflicts: Vec<Value> = self.conflicts.iter().map(Conflict::to_json).collect();
+        json!({"kind": "done", "n": n, "applied": self.applied, "already": self.already, "conflicts": conflicts})
+    }
+
+    fn settle(&mut self, key: String, r: Cas) {
+        match r {
+            Cas::Written => self.applied.push(key),
+            Cas::Already => self.already.push(key),
+            Cas::Conflict(reason) => self.conflicts.push(Conflict::new(key, reason)),
+        }
     }
 
     fn absorb(&mut self, other: Tally) {
@@ -634,7 +856,9 @@ fn apply_indexes(
                 if same {
                     tally.already.push(id);
                 } else {
-                    tally.conflicts.push(id);
+                    tally
+                        .conflicts
+                        .push(Conflict::new(id, Reason::IndexDiffers));
                 }
             }
             ("drop_index", None) => tally.already.push(id),
@@ -674,7 +898,7 @@ fn apply_indexes(
                     "docsweep: index {name} of {}: the server refused it: {err}",
                     t.collection
                 );
-                tally.conflicts.push(id);
+                tally.conflicts.push(Conflict::new(id, Reason::Refused));
             }
             Err(err) => return Err(t.err(&format!("{} {name}", e.action), err)),
         }
@@ -741,33 +965,37 @@ fn apply_batch(
     }
     let current = t.current(&t.coll, &ids)?;
     let mut tally = Tally::default();
-    let mut todo: Vec<(&Entry, Bson, Option<&RawDocumentBuf>)> = Vec::new();
+    let mut todo: Vec<(&Entry, Option<&RawDocumentBuf>)> = Vec::new();
     let mut journaled = Vec::new();
-    let mut seen = HashSet::new();
-    for (e, id) in entries.iter().zip(ids) {
+    for e in entries {
         let key = crate::scan::id_text(&e.id);
-        if !seen.insert(key.clone()) {
-            // One write per `_id`: a second entry for it is a conflict.
-            tally.conflicts.push(key);
-            continue;
-        }
         let cur = current.get(&key);
-        let cur_fp = match cur {
-            Some(c) => Some(fp_raw(c.as_bytes())?),
-            None => None,
+        // The planned before-fingerprint is in field order; "already done" is compared
+        // as the guard can write it.
+        let (cur_fp, cur_state) = match cur {
+            Some(c) => {
+                let v = decode(c.as_bytes())?;
+                (Some(fp(&v)), Some(state_fp(&v, t.guard)))
+            }
+            None => (None, None),
         };
-        let after_fp = e.after.as_ref().map(fp);
+        let after_state = e.after.as_ref().map(|a| state_fp(a, t.guard));
         let need = match (e.action.as_str(), cur_fp) {
             ("insert", None) => Need::Write,
-            ("insert", Some(c)) if Some(c) == after_fp => Need::Already,
+            ("insert", Some(_)) if cur_state == after_state => Need::Already,
+            ("insert", Some(_)) => Need::Conflict(Reason::IdTaken),
             ("delete" | "quarantine", None) => Need::Already,
-            ("replace", Some(c)) if Some(c) == after_fp => Need::Already,
+            ("replace", None) => Need::Conflict(Reason::NotFound),
+            ("replace", Some(_)) if cur_state == after_state => Need::Already,
             ("replace" | "delete" | "quarantine", Some(c)) if Some(c) == e.before => Need::Write,
-            _ => Need::Conflict,
+            ("replace" | "delete" | "quarantine", Some(_)) => {
+                Need::Conflict(Reason::ChangedSincePlan)
+            }
+            (other, _) => return Err(usage(format!("_id {key}: unknown action {other:?}"))),
         };
         match need {
             Need::Already => tally.already.push(key),
-            Need::Conflict => tally.conflicts.push(key),
+            Need::Conflict(reason) => tally.conflicts.push(Conflict::new(key, reason)),
             Need::Write => {
                 let mut rec = json!({"action": e.action, "_id": e.id, "before": Value::Null, "after": e.after});
                 if let Some(c) = cur {
@@ -778,7 +1006,7 @@ fn apply_batch(
                     rec["to"] = Value::from(to.as_str());
                 }
                 journaled.push(rec);
-                todo.push((e, id, cur));
+                todo.push((e, cur));
             }
         }
     }
@@ -788,50 +1016,32 @@ fn apply_batch(
         jr.append(&json!({"kind": "batch", "n": n, "entries": journaled}))?;
         failpoint("apply.batch-journaled");
     }
-    for (i, (e, id, cur)) in todo.into_iter().enumerate() {
+    for (i, (e, cur)) in todo.into_iter().enumerate() {
         if i == 1 {
             failpoint("apply.mid-batch");
         }
         throttle.tick();
         let key = crate::scan::id_text(&e.id);
-        let ok = match e.action.as_str() {
-            "replace" => {
-                let cur = cur.expect("a replace writes over a present document");
-                let after = e.after.clone().unwrap_or(Value::Null);
-                let bytes = after_bytes(Some(cur.as_bytes()), &after)?;
-                cas_replace(t, &t.coll, cur, to_raw(bytes, &key)?, e.before.unwrap_or(0))?
+        let after = e.after.clone().unwrap_or(Value::Null);
+        let r = match (e.action.as_str(), cur) {
+            ("replace", Some(cur)) => {
+                let new = to_raw(after_bytes(Some(cur.as_bytes()), &after)?, &key)?;
+                guarded_replace(t, &t.coll, cur, &new, Reason::ChangedSincePlan)?
             }
-            "delete" => {
-                let cur = cur.expect("a delete removes a present document");
-                cas_delete(t, &t.coll, cur, e.before.unwrap_or(0))?
-            }
-            "quarantine" => {
-                let cur = cur.expect("a quarantine moves a present document");
-                quarantine(t, e, cur, files)?
-            }
-            "insert" => {
-                let after = e.after.clone().unwrap_or(Value::Null);
+            ("delete", Some(cur)) => guarded_delete(t, &t.coll, cur, Reason::ChangedSincePlan)?.0,
+            ("quarantine", Some(cur)) => quarantine(t, e, cur, files)?,
+            ("insert", None) => {
                 let raw = to_raw(after_bytes(None, &after)?, &key)?;
-                match t.coll.insert_one(raw).run() {
-                    Ok(_) => Cas::Written,
-                    Err(err) if is_duplicate_key(&err) => {
-                        // Someone inserted it since the read: same document or not.
-                        let now = t.current(&t.coll, std::slice::from_ref(&id))?;
-                        match now.get(&key) {
-                            Some(d) if fp_raw(d.as_bytes())? == fp(&after) => Cas::Already,
-                            _ => Cas::Conflict,
-                        }
-                    }
-                    Err(err) => return Err(t.err(&format!("insert _id {key}"), err)),
-                }
+                insert_absent(t, &t.coll, &raw)?
             }
-            other => return Err(usage(format!("_id {key}: unknown action {other:?}"))),
+            (other, _) => {
+                return Err(usage(format!(
+                    "_id {key}: {other} of a document that is {}",
+                    if cur.is_some() { "there" } else { "absent" }
+                )))
+            }
         };
-        match ok {
-            Cas::Written => tally.applied.push(key),
-            Cas::Already => tally.already.push(key),
-            Cas::Conflict => tally.conflicts.push(key),
-        }
+        tally.settle(key, r);
     }
     jr.append(&tally.done(n))?;
     failpoint("apply.batch-done");
@@ -839,65 +1049,147 @@ fn apply_batch(
     Ok(())
 }
 
+/// How one guarded write ended.
 enum Cas {
     Written,
     Already,
-    Conflict,
+    Conflict(Reason),
 }
 
-/// Replaces `current` with `new` when the server still holds a document fingerprinted
-/// `expect`; a concurrent change the filter could not see is put back.
-fn cas_replace(
+/// After a guarded write matched nothing (nothing was written): why, from the document
+/// as it is now. `goal` is the fingerprint (`state_fp`) of the state the write wanted;
+/// `gone` what a missing document means.
+fn missed(
+    t: &Target,
+    coll: &Collection<RawDocumentBuf>,
+    id: &Bson,
+    goal: Option<u128>,
+    gone: Cas,
+    changed: Reason,
+) -> Result<Cas, ApplyError> {
+    let now = t.current(coll, std::slice::from_ref(id))?;
+    let Some(d) = now.into_values().next() else {
+        return Ok(gone);
+    };
+    if goal.is_some() && Some(state_fp_raw(d.as_bytes(), t.guard)?) == goal {
+        return Ok(Cas::Already);
+    }
+    Ok(Cas::Conflict(changed))
+}
+
+fn id_bson(d: &RawDocumentBuf) -> Result<Bson, ApplyError> {
+    let d = Document::try_from(d.as_ref()).map_err(undecodable)?;
+    d.get("_id")
+        .cloned()
+        .ok_or_else(|| usage("a document without _id cannot be written"))
+}
+
+/// Replaces `current` (the document as read, already checked against the plan) with
+/// `new`, in one write that the server makes only while the document is still `current`
+/// (see `Guard`). Nothing is written otherwise: a conflict (`changed`), `not found`, or
+/// already the wanted state. Nothing is ever written back afterwards.
+fn guarded_replace(
     t: &Target,
     coll: &Collection<RawDocumentBuf>,
     current: &RawDocumentBuf,
-    new: RawDocumentBuf,
-    expect: u128,
+    new: &RawDocumentBuf,
+    changed: Reason,
 ) -> Result<Cas, ApplyError> {
-    let filter = t.pin(current);
-    let replaced = coll
-        .find_one_and_replace(filter.clone(), &new)
-        .return_document(ReturnDocument::Before)
-        .run()
-        .map_err(|e| t.err(&format!("findAndModify in {}", coll.name()), e))?;
-    match replaced {
-        None => Ok(Cas::Conflict),
-        Some(old) if fp_raw(old.as_bytes())? == expect => Ok(Cas::Written),
-        Some(old) => {
-            // Not the planned before-image: put the other writer's document back.
-            coll.find_one_and_replace(t.pin(&new), &old)
+    let filter = t.guard_filter(current)?;
+    let context = || format!("guarded write in {}", coll.name());
+    let written = match t.guard {
+        Guard::Document => {
+            let r = coll
+                .replace_one(filter, new)
                 .run()
-                .map_err(|e| t.err(&format!("restoring in {}", coll.name()), e))?;
-            Ok(Cas::Conflict)
+                .map_err(|e| t.err(&context(), e))?;
+            r.matched_count == 1
         }
+        Guard::TopLevel => {
+            let update = top_level_update(current, new)?;
+            let result = coll
+                .find_one_and_update(filter, update)
+                .return_document(ReturnDocument::After)
+                .run()
+                .map_err(|e| t.err(&context(), e))?;
+            match result {
+                Some(now) => {
+                    if state_fp_raw(now.as_bytes(), t.guard)?
+                        != state_fp_raw(new.as_bytes(), t.guard)?
+                    {
+                        eprintln!(
+                            "docsweep: {}: _id {}: written, and the document also holds a change the top-level guard cannot see (a field added since it was read); that change was kept",
+                            coll.name(),
+                            id_of(&decode(now.as_bytes())?)
+                        );
+                    }
+                    true
+                }
+                None => false,
+            }
+        }
+    };
+    if written {
+        return Ok(Cas::Written);
     }
+    let goal = state_fp_raw(new.as_bytes(), t.guard)?;
+    missed(
+        t,
+        coll,
+        &id_bson(current)?,
+        Some(goal),
+        Cas::Conflict(Reason::NotFound),
+        changed,
+    )
 }
 
-/// Deletes `current` when the server still holds a document fingerprinted `expect`.
-fn cas_delete(
+/// Deletes `current` (the document as read) in one write that the server makes only
+/// while the document is still `current`. Returns the outcome and, when written, the
+/// document the server deleted.
+fn guarded_delete(
     t: &Target,
     coll: &Collection<RawDocumentBuf>,
     current: &RawDocumentBuf,
-    expect: u128,
-) -> Result<Cas, ApplyError> {
-    let removed = coll
-        .find_one_and_delete(t.pin(current))
-        .run()
-        .map_err(|e| t.err(&format!("findAndModify in {}", coll.name()), e))?;
-    match removed {
-        None => Ok(Cas::Conflict),
-        Some(old) if fp_raw(old.as_bytes())? == expect => Ok(Cas::Written),
-        Some(old) => {
-            coll.insert_one(old)
+    changed: Reason,
+) -> Result<(Cas, Option<RawDocumentBuf>), ApplyError> {
+    let filter = t.guard_filter(current)?;
+    let context = || format!("guarded delete in {}", coll.name());
+    let deleted = match t.guard {
+        Guard::Document => {
+            let r = coll
+                .delete_one(filter)
                 .run()
-                .map_err(|e| t.err(&format!("restoring in {}", coll.name()), e))?;
-            Ok(Cas::Conflict)
+                .map_err(|e| t.err(&context(), e))?;
+            (r.deleted_count == 1).then(|| current.clone())
         }
+        Guard::TopLevel => {
+            let old = coll
+                .find_one_and_delete(filter)
+                .run()
+                .map_err(|e| t.err(&context(), e))?;
+            if let Some(old) = &old {
+                if state_fp_raw(old.as_bytes(), t.guard)?
+                    != state_fp_raw(current.as_bytes(), t.guard)?
+                {
+                    eprintln!(
+                        "docsweep: {}: _id {}: deleted with a field added since it was read (the top-level guard cannot see added fields)",
+                        coll.name(),
+                        id_of(&decode(old.as_bytes())?)
+                    );
+                }
+            }
+            old
+        }
+    };
+    if deleted.is_some() {
+        return Ok((Cas::Written, deleted));
     }
+    let r = missed(t, coll, &id_bson(current)?, None, Cas::Already, changed)?;
+    Ok((r, None))
 }
 
-/// Inserts `doc` unless a document with its `_id` is there: the same one is fine, another
-/// one is a conflict.
+/// Inserts `doc` unless a document with its `_id` is there (an insert is atomic on every
+/// server): the same one is already done, another one is a conflict.
 fn insert_absent(
     t: &Target,
     coll: &Collection<RawDocumentBuf>,
@@ -906,33 +1198,35 @@ fn insert_absent(
     match coll.insert_one(doc).run() {
         Ok(_) => Ok(Cas::Written),
         Err(err) if is_duplicate_key(&err) => {
-            let v = decode(doc.as_bytes())?;
-            let id = json_to_bson(&v["_id"], "_id")?;
-            let now = t.current(coll, &[id])?;
-            match now.get(&id_of(&v)) {
-                Some(d) if fp_raw(d.as_bytes())? == fp(&v) => Ok(Cas::Already),
-                _ => Ok(Cas::Conflict),
-            }
+            let goal = state_fp_raw(doc.as_bytes(), t.guard)?;
+            missed(
+                t,
+                coll,
+                &id_bson(doc)?,
+                Some(goal),
+                Cas::Conflict(Reason::IdTaken),
+                Reason::IdTaken,
+            )
         }
         Err(err) => Err(t.err(&format!("insert into {}", coll.name()), err)),
     }
 }
 
 /// Quarantine: the document goes into the quarantine target first, then leaves the
-/// collection with compare-and-set; on a conflict it leaves the quarantine again.
+/// collection with a guarded delete; when that deletes nothing, the copy leaves the
+/// quarantine collection again (a guarded delete of docsweep's own copy).
 fn quarantine(
     t: &Target,
     e: &Entry,
     cur: &RawDocumentBuf,
     files: &mut FileQuarantine,
 ) -> Result<Cas, ApplyError> {
-    let expect = e.before.unwrap_or(0);
     let qcoll = quarantine_collection(e, &t.collection);
     match &qcoll {
         Some(q) => {
             let qc = t.db.collection::<RawDocumentBuf>(q);
-            if let Cas::Conflict = insert_absent(t, &qc, cur)? {
-                return Ok(Cas::Conflict);
+            if let Cas::Conflict(_) = insert_absent(t, &qc, cur)? {
+                return Ok(Cas::Conflict(Reason::IdTaken));
             }
         }
         None => {
@@ -943,12 +1237,22 @@ fn quarantine(
             files.put(Path::new(file), &decode(cur.as_bytes())?)?;
         }
     }
-    let r = cas_delete(t, &t.coll, cur, expect)?;
-    if let (Cas::Conflict, Some(q)) = (&r, &qcoll) {
+    let (r, deleted) = guarded_delete(t, &t.coll, cur, Reason::ChangedSincePlan)?;
+    if let Some(q) = &qcoll {
         let qc = t.db.collection::<RawDocumentBuf>(q);
-        qc.find_one_and_delete(t.pin(cur))
-            .run()
-            .map_err(|err| t.err(&format!("findAndModify in {q}"), err))?;
+        match (&r, deleted) {
+            // What left the collection is what the quarantine keeps (the top-level guard
+            // may have deleted a document with an added field).
+            (Cas::Written, Some(old)) if old.as_bytes() != cur.as_bytes() => {
+                qc.replace_one(doc! {"_id": id_bson(cur)?}, &old)
+                    .run()
+                    .map_err(|err| t.err(&format!("replace in {q}"), err))?;
+            }
+            (Cas::Written, _) => {}
+            _ => {
+                guarded_delete(t, &qc, cur, Reason::ChangedSincePlan)?;
+            }
+        }
     }
     Ok(r)
 }
@@ -981,8 +1285,8 @@ fn journaled_changes(path: &Path) -> Result<(Value, Vec<Journaled>), ApplyError>
                 written.insert(id.as_str().unwrap_or_default().to_string());
             }
         }
-        for id in r["conflicts"].as_array().into_iter().flatten() {
-            conflicts.insert(id.as_str().unwrap_or_default().to_string());
+        for c in listed_conflicts(&r["conflicts"]) {
+            conflicts.insert(c.id);
         }
     }
     let mut seen = HashSet::new();
@@ -1047,14 +1351,16 @@ pub fn journal_is_live(path: &Path) -> Result<bool, ApplyError> {
     ))
 }
 
-/// Undoes a live apply from its journal: every written document goes back to its
-/// before-image where it still is the after-image (compare-and-set); deleted and
+/// Undoes a live apply from its journal, with the apply's guards: every written document
+/// goes back to its before-image where it still is the after-image; deleted and
 /// quarantined documents come back where their `_id` is absent; created indexes are
-/// dropped and dropped ones created again. Re-running an undo is idempotent.
+/// dropped and dropped ones created again. Every journaled change ends as undone, already
+/// undone, or a conflict with its reason. Re-running an undo is idempotent.
 pub fn undo_live(
     journal_path: &Path,
     uri: Option<&str>,
     rate: Option<f64>,
+    accept_top_level: bool,
 ) -> Result<LiveOutcome, ApplyError> {
     let (header, changes) = journaled_changes(journal_path)?;
     let coll_name = header["collection"].as_str().unwrap_or_default();
@@ -1063,25 +1369,36 @@ pub fn undo_live(
         uri,
         header["database"].as_str(),
         coll_name,
+        accept_top_level,
     )?;
     let mut out = LiveOutcome {
         journal: journal_path.to_path_buf(),
         target: t.describe(),
+        entries: changes.len() as u64,
+        guard: Some(t.guard),
         ..LiveOutcome::default()
     };
+    // Undoing a replace writes over a document, undoing an insert deletes one.
+    let overwrites = changes
+        .iter()
+        .filter(|c| matches!(c.action.as_str(), "replace" | "insert"))
+        .count();
+    t.require_guard(overwrites, "journaled replacements or inserts to undo")?;
+    let mut tally = Tally::default();
     let mut throttle = Throttle::new(rate);
     let existing = t.indexes()?;
     // Created indexes go first (a unique one would refuse the documents coming back).
     for c in changes.iter().filter(|c| c.action == "create_index") {
         let name = c.after["name"].as_str().unwrap_or_default();
+        let key = format!("index:{name}");
         if !existing.contains_key(name) {
-            out.already += 1;
+            tally.already.push(key);
             continue;
         }
         t.db.run_command(doc! {"dropIndexes": &t.collection, "index": name})
             .run()
             .map_err(|e| t.err(&format!("dropIndexes {name}"), e))?;
-        out.applied += 1;
+        tally.applied.push(key);
     }
     let docs: Vec<&Journaled> = changes.iter().filter(|c| !c.id.is_null()).collect();
     for chunk in docs.chunks(DEFAULT_BATCH) {
@@ -1096,37 +1413,40 @@ pub fn undo_live(
                 Some(b) => Some(to_raw(b.clone(), &key)?),
                 None => None,
             };
-            let before_fp = match &before_raw {
-                Some(b) => Some(fp_raw(b.as_bytes())?),
+            let before_state = match &before_raw {
+                Some(b) => Some(state_fp_raw(b.as_bytes(), t.guard)?),
                 None if c.before_json.is_null() => None,
-                None => Some(fp(&c.before_json)),
+                None => Some(state_fp(&c.before_json, t.guard)),
             };
-            let after_fp = (!c.after.is_null()).then(|| fp(&c.after));
+            let after_state = (!c.after.is_null()).then(|| state_fp(&c.after, t.guard));
             let cur = current.get(&key);
-            let cur_fp = match cur {
-                Some(d) => Some(fp_raw(d.as_bytes())?),
+            let cur_state = match cur {
+                Some(d) => Some(state_fp_raw(d.as_bytes(), t.guard)?),
                 None => None,
             };
             throttle.tick();
-            let r = match (c.action.as_str(), cur, cur_fp) {
-                ("replace", Some(d), Some(f)) if Some(f) == after_fp => match &before_raw {
-                    Some(b) => cas_replace(&t, &t.coll, d, b.clone(), f)?,
-                    None => Cas::Conflict,
+            let changed = Reason::ChangedSinceApply;
+            let r = match (c.action.as_str(), cur) {
+                ("replace", None) => Cas::Conflict(Reason::NotFound),
+                ("replace", Some(d)) if cur_state == after_state => match &before_raw {
+                    Some(b) => guarded_replace(&t, &t.coll, d, b, changed)?,
+                    None => Cas::Conflict(changed),
                 },
-                ("replace", Some(_), f) if f == before_fp => Cas::Already,
-                ("insert", None, _) => Cas::Already,
-                ("insert", Some(d), Some(f)) if Some(f) == after_fp => {
-                    cas_delete(&t, &t.coll, d, f)?
+                ("replace", Some(_)) if cur_state == before_state => Cas::Already,
+                ("insert", None) => Cas::Already,
+                ("insert", Some(d)) if cur_state == after_state => {
+                    guarded_delete(&t, &t.coll, d, changed)?.0
                 }
-                ("delete" | "quarantine", None, _) => match &before_raw {
+                ("delete" | "quarantine", None) => match &before_raw {
                     Some(b) => insert_absent(&t, &t.coll, b)?,
-                    None => Cas::Conflict,
+                    None => Cas::Conflict(changed),
                 },
-                ("delete" | "quarantine", Some(_), f) if f == before_fp => Cas::Already,
-                _ => Cas::Conflict,
+                ("delete" | "quarantine", Some(_)) if cur_state == before_state => Cas::Already,
+                ("delete" | "quarantine", Some(_)) => Cas::Conflict(Reason::IdTaken),
+                _ => Cas::Conflict(changed),
             };
             // A document back from quarantine leaves the quarantine collection.
-            if c.action == "quarantine" && !matches!(r, Cas::Conflict) {
+            if c.action == "quarantine" && !matches!(r, Cas::Conflict(_)) {
                 let e = Entry {
                     action: c.action.clone(),
                     id: c.id.clone(),
@@ -1137,23 +1457,24 @@ pub fn undo_live(
                 };
                 if let (Some(q), Some(b)) = (quarantine_collection(&e, coll_name), &before_raw) {
                     let qc = t.db.collection::<RawDocumentBuf>(&q);
-                    qc.find_one_and_delete(t.pin(b))
-                        .run()
-                        .map_err(|err| t.err(&format!("findAndModify in {q}"), err))?;
+                    let copy =
+                        t.current(&qc, std::slice::from_ref(&json_to_bson(&c.id, "_id")?))?;
+                    if let Some(copy) = copy.get(&key) {
+                        if copy.as_bytes() == b.as_bytes() {
+                            guarded_delete(&t, &qc, copy, changed)?;
+                        }
+                    }
                 }
             }
-            match r {
-                Cas::Written => out.applied += 1,
-                Cas::Already => out.already += 1,
-                Cas::Conflict => out.conflicts.push(key),
-            }
+            tally.settle(key, r);
         }
     }
     // Dropped indexes come back last.
     for c in changes.iter().filter(|c| c.action == "drop_index") {
         let name = c.after["name"].as_str().unwrap_or_default();
+        let key = format!("index:{name}");
         if existing.contains_key(name) || t.indexes()?.contains_key(name) {
-            out.already += 1;
+            tally.already.push(key);
             continue;
         }
         let ix = dropped_index_spec(&c.before_json, name)?;
@@ -1162,11 +1483,21 @@ pub fn undo_live(
             .run_command(doc! {"createIndexes": &t.collection, "indexes": [ix]})
             .run()
         {
-            Ok(_) => out.applied += 1,
-            Err(e) if is_duplicate_key(&e) => out.conflicts.push(format!("index:{name}")),
+            Ok(_) => tally.applied.push(key),
+            Err(e) if is_duplicate_key(&e) => {
+                tally.conflicts.push(Conflict::new(key, Reason::Refused))
+            }
             Err(e) => return Err(t.err(&format!("createIndexes {name}"), e)),
         }
     }
+    out.applied = tally.applied.len() as u64;
+    out.already = tally.already.len() as u64;
+    out.conflicts = tally.conflicts;
+    debug_assert_eq!(
+        out.applied + out.already + out.conflicts.len() as u64,
+        out.entries,
+        "every journaled change settled once"
+    );
     Ok(out)
 }
 
@@ -1216,13 +1547,52 @@ mod tests {
         assert_eq!(keys[..2], ["key", "name"]);
     }
 
+    fn raw(d: Document) -> RawDocumentBuf {
+        RawDocumentBuf::from_bytes(d.to_vec().unwrap()).unwrap()
+    }
+
     #[test]
-    fn pinned_filters_only_scalars() {
-        let d = doc! {"_id": 1, "a": "x", "b": [1], "c": {"d": 1}, "e.f": 1, "g": f64::NAN};
-        let raw = RawDocumentBuf::from_bytes(d.to_vec().unwrap()).unwrap();
-        let f = pinned(&raw, true);
-        assert_eq!(pinned(&raw, false), doc! {"_id": 1});
-        assert_eq!(f, doc! {"_id": 1, "a": {"$eq": "x"}});
+    fn the_whole_document_guard_compares_the_literal_document() {
+        let d = doc! {"_id": 1, "price": "$5", "c": {"$gt": 1}};
+        assert_eq!(
+            whole_document_filter(Bson::Int32(1), d.clone()),
+            doc! {"_id": 1, "$expr": {"$eq": ["$$ROOT", {"$literal": d}]}}
+        );
+    }
+
+    #[test]
+    fn the_top_level_guard_pins_every_field_and_the_type_of_numbers() {
+        let d = doc! {"_id": 1, "a": "x", "b": [1], "c": {"d": 1}, "n": 5_i64, "z": Bson::Null};
+        assert_eq!(
+            top_level_filter(&d).unwrap(),
+            doc! {"_id": 1, "a": {"$eq": "x"}, "b": {"$eq": [1]}, "c": {"$eq": {"d": 1}},
+            "n": {"$eq": 5_i64, "$type": "long"}, "z": {"$eq": Bson::Null, "$type": "null"}}
+        );
+        // Names a filter would read as a path or an operator are refused.
+        assert!(top_level_filter(&doc! {"_id": 1, "e.f": 1}).is_err());
+        assert!(top_level_filter(&doc! {"_id": 1, "$x": 1}).is_err());
+    }
+
+    #[test]
+    fn the_top_level_update_touches_only_changed_fields() {
+        let cur = raw(doc! {"_id": 1, "first": "a", "last": "b", "counter": {"n": 0}, "k": 1});
+        let new = raw(doc! {"_id": 1, "name": "a b", "counter": {"n": 0}, "k": 1_i64});
+        assert_eq!(
+            top_level_update(&cur, &new).unwrap(),
+            doc! {"$set": {"name": "a b", "k": 1_i64}, "$unset": {"first": "", "last": ""}}
+        );
+        let moved = raw(doc! {"_id": 2, "first": "a"});
+        assert!(top_level_update(&cur, &moved).is_err(), "another _id");
+    }
+
+    #[test]
+    fn the_top_level_state_ignores_the_order_of_top_level_fields_only() {
+        let a = json!({"_id": 1, "name": "x", "c": {"p": 1, "q": 2}});
+        let b = json!({"_id": 1, "c": {"p": 1, "q": 2}, "name": "x"});
+        let c = json!({"_id": 1, "c": {"q": 2, "p": 1}, "name": "x"});
+        assert_ne!(state_fp(&a, Guard::Document), state_fp(&b, Guard::Document));
+        assert_eq!(state_fp(&a, Guard::TopLevel), state_fp(&b, Guard::TopLevel));
+        assert_ne!(state_fp(&a, Guard::TopLevel), state_fp(&c, Guard::TopLevel));
     }
 
     #[test]

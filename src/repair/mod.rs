@@ -9,6 +9,7 @@ pub mod matcher;
 pub mod ops;
 pub mod plan;
 pub mod remediation;
+pub mod settle;
 pub mod template;
 
 pub use ops::{
