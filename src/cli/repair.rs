@@ -394,7 +394,7 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
         );
     } else {
         println!("{counts}; output {}", r.output.display());
-        print_conflicts(&r.conflicts, false);
+        print_conflicts(&r.conflicts);
         println!("journal: {}", r.journal.display());
         println!(
             "undo:    docsweep repair undo {} --out dump:DIR",
@@ -420,21 +420,6 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     } else {
         Status::Findings
     })
-}
-
-/// The first conflicts, each with its `_id` and reason.
-fn print_conflicts(conflicts: &[apply::Conflict], undo: bool) {
-    for c in conflicts.iter().take(20) {
-        let reason = if undo {
-            c.reason.as_undo_str()
-        } else {
-            c.reason.as_str()
-        };
-        println!("  conflict: _id {}: {reason}", c.id);
-    }
-    if conflicts.len() > 20 {
-        println!("  … and {} more", conflicts.len() - 20);
-    }
 }
 
 fn counts_text(counts: &std::collections::BTreeMap<String, u64>) -> String {
@@ -559,6 +544,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
 }
 
 /// Live conflicts, one line each (the first 20).
+/// The first conflicts, each with its `_id` (or index) and reason.
 fn print_conflicts(conflicts: &[live::Conflict]) {
     const SHOWN: usize = 20;
     for c in conflicts.iter().take(SHOWN) {
@@ -646,7 +632,7 @@ fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
         r.conflicts.len(),
         r.output.display()
     );
-    print_conflicts(&r.conflicts, true);
+    print_conflicts(&r.conflicts);
     audit(
         &a.audit,
         serde_json::json!({

@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 
 use super::image::after_bytes;
 use super::journal::{self, Journal};
-pub use super::matcher::Conflict;
-use super::matcher::{Found, Matcher, Reason, Settled, Want};
+use super::matcher::{Found, Matcher, Settled, Want};
 use super::plan::{Entry, Plan};
+pub use super::settle::{Conflict, Reason};
 use crate::source::{BsonReader, RecordReader, BATCH_RECORDS};
 
 #[derive(Debug, thiserror::Error)]
@@ -598,7 +598,11 @@ pub fn apply_dump(
         write_quarantine(&partial, &coll, &to, &docs, gzip)?;
     }
     rewrite_metadata(&partial, &coll, &plan.entries, false)?;
-    for (k, s) in matcher.finish().into_iter().enumerate() {
+    for (k, s) in matcher
+        .finish(Reason::ChangedSincePlan)
+        .into_iter()
+        .enumerate()
+    {
         settled[in_place[k]] = Some(s);
     }
     tally(plan, &settled, &mut result)?;
@@ -676,7 +680,7 @@ fn settle_indexes(
         settled[i] = Some(match (e.action.as_str(), existing) {
             _ if in_place => Settled::Already,
             // Another index under the planned name: creating it would need a drop.
-            ("create_index", Some(_)) => Settled::Conflict(Reason::Changed),
+            ("create_index", Some(_)) => Settled::Conflict(Reason::IndexDiffers),
             _ => {
                 acted.push(json!({"action": e.action, "_id": Value::Null, "before": Value::Null, "after": e.after}));
                 Settled::Acted
@@ -746,7 +750,7 @@ fn entry_label(e: &Entry) -> String {
             .as_ref()
             .and_then(|a| a["name"].as_str())
             .unwrap_or_default();
-        format!("index {name}")
+        format!("index:{name}")
     } else {
         crate::scan::id_text(&e.id)
     }
@@ -754,31 +758,16 @@ fn entry_label(e: &Entry) -> String {
 
 /// Conflicts as the journal's `finish` line holds them.
 pub fn conflicts_json(conflicts: &[Conflict]) -> Value {
-    conflicts
-        .iter()
-        .map(|c| json!({"_id": c.id, "reason": c.reason.as_str()}))
-        .collect()
+    conflicts.iter().map(Conflict::to_json).collect()
 }
 
-/// The conflicts of a journal's `finish` line (plain `_id` strings in older journals).
-pub fn conflicts_of(finish: &Value) -> Vec<Conflict> {
+/// The conflicts of a journal's `finish` line.
+fn conflicts_of(finish: &Value) -> Vec<Conflict> {
     finish["conflicts"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| match c.as_str() {
-            Some(id) => Conflict {
-                id: id.to_string(),
-                reason: Reason::Changed,
-            },
-            None => Conflict {
-                id: c["_id"].as_str().unwrap_or_default().to_string(),
-                reason: c["reason"]
-                    .as_str()
-                    .and_then(Reason::parse)
-                    .unwrap_or(Reason::Changed),
-            },
-        })
+        .filter_map(Conflict::from_json)
         .collect()
 }
 
@@ -1046,7 +1035,11 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     put_back(u64::MAX, &mut out, &mut settled)?;
     pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
     out.finish(&partial.join(&out_name))?;
-    for (k, s) in matcher.finish().into_iter().enumerate() {
+    for (k, s) in matcher
+        .finish(Reason::ChangedSinceApply)
+        .into_iter()
+        .enumerate()
+    {
         settled[reversed[k]] = Some(s);
     }
     // Quarantine collections lose the documents that went back.

@@ -9,70 +9,8 @@
 //! offset is preferred, then the first in order (the same content either way).
 
 use std::collections::HashMap;
-use std::fmt;
 
-/// Why a planned entry was left as it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// No record with the `_id` is there.
-    NotFound,
-    /// A record with the `_id` is there, but not with the planned before-image.
-    Changed,
-    /// An insert's `_id` is held by another document.
-    IdTaken,
-    /// An index action the output cannot carry (no metadata file).
-    NoMetadata,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::NotFound => "not found",
-            Reason::Changed => "changed since the plan",
-            Reason::IdTaken => "_id taken by another document",
-            Reason::NoMetadata => "the dump has no metadata file for the collection",
-        }
-    }
-
-    /// The same reason where the reference state is the apply's result (undo).
-    pub fn as_undo_str(self) -> &'static str {
-        match self {
-            Reason::Changed => "changed since the apply",
-            other => other.as_str(),
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Reason> {
-        [
-            Reason::NotFound,
-            Reason::Changed,
-            Reason::IdTaken,
-            Reason::NoMetadata,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s || r.as_undo_str() == s)
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A planned entry that was left as it was.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
-    /// The `_id` as relaxed Extended JSON text (the index name for index actions).
-    pub id: String,
-    pub reason: Reason,
-}
-
-impl fmt::Display for Conflict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "_id {}: {}", self.id, self.reason)
-    }
-}
+use super::settle::Reason;
 
 /// What one record is to the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,15 +108,16 @@ impl Matcher {
     }
 
     /// Every entry's end, in plan order, once the whole stream was offered: an entry no
-    /// record matched is already done (a delete of an absent record) or a conflict.
-    pub fn finish(mut self) -> Vec<Settled> {
+    /// record matched is already done (a delete of an absent record) or a conflict, where
+    /// a record with its `_id` but another content is `changed`.
+    pub fn finish(mut self, changed: Reason) -> Vec<Settled> {
         for (id, open) in std::mem::take(&mut self.open) {
             let seen = self.seen.contains(&id);
             for i in open {
                 self.settled[i] = Some(if self.wants[i].absent_is_done && !seen {
                     Settled::Already
                 } else if seen {
-                    Settled::Conflict(Reason::Changed)
+                    Settled::Conflict(changed)
                 } else {
                     Settled::Conflict(Reason::NotFound)
                 });
@@ -211,7 +150,10 @@ mod tests {
         assert_eq!(m.offer("x", 9, 0), Found::Other);
         assert_eq!(m.offer("a", 1, 15), Found::Act(0));
         assert_eq!(m.offer("b", 2, 25), Found::Act(1));
-        assert_eq!(m.finish(), vec![Settled::Acted, Settled::Acted]);
+        assert_eq!(
+            m.finish(Reason::ChangedSincePlan),
+            vec![Settled::Acted, Settled::Acted]
+        );
     }
 
     #[test]
@@ -245,27 +187,14 @@ mod tests {
         assert_eq!(m.offer("e", 5, 0), Found::Act(4));
         assert_eq!(m.offer("e", 5, 1), Found::Other);
         assert_eq!(
-            m.finish(),
+            m.finish(Reason::ChangedSincePlan),
             vec![
                 Settled::Already,
-                Settled::Conflict(Reason::Changed),
+                Settled::Conflict(Reason::ChangedSincePlan),
                 Settled::Conflict(Reason::NotFound),
                 Settled::Already,
                 Settled::Acted,
             ]
         );
-    }
-
-    #[test]
-    fn reasons_read_back() {
-        for r in [
-            Reason::NotFound,
-            Reason::Changed,
-            Reason::IdTaken,
-            Reason::NoMetadata,
-        ] {
-            assert_eq!(Reason::parse(r.as_str()), Some(r));
-            assert_eq!(Reason::parse(r.as_undo_str()), Some(r));
-        }
     }
 }

@@ -22,6 +22,8 @@ pub enum Reason {
     IndexDiffers,
     /// The server refused the write (e.g. a unique index over duplicates).
     Refused,
+    /// An index change on a dump that has no metadata file for the collection.
+    NoMetadata,
 }
 
 impl Reason {
@@ -34,6 +36,7 @@ impl Reason {
             Reason::SecondEntry => "second entry for the same _id",
             Reason::IndexDiffers => "an index of that name with other keys or options",
             Reason::Refused => "the server refused it",
+            Reason::NoMetadata => "the dump has no metadata file for the collection",
         }
     }
 
@@ -47,6 +50,7 @@ impl Reason {
             Reason::SecondEntry,
             Reason::IndexDiffers,
             Reason::Refused,
+            Reason::NoMetadata,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -122,6 +126,7 @@ mod tests {
             Reason::SecondEntry,
             Reason::IndexDiffers,
             Reason::Refused,
+            Reason::NoMetadata,
         ] {
             let c = Conflict::new("7", r);
             assert_eq!(Conflict::from_json(&c.to_json()), Some(c));

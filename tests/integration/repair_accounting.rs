@@ -386,7 +386,7 @@ fn index_actions_are_counted_like_document_changes() {
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("conflict: _id index customer_id_1: the dump has no metadata file"),
+            .contains("conflict: index customer_id_1: the dump has no metadata file"),
         "{}",
         run.stdout
     );

@@ -1542,35 +1542,6 @@ fn concurrent_increments_during_live_undo_are_never_lost() {
     assert_eq!(run.code, i32::from(s.conflicts > 0), "{}", run.stdout);
 }
 
-/// Not run by default: how the top-level guard fares under the writers' load, over
-/// DOCSWEEP_RUNS runs (default 5), for docs/ferretdb.md. On FerretDB it cannot be exact
-/// (see there); on MongoDB the whole-document guard is used and nothing is lost.
-#[test]
-#[ignore]
-fn measure_the_top_level_guard_under_load() {
-    let Some(uri) = server() else { return };
-    let runs: usize = std::env::var("DOCSWEEP_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
-    let (mut bad_runs, mut lost, mut misreported) = (0, 0, 0);
-    for i in 0..runs {
-        let (run, s, total) = apply_under_load(&uri, &TOP_LEVEL);
-        eprintln!(
-            "run {i}: exit {}: {} written, {} conflicts, {} lost, {} misreported, {total} increments",
-            run.code,
-            s.written,
-            s.conflicts,
-            s.lost.len(),
-            s.misreported.len()
-        );
-        bad_runs += usize::from(!s.lost.is_empty() || !s.misreported.is_empty());
-        lost += s.lost.len();
-        misreported += s.misreported.len();
-    }
-    eprintln!("{bad_runs}/{runs} runs with documents that lost increments ({lost}) or are misreported ({misreported})");
-}
-
 /// A quarantine (a deletion) where the server has no whole-document guard (FerretDB) is
 /// refused without `--guard top-level`: exit 2, nothing written, no journal. With the
 /// flag, or on MongoDB, it applies.
