@@ -22,6 +22,7 @@ pub mod html;
 pub mod junit;
 pub mod metrics;
 mod summary;
+pub mod gate;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -1,0 +1,473 @@
+//! Gates: thresholds that decide whether a check's findings fail the run, warn, or pass.
+//!
+//! Without a `[thresholds]` table (and without `--fail-on` / `--warn-on`), any finding
+//! fails, as it always has. With one, each check kind has two levels, `warn` and `fail`,
+//! each a count or a percentage of the collection's documents (of the baseline's documents
+//! for `missing`); an observed value at or above a level trips it, and a kind without an
+//! entry keeps `fail = 1`. Levels set for a collection (`[thresholds.collections.NAME]`)
+//! override the global ones level by level; flags override both. `--strict` turns warnings
+//! into failures.
+//!
+//! ```toml
+//! [thresholds]
+//! invalid       = { warn = 1, fail = "0.5%" }
+//! orphans       = { warn = 1 }                # warn only: never fails
+//! [thresholds.collections.orders]
+//! invalid = { fail = 10 }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::CollectionReport;
+
+/// The check kinds a threshold can be set for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Invalid,
+    OtherVersion,
+    Unreadable,
+    Orphans,
+    Duplicates,
+    IndexMissing,
+    IndexUnexpected,
+    Structure,
+    Missing,
+    Added,
+    Changed,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::Invalid,
+        Kind::OtherVersion,
+        Kind::Unreadable,
+        Kind::Orphans,
+        Kind::Duplicates,
+        Kind::IndexMissing,
+        Kind::IndexUnexpected,
+        Kind::Structure,
+        Kind::Missing,
+        Kind::Added,
+        Kind::Changed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Invalid => "invalid",
+            Kind::OtherVersion => "other_version",
+            Kind::Unreadable => "unreadable",
+            Kind::Orphans => "orphans",
+            Kind::Duplicates => "duplicates",
+            Kind::IndexMissing => "index_missing",
+            Kind::IndexUnexpected => "index_unexpected",
+            Kind::Structure => "structure",
+            Kind::Missing => "missing",
+            Kind::Added => "added",
+            Kind::Changed => "changed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// What this check observed in a collection, and the total a percentage is of.
+    pub fn observe(self, c: &CollectionReport) -> (u64, u64) {
+        let s = &c.structure;
+        let rec = c.reconciliation.as_ref();
+        let observed = match self {
+            Kind::Invalid => c.classes.invalid,
+            Kind::OtherVersion => c.classes.other_version.values().sum(),
+            Kind::Unreadable => c.unreadable,
+            Kind::Orphans => c
+                .references
+                .iter()
+                .filter(|r| r.checked)
+                .map(|r| r.orphans)
+                .sum(),
+            Kind::Duplicates => c.duplicates.iter().map(|d| d.documents).sum(),
+            Kind::IndexMissing => c.indexes.missing.len() as u64,
+            Kind::IndexUnexpected => c.indexes.unexpected.len() as u64,
+            Kind::Structure => s.missing_id + s.duplicate_id + s.too_deep + s.oversize,
+            Kind::Missing => rec.map_or(0, |r| r.missing),
+            Kind::Added => rec.map_or(0, |r| r.added),
+            Kind::Changed => rec.map_or(0, |r| r.changed),
+        };
+        let total = match (self, rec) {
+            (Kind::Missing, Some(r)) => r.baseline_documents,
+            _ => c.documents,
+        };
+        (observed, total)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One level of a threshold: a count, or a percentage of the documents.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    Count(u64),
+    Percent(f64),
+}
+
+impl Limit {
+    /// `N` or `P%` (also as a TOML integer).
+    pub fn parse(s: &str) -> Result<Limit, String> {
+        let s = s.trim();
+        if let Some(p) = s.strip_suffix('%') {
+            return match p.trim().parse::<f64>() {
+                Ok(p) if p.is_finite() && (0.0..=100.0).contains(&p) => Ok(Limit::Percent(p)),
+                _ => Err(format!(
+                    "{s:?}: a percentage is a number from 0 to 100, e.g. \"0.5%\""
+                )),
+            };
+        }
+        s.parse::<u64>().map(Limit::Count).map_err(|_| {
+            format!("{s:?}: expected a count (a whole number) or a percentage such as \"0.5%\"")
+        })
+    }
+
+    /// Does `observed` (of `total` documents) reach this level?
+    pub fn tripped(self, observed: u64, total: u64) -> bool {
+        match self {
+            Limit::Count(n) => observed >= n,
+            // A percentage of nothing: any finding at all reaches it.
+            Limit::Percent(p) => {
+                observed > 0 && (total == 0 || observed as f64 * 100.0 >= p * total as f64)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::Count(n) => write!(f, "{n}"),
+            Limit::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl Serialize for Limit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Limit::Count(n) => s.serialize_u64(*n),
+            Limit::Percent(_) => s.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+/// The two levels of one check.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Levels {
+    pub warn: Option<Limit>,
+    pub fail: Option<Limit>,
+}
+
+impl Levels {
+    /// `other`'s levels where it sets them, else these.
+    fn overridden_by(self, other: Levels) -> Levels {
+        Levels {
+            warn: other.warn.or(self.warn),
+            fail: other.fail.or(self.fail),
+        }
+    }
+}
+
+/// `{ warn = …, fail = … }` as written in docsweep.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelsConfig {
+    pub warn: Option<toml::Value>,
+    pub fail: Option<toml::Value>,
+}
+
+/// `[thresholds]` as written: kinds, and `collections.NAME.KIND`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ThresholdsConfig {
+    #[serde(default)]
+    pub collections: BTreeMap<String, BTreeMap<String, LevelsConfig>>,
+    #[serde(flatten)]
+    pub kinds: BTreeMap<String, LevelsConfig>,
+}
+
+/// The level a check reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Findings below every threshold: accepted.
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One check's verdict in one collection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub check: &'static str,
+    pub level: Level,
+    pub observed: u64,
+    /// The threshold that decided it (the `warn` one for a pass).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Limit>,
+}
+
+/// Validated thresholds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gate {
+    /// Thresholds were given at all (else any finding fails and no verdict is written).
+    pub configured: bool,
+    pub strict: bool,
+    global: BTreeMap<Kind, Levels>,
+    collections: BTreeMap<String, BTreeMap<Kind, Levels>>,
+}
+
+fn limit_of(v: &toml::Value) -> Result<Limit, String> {
+    match v {
+        toml::Value::Integer(n) => u64::try_from(*n)
+            .map(Limit::Count)
+            .map_err(|_| format!("{n}: a count is not negative")),
+        toml::Value::String(s) => Limit::parse(s),
+        other => Err(format!(
+            "{other}: expected a count or a percentage such as \"0.5%\""
+        )),
+    }
+}
+
+fn levels_of(
+    kinds: &BTreeMap<String, LevelsConfig>,
+    at: &str,
+) -> Result<BTreeMap<Kind, Levels>, String> {
+    let mut out = BTreeMap::new();
+    for (name, lv) in kinds {
+        let kind = Kind::parse(name).ok_or_else(|| {
+            let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("{at}{name}: unknown check kind (expected one of {})", all.join(", "))
+        })?;
+        let level = |v: &Option<toml::Value>, which: &str| {
+            v.as_ref()
+                .map(limit_of)
+                .transpose()
+                .map_err(|m| format!("{at}{name}.{which}: {m}"))
+        };
+        out.insert(
+            kind,
+            Levels {
+                warn: level(&lv.warn, "warn")?,
+                fail: level(&lv.fail, "fail")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+impl Gate {
+    /// From `[thresholds]` (if any) and the `--warn-on` / `--fail-on` flags (`KIND=N|P%`);
+    /// an error names the key that is wrong.
+    pub fn new(
+        config: Option<&ThresholdsConfig>,
+        warn_on: &[String],
+        fail_on: &[String],
+        strict: bool,
+    ) -> Result<Gate, String> {
+        let mut gate = Gate {
+            configured: config.is_some() || !warn_on.is_empty() || !fail_on.is_empty(),
+            strict,
+            ..Gate::default()
+        };
+        if let Some(c) = config {
+            gate.global = levels_of(&c.kinds, "thresholds.")?;
+            for (coll, kinds) in &c.collections {
+                let at = format!("thresholds.collections.{coll}.");
+                gate.collections.insert(coll.clone(), levels_of(kinds, &at)?);
+            }
+        }
+        for (flag, list) in [("--warn-on", warn_on), ("--fail-on", fail_on)] {
+            for item in list {
+                let (name, value) = item
+                    .split_once('=')
+                    .ok_or_else(|| format!("{flag} {item:?}: expected KIND=N or KIND=P%"))?;
+                let kind = Kind::parse(name.trim())
+                    .ok_or_else(|| format!("{flag} {item:?}: unknown check kind {name:?}"))?;
+                let limit = Limit::parse(value).map_err(|m| format!("{flag} {item:?}: {m}"))?;
+                let levels = gate.global.entry(kind).or_default();
+                if flag == "--warn-on" {
+                    levels.warn = Some(limit);
+                } else {
+                    levels.fail = Some(limit);
+                }
+            }
+        }
+        Ok(gate)
+    }
+
+    /// The levels of a check in a collection: the collection's, over the global ones, over
+    /// the default (`fail = 1`).
+    pub fn levels(&self, collection: &str, kind: Kind) -> Levels {
+        let global = self.global.get(&kind).copied();
+        let local = self
+            .collections
+            .get(collection)
+            .and_then(|m| m.get(&kind))
+            .copied();
+        match (global, local) {
+            (None, None) => Levels {
+                warn: None,
+                fail: Some(Limit::Count(1)),
+            },
+            (g, l) => g.unwrap_or_default().overridden_by(l.unwrap_or_default()),
+        }
+    }
+
+    /// The verdict of every check with findings in a collection.
+    pub fn judge(&self, c: &CollectionReport) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        for kind in Kind::ALL {
+            let (observed, total) = kind.observe(c);
+            if observed == 0 {
+                continue;
+            }
+            let levels = self.levels(&c.name, kind);
+            let reached = |l: Option<Limit>| l.filter(|l| l.tripped(observed, total));
+            let (level, threshold) = match (reached(levels.fail), reached(levels.warn)) {
+                (Some(f), _) => (Level::Fail, Some(f)),
+                (None, Some(w)) if self.strict => (Level::Fail, Some(w)),
+                (None, Some(w)) => (Level::Warn, Some(w)),
+                (None, None) => (Level::Pass, levels.warn.or(levels.fail)),
+            };
+            out.push(Verdict {
+                check: kind.as_str(),
+                level,
+                observed,
+                threshold,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> ThresholdsConfig {
+        #[derive(Deserialize)]
+        struct Top {
+            thresholds: ThresholdsConfig,
+        }
+        toml::from_str::<Top>(text).unwrap().thresholds
+    }
+
+    fn collection(name: &str, documents: u64, invalid: u64, orphans: u64) -> CollectionReport {
+        let mut c = CollectionReport {
+            name: name.into(),
+            ..CollectionReport::default()
+        };
+        c.documents = documents;
+        c.classes.invalid = invalid;
+        c.references.push(super::super::ReferenceFinding {
+            field: "customer_id".into(),
+            collection: "customers".into(),
+            to: "_id".into(),
+            checked: true,
+            orphans,
+        });
+        c
+    }
+
+    #[test]
+    fn limits_parse_and_trip() {
+        let table = [
+            ("0", Some(Limit::Count(0))),
+            ("12", Some(Limit::Count(12))),
+            ("0.5%", Some(Limit::Percent(0.5))),
+            (" 100 % ", Some(Limit::Percent(100.0))),
+            ("-1", None),
+            ("101%", None),
+            ("x%", None),
+            ("1.5", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(Limit::parse(text).ok(), want, "{text}");
+        }
+        assert!(Limit::Count(10).tripped(10, 1000));
+        assert!(!Limit::Count(10).tripped(9, 1000));
+        assert!(Limit::Percent(0.5).tripped(5, 1000));
+        assert!(!Limit::Percent(0.5).tripped(4, 1000));
+        assert!(!Limit::Percent(0.5).tripped(0, 1000));
+        assert!(Limit::Percent(50.0).tripped(1, 0));
+    }
+
+    #[test]
+    fn levels_resolve_collection_over_global_over_the_default() {
+        let c = config(
+            r#"
+            [thresholds]
+            invalid = { warn = 1, fail = "0.5%" }
+            orphans = { warn = 1 }
+            [thresholds.collections.orders]
+            invalid = { fail = 10 }
+            "#,
+        );
+        let g = Gate::new(Some(&c), &[], &[], false).unwrap();
+        assert_eq!(
+            g.levels("orders", Kind::Invalid),
+            Levels {
+                warn: Some(Limit::Count(1)),
+                fail: Some(Limit::Count(10))
+            }
+        );
+        assert_eq!(
+            g.levels("customers", Kind::Invalid).fail,
+            Some(Limit::Percent(0.5))
+        );
+        assert_eq!(g.levels("orders", Kind::Orphans).fail, None);
+        assert_eq!(
+            g.levels("orders", Kind::Structure).fail,
+            Some(Limit::Count(1))
+        );
+        let v = g.judge(&collection("orders", 1000, 9, 3));
+        assert_eq!(
+            v.iter().map(|v| (v.check, v.level)).collect::<Vec<_>>(),
+            [("invalid", Level::Warn), ("orphans", Level::Warn)]
+        );
+        let v = g.judge(&collection("customers", 1000, 9, 0));
+        assert_eq!((v[0].level, v[0].threshold), (Level::Fail, Some(Limit::Percent(0.5))));
+        let strict = Gate::new(Some(&c), &[], &[], true).unwrap();
+        assert!(strict
+            .judge(&collection("orders", 1000, 9, 3))
+            .iter()
+            .all(|v| v.level == Level::Fail));
+    }
+
+    #[test]
+    fn flags_override_and_bad_entries_name_their_key() {
+        let g = Gate::new(None, &["orphans=5".into()], &["invalid=2%".into()], false).unwrap();
+        assert!(g.configured);
+        assert_eq!(g.levels("x", Kind::Orphans).warn, Some(Limit::Count(5)));
+        assert_eq!(g.levels("x", Kind::Invalid).fail, Some(Limit::Percent(2.0)));
+        let v = g.judge(&collection("x", 100, 1, 2));
+        assert_eq!(v[0].level, Level::Pass, "{v:?}");
+        for (text, key) in [
+            ("[thresholds]\ninvalidd = { fail = 1 }", "thresholds.invalidd"),
+            ("[thresholds]\ninvalid = { fail = \"x\" }", "thresholds.invalid.fail"),
+            (
+                "[thresholds.collections.orders]\norphans = { warn = -1 }",
+                "thresholds.collections.orders.orphans.warn",
+            ),
+        ] {
+            let err = Gate::new(Some(&config(text)), &[], &[], false).unwrap_err();
+            assert!(err.starts_with(key), "{err}");
+        }
+        assert!(Gate::new(None, &[], &["nope=1".into()], false).is_err());
+        assert!(Gate::new(None, &["invalid".into()], &[], false).is_err());
+        assert!(!Gate::new(None, &[], &[], false).unwrap().configured);
+    }
+}
