@@ -612,9 +612,7 @@ pub fn read_documents(
 fn decode_any(encoding: crate::source::Encoding, bytes: &[u8]) -> Option<crate::value::Decoded> {
     match encoding {
         crate::source::Encoding::Bson => crate::value::from_bson(bytes).ok(),
-        crate::source::Encoding::Json => serde_json::from_slice(bytes)
-            .ok()
-            .and_then(|v| crate::value::from_ejson(v).ok()),
+        crate::source::Encoding::Json => crate::value::from_json(bytes).ok(),
     }
 }
 
