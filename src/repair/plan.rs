@@ -46,14 +46,14 @@ pub enum PlanError {
     /// An `orphan:` selection on a reference that could not be verified: the referenced
     /// collection was not read completely, so an orphan cannot be told from a document
     /// whose referenced record is among the unreadable ones.
-    #[error("the plan is refused: the references {collection}.{field} → {target} are not verified ({reason}); a document whose referenced record could not be read would be taken for an orphan. Make {referenced} readable ({file}) and plan again")]
+    #[error("the plan is refused: the references {reference} are not verified ({reason}); a document whose referenced record could not be read would be taken for an orphan. Make {referenced} readable and plan again")]
     NotVerified {
-        collection: String,
-        field: String,
-        target: String,
+        /// `orders.customer_id → customers._id`
+        reference: String,
+        /// `customers: 1 unreadable record`
         reason: String,
+        /// The referenced collection and its file: `customers (dump/shop/customers.bson)`.
         referenced: String,
-        file: String,
     },
     #[error("{0}")]
     Usage(String),
@@ -314,15 +314,12 @@ fn refuse_unverified(
         .map(|cs| cs.file.display().to_string())
         .unwrap_or_else(|| format!("the source {} has no such collection", source.spec));
     Err(PlanError::NotVerified {
-        collection: coll.to_string(),
-        field: field.to_string(),
-        target: format!("{}.{}", r.collection, r.to),
+        reference: format!("{coll}.{field} → {}.{}", r.collection, r.to),
         reason: r
             .reason
             .clone()
             .unwrap_or_else(|| format!("{}: not read", r.collection)),
-        referenced: r.collection.clone(),
-        file,
+        referenced: format!("{} ({file})", r.collection),
     })
 }
 

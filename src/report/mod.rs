@@ -11,9 +11,10 @@
 //!   (`valid`, `other_version` by version, `invalid`), `indexes` (`available`: false when
 //!   the source carries no index information, e.g. mongoexport; `missing`, `unexpected`),
 //!   `duplicates[]` per unique key (`key`, `name`, `groups`, `documents`: every document in
-//!   a group), `references[]` (`field`, `collection`, `to`, `checked`, `orphans`:
-//!   documents whose reference is not found; see below), `structure` (`missing_id`, `duplicate_id`, `too_deep`,
-//!   `oversize`), `reconciliation` (null without a baseline), `top_errors[]`
+//!   a group), `references[]` (`field`, `collection`, `to`, `checked`, `reason`,
+//!   `orphans`: documents whose reference is not found, `orphans_unverified`; see below),
+//!   `structure` (`missing_id`, `duplicate_id`, `too_deep`, `oversize`),
+//!   `reconciliation` (null without a baseline), `top_errors[]`
 //!   (`keyword`, `path` with array indexes as `*`, `count`, `example_ids`), `remediation[]`.
 //!
 //! A reference is verified (`checked: true`) only when every record of the referenced

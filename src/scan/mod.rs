@@ -2,6 +2,15 @@
 //! examines the documents on the rayon pool, and folds the results in source order, so
 //! that every count and every violations.csv row is independent of thread count and
 //! batch size.
+//!
+//! References are resolved against the values of the referenced collection's records that
+//! were read. When that is not all of them (the source lacks the collection, some records
+//! are unreadable, or reading it failed), a reference found nowhere may point into a record
+//! that could not be read: such references are not verified (`checked: false` with a
+//! reason), counted only as `orphans_unverified` and never reported as orphans. Referenced
+//! collections are read before the collections referring to them (or for their keys only,
+//! counting unreadable records too), so this is known before any row is written; a
+//! partition records the unreadable records of a key-only collection for the merge.
 
 mod doc;
 mod ids;
