@@ -4,8 +4,9 @@
 //! record is unreadable ([`BsonErrorKind::DuplicateKey`](super::BsonErrorKind)), so it is
 //! here too ([`EjsonErrorKind::DuplicateKey`], with the path of the repeated key).
 //!
-//! The check costs nothing extra: each key goes through the map's entry API once, as an
-//! insert would; the path is built only while an error propagates.
+//! The check costs nothing measurable: a repeated key is seen when an insert does not grow
+//! the object (serde_json's own visitor inserts the same way). Only then is the text parsed
+//! a second time, keeping each key until it is inserted, to name the repeated key's path.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -31,18 +32,30 @@ pub enum JsonError {
 
 /// Parses `bytes` as one JSON value; a repeated key in any object is an error.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, JsonError> {
+    match parse::<false>(bytes) {
+        (Ok(v), _) => Ok(v),
+        (Err(e), None) => Err(JsonError::Syntax(e)),
+        // A repeated key: parse again, naming it this time.
+        (Err(_), Some(_)) => Err(JsonError::Decode(match parse::<true>(bytes) {
+            (Err(_), Some(segments)) => duplicate(segments),
+            _ => duplicate(Vec::new()),
+        })),
+    }
+}
+
+/// One parse; the path of a repeated key (innermost segment first) when that is why it
+/// failed, empty unless `NAME`.
+fn parse<const NAME: bool>(
+    bytes: &[u8],
+) -> (Result<Value, serde_json::Error>, Option<Vec<String>>) {
     let repeated = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = Strict {
+    let parsed = Strict::<NAME> {
         repeated: &repeated,
     }
     .deserialize(&mut de)
     .and_then(|v| de.end().map(|()| v));
-    match (parsed, repeated.into_inner()) {
-        (Ok(v), _) => Ok(v),
-        (Err(_), Some(segments)) => Err(JsonError::Decode(duplicate(segments))),
-        (Err(e), None) => Err(JsonError::Syntax(e)),
-    }
+    (parsed, repeated.into_inner())
 }
 
 /// [`parse_json`], then [`from_ejson`]: one export record as a decoded document.
@@ -63,73 +76,94 @@ fn duplicate(segments: Vec<String>) -> DecodeError {
 /// enclosing object or array adds its segment while the error propagates).
 type Repeated = RefCell<Option<Vec<String>>>;
 
-/// Builds a `Value` as serde_json's own visitor does, refusing repeated keys.
+/// Builds a `Value` as serde_json's own visitor does, refusing repeated keys; with
+/// `NAME`, also records the path of the repeated key (a little slower: each key is kept
+/// until it is inserted).
 #[derive(Clone, Copy)]
-struct Strict<'r> {
+struct Strict<'r, const NAME: bool> {
     repeated: &'r Repeated,
 }
 
-impl Strict<'_> {
+impl<const NAME: bool> Strict<'_, NAME> {
     /// Adds `segment` to the path of a repeated key found below it, if that is why the
     /// parse failed.
     fn within(&self, segment: impl fmt::Display) {
+        if !NAME {
+            return;
+        }
         if let Some(path) = self.repeated.borrow_mut().as_mut() {
             path.push(segment.to_string());
         }
     }
+
+    fn repeated_key<E: serde::de::Error>(&self, key: Option<&str>) -> E {
+        *self.repeated.borrow_mut() = Some(key.map(str::to_string).into_iter().collect());
+        E::custom("duplicate key")
+    }
 }
 
-impl<'de> DeserializeSeed<'de> for Strict<'_> {
+impl<'de, const NAME: bool> DeserializeSeed<'de> for Strict<'_, NAME> {
     type Value = Value;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Strict<'_> {
+impl<'de, const NAME: bool> Visitor<'de> for Strict<'_, NAME> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any valid JSON value")
     }
 
+    #[inline]
     fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
         Ok(Value::Bool(v))
     }
 
+    #[inline]
     fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
         Ok(Value::Number(v.into()))
     }
 
+    #[inline]
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
         Ok(Value::Number(v.into()))
     }
 
+    #[inline]
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
+    #[inline]
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
     }
 
+    #[inline]
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
         Ok(Value::String(v))
     }
 
+    #[inline]
     fn visit_none<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
     }
 
+    #[inline]
     fn visit_unit<E>(self) -> Result<Value, E> {
         Ok(Value::Null)
     }
 
+    #[inline]
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         self.deserialize(d)
     }
 
+    #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         loop {
@@ -144,6 +178,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
         }
     }
 
+    #[inline]
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
@@ -154,13 +189,18 @@ impl<'de> Visitor<'de> for Strict<'_> {
                     return Err(e);
                 }
             };
-            match map.entry(key) {
-                Entry::Vacant(slot) => {
-                    slot.insert(value);
+            if NAME {
+                match map.entry(key) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(value);
+                    }
+                    Entry::Occupied(slot) => return Err(self.repeated_key(Some(slot.key()))),
                 }
-                Entry::Occupied(slot) => {
-                    *self.repeated.borrow_mut() = Some(vec![slot.key().clone()]);
-                    return Err(serde::de::Error::custom("duplicate key"));
+            } else {
+                let before = map.len();
+                map.insert(key, value);
+                if map.len() == before {
+                    return Err(self.repeated_key(None));
                 }
             }
         }
