@@ -250,7 +250,8 @@ fn merged_partitions_and_checkpointed_runs_say_not_verified_too() {
         }
     }
 
-    // Interrupted while reading customers, then continued: the same.
+    // Interrupted while reading customers (20 records a chunk: the second chunk), or while
+    // reading orders after all of customers was recorded, then continued: the same.
     check(&w, "single", &[]);
     let args = [
         "check",
@@ -266,16 +267,30 @@ fn merged_partitions_and_checkpointed_runs_say_not_verified_too() {
         "--report-dir",
         "continued",
     ];
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"))
-        .args(args)
-        .current_dir(w.path())
-        .env("DOCSWEEP_FAILPOINT", "partial.after:2")
-        .output()
-        .unwrap();
-    assert!(o.status.code().is_none(), "the run should have been killed");
-    let run = w.docsweep(&args);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("continuing from the checkpoint"));
-    assert_not_verified(&w, "continued");
-    assert_eq!(timeless(&w, "single"), timeless(&w, "continued"));
+    for failpoint in ["partial.after:2", "partial.after:12"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"))
+            .args(args)
+            .current_dir(w.path())
+            .env("DOCSWEEP_FAILPOINT", failpoint)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.code().is_none(),
+            "{failpoint}: the run should have been killed"
+        );
+        let run = w.docsweep(&args);
+        assert_eq!(run.code, 1, "{failpoint}: {}", run.stderr);
+        assert!(run.stderr.contains("continuing from the checkpoint"));
+        assert_not_verified(&w, "continued");
+        assert_eq!(
+            timeless(&w, "single"),
+            timeless(&w, "continued"),
+            "{failpoint}"
+        );
+        assert_eq!(
+            w.read("single/violations.csv"),
+            w.read("continued/violations.csv"),
+            "{failpoint}"
+        );
+    }
 }
