@@ -43,6 +43,18 @@ pub enum PlanError {
         count: usize,
         details: String,
     },
+    /// An `orphan:` selection on a reference that could not be verified: the referenced
+    /// collection was not read completely, so an orphan cannot be told from a document
+    /// whose referenced record is among the unreadable ones.
+    #[error("the plan is refused: the references {reference} are not verified ({reason}); a document whose referenced record could not be read would be taken for an orphan. Make {referenced} readable and plan again")]
+    NotVerified {
+        /// `orders.customer_id → customers._id`
+        reference: String,
+        /// `customers: 1 unreadable record`
+        reason: String,
+        /// The referenced collection and its file: `customers (dump/shop/customers.bson)`.
+        referenced: String,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("plan {path}: {message}")]
@@ -327,6 +339,37 @@ fn baseline_images<'b>(
     }
 }
 
+/// Refuses an `orphan:<field>` selection when a reference of that field is not verified
+/// (its collection is not in the source, has unreadable records or failed to read): no
+/// document may be quarantined or deleted as an orphan on such a reference.
+fn refuse_unverified(
+    source: &Source,
+    reports: &[crate::report::CollectionReport],
+    coll: &str,
+    field: &str,
+) -> Result<(), PlanError> {
+    let unverified = reports
+        .iter()
+        .filter(|c| c.name == coll)
+        .flat_map(|c| &c.references)
+        .find(|r| r.field == field && !r.checked);
+    let Some(r) = unverified else {
+        return Ok(());
+    };
+    let file = source
+        .collection(&r.collection)
+        .map(|cs| cs.file.display().to_string())
+        .unwrap_or_else(|| format!("the source {} has no such collection", source.spec));
+    Err(PlanError::NotVerified {
+        reference: format!("{coll}.{field} → {}.{}", r.collection, r.to),
+        reason: r
+            .reason
+            .clone()
+            .unwrap_or_else(|| format!("{}: not read", r.collection)),
+        referenced: format!("{} ({file})", r.collection),
+    })
+}
+
 /// Everything a plan is made from.
 pub struct Request<'a> {
     pub source: &'a Source,
@@ -413,6 +456,9 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
             )?;
             if let Some(e) = outcome.failure {
                 return Err(PlanError::Source(e));
+            }
+            if let Selection::Orphan(field) = &selection {
+                refuse_unverified(req.source, &outcome.collections, coll, field)?;
             }
             Some(picker.ids)
         }

@@ -249,7 +249,10 @@ fn levels_of(
     for (name, lv) in kinds {
         let kind = Kind::parse(name).ok_or_else(|| {
             let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-            format!("{at}{name}: unknown check kind (expected one of {})", all.join(", "))
+            format!(
+                "{at}{name}: unknown check kind (expected one of {})",
+                all.join(", ")
+            )
         })?;
         let level = |v: &Option<toml::Value>, which: &str| {
             v.as_ref()
@@ -286,7 +289,8 @@ impl Gate {
             gate.global = levels_of(&c.kinds, "thresholds.")?;
             for (coll, kinds) in &c.collections {
                 let at = format!("thresholds.collections.{coll}.");
-                gate.collections.insert(coll.clone(), levels_of(kinds, &at)?);
+                gate.collections
+                    .insert(coll.clone(), levels_of(kinds, &at)?);
             }
         }
         for (flag, list) in [("--warn-on", warn_on), ("--fail-on", fail_on)] {
@@ -377,7 +381,9 @@ mod tests {
             collection: "customers".into(),
             to: "_id".into(),
             checked: true,
+            reason: None,
             orphans,
+            orphans_unverified: None,
         });
         c
     }
@@ -439,7 +445,10 @@ mod tests {
             [("invalid", Level::Warn), ("orphans", Level::Warn)]
         );
         let v = g.judge(&collection("customers", 1000, 9, 0));
-        assert_eq!((v[0].level, v[0].threshold), (Level::Fail, Some(Limit::Percent(0.5))));
+        assert_eq!(
+            (v[0].level, v[0].threshold),
+            (Level::Fail, Some(Limit::Percent(0.5)))
+        );
         let strict = Gate::new(Some(&c), &[], &[], true).unwrap();
         assert!(strict
             .judge(&collection("orders", 1000, 9, 3))
@@ -456,8 +465,14 @@ mod tests {
         let v = g.judge(&collection("x", 100, 1, 2));
         assert_eq!(v[0].level, Level::Pass, "{v:?}");
         for (text, key) in [
-            ("[thresholds]\ninvalidd = { fail = 1 }", "thresholds.invalidd"),
-            ("[thresholds]\ninvalid = { fail = \"x\" }", "thresholds.invalid.fail"),
+            (
+                "[thresholds]\ninvalidd = { fail = 1 }",
+                "thresholds.invalidd",
+            ),
+            (
+                "[thresholds]\ninvalid = { fail = \"x\" }",
+                "thresholds.invalid.fail",
+            ),
             (
                 "[thresholds.collections.orders]\norphans = { warn = -1 }",
                 "thresholds.collections.orders.orphans.warn",

@@ -348,12 +348,24 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
             if r.checked {
                 number(out, &format!("orphans.{}", r.field), r.orphans, true);
             } else {
+                let reason = match &r.reason {
+                    Some(reason) => format!("not verified: {reason}"),
+                    None => format!("not checked: {} is not in the source", r.collection),
+                };
                 let _ = write!(
                     out,
-                    r#"<span class="hit" data-testid="orphans.{}">not checked: {} is not in the source</span>"#,
+                    r#"<span class="hit" data-testid="orphans.{}">{}</span>"#,
                     escape(&r.field),
-                    escape(&r.collection)
+                    escape(&reason)
                 );
+                if let Some(n) = r.orphans_unverified.filter(|&n| n > 0) {
+                    let _ = write!(
+                        out,
+                        r#" <span class="none">(<span class="num" data-testid="orphans_unverified.{}" data-value="{n}">{}</span> not found among the records read)</span>"#,
+                        escape(&r.field),
+                        num(n)
+                    );
+                }
             }
             out.push_str("</td></tr>\n");
         }

@@ -255,10 +255,13 @@ fn cases(c: &CollectionReport) -> Vec<Case> {
     let unchecked: Vec<_> = c.references.iter().filter(|r| !r.checked).collect();
     let outcome = if bad.is_empty() && !unchecked.is_empty() {
         Outcome::Skip(format!(
-            "not checked: {} not in the source",
+            "not verified: {}",
             unchecked
                 .iter()
-                .map(|r| format!("{} (for {})", r.collection, r.field))
+                .map(|r| match &r.reason {
+                    Some(reason) => format!("{reason} (for {})", r.field),
+                    None => format!("{} not in the source (for {})", r.collection, r.field),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
@@ -274,6 +277,16 @@ fn cases(c: &CollectionReport) -> Vec<Case> {
                 r.collection,
                 r.to,
                 num(r.orphans)
+            );
+        }
+        for r in &unchecked {
+            let _ = writeln!(
+                details,
+                "{} -> {}.{}: not verified: {}",
+                r.field,
+                r.collection,
+                r.to,
+                r.reason.as_deref().unwrap_or("not checked")
             );
         }
         with_remediation(&mut details, c, "references");

@@ -266,8 +266,27 @@ pub fn render(report: &Report, duration_secs: f64) -> String {
 
     let mut f = Family::new(
         o,
+        "docsweep_references_verified",
+        "1 when the reference (field) was checked against the whole referenced collection (references = collection.field referred to); 0 when it is not verified: the source lacks that collection or did not yield all of its records (see the reason in report.json).",
+    );
+    for c in cs {
+        for r in &c.references {
+            let to = format!("{}.{}", r.collection, r.to);
+            f.sample(
+                &[
+                    ("collection", &c.name),
+                    ("field", &r.field),
+                    ("references", &to),
+                ],
+                u8::from(r.checked),
+            );
+        }
+    }
+
+    let mut f = Family::new(
+        o,
         "docsweep_orphans",
-        "Documents whose reference (field) is not found in the referenced collection (references = collection.field referred to). Absent when the source lacks the referenced collection.",
+        "Documents whose reference (field) is not found in the referenced collection (references = collection.field referred to). Absent when the reference is not verified (docsweep_references_verified 0).",
     );
     for c in cs {
         for r in &c.references {

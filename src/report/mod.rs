@@ -11,18 +11,32 @@
 //!   (`valid`, `other_version` by version, `invalid`), `indexes` (`available`: false when
 //!   the source carries no index information, e.g. mongoexport; `missing`, `unexpected`),
 //!   `duplicates[]` per unique key (`key`, `name`, `groups`, `documents`: every document in
-//!   a group), `references[]` (`field`, `collection`, `to`, `checked`: false when the
-//!   source lacks the referenced collection, `orphans`: documents whose reference is not
-//!   found), `structure` (`missing_id`, `duplicate_id`, `too_deep`,
-//!   `oversize`), `reconciliation` (null without a baseline), `top_errors[]`
+//!   a group), `references[]` (`field`, `collection`, `to`, `checked`, `reason`,
+//!   `orphans`: documents whose reference is not found, `orphans_unverified`; see below),
+//!   `structure` (`missing_id`, `duplicate_id`, `too_deep`, `oversize`),
+//!   `reconciliation` (null without a baseline), `top_errors[]`
 //!   (`keyword`, `path` with array indexes as `*`, `count`, `example_ids`), `remediation[]`.
+//!
+//! A reference is verified (`checked: true`) only when every record of the referenced
+//! collection was read: an orphan cannot be told from a reference to a record that could
+//! not be read. It is not verified (`checked: false`, with `reason`) when the source does
+//! not have the referenced collection (`"customers: not in the source"`), when records of
+//! it are unreadable (`"customers: 1 unreadable record"`) or when reading it failed
+//! (`"customers: reading it failed"`) — in a plain run, in any partition of a merged run
+//! or in a checkpointed run alike. An unverified reference has `orphans: 0`, is no
+//! finding (no `orphan:` rows in violations.csv, no remediation, not counted as orphans
+//! in the summary, HTML, JUnit or metrics, which show it as not verified with the reason),
+//! and `repair plan` refuses an `orphan:` selection on it. When the referenced collection
+//! was read in part, `orphans_unverified` counts the documents whose reference was not found
+//! among the records that were read: an upper bound, for information. `reason` and
+//! `orphans_unverified` are absent for verified references.
 
 mod csv;
+pub mod gate;
 pub mod html;
 pub mod junit;
 pub mod metrics;
 mod summary;
-pub mod gate;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -96,9 +110,30 @@ pub struct ReferenceFinding {
     pub field: String,
     pub collection: String,
     pub to: String,
-    /// False when the source does not have the referenced collection.
+    /// False when the reference could not be verified: the source does not have the
+    /// referenced collection, or did not yield all of its records (unreadable records, a
+    /// failed read). An orphan cannot be told from a reference to a record that could
+    /// not be read, so nothing is counted as an orphan then.
     pub checked: bool,
+    /// Why the reference is not verified (only when `checked` is false), e.g.
+    /// `customers: 1 unreadable record`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Documents whose reference is a finding: not found in the referenced collection.
+    /// Always 0 when `checked` is false.
     pub orphans: u64,
+    /// When the referenced collection was read incompletely: documents whose reference
+    /// was not found among the records that could be read. An upper bound, not a finding
+    /// (the rest may be in the unreadable records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orphans_unverified: Option<u64>,
+}
+
+impl ReferenceFinding {
+    /// The reference as a label: `customer_id → customers._id`.
+    pub fn label(&self) -> String {
+        format!("{} → {}.{}", self.field, self.collection, self.to)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

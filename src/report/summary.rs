@@ -73,14 +73,19 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
         )?;
     }
     for r in c.references.iter().filter(|r| r.orphans > 0) {
-        writeln!(
+        writeln!(w, "  orphans        {}: {}", r.label(), num(r.orphans))?;
+    }
+    for r in c.references.iter().filter(|r| !r.checked) {
+        write!(
             w,
-            "  orphans        {} → {}.{}: {}",
-            r.field,
-            r.collection,
-            r.to,
-            num(r.orphans)
+            "  references     {}: not verified: {}",
+            r.label(),
+            r.reason.as_deref().unwrap_or("not checked")
         )?;
+        if let Some(n) = r.orphans_unverified.filter(|&n| n > 0) {
+            write!(w, " ({} not found among the records read)", num(n))?;
+        }
+        writeln!(w)?;
     }
     let s = &c.structure;
     let mut st = Vec::new();

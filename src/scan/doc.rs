@@ -184,9 +184,8 @@ impl<'a> DocContext<'a> {
                 Ok((d, bytes.len() > MAX_BSON_BYTES))
             }
             Encoding::Json => {
-                let v: Value =
-                    serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
-                let d = value::from_ejson(v).map_err(|e| e.to_string())?;
+                // A repeated key is an error, as it is in a .bson record.
+                let d = value::from_json(bytes).map_err(|e| e.to_string())?;
                 // JSON text can be several times smaller than its BSON form; only
                 // large documents pay for measuring the real size.
                 let oversize = bytes.len() > MAX_BSON_BYTES / 8

@@ -2,6 +2,15 @@
 //! examines the documents on the rayon pool, and folds the results in source order, so
 //! that every count and every violations.csv row is independent of thread count and
 //! batch size.
+//!
+//! References are resolved against the values of the referenced collection's records that
+//! were read. When that is not all of them (the source lacks the collection, some records
+//! are unreadable, or reading it failed), a reference found nowhere may point into a record
+//! that could not be read: such references are not verified (`checked: false` with a
+//! reason), counted only as `orphans_unverified` and never reported as orphans. Referenced
+//! collections are read before the collections referring to them (or for their keys only,
+//! counting unreadable records too), so this is known before any row is written; a
+//! partition records the unreadable records of a key-only collection for the merge.
 
 mod doc;
 mod ids;
@@ -343,11 +352,16 @@ pub fn scan_with(
     // A referenced collection the source does not have cannot be checked: say so
     // instead of calling every reference an orphan.
     let mut absent: BTreeSet<String> = BTreeSet::new();
+    // Referenced collections whose records were not all read, and why: references to
+    // them are not verified (an orphan cannot be told from a reference to a record that
+    // could not be read).
+    let mut unverified: BTreeMap<String, String> = BTreeMap::new();
     for (coll, _) in &needed {
         if source.collection(coll).is_none() && absent.insert(coll.clone()) {
             warnings.push(format!(
                 "references to {coll:?} are not checked: the source has no collection {coll:?}"
             ));
+            unverified.insert(coll.clone(), format!("{coll}: not in the source"));
         }
     }
     for (coll, fields) in key_only {
@@ -357,10 +371,13 @@ pub fn scan_with(
                 _ => collect_keys(source, cs, &fields, &pool, opts.batch_records),
             };
             match collected {
-                Ok(sets) => {
+                Ok((sets, unreadable)) => {
+                    if unreadable > 0 {
+                        unverified.insert(coll.to_string(), unreadable_reason(coll, unreadable));
+                    }
                     for (f, set) in fields.into_iter().zip(sets) {
                         if let Facts::Record(w) = facts {
-                            w.keys(coll, &f, &set)?;
+                            w.keys(coll, &f, &set, unreadable)?;
                         }
                         keys.insert((coll.to_string(), f), set);
                     }
@@ -396,7 +413,7 @@ pub fn scan_with(
             );
             continue;
         };
-        let mut col = CollectionScan::new(contract, cs, exported, &absent, source);
+        let mut col = CollectionScan::new(contract, cs, exported, &absent, &unverified, source);
         // The baseline side is read first, so each document is compared as it streams.
         let mut base = None;
         if let Some(b) = baseline {
@@ -434,9 +451,13 @@ pub fn scan_with(
                 }
             }
         }
-        let (report, exported_sets) = col.finish(source, &keys, sink)?;
+        let failed = matches!(result, Err(ScanError::Source(_)));
+        let (report, exported_sets) = col.finish(source, &keys, failed, sink)?;
         for (f, set) in exported_sets {
             keys.insert((contract.collection.clone(), f), set);
+        }
+        if let Some(reason) = incomplete(&report, failed) {
+            unverified.insert(contract.collection.clone(), reason);
         }
         reports.insert(contract.collection.clone(), report);
         match result {
@@ -458,6 +479,24 @@ pub fn scan_with(
         failure,
         warnings,
     })
+}
+
+/// Why references to a collection are not verified when `n` of its records are unreadable.
+fn unreadable_reason(coll: &str, n: u64) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{coll}: {n} unreadable record{s}")
+}
+
+/// Why references to the collection of `report` are not verified, or None when every
+/// record of it was read.
+fn incomplete(report: &CollectionReport, failed: bool) -> Option<String> {
+    if failed {
+        Some(format!("{}: reading it failed", report.name))
+    } else if report.unreadable > 0 {
+        Some(unreadable_reason(&report.name, report.unreadable))
+    } else {
+        None
+    }
 }
 
 /// Decodes and fingerprints every document of a collection (for a baseline or a
@@ -582,9 +621,7 @@ pub fn read_documents(
 fn decode_any(encoding: crate::source::Encoding, bytes: &[u8]) -> Option<crate::value::Decoded> {
     match encoding {
         crate::source::Encoding::Bson => crate::value::from_bson(bytes).ok(),
-        crate::source::Encoding::Json => serde_json::from_slice(bytes)
-            .ok()
-            .and_then(|v| crate::value::from_ejson(v).ok()),
+        crate::source::Encoding::Json => crate::value::from_json(bytes).ok(),
     }
 }
 
@@ -726,16 +763,23 @@ fn merged_keys(
     readers: &mut [PartialReader],
     coll: &str,
     fields: &[String],
-) -> Result<Vec<HashSet128>, PartialError> {
+) -> Result<(Vec<HashSet128>, u64), PartialError> {
     let mut sets = vec![HashSet128::default(); fields.len()];
+    let mut unreadable = 0u64;
     for r in readers.iter_mut() {
+        // Each field's chunk of a partition counts the same unreadable records.
+        let mut in_partition = 0u64;
         for (f, set) in fields.iter().zip(sets.iter_mut()) {
             match r.next_chunk()? {
                 Some(Chunk::Keys {
                     collection,
                     field,
                     hashes,
-                }) if collection == coll && field == *f => set.extend(hashes),
+                    unreadable: n,
+                }) if collection == coll && field == *f => {
+                    set.extend(hashes);
+                    in_partition = in_partition.max(n);
+                }
                 other => {
                     return Err(PartialError::Invalid {
                         path: r.path().to_path_buf(),
@@ -747,8 +791,9 @@ fn merged_keys(
                 }
             }
         }
+        unreadable += in_partition;
     }
-    Ok(sets)
+    Ok((sets, unreadable))
 }
 
 fn describe_chunk(c: Option<&Chunk>) -> String {
@@ -809,44 +854,50 @@ fn check_tiling(
     Ok(())
 }
 
-/// Collects the value hashes of `fields` in a collection that is referenced but not checked.
+/// Collects the value hashes of `fields` in a collection that is referenced but not
+/// checked, and counts its unreadable records (references to it are not verified then).
 fn collect_keys(
     source: &Source,
     cs: &CollectionSource,
     fields: &[String],
     pool: &rayon::ThreadPool,
     batch_records: usize,
-) -> Result<Vec<HashSet128>, SourceError> {
+) -> Result<(Vec<HashSet128>, u64), SourceError> {
     let mut sets = vec![HashSet128::default(); fields.len()];
+    let mut unreadable = 0u64;
     let pb = ProgressBar::hidden();
     let reader = source.reader(cs)?;
     let encoding = reader.encoding();
-    let map = |batch: &crate::source::Batch| -> Vec<Vec<Vec<u128>>> {
+    let map = |batch: &crate::source::Batch| -> Vec<Option<Vec<Vec<u128>>>> {
         batch
             .records
             .par_iter()
             .map(|rec| {
                 if rec.broken.is_some() {
-                    return Vec::new();
+                    return None;
                 }
-                let Some(d) = decode_any(encoding, batch.bytes(rec)) else {
-                    return Vec::new();
-                };
-                fields
-                    .iter()
-                    .map(|f| {
-                        values_at(&d.value, f)
-                            .into_iter()
-                            .filter(|v| !v.is_null())
-                            .map(crate::value::key_hash)
-                            .collect()
-                    })
-                    .collect()
+                let d = decode_any(encoding, batch.bytes(rec))?;
+                Some(
+                    fields
+                        .iter()
+                        .map(|f| {
+                            values_at(&d.value, f)
+                                .into_iter()
+                                .filter(|v| !v.is_null())
+                                .map(crate::value::key_hash)
+                                .collect()
+                        })
+                        .collect(),
+                )
             })
             .collect()
     };
-    let mut fold = |per_doc: Vec<Vec<Vec<u128>>>| -> Result<(), ScanError> {
+    let mut fold = |per_doc: Vec<Option<Vec<Vec<u128>>>>| -> Result<(), ScanError> {
         for doc in per_doc {
+            let Some(doc) = doc else {
+                unreadable += 1;
+                continue;
+            };
             for (set, hashes) in sets.iter_mut().zip(doc) {
                 set.extend(hashes);
             }
@@ -855,7 +906,7 @@ fn collect_keys(
     };
     let r = stream_mapped(reader, &pb, batch_records, pool, &map, &mut fold);
     match r {
-        Ok(()) => Ok(sets),
+        Ok(()) => Ok((sets, unreadable)),
         Err(ScanError::Source(e)) => Err(e),
         Err(other) => Err(SourceError::Other(other.to_string())),
     }
@@ -900,17 +951,24 @@ impl<'a> CollectionScan<'a> {
         cs: &'a CollectionSource,
         exported_fields: Vec<String>,
         absent: &BTreeSet<String>,
+        unverified: &BTreeMap<String, String>,
         source: &Source,
     ) -> Self {
         let ctx_refs = doc::distinct_refs(contract);
         let references = ctx_refs
             .iter()
-            .map(|r| ReferenceFinding {
-                field: r.field.clone(),
-                collection: r.collection.clone(),
-                to: r.to.clone(),
-                checked: !absent.contains(&r.collection),
-                orphans: 0,
+            .map(|r| {
+                let reason = unverified.get(&r.collection).cloned();
+                ReferenceFinding {
+                    field: r.field.clone(),
+                    collection: r.collection.clone(),
+                    to: r.to.clone(),
+                    checked: reason.is_none(),
+                    orphans_unverified: (reason.is_some() && !absent.contains(&r.collection))
+                        .then_some(0),
+                    reason,
+                    orphans: 0,
+                }
             })
             .collect();
         let (actual_indexes, index_error) = match source.indexes(cs) {
@@ -1434,7 +1492,13 @@ impl<'a> CollectionScan<'a> {
             match set {
                 Some(set) => {
                     if hashes.iter().any(|h| !set.contains(h)) {
-                        self.report.references[*ri].orphans += 1;
+                        let finding = &mut self.report.references[*ri];
+                        if !finding.checked {
+                            // Perhaps in a record that could not be read: not a finding.
+                            *finding.orphans_unverified.get_or_insert(0) += 1;
+                            continue;
+                        }
+                        finding.orphans += 1;
                         let msg = format!("{} not found in {}.{}", r.field, r.collection, r.to);
                         sink.violation(&self.row(
                             id(),
@@ -1537,9 +1601,22 @@ impl<'a> CollectionScan<'a> {
         mut self,
         source: &Source,
         keys: &KeySets,
+        failed: bool,
         sink: &mut dyn ViolationSink,
     ) -> Result<(CollectionReport, ExportedKeys), ScanError> {
         let _ = source;
+        // References within the collection are resolved against what was read of it:
+        // not verified when that is not all of it.
+        if let Some(reason) = incomplete(&self.report, failed) {
+            let own = &self.contract.collection;
+            for finding in &mut self.report.references {
+                if finding.checked && finding.collection == *own {
+                    finding.checked = false;
+                    finding.reason = Some(reason.clone());
+                    finding.orphans_unverified = Some(0);
+                }
+            }
+        }
         let own: HashMap<&str, &HashSet128> = self
             .exported_fields
             .iter()
@@ -1561,7 +1638,12 @@ impl<'a> CollectionScan<'a> {
                     .unwrap_or(&empty)
             };
             if hashes.iter().any(|h| !set.contains(h)) {
-                self.report.references[ri].orphans += 1;
+                let finding = &mut self.report.references[ri];
+                if !finding.checked {
+                    *finding.orphans_unverified.get_or_insert(0) += 1;
+                    continue;
+                }
+                finding.orphans += 1;
                 let msg = format!("{} not found in {}.{}", r.field, r.collection, r.to);
                 let v = self.row(
                     &id,

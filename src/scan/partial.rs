@@ -7,7 +7,9 @@
 //! (little-endian), so a torn or damaged chunk is detected, never half-trusted. Payload
 //! kinds, in file order:
 //! - `header`: JSON (format, source, settings, collections with their indexes);
-//! - `keys`: the value hashes of a referenced field in a collection that is not checked;
+//! - `keys`: the value hashes of a referenced field in a collection that is not checked,
+//!   then the number of its records in this partition that could not be read (when not
+//!   0; references to the collection are not verified then);
 //! - per collection: `section` (JSON: name, range), `records` (examined documents, one
 //!   chunk per batch), `section_end` (JSON: records);
 //! - `end`.
@@ -59,6 +61,8 @@ pub enum Chunk {
         collection: String,
         field: String,
         hashes: Vec<u128>,
+        /// Records of the collection that could not be read.
+        unreadable: u64,
     },
     Section(Value),
     Records(Vec<Examined>),
@@ -200,6 +204,7 @@ impl PartialWriter {
         collection: &str,
         field: &str,
         set: &HashSet128,
+        unreadable: u64,
     ) -> Result<(), PartialError> {
         let mut p = vec![KEYS];
         put_str(&mut p, collection);
@@ -209,6 +214,10 @@ impl PartialWriter {
         put_u(&mut p, hashes.len() as u64);
         for h in hashes {
             p.extend_from_slice(&h.to_le_bytes());
+        }
+        // Absent when 0, as in the files written before it was recorded.
+        if unreadable > 0 {
+            put_u(&mut p, unreadable);
         }
         self.chunk(&p)
     }
@@ -457,11 +466,13 @@ fn decode_chunk(p: &[u8]) -> Result<Chunk, String> {
             let field = d.str()?;
             let n = d.len(16)?;
             let hashes = (0..n).map(|_| d.u128()).collect::<Result<_, _>>()?;
+            let unreadable = if d.pos < d.b.len() { d.u()? } else { 0 };
             d.end()?;
             Chunk::Keys {
                 collection,
                 field,
                 hashes,
+                unreadable,
             }
         }
         RECORDS => {
@@ -817,7 +828,8 @@ mod tests {
         let mut w = PartialWriter::create(&path, &json!({"format": FORMAT})).unwrap();
         let mut keys = HashSet128::default();
         keys.insert(42);
-        w.keys("customers", "_id", &keys).unwrap();
+        w.keys("customers", "_id", &keys, 0).unwrap();
+        w.keys("customers", "email", &keys, 3).unwrap();
         w.section(&json!({"collection": "orders"})).unwrap();
         w.records(&sample_facts()).unwrap();
         w.section_end().unwrap();
@@ -826,7 +838,10 @@ mod tests {
 
         let mut r = PartialReader::open(&path).unwrap();
         assert!(
-            matches!(r.next_chunk().unwrap(), Some(Chunk::Keys { hashes, .. }) if hashes == [42])
+            matches!(r.next_chunk().unwrap(), Some(Chunk::Keys { hashes, unreadable: 0, .. }) if hashes == [42])
+        );
+        assert!(
+            matches!(r.next_chunk().unwrap(), Some(Chunk::Keys { field, unreadable: 3, .. }) if field == "email")
         );
         assert!(matches!(r.next_chunk().unwrap(), Some(Chunk::Section(_))));
         match r.next_chunk().unwrap() {

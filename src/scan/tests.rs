@@ -46,6 +46,16 @@ schema = "v2.schema.json"
     }
 
     fn run(&self, threads: usize, batch: usize) -> (Vec<CollectionReport>, Vec<Violation>) {
+        self.run_selected(threads, batch, &[])
+    }
+
+    /// A scan of the `selected` collections only (all when empty).
+    fn run_selected(
+        &self,
+        threads: usize,
+        batch: usize,
+        selected: &[String],
+    ) -> (Vec<CollectionReport>, Vec<Violation>) {
         let contracts = ContractSet::load_dir(&self.dir.path().join("schemas")).unwrap();
         let spec = SourceSpec::Export(self.dir.path().join("export"));
         let source = Source::open(&spec, None).unwrap();
@@ -55,10 +65,15 @@ schema = "v2.schema.json"
             ..ScanOptions::default()
         };
         let mut rows = Vec::new();
-        let out = scan(&source, None, &contracts, &[], &opts, &mut rows).unwrap();
+        let out = scan(&source, None, &contracts, selected, &opts, &mut rows).unwrap();
         assert!(out.failure.is_none());
         (out.collections, rows)
     }
+}
+
+/// [`ITEMS`] without its unreadable line: every reference to items can be verified.
+fn readable_items() -> String {
+    ITEMS.replace("not json\n", "")
 }
 
 const ITEMS: &str = r#"{"_id":1,"sku":"a","owner":10}
@@ -89,17 +104,26 @@ fn every_check_counts_what_it_should() {
     // number are keyed null and 7: no duplicates there.
     assert_eq!(r.duplicates[0].groups, 1);
     assert_eq!(r.duplicates[0].documents, 3);
-    let orphans: Vec<(String, u64)> = r
+    let orphans: Vec<(String, bool, u64, Option<u64>)> = r
         .references
         .iter()
-        .map(|x| (x.field.clone(), x.orphans))
+        .map(|x| (x.field.clone(), x.checked, x.orphans, x.orphans_unverified))
         .collect();
     // owner 99 is missing; 11.0 matches 11 (numbers compare by value);
-    // parent 42 is not an item _id, parent 1 is.
+    // parent 42 is not an item _id, parent 1 is, but the unreadable line of items may
+    // have been item 42: that reference is not verified.
     assert_eq!(
         orphans,
-        [("owner".to_string(), 1), ("parent".to_string(), 1)]
+        [
+            ("owner".to_string(), true, 1, None),
+            ("parent".to_string(), false, 0, Some(1))
+        ]
     );
+    assert_eq!(
+        r.references[1].reason.as_deref(),
+        Some("items: 1 unreadable record")
+    );
+    assert!(!rows.iter().any(|v| v.finding == "orphan:parent"));
     assert!(!r.indexes.available, "exports carry no indexes");
     let kinds: Vec<&str> = rows.iter().map(|v| v.finding.as_str()).collect();
     assert!(kinds.contains(&"unreadable") && kinds.contains(&"other_version"));
@@ -137,7 +161,108 @@ fn a_referenced_collection_missing_from_the_source_is_not_checked() {
         .unwrap();
     assert!(!owner.checked);
     assert_eq!(owner.orphans, 0);
+    assert_eq!(owner.reason.as_deref(), Some("owners: not in the source"));
     assert!(!rows.iter().any(|v| v.finding == "orphan:owner"));
+}
+
+#[test]
+fn references_within_a_readable_collection_are_verified() {
+    let f = Fixture::new(&readable_items(), Some(OWNERS));
+    let (reports, rows) = f.run(2, 3);
+    let parent = &reports[0].references[1];
+    assert_eq!(
+        (parent.field.as_str(), parent.checked, parent.orphans),
+        ("parent", true, 1),
+        "42 is not an item _id"
+    );
+    assert_eq!(
+        (parent.reason.as_deref(), parent.orphans_unverified),
+        (None, None)
+    );
+    assert_eq!(
+        rows.iter().filter(|v| v.finding == "orphan:parent").count(),
+        1
+    );
+}
+
+/// The items reference owners, of which one record (a line) cannot be read.
+fn with_unreadable_owner() -> Fixture {
+    Fixture::new(
+        &readable_items(),
+        Some("{\"_id\":10}\n{\"_id\": broken\n{\"_id\":11.0}\n"),
+    )
+}
+
+/// The owner reference of items, as `with_unreadable_owner` gives it: not verified.
+fn assert_owner_not_verified(reports: &[CollectionReport], rows: &[Violation]) {
+    let items = reports.iter().find(|r| r.name == "items").unwrap();
+    let owner = &items.references[0];
+    assert_eq!(owner.field, "owner");
+    assert!(!owner.checked);
+    assert_eq!(owner.reason.as_deref(), Some("owners: 1 unreadable record"));
+    assert_eq!(owner.orphans, 0, "not a finding");
+    assert_eq!(
+        owner.orphans_unverified,
+        Some(1),
+        "99 is not among those read"
+    );
+    assert!(!rows.iter().any(|v| v.finding == "orphan:owner"));
+    assert!(
+        items.references[1].checked,
+        "parent refers to items, all readable"
+    );
+}
+
+#[test]
+fn references_to_a_collection_with_unreadable_records_are_not_verified() {
+    let f = with_unreadable_owner();
+    // owners has no contract: only its keys are read.
+    let (reports, rows) = f.run(2, 2);
+    assert_owner_not_verified(&reports, &rows);
+    let (reports, rows) = f.run_selected(1, 100, &["items".to_string()]);
+    assert_owner_not_verified(&reports, &rows);
+}
+
+#[test]
+fn references_to_a_checked_collection_with_unreadable_records_are_not_verified() {
+    let f = with_unreadable_owner();
+    let s = f.dir.path().join("schemas/owners");
+    std::fs::create_dir_all(&s).unwrap();
+    std::fs::write(s.join("v1.schema.json"), r#"{"type":"object"}"#).unwrap();
+    std::fs::write(
+        s.join("contract.toml"),
+        "collection = \"owners\"\ntarget = 1\n[[versions]]\nversion = 1\nschema = \"v1.schema.json\"\n",
+    )
+    .unwrap();
+    let (reports, rows) = f.run(2, 2);
+    assert_eq!(
+        reports
+            .iter()
+            .find(|r| r.name == "owners")
+            .unwrap()
+            .unreadable,
+        1
+    );
+    assert_owner_not_verified(&reports, &rows);
+    // --collection items: owners is read for its keys only, with the same result.
+    let (reports, rows) = f.run_selected(1, 100, &["items".to_string()]);
+    assert_owner_not_verified(&reports, &rows);
+    for n in [1, 2, 3] {
+        let merged = partitioned(&f, n, 2, 1);
+        assert_owner_not_verified(&merged.0, &merged.1);
+        assert_eq!(merged, f.run(1, 4096), "{n} partitions");
+    }
+}
+
+#[test]
+fn merged_partitions_of_an_unchecked_collection_with_unreadable_records() {
+    // owners has no contract: each partition records its keys and unreadable records.
+    let f = with_unreadable_owner();
+    for n in [1, 2, 3] {
+        let merged = partitioned(&f, n, 1, 1);
+        assert_owner_not_verified(&merged.0, &merged.1);
+        assert_eq!(merged, f.run(1, 4096), "{n} partitions");
+    }
 }
 
 #[test]
@@ -223,7 +348,7 @@ fn index_coverage_respects_order_and_uniqueness() {
 #[test]
 fn references_between_collections_that_point_at_each_other() {
     let f = Fixture::new(
-        ITEMS,
+        &readable_items(),
         Some("{\"_id\":10,\"best\":1}\n{\"_id\":11.0,\"best\":77}\n"),
     );
     let s = f.dir.path().join("schemas/owners");
@@ -430,7 +555,7 @@ proptest! {
 
 #[test]
 fn merged_partitions_equal_a_single_scan_with_a_reference_cycle() {
-    let mut items = String::from(ITEMS);
+    let mut items = readable_items();
     for i in 0..30 {
         items.push_str(&format!(
             "{{\"_id\":{},\"sku\":\"s{}\",\"owner\":{},\"parent\":{}}}\n",

@@ -186,6 +186,9 @@ pub enum EjsonErrorKind {
     /// A key contains a NUL character (not representable in BSON).
     #[error("key contains a NUL character")]
     NulInKey,
+    /// The same key twice in one object (as [`BsonErrorKind::DuplicateKey`] in BSON).
+    #[error("duplicate key")]
+    DuplicateKey,
     /// A type wrapper has missing or extra keys.
     #[error("{wrapper} type wrapper has wrong keys ({keys} keys present)")]
     WrapperShape {

@@ -9,6 +9,7 @@ mod ejson;
 mod encode;
 mod error;
 mod fingerprint;
+mod json;
 mod relaxed;
 
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub use self::ejson::from_ejson;
 pub use self::encode::to_bson;
 pub use self::error::{BsonErrorKind, DecodeError, EjsonErrorKind};
 pub use self::fingerprint::{fingerprint, key_hash, Fingerprint};
+pub use self::json::{from_json, parse_json, JsonError};
 pub(crate) use self::relaxed::{hex_lower, undefined};
 
 /// Maximum nesting depth of documents/arrays (top-level document = 1). Aligned with

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use docsweep::source::{BsonReader, JsonReader, Location, RecordReader};
-use docsweep::value::{fingerprint, from_bson, from_ejson, to_bson};
+use docsweep::value::{
+    fingerprint, from_bson, from_ejson, from_json, parse_json, to_bson, JsonError,
+};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- fixtures
@@ -386,6 +388,65 @@ fn invalid_extended_json_wrappers_are_unreadable() {
     assert!(!c.csv.contains("yesterday"), "{}", c.csv);
 }
 
+#[test]
+fn a_repeated_key_is_unreadable_in_a_dump_and_in_an_export_alike() {
+    // {"_id": 7, "a": 1, "a": 2} and {"_id": 8, "x": {"b": [{"c": 1, "c": 1}]}}
+    let mut top = id_elem(7);
+    for v in [1i32, 2] {
+        top.extend_from_slice(b"\x10a\0");
+        top.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut c = Vec::new();
+    for _ in 0..2 {
+        c.extend_from_slice(b"\x10c\0");
+        c.extend_from_slice(&1i32.to_le_bytes());
+    }
+    let mut b = b"\x030\0".to_vec();
+    b.extend(raw_doc(&c));
+    let mut x = b"\x04b\0".to_vec();
+    x.extend(raw_doc(&b));
+    let mut nested = id_elem(8);
+    nested.extend_from_slice(b"\x03x\0");
+    nested.extend(raw_doc(&x));
+    let mut dump = sandwich(&raw_doc(&top));
+    dump.extend(raw_doc(&nested));
+
+    let lines = [
+        r#"{"_id":1,"n":"doc 1"}"#,
+        r#"{"_id":7,"a":1,"a":2}"#,
+        r#"{"_id":2,"n":"doc 2"}"#,
+        r#"{"_id":8,"x":{"b":[{"c":1,"c":1}]}}"#,
+    ];
+    let ndjson = lines.join("\n");
+    let array = format!("[{}]", lines.join(",\n"));
+
+    let mut seen = Vec::new();
+    for what in ["dump", "NDJSON", "JSON array"] {
+        let case = Case::new();
+        let src = match what {
+            "dump" => case.dump(&dump),
+            "NDJSON" => case.export(ndjson.as_bytes()),
+            _ => case.export(array.as_bytes()),
+        };
+        let c = case.check(&src);
+        assert_eq!(c.code, 1, "{what}: {}", c.stderr);
+        assert_counts(&c, 2, 2, what);
+        let rows = c.rows("unreadable");
+        assert_eq!(rows.len(), 2, "{what}: {rows:?}");
+        for (row, field) in rows.iter().zip(["`a`", "`x.b.0.c`"]) {
+            assert!(
+                row.contains(&format!("{field}): duplicate key"))
+                    || row.contains(&format!("at field {field}: duplicate key")),
+                "{what}: {field} in {row}"
+            );
+            assert!(row.contains("items."), "{what}: the file is named: {row}");
+        }
+        let items = c.items();
+        seen.push((items["documents"].clone(), items["classes"].clone()));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+}
+
 // ---------------------------------------------------------------- configuration and sources
 
 #[test]
@@ -524,6 +585,15 @@ fn replay(bytes: &[u8], ctx: &str) {
             if let Ok(d) = from_ejson(v) {
                 round_trip(&d.value, ctx);
             }
+        }
+        if let Ok(d) = from_json(text) {
+            round_trip(&d.value, ctx);
+        }
+        // The scan's strict parse is serde_json's, except that a repeated key is refused.
+        match (parse_json(text), serde_json::from_slice::<Value>(text)) {
+            (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs, "{ctx}: parse_json differs"),
+            (Err(JsonError::Syntax(_)), Err(_)) | (Err(JsonError::Decode(_)), Ok(_)) => {}
+            (ours, theirs) => panic!("{ctx}: parse_json {ours:?}, serde_json {theirs:?}"),
         }
     }
     // bson_stream / json_stream: the first byte is the fuzz targets' control byte, but the

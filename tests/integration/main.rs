@@ -7,6 +7,7 @@ mod kubernetes;
 mod live;
 mod outputs;
 mod partition;
+mod references;
 mod repair;
 mod repair_accounting;
 mod repair_baseline;

@@ -63,7 +63,9 @@ pub fn shop_report() -> Report {
         collection: "customers".into(),
         to: "_id".into(),
         checked: true,
+        reason: None,
         orphans,
+        orphans_unverified: None,
     };
     let orders = CollectionReport {
         name: "orders".into(),
@@ -210,14 +212,18 @@ fn nasty_report() -> Report {
                 collection: format!("c{EVIL}"),
                 to: "_id".into(),
                 checked: true,
+                reason: None,
                 orphans: 7,
+                orphans_unverified: None,
             },
             ReferenceFinding {
                 field: "gone".into(),
                 collection: "nowhere".into(),
                 to: "_id".into(),
                 checked: false,
+                reason: None,
                 orphans: 0,
+                orphans_unverified: None,
             },
         ],
         top_errors: vec![ErrorKind {
