@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod os;
 pub mod reconcile;
 pub mod repair;
 pub mod report;

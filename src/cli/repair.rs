@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::{parse_target, Config, ConfigError};
 use crate::contract::ContractSet;
+use crate::os::actor;
 use crate::repair::plan::{self, Plan};
 use crate::repair::template::Library;
 use crate::repair::{apply, live};
@@ -114,6 +115,10 @@ pub struct ApplyArgs {
     /// The audit log (JSON lines) to append to
     #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
     pub audit: PathBuf,
+    /// Who runs this, for the audit log and the journal [default: $DOCSWEEP_ACTOR, else
+    /// $USER, else the uid's name; then @host]
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
 }
 
 /// Undo an applied plan from its journal (compare-and-set against the after-images).
@@ -139,6 +144,10 @@ pub struct UndoArgs {
     /// The audit log (JSON lines) to append to
     #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
     pub audit: PathBuf,
+    /// Who runs this, for the audit log and the journal [default: $DOCSWEEP_ACTOR, else
+    /// $USER, else the uid's name; then @host]
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
 }
 
 pub fn run(args: RepairArgs) -> anyhow::Result<Status> {
@@ -348,6 +357,9 @@ fn apply_err(e: apply::ApplyError) -> anyhow::Error {
 }
 
 fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
+    if let Some(name) = &a.actor {
+        crate::os::set_actor(name);
+    }
     let p = Plan::read(&a.plan)?;
     let source = p.header["source"].as_str().unwrap_or_default().to_string();
     if live::is_live(&source) {
@@ -390,7 +402,7 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     audit(
         &a.audit,
         serde_json::json!({
-            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
             "params": p.header["params"], "collection": p.collection(), "source": source,
             "output": r.output.display().to_string(), "journal": r.journal.display().to_string(),
@@ -507,7 +519,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
     audit(
         &a.audit,
         serde_json::json!({
-            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
             "params": p.header["params"], "collection": p.collection(), "source": source,
             "target": r.target, "journal": r.journal.display().to_string(),
@@ -557,7 +569,7 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     audit(
         &a.audit,
         serde_json::json!({
-            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "event": "undo", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "undo", "journal": a.journal.display().to_string(), "target": r.target,
             "undone": r.applied, "already": r.already, "conflicts": r.conflicts.len(),
         }),
@@ -570,6 +582,9 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
 }
 
 fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
+    if let Some(name) = &a.actor {
+        crate::os::set_actor(name);
+    }
     if live::journal_is_live(&a.journal).map_err(apply_err)? {
         return undo_live_cmd(a);
     }
@@ -584,7 +599,7 @@ fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     audit(
         &a.audit,
         serde_json::json!({
-            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "event": "undo", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "undo", "journal": a.journal.display().to_string(),
             "output": r.output.display().to_string(), "undone": r.applied, "conflicts": r.conflicts.len(),
         }),

@@ -413,7 +413,7 @@ pub fn apply_dump(
         "target": format!("dump:{}", std::path::absolute(&final_dir).unwrap_or_else(|_| final_dir.clone()).display()),
         "source": source, "database": db_name, "collection": coll, "template": plan.header["template"],
         "params": plan.header["params"], "started_at": crate::report::now_rfc3339(),
-        "user": std::env::var("USER").unwrap_or_default(),
+        "user": crate::os::actor(),
     }))?;
 
     let index_actions: Vec<Value> = plan

@@ -537,7 +537,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
                 "target": source, "database": target.database, "collection": coll_name,
                 "template": plan.header["template"], "params": plan.header["params"],
                 "started_at": crate::report::now_rfc3339(),
-                "user": std::env::var("USER").unwrap_or_default(),
+                "user": crate::os::actor(),
             }))?;
             (j, Progress::default())
         }

@@ -65,3 +65,98 @@ fn a_plan_with_one_entry_removed_and_another_repeated_is_refused() {
     assert!(!w.path().join("audit.jsonl").exists());
     assert!(lines[0].contains("\"docsweep-plan/2\""), "{}", lines[0]);
 }
+
+/// Runs `docsweep ARGS` in `w` with `env` set and `$USER` and `$DOCSWEEP_ACTOR` unset.
+fn run_env(w: &Workdir, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"));
+    cmd.args(args)
+        .current_dir(w.path())
+        .env_remove("USER")
+        .env_remove("DOCSWEEP_ACTOR")
+        .env_remove("RUST_BACKTRACE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("run docsweep");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (o.status.code().unwrap_or(-1), stderr)
+}
+
+fn audit_lines(w: &Workdir) -> Vec<serde_json::Value> {
+    w.read("audit.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_audit_log_names_the_actor_without_user_set() {
+    let w = Workdir::new();
+    make_plan(&w, "p.plan");
+    let apply = |out: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["repair", "apply", "p.plan", "--out", out];
+        args.extend_from_slice(&["--audit", "audit.jsonl"]);
+        args.extend_from_slice(extra);
+        let (code, stderr) = run_env(&w, &args, env);
+        assert_eq!(code, 0, "{stderr}");
+    };
+    // No $USER, as in a pod or a CronJob.
+    apply("dump:a", &[], &[]);
+    let a = &audit_lines(&w)[0];
+    assert_eq!(a["event"], "apply", "{a}");
+    let actor = a["actor"].as_str().unwrap_or_default();
+    assert!(!actor.is_empty() && !actor.starts_with('@'), "{a}");
+    assert_eq!(a["user"], a["actor"], "{a}");
+    // The journal's header records it too.
+    let journal = w.read("a/shop/.docsweep/journal");
+    let header: serde_json::Value =
+        serde_json::from_str(journal.lines().next().unwrap().split_once(' ').unwrap().1).unwrap();
+    assert_eq!(header["user"], a["actor"], "{header}");
+
+    apply(
+        "dump:b",
+        &["--actor", "alice"],
+        &[("DOCSWEEP_ACTOR", "bob")],
+    );
+    apply(
+        "dump:c",
+        &[],
+        &[("DOCSWEEP_ACTOR", "bob"), ("USER", "carol")],
+    );
+    apply("dump:d", &[], &[("USER", "carol")]);
+    apply("dump:e", &["--actor", "ci@deploy"], &[]);
+    let lines = audit_lines(&w);
+    let who: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l["actor"].as_str().unwrap_or_default())
+        .collect();
+    assert!(who[0].starts_with("alice@"), "{who:?}");
+    assert!(who[1].starts_with("bob@"), "{who:?}");
+    assert!(who[2].starts_with("carol@"), "{who:?}");
+    assert_eq!(who[3], "ci@deploy");
+
+    let (code, stderr) = run_env(
+        &w,
+        &[
+            "repair",
+            "undo",
+            "b/shop/.docsweep/journal",
+            "--out",
+            "dump:u",
+            "--audit",
+            "audit.jsonl",
+        ],
+        &[("DOCSWEEP_ACTOR", "dave")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let undo = audit_lines(&w).pop().unwrap();
+    assert_eq!(undo["event"], "undo", "{undo}");
+    assert!(
+        undo["actor"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("dave@"),
+        "{undo}"
+    );
+}
