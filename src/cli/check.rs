@@ -370,7 +370,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     if let (Some(cp), Some(path)) = (checkpoint, &s.checkpoint) {
         drop(cp);
         if status == Status::Failed {
-            eprintln!(
+            eoutln!(
                 "docsweep: the checkpoint {} keeps what was examined: run the same command again to continue",
                 path.display()
             );
@@ -621,7 +621,7 @@ fn open_checkpoint(
             .into());
         }
     }
-    eprintln!(
+    eoutln!(
         "docsweep: continuing from the checkpoint {}",
         path.display()
     );
@@ -641,16 +641,16 @@ fn finish_partition(
     let (Some(w), None) = (w, &report.error) else {
         // The writer's temporary file is removed on drop: no partial result exists.
         let e = report.error.as_deref().unwrap_or("unknown");
-        eprintln!("docsweep: error: source failed: {e}");
-        eprintln!("docsweep: partition {p}: no partial result written; run it again");
+        eoutln!("docsweep: error: source failed: {e}");
+        eoutln!("docsweep: partition {p}: no partial result written; run it again");
         return Ok(Status::Failed);
     };
     let path = w.finish()?;
     for warning in &report.warnings {
-        eprintln!("docsweep: warning: {warning}");
+        eoutln!("docsweep: warning: {warning}");
     }
-    println!("partition {p}: partial result in {}", path.display());
-    println!(
+    outln!("partition {p}: partial result in {}", path.display());
+    outln!(
         "next: docsweep merge DIR...   (the report directories of all {} partitions)",
         p.count
     );
@@ -699,18 +699,15 @@ fn write_outputs(
     let json_path = s.report_dir.join("report.json");
     report::write_json(&report, &json_path)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) =
-        report::write_summary(&mut out, &report, &s.report_dir.display().to_string(), rows)
-    {
-        // The reports are written; a closed stdout must not change the outcome.
-        eprintln!("docsweep: warning: cannot write the summary to stdout: {e}");
-    }
+    // The reports are written; a closed stdout must not change the outcome.
+    crate::stdio::with_stdout(|out| {
+        report::write_summary(out, &report, &s.report_dir.display().to_string(), rows)
+    });
     for w in &report.warnings {
-        eprintln!("docsweep: warning: {w}");
+        eoutln!("docsweep: warning: {w}");
     }
     if let Some(e) = &report.error {
-        eprintln!("docsweep: error: source failed: {e}");
+        eoutln!("docsweep: error: source failed: {e}");
     }
     Ok(report.status)
 }

@@ -302,7 +302,7 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
     })?;
     p.write(&a.out)?;
     let summary = p.summary();
-    println!(
+    outln!(
         "plan {}: {} on {collection} ({}): {} change(s) {}",
         a.out.display(),
         a.templates.join(" + "),
@@ -310,11 +310,11 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
         p.entries.len(),
         summary["actions"]
     );
-    println!(
+    outln!(
         "every after-image passes {collection} version {}",
         contract_ref.target
     );
-    println!(
+    outln!(
         "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
         a.out.display()
     );
@@ -375,24 +375,24 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     let out = out_dir(a.out.as_deref())?;
     let r = apply::apply_dump(&p, &a.plan, &out, a.max_changes).map_err(apply_err)?;
     if r.already_done {
-        println!(
+        outln!(
             "already applied: {} holds this plan's result (nothing done now; it applied {} change(s), {} conflict(s))",
             r.output.display(),
             r.applied,
             r.conflicts.len()
         );
     } else {
-        println!(
+        outln!(
             "applied {} change(s) into {}; {} conflict(s) left as they were",
             r.applied,
             r.output.display(),
             r.conflicts.len()
         );
         for c in r.conflicts.iter().take(20) {
-            println!("  conflict: _id {c} changed since the plan");
+            outln!("  conflict: _id {c} changed since the plan");
         }
-        println!("journal: {}", r.journal.display());
-        println!(
+        outln!("journal: {}", r.journal.display());
+        outln!(
             "undo:    docsweep repair undo {} --out dump:DIR",
             r.journal.display()
         );
@@ -455,7 +455,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
         p.collection()
     );
     if !a.yes {
-        println!(
+        outln!(
             "would apply {} to {target}: {}",
             a.plan.display(),
             counts_text(&live::action_counts(&p))
@@ -491,7 +491,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
         }
     })?;
     if r.finished_before {
-        println!(
+        outln!(
             "already applied: journal {} is finished (nothing done now; it applied {} change(s), {} already in place, {} conflict(s))",
             r.journal.display(),
             r.applied,
@@ -499,7 +499,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
             r.conflicts.len()
         );
     } else {
-        println!(
+        outln!(
             "{}applied {} change(s) to {}; {} already in place; {} conflict(s) left as they were",
             if r.resumed { "resumed: " } else { "" },
             r.applied,
@@ -508,10 +508,10 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
             r.conflicts.len()
         );
         for c in r.conflicts.iter().take(20) {
-            println!("  conflict: _id {c} changed since the plan");
+            outln!("  conflict: _id {c} changed since the plan");
         }
-        println!("journal: {}", r.journal.display());
-        println!(
+        outln!("journal: {}", r.journal.display());
+        outln!(
             "undo:    docsweep repair undo {} --yes",
             r.journal.display()
         );
@@ -545,7 +545,7 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     let rate = parse_rate(a.rate.as_deref())?;
     if !a.yes {
         let (target, counts) = live::journal_counts(&a.journal).map_err(apply_err)?;
-        println!(
+        outln!(
             "would undo {} on {target}: {}",
             a.journal.display(),
             counts_text(&counts)
@@ -556,7 +556,7 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
         .into());
     }
     let r = live::undo_live(&a.journal, a.uri.as_deref(), rate).map_err(apply_err)?;
-    println!(
+    outln!(
         "undone {} change(s) on {}; {} already undone; {} conflict(s) left as they were",
         r.applied,
         r.target,
@@ -564,7 +564,7 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
         r.conflicts.len()
     );
     for c in r.conflicts.iter().take(20) {
-        println!("  conflict: _id {c} changed since the apply");
+        outln!("  conflict: _id {c} changed since the apply");
     }
     audit(
         &a.audit,
@@ -590,7 +590,7 @@ fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     }
     let out = out_dir(a.out.as_deref())?;
     let r = apply::undo_dump(&a.journal, &out).map_err(apply_err)?;
-    println!(
+    outln!(
         "undone {} change(s) into {}; {} conflict(s) left as they were",
         r.applied,
         r.output.display(),

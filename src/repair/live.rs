@@ -670,7 +670,7 @@ fn apply_indexes(
             Ok(_) => tally.applied.push(id),
             // The data does not allow it (a unique index over duplicates): not done.
             Err(err) if is_duplicate_key(&err) => {
-                eprintln!(
+                eoutln!(
                     "docsweep: index {name} of {}: the server refused it: {err}",
                     t.collection
                 );

@@ -160,3 +160,104 @@ fn the_audit_log_names_the_actor_without_user_set() {
         "{undo}"
     );
 }
+
+/// Which of the child's streams is a pipe whose reading end is closed before it starts.
+#[derive(Debug, Clone, Copy)]
+enum Closed {
+    Stdout,
+    Stderr,
+    /// One closed pipe for both (`2>&1 | head -0`).
+    Both,
+}
+
+/// Runs `docsweep ARGS` with `closed` streams; the exit code and what the open stream got.
+fn run_closed(w: &Workdir, args: &[&str], closed: Closed) -> (i32, String) {
+    use std::process::Stdio;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"));
+    cmd.args(args)
+        .current_dir(w.path())
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null());
+    match closed {
+        Closed::Stdout => cmd.stdout(writer).stderr(Stdio::piped()),
+        Closed::Stderr => cmd.stdout(Stdio::piped()).stderr(writer),
+        Closed::Both => cmd.stdout(writer.try_clone().unwrap()).stderr(writer),
+    };
+    let o = cmd.output().unwrap();
+    let open = String::from_utf8_lossy(match closed {
+        Closed::Stdout => &o.stderr,
+        _ => &o.stdout,
+    })
+    .into_owned();
+    (o.status.code().unwrap_or(-1), open)
+}
+
+#[test]
+fn commands_stop_quietly_on_a_closed_stdout_or_stderr() {
+    let w = Workdir::new();
+    let (d, s) = (dump(), schemas());
+    let check = [
+        "check",
+        "--no-progress",
+        "--source",
+        &d,
+        "--schemas",
+        &s,
+        "--collection",
+        "customers",
+        "--report-dir",
+        "r",
+    ];
+    let plan = [
+        "repair",
+        "plan",
+        "--schemas",
+        &s,
+        "--template",
+        "revert-nested-reference",
+        "--template",
+        "units-from-cents",
+        "--collection",
+        "orders",
+        "--source",
+        &d,
+        "--out",
+        "p.plan",
+    ];
+    let list = ["templates", "list"];
+    // An error goes to stderr.
+    let unknown = [
+        "repair",
+        "plan",
+        "--template",
+        "no-such",
+        "--source",
+        &d,
+        "--out",
+        "x.plan",
+    ];
+    // (arguments, the exit code the command has with open streams)
+    let commands: [(&[&str], i32); 4] = [(&check, 1), (&plan, 1), (&list, 0), (&unknown, 2)];
+    for (args, code) in commands {
+        for closed in [Closed::Stdout, Closed::Stderr, Closed::Both] {
+            for i in 0..20 {
+                let (got, open) = run_closed(&w, args, closed);
+                assert!(
+                    !open.contains("panicked"),
+                    "{args:?} {closed:?} #{i}: {open}"
+                );
+                assert_eq!(
+                    got, code,
+                    "{args:?} with {closed:?} closed, run {i}: the outcome's exit code, never 101 (a panic): {open}"
+                );
+            }
+        }
+        // The work is done all the same.
+        if args[0] == "check" {
+            assert!(w.path().join("r/report.json").is_file());
+        }
+    }
+    assert!(w.path().join("p.plan").is_file());
+}
