@@ -1,6 +1,11 @@
 //! What docsweep asks of the operating system, in one place: who is running it (the
-//! `actor` of the audit log and the journal).
+//! `actor` of the audit log and the journal), and files written safely: owner-only where
+//! they hold document data, and atomically (a temporary name in the same directory,
+//! fsynced, renamed into place).
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The actor given with `--actor`, when it was.
@@ -92,6 +97,209 @@ fn uid_name() -> String {
     std::env::var("USERNAME").unwrap_or_else(|_| "unknown".into())
 }
 
+/// Who may read a file docsweep writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The owner only, whatever the umask: files 0600, folders 0700. For every file that
+    /// holds document data (values or `_id`s): plans, journals, snapshots, quarantine
+    /// files, reports.
+    Private,
+    /// As the umask says (files 0666 and folders 0777 less the umask): files without
+    /// document data (contracts, metrics).
+    Shared,
+}
+
+impl Access {
+    #[cfg(unix)]
+    fn file_mode(self) -> u32 {
+        match self {
+            Access::Private => 0o600,
+            Access::Shared => 0o666,
+        }
+    }
+}
+
+/// Options that create a file with `access`. The mode is given at creation, so a private
+/// file is never readable by others, not even for an instant.
+pub fn open_options(access: Access) -> OpenOptions {
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, access.file_mode());
+    #[cfg(not(unix))]
+    let _ = access;
+    o
+}
+
+/// Makes a private file 0600 exactly: the mode given at creation lost whatever bits the
+/// umask holds.
+fn restrict(file: &File, access: Access) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if access == Access::Private {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (file, access);
+    Ok(())
+}
+
+/// Creates a new file with `access`; fails if it exists.
+pub fn create_new(path: &Path, access: Access) -> std::io::Result<File> {
+    let f = open_options(access)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    restrict(&f, access)?;
+    Ok(f)
+}
+
+/// Creates (or truncates) a file with `access`. An existing file is replaced by a new one,
+/// so that it gets `access` too.
+pub fn create(path: &Path, access: Access) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    create_new(path, access)
+}
+
+/// Opens a file for appending, creating it with `access` when it does not exist.
+pub fn open_append(path: &Path, access: Access) -> std::io::Result<File> {
+    let f = open_options(access).create(true).append(true).open(path)?;
+    if f.metadata()?.len() == 0 {
+        restrict(&f, access)?;
+    }
+    Ok(f)
+}
+
+/// Creates a folder and its missing parents; a private folder that did not exist is made
+/// 0700 exactly. An existing folder is left as it is.
+pub fn create_dir_all(path: &Path, access: Access) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if access == Access::Private {
+            b.mode(0o700);
+        }
+        b.create(path)?;
+        if access == Access::Private {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = access;
+        b.create(path)?;
+    }
+    Ok(())
+}
+
+/// The folder of `path` (`.` for a bare file name).
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// The temporary name `path` is written under before [`AtomicFile::commit`] renames it:
+/// `.<name>.tmp-<pid>` in the same folder.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir_of(path).join(format!(".{name}{TEMP_MARK}{}", std::process::id()))
+}
+
+/// What separates a temporary name from the writer's process id.
+const TEMP_MARK: &str = ".tmp-";
+
+/// Renames a complete, synced `tmp` over `path` and syncs the folder, so the new entry
+/// survives a crash.
+pub fn rename_into_place(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(tmp, path)?;
+    if let Ok(d) = File::open(dir_of(path)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A file written under its temporary name ([`temp_path`]) and moved into place by
+/// [`commit`](AtomicFile::commit), so readers never see a half-written file. Dropped
+/// without a commit, the temporary file is removed.
+pub struct AtomicFile {
+    file: Option<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path, access: Access) -> std::io::Result<AtomicFile> {
+        let tmp = temp_path(path);
+        // A leftover of a process that had this pid before is replaced.
+        let file = create(&tmp, access)?;
+        Ok(AtomicFile {
+            file: Some(file),
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The path the file gets on commit.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn file(&mut self) -> std::io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the file is already committed"))
+    }
+
+    /// Syncs the file and renames it into place.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let file = self.file.take();
+        if let Some(f) = &file {
+            f.sync_all()?;
+        }
+        drop(file);
+        rename_into_place(&self.tmp, &self.path)?;
+        // Committed: nothing is left to remove.
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file()?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file()?.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically ([`AtomicFile`]) with `access`.
+pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> std::io::Result<()> {
+    let mut f = AtomicFile::create(path, access)?;
+    f.write_all(bytes)?;
+    f.commit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +332,52 @@ mod tests {
         let n = uid_name();
         assert!(!n.is_empty());
         assert!(!actor().is_empty());
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_and_folders_are_the_owners_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a").join("b");
+        create_dir_all(&p, Access::Private).unwrap();
+        assert_eq!(mode(&p), 0o700);
+        let f = p.join("plan");
+        std::fs::write(&f, "old").unwrap();
+        // Replacing a world-readable file gives a private one.
+        write_atomic(&f, b"new", Access::Private).unwrap();
+        assert_eq!(mode(&f), 0o600);
+        assert_eq!(std::fs::read(&f).unwrap(), b"new");
+        let j = p.join("journal");
+        create_new(&j, Access::Private).unwrap();
+        assert_eq!(mode(&j), 0o600);
+        assert!(create_new(&j, Access::Private).is_err());
+        let q = p.join("q.jsonl");
+        writeln!(open_append(&q, Access::Private).unwrap(), "{{}}").unwrap();
+        writeln!(open_append(&q, Access::Private).unwrap(), "{{}}").unwrap();
+        assert_eq!(mode(&q), 0o600);
+        assert_eq!(std::fs::read_to_string(&q).unwrap(), "{}\n{}\n");
+        // Nothing temporary is left.
+        let names: Vec<String> = std::fs::read_dir(&p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(TEMP_MARK)), "{names:?}");
+    }
+
+    #[test]
+    fn an_uncommitted_atomic_file_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        let mut f = AtomicFile::create(&p, Access::Shared).unwrap();
+        f.write_all(b"half").unwrap();
+        assert!(temp_path(&p).exists());
+        drop(f);
+        assert!(!temp_path(&p).exists() && !p.exists());
     }
 }

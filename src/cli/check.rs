@@ -284,7 +284,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
 pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let s = settings(args)?;
     let contracts = load_contracts(&s)?;
-    std::fs::create_dir_all(&s.report_dir)
+    crate::os::create_dir_all(&s.report_dir, crate::os::Access::Private)
         .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
     let header = header(
         &s,
@@ -405,7 +405,7 @@ pub fn merge(
             }
         }
     }
-    std::fs::create_dir_all(&s.report_dir)
+    crate::os::create_dir_all(&s.report_dir, crate::os::Access::Private)
         .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
     let started = std::time::Instant::now();
     let mut report = new_report(&s);

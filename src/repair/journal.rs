@@ -64,16 +64,15 @@ pub(super) fn chained_line(v: &Value, seed: u64) -> (String, u64) {
 }
 
 impl Journal {
-    /// Creates a new journal; fails if the file exists.
+    /// Creates a new journal, owner-only (it holds before- and after-images); fails if the
+    /// file exists.
     pub fn create(path: &Path) -> Result<Journal, JournalError> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|source| JournalError::Io {
+        let file = crate::os::create_new(path, crate::os::Access::Private).map_err(|source| {
+            JournalError::Io {
                 path: path.to_path_buf(),
                 source,
-            })?;
+            }
+        })?;
         // The directory entry must survive a crash too.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {

@@ -714,11 +714,7 @@ impl FileQuarantine {
         if have.contains(&id) {
             return Ok(());
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
+        let mut f = crate::os::open_append(path, crate::os::Access::Private).map_err(io)?;
         writeln!(f, "{doc}").map_err(io)?;
         f.sync_data().map_err(io)?;
         have.insert(id);

@@ -141,9 +141,12 @@ impl Plan {
             text.push_str(&line);
             seed = sum;
         }
-        crate::report::write_atomic(path, text.as_bytes()).map_err(|e| PlanError::File {
-            path: path.display().to_string(),
-            message: format!("cannot write: {e}"),
+        // Owner-only: it holds after-images.
+        crate::os::write_atomic(path, text.as_bytes(), crate::os::Access::Private).map_err(|e| {
+            PlanError::File {
+                path: path.display().to_string(),
+                message: format!("cannot write: {e}"),
+            }
         })
     }
 

@@ -261,3 +261,109 @@ fn commands_stop_quietly_on_a_closed_stdout_or_stderr() {
     }
     assert!(w.path().join("p.plan").is_file());
 }
+
+#[cfg(unix)]
+/// Runs `docsweep ARGS` in `w` under `umask`.
+fn run_umask(w: &Workdir, umask: &str, args: &[&str]) -> (i32, String) {
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_docsweep"))
+        .args(args)
+        .current_dir(w.path())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (o.status.code().unwrap_or(-1), stderr)
+}
+
+#[cfg(unix)]
+fn mode(w: &Workdir, rel: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(w.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    m.permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn files_with_document_data_are_the_owners_only_whatever_the_umask() {
+    let b = format!("dump:{}", example().join("data/baseline").display());
+    for umask in ["022", "000"] {
+        let w = Workdir::new();
+        let (d, s) = (dump(), schemas());
+        let (code, err) = run_umask(
+            &w,
+            umask,
+            &[
+                "repair",
+                "plan",
+                "--schemas",
+                &s,
+                "--template",
+                "revert-nested-reference",
+                "--template",
+                "units-from-cents",
+                "--collection",
+                "orders",
+                "--source",
+                &d,
+                "--out",
+                "p.plan",
+            ],
+        );
+        assert_eq!(code, 1, "{err}");
+        let (code, err) = run_umask(
+            &w,
+            umask,
+            &[
+                "repair",
+                "apply",
+                "p.plan",
+                "--out",
+                "dump:fixed",
+                "--audit",
+                "a.jsonl",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        let (code, err) = run_umask(
+            &w,
+            umask,
+            &["snapshot", "--source", &b, "--out", "full.snap", "--full"],
+        );
+        assert_eq!(code, 0, "{err}");
+        let (code, err) = run_umask(
+            &w,
+            umask,
+            &[
+                "check",
+                "--no-progress",
+                "--source",
+                &d,
+                "--schemas",
+                &s,
+                "--report-dir",
+                "reports/nightly",
+                "--show-values",
+                "--metrics",
+                "docsweep.prom",
+            ],
+        );
+        assert_eq!(code, 1, "{err}");
+        for (file, want) in [
+            ("p.plan", 0o600),
+            ("fixed/shop/.docsweep/journal", 0o600),
+            ("full.snap", 0o600),
+            ("reports/nightly", 0o700),
+            ("reports/nightly/report.json", 0o600),
+            ("reports/nightly/violations.csv", 0o600),
+        ] {
+            assert_eq!(mode(&w, file), want, "umask {umask}: {file}");
+        }
+        // Counts only: as the umask says, for a node-exporter running as another user.
+        let shared = if umask == "022" { 0o644 } else { 0o666 };
+        assert_eq!(mode(&w, "docsweep.prom"), shared, "umask {umask}");
+    }
+}
