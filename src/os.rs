@@ -219,6 +219,122 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// What separates a temporary name from the writer's process id.
 const TEMP_MARK: &str = ".tmp-";
 
+/// The process id in a temporary name of [`temp_path`]'s pattern (`.<name>.tmp-<pid>`).
+fn temp_pid(file_name: &str) -> Option<u32> {
+    let (name, pid) = file_name.strip_prefix('.')?.rsplit_once(TEMP_MARK)?;
+    if name.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether a process with this id exists (one of another user counts).
+#[cfg(unix)]
+fn pid_alive(pid: u32) -> bool {
+    // 0 and ids beyond i32 would name process groups, not a process.
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn pid_alive(_pid: u32) -> bool {
+    // Unknown: never taken for dead.
+    true
+}
+
+/// Removes the temporary files of `path` ([`temp_path`]) that a process no longer running
+/// left behind (killed before it could remove them).
+fn remove_dead_temps_of(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir_of(path)) else {
+        return;
+    };
+    let prefix = format!(".{name}{TEMP_MARK}");
+    for e in entries.flatten() {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        if !file_name.starts_with(&prefix) {
+            continue;
+        }
+        let Some(pid) = temp_pid(&file_name) else {
+            continue;
+        };
+        if pid != std::process::id() && !pid_alive(pid) && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// An exclusive hold on a folder that one docsweep run at a time writes into (a report
+/// directory): a lock on `<dir>/.docsweep.lock`, released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Why a folder could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "{dir}: another docsweep run is writing here (it holds {lock}); try again when it is done"
+    )]
+    Busy { dir: PathBuf, lock: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DirLock {
+    /// Locks `dir` (without waiting: a second run is refused) and, holding the lock, removes
+    /// every temporary file of [`temp_path`]'s pattern in it: no other run can be writing
+    /// them, so they are leftovers of a run that was killed. (Process ids do not tell: in
+    /// a container every run may have the same one.) Returns the lock and what was removed.
+    pub fn acquire(dir: &Path) -> Result<(DirLock, Vec<PathBuf>), LockError> {
+        let lock = dir.join(".docsweep.lock");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LockError::Io { path, source }
+        };
+        let file = open_options(Access::Private)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock)
+            .map_err(io(&lock))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LockError::Busy {
+                    dir: dir.to_path_buf(),
+                    lock,
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock)(e)),
+        }
+        let mut removed = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if temp_pid(&name).is_some() && e.file_type().is_ok_and(|t| t.is_file()) {
+                std::fs::remove_file(e.path()).map_err(io(&e.path()))?;
+                removed.push(e.path());
+            }
+        }
+        Ok((DirLock { _file: file }, removed))
+    }
+}
+
 /// Renames a complete, synced `tmp` over `path` and syncs the folder, so the new entry
 /// survives a crash.
 pub fn rename_into_place(tmp: &Path, path: &Path) -> std::io::Result<()> {
@@ -240,6 +356,7 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(path: &Path, access: Access) -> std::io::Result<AtomicFile> {
+        remove_dead_temps_of(path);
         let tmp = temp_path(path);
         // A leftover of a process that had this pid before is replaced.
         let file = create(&tmp, access)?;
@@ -368,6 +485,67 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.contains(TEMP_MARK)), "{names:?}");
+    }
+
+    #[test]
+    fn temporary_names_and_their_process_ids() {
+        assert_eq!(temp_pid(".violations.csv.tmp-4242"), Some(4242));
+        assert_eq!(temp_pid(".report.json.tmp-1"), Some(1));
+        for not in [
+            "violations.csv.tmp-1",
+            "..tmp-1",
+            ".x.tmp-",
+            ".x.tmp-12a",
+            ".x.tmp--1",
+            ".x.tmp",
+        ] {
+            assert_eq!(temp_pid(not), None, "{not}");
+        }
+        let p = Path::new("dir/report.json");
+        let tmp = temp_path(p);
+        let name = tmp.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_pid(name), Some(std::process::id()));
+        assert!(pid_alive(std::process::id()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dead_writers_temporary_file_goes_with_the_next_write_of_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.plan");
+        // A process id that no process has: beyond pid_max.
+        let dead = dir.path().join(".p.plan.tmp-2147483000");
+        let alive = dir.path().join(".p.plan.tmp-1");
+        let other = dir.path().join(".q.plan.tmp-2147483000");
+        for f in [&dead, &alive, &other] {
+            std::fs::write(f, "x").unwrap();
+        }
+        write_atomic(&p, b"plan", Access::Private).unwrap();
+        assert!(!dead.exists());
+        assert!(alive.exists(), "pid 1 runs: maybe it is writing");
+        assert!(other.exists(), "another file's");
+    }
+
+    #[test]
+    fn a_locked_folder_is_refused_and_its_leftovers_removed_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in [
+            ".violations.csv.tmp-1",
+            ".report.json.tmp-99999",
+            "keep.csv",
+            ".keep",
+        ] {
+            std::fs::write(d.join(f), "x").unwrap();
+        }
+        let (lock, removed) = DirLock::acquire(d).unwrap();
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(d.join("keep.csv").exists() && d.join(".keep").exists());
+        assert!(!d.join(".violations.csv.tmp-1").exists());
+        let busy = DirLock::acquire(d).unwrap_err();
+        assert!(matches!(busy, LockError::Busy { .. }), "{busy}");
+        drop(lock);
+        DirLock::acquire(d).unwrap();
     }
 
     #[test]

@@ -284,8 +284,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
 pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let s = settings(args)?;
     let contracts = load_contracts(&s)?;
-    crate::os::create_dir_all(&s.report_dir, crate::os::Access::Private)
-        .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
+    let _lock = report_dir(&s.report_dir)?;
     let header = header(
         &s,
         if s.partition.is_some() {
@@ -382,6 +381,22 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     Ok(status)
 }
 
+/// Creates the report directory (owner-only) and locks it for this run: a second run into
+/// the same directory is refused (exit 2) rather than mixing its files with this one's.
+/// Temporary files that a killed run left there are removed.
+fn report_dir(dir: &std::path::Path) -> anyhow::Result<crate::os::DirLock> {
+    crate::os::create_dir_all(dir, crate::os::Access::Private)
+        .with_context(|| format!("cannot create report directory {}", dir.display()))?;
+    let (lock, _removed) = crate::os::DirLock::acquire(dir).map_err(|e| match e {
+        crate::os::LockError::Busy { .. } => anyhow::Error::new(ConfigError::Usage(e.to_string())),
+        other => anyhow::Error::new(other).context(format!(
+            "cannot lock the report directory {}",
+            dir.display()
+        )),
+    })?;
+    Ok(lock)
+}
+
 /// `docsweep merge`: folds the partitions' records (in partition order) into one report.
 pub fn merge(
     args: CheckArgs,
@@ -405,8 +420,7 @@ pub fn merge(
             }
         }
     }
-    crate::os::create_dir_all(&s.report_dir, crate::os::Access::Private)
-        .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
+    let _lock = report_dir(&s.report_dir)?;
     let started = std::time::Instant::now();
     let mut report = new_report(&s);
     if let Some(at) = started_at {

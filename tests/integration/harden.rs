@@ -367,3 +367,59 @@ fn files_with_document_data_are_the_owners_only_whatever_the_umask() {
         assert_eq!(mode(&w, "docsweep.prom"), shared, "umask {umask}");
     }
 }
+
+#[test]
+fn leftovers_of_a_killed_check_are_removed_by_the_next_run_and_runs_do_not_share_a_dir() {
+    let w = Workdir::new();
+    let (d, s) = (dump(), schemas());
+    let check = [
+        "check",
+        "--no-progress",
+        "--source",
+        &d,
+        "--schemas",
+        &s,
+        "--collection",
+        "customers",
+        "--report-dir",
+        "r",
+    ];
+    assert_eq!(w.docsweep(&check).code, 1);
+    // What a kill -9 during a check leaves (pid 1 runs: process ids do not tell).
+    let leftovers = [
+        ".violations.csv.tmp-999999",
+        ".report.json.tmp-1",
+        ".partial.dsw.tmp-4242",
+    ];
+    for f in leftovers {
+        std::fs::write(w.path().join("r").join(f), "half").unwrap();
+    }
+    std::fs::write(w.path().join("r/notes.tmp-1"), "mine").unwrap();
+    assert_eq!(w.docsweep(&check).code, 1);
+    for f in leftovers {
+        assert!(!w.path().join("r").join(f).exists(), "{f} is left");
+    }
+    assert!(w.path().join("r/notes.tmp-1").exists(), "not docsweep's");
+    assert!(w.path().join("r/report.json").is_file());
+
+    // While a run holds the directory, another one is refused and changes nothing there.
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(w.path().join("r/.docsweep.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let before = w.read("r/report.json");
+    std::fs::write(w.path().join("r/.report.json.tmp-777"), "theirs").unwrap();
+    let run = w.docsweep(&check);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("another docsweep run") && run.stderr.contains(".docsweep.lock"),
+        "{}",
+        run.stderr
+    );
+    assert!(w.path().join("r/.report.json.tmp-777").exists());
+    assert_eq!(w.read("r/report.json"), before);
+    drop(lock);
+    assert_eq!(w.docsweep(&check).code, 1);
+    assert!(!w.path().join("r/.report.json.tmp-777").exists());
+}
