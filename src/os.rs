@@ -199,6 +199,49 @@ pub fn create_dir_all(path: &Path, access: Access) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `path` made absolute with symbolic links and `..` resolved, also when it does not exist
+/// (yet): its nearest existing ancestor is resolved by the system and the missing rest
+/// appended (a `..` there undoing the name before it, as creating the folders would).
+pub fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    use std::path::Component;
+    let mut current = std::path::absolute(path)?;
+    // Each round resolves more of the path once the rest is known; a few are plenty.
+    for _ in 0..8 {
+        let mut existing = current.as_path();
+        let mut rest = Vec::new();
+        let base = loop {
+            match existing.canonicalize() {
+                Ok(c) => break c,
+                Err(_) => {
+                    let Some(last) = existing.components().next_back() else {
+                        return Err(std::io::Error::other("no existing ancestor"));
+                    };
+                    rest.push(last);
+                    existing = match existing.parent() {
+                        Some(p) => p,
+                        None => return Err(std::io::Error::other("no existing ancestor")),
+                    };
+                }
+            }
+        };
+        let mut next = base;
+        for c in rest.iter().rev() {
+            match c {
+                Component::ParentDir => {
+                    next.pop();
+                }
+                Component::Normal(n) => next.push(n),
+                _ => {}
+            }
+        }
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    Ok(current)
+}
+
 /// The folder of `path` (`.` for a bare file name).
 fn dir_of(path: &Path) -> &Path {
     path.parent()
@@ -546,6 +589,25 @@ mod tests {
         assert!(matches!(busy, LockError::Busy { .. }), "{busy}");
         drop(lock);
         DirLock::acquire(d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_resolve_through_links_and_missing_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(d.join("dump/shop")).unwrap();
+        std::os::unix::fs::symlink(d.join("dump"), d.join("link")).unwrap();
+        assert_eq!(resolve(&d.join("link/shop")).unwrap(), d.join("dump/shop"));
+        assert_eq!(
+            resolve(&d.join("link/shop/new/sub")).unwrap(),
+            d.join("dump/shop/new/sub")
+        );
+        assert_eq!(
+            resolve(&d.join("new/../link/shop/x")).unwrap(),
+            d.join("dump/shop/x")
+        );
+        assert_eq!(resolve(&d.join("dump/shop/..")).unwrap(), d.join("dump"));
     }
 
     #[test]

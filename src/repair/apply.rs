@@ -389,11 +389,8 @@ pub fn apply_dump(
             final_dir.display()
         )));
     }
-    if in_dir.canonicalize().ok() == out_root.canonicalize().ok().map(|p| p.join(&db_name)) {
-        return Err(ApplyError::Usage(
-            "--out must differ from the plan's source: a dump is never modified in place".into(),
-        ));
-    }
+    // A dump is never modified in place: the output is neither inside the source nor around it.
+    refuse_overlap(&dump_root(source, &in_dir), out_root)?;
     let changes = plan.entries.iter().filter(|e| !e.id.is_null()).count() as u64;
     if let Some(max) = max_changes {
         if changes > max {
@@ -885,4 +882,36 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     sync_tree(&partial)?;
     std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
     Ok(result)
+}
+
+/// The folder a `dump:` source names (its root, or the one database folder given), else
+/// `in_dir`, the database folder read.
+fn dump_root(source: &str, in_dir: &Path) -> PathBuf {
+    match crate::source::SourceSpec::parse(source) {
+        Ok(crate::source::SourceSpec::Dump(p)) if p.is_dir() => p,
+        _ => in_dir.to_path_buf(),
+    }
+}
+
+/// Refuses an output folder inside the input dump, or one that contains it (the same
+/// folder included): paths compared resolved, symbolic links and `..` included, the
+/// output's missing part from its nearest existing ancestor.
+fn refuse_overlap(input: &Path, output: &Path) -> Result<(), ApplyError> {
+    let resolved = |p: &Path| crate::os::resolve(p).map_err(|e| io(p, e));
+    let (inp, out) = (resolved(input)?, resolved(output)?);
+    if out.starts_with(&inp) {
+        return Err(ApplyError::Usage(format!(
+            "--out {}: inside the plan's source {}; a dump is never modified in place: choose a folder outside it",
+            output.display(),
+            input.display()
+        )));
+    }
+    if inp.starts_with(&out) {
+        return Err(ApplyError::Usage(format!(
+            "--out {}: contains the plan's source {}; choose a folder outside it",
+            output.display(),
+            input.display()
+        )));
+    }
+    Ok(())
 }

@@ -423,3 +423,86 @@ fn leftovers_of_a_killed_check_are_removed_by_the_next_run_and_runs_do_not_share
     assert_eq!(w.docsweep(&check).code, 1);
     assert!(!w.path().join("r/.report.json.tmp-777").exists());
 }
+
+#[cfg(unix)]
+/// Every file under `dir`, by relative path, with its bytes.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(unix)]
+#[test]
+fn apply_refuses_an_output_inside_its_source_or_around_it() {
+    let w = Workdir::new();
+    crate::util::copy_dir(&example().join("data/dump"), &w.path().join("data/src"));
+    std::os::unix::fs::symlink(w.path().join("data/src"), w.path().join("alias")).unwrap();
+    let s = schemas();
+    let run = w.docsweep(&[
+        "repair",
+        "plan",
+        "--schemas",
+        &s,
+        "--template",
+        "revert-nested-reference",
+        "--template",
+        "units-from-cents",
+        "--collection",
+        "orders",
+        "--source",
+        "dump:data/src",
+        "--out",
+        "p.plan",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let before = tree(&w.path().join("data"));
+    for (out, why) in [
+        ("dump:data/src/shop", "inside"),
+        ("dump:data/src/fixed", "inside"),
+        ("dump:alias/shop/new/../fixed", "inside"),
+        ("dump:data/../data/src/shop/x", "inside"),
+        ("dump:data", "contains"),
+        ("dump:.", "contains"),
+    ] {
+        let run = w.docsweep(&[
+            "repair", "apply", "p.plan", "--out", out, "--audit", "a.jsonl",
+        ]);
+        assert_eq!(run.code, 2, "{out}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(why) && run.stderr.contains(&out["dump:".len()..]),
+            "{out}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            tree(&w.path().join("data")),
+            before,
+            "{out} changed the source"
+        );
+        assert!(!w.path().join("shop").exists(), "{out}");
+    }
+    // Beside it is fine.
+    let run = w.docsweep(&[
+        "repair",
+        "apply",
+        "p.plan",
+        "--out",
+        "dump:fixed",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(tree(&w.path().join("data")), before);
+}
