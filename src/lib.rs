@@ -2,9 +2,17 @@
 //!
 //! Data flows one way: [`source`] → [`scan`] (parallel) → findings → [`report`].
 
+// Messages go through `outln!` and `eoutln!` (see `stdio`): `println!` panics on a closed
+// pipe.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
+#[macro_use]
+pub mod stdio;
+
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod os;
 pub mod reconcile;
 pub mod repair;
 pub mod report;

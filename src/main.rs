@@ -1,6 +1,9 @@
 //! The `docsweep` binary: runs the command and maps its outcome to the exit code.
 //! This is the one place exit codes are decided.
 
+// Messages go through `eoutln!` (see `docsweep::stdio`): `eprintln!` panics on a closed pipe.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+
 use std::process::ExitCode;
 
 // Decoding builds and frees millions of small values across threads; the system
@@ -10,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use docsweep::cli::{self, Outcome, UsageError};
 use docsweep::report::Status;
+use docsweep::{eout, eoutln};
 
 /// 0 clean, 1 findings, 2 usage/configuration/contract error, 3 the source failed.
 fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
@@ -55,8 +59,8 @@ fn main() -> ExitCode {
     if let Err(e) = &result {
         match e.downcast_ref::<UsageError>() {
             Some(u) if u.0.is_empty() => {}
-            Some(u) => eprint!("{}", u.0),
-            None => eprintln!("docsweep: error: {e:#}"),
+            Some(u) => eout!("{}", u.0),
+            None => eoutln!("docsweep: error: {e:#}"),
         }
     }
     ExitCode::from(exit_code(&result))

@@ -312,8 +312,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
 pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let s = settings(args)?;
     let contracts = load_contracts(&s)?;
-    std::fs::create_dir_all(&s.report_dir)
-        .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
+    let _lock = report_dir(&s.report_dir)?;
     let header = header(
         &s,
         if s.partition.is_some() {
@@ -398,7 +397,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     if let (Some(cp), Some(path)) = (checkpoint, &s.checkpoint) {
         drop(cp);
         if status == Status::Failed {
-            eprintln!(
+            eoutln!(
                 "docsweep: the checkpoint {} keeps what was examined: run the same command again to continue",
                 path.display()
             );
@@ -408,6 +407,22 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         }
     }
     Ok(status)
+}
+
+/// Creates the report directory (owner-only) and locks it for this run: a second run into
+/// the same directory is refused (exit 2) rather than mixing its files with this one's.
+/// Temporary files that a killed run left there are removed.
+fn report_dir(dir: &std::path::Path) -> anyhow::Result<crate::os::DirLock> {
+    crate::os::create_dir_all(dir, crate::os::Access::Private)
+        .with_context(|| format!("cannot create report directory {}", dir.display()))?;
+    let (lock, _removed) = crate::os::DirLock::acquire(dir).map_err(|e| match e {
+        crate::os::LockError::Busy { .. } => anyhow::Error::new(ConfigError::Usage(e.to_string())),
+        other => anyhow::Error::new(other).context(format!(
+            "cannot lock the report directory {}",
+            dir.display()
+        )),
+    })?;
+    Ok(lock)
 }
 
 /// `docsweep merge`: folds the partitions' records (in partition order) into one report.
@@ -433,8 +448,7 @@ pub fn merge(
             }
         }
     }
-    std::fs::create_dir_all(&s.report_dir)
-        .with_context(|| format!("cannot create report directory {}", s.report_dir.display()))?;
+    let _lock = report_dir(&s.report_dir)?;
     let started = std::time::Instant::now();
     let mut report = new_report(&s);
     if let Some(at) = started_at {
@@ -649,7 +663,7 @@ fn open_checkpoint(
             .into());
         }
     }
-    eprintln!(
+    eoutln!(
         "docsweep: continuing from the checkpoint {}",
         path.display()
     );
@@ -669,16 +683,16 @@ fn finish_partition(
     let (Some(w), None) = (w, &report.error) else {
         // The writer's temporary file is removed on drop: no partial result exists.
         let e = report.error.as_deref().unwrap_or("unknown");
-        eprintln!("docsweep: error: source failed: {e}");
-        eprintln!("docsweep: partition {p}: no partial result written; run it again");
+        eoutln!("docsweep: error: source failed: {e}");
+        eoutln!("docsweep: partition {p}: no partial result written; run it again");
         return Ok(Status::Failed);
     };
     let path = w.finish()?;
     for warning in &report.warnings {
-        eprintln!("docsweep: warning: {warning}");
+        eoutln!("docsweep: warning: {warning}");
     }
-    println!("partition {p}: partial result in {}", path.display());
-    println!(
+    outln!("partition {p}: partial result in {}", path.display());
+    outln!(
         "next: docsweep merge DIR...   (the report directories of all {} partitions)",
         p.count
     );
@@ -735,18 +749,15 @@ fn write_outputs(
     let json_path = s.report_dir.join("report.json");
     report::write_json(&report, &json_path)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) =
-        report::write_summary(&mut out, &report, &s.report_dir.display().to_string(), rows)
-    {
-        // The reports are written; a closed stdout must not change the outcome.
-        eprintln!("docsweep: warning: cannot write the summary to stdout: {e}");
-    }
+    // The reports are written; a closed stdout must not change the outcome.
+    crate::stdio::with_stdout(|out| {
+        report::write_summary(out, &report, &s.report_dir.display().to_string(), rows)
+    });
     for w in &report.warnings {
-        eprintln!("docsweep: warning: {w}");
+        eoutln!("docsweep: warning: {w}");
     }
     if let Some(e) = &report.error {
-        eprintln!("docsweep: error: source failed: {e}");
+        eoutln!("docsweep: error: source failed: {e}");
     }
     Ok(report.status)
 }

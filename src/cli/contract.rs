@@ -107,9 +107,9 @@ fn pull_cmd(args: PullArgs) -> anyhow::Result<Status> {
     );
     let written = pull::write(&prepared, &translation.schema, &indexes, Some(&comment))?;
     for n in &translation.notes {
-        eprintln!("docsweep: note: {}: {n}", cs.name);
+        eoutln!("docsweep: note: {}: {n}", cs.name);
     }
-    println!(
+    outln!(
         "wrote version {} of {}: {} and {} ({} index(es) besides _id_)",
         written.version,
         cs.name,
@@ -118,13 +118,13 @@ fn pull_cmd(args: PullArgs) -> anyhow::Result<Status> {
         written.indexes
     );
     if written.created {
-        println!(
+        outln!(
             "  created {} with target = {}",
             written.contract_path.display(),
             written.target
         );
     } else if written.target != written.version {
-        println!(
+        outln!(
             "  the target is still version {}; set `target = {}` in {} (or pass --target {}={}) \
              to check against the pulled version",
             written.target,

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::{parse_target, Config, ConfigError};
 use crate::contract::ContractSet;
+use crate::os::actor;
 use crate::repair::plan::{self, Plan};
 use crate::repair::template::Library;
 use crate::repair::{apply, live};
@@ -118,6 +119,10 @@ pub struct ApplyArgs {
     /// The audit log (JSON lines) to append to
     #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
     pub audit: PathBuf,
+    /// Who runs this, for the audit log and the journal [default: $DOCSWEEP_ACTOR, else
+    /// $USER, else the uid's name; then @host]
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
 }
 
 /// Undo an applied plan from its journal (compare-and-set against the after-images).
@@ -147,6 +152,10 @@ pub struct UndoArgs {
     /// The audit log (JSON lines) to append to
     #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
     pub audit: PathBuf,
+    /// Who runs this, for the audit log and the journal [default: $DOCSWEEP_ACTOR, else
+    /// $USER, else the uid's name; then @host]
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
 }
 
 /// `--guard`: the weaker guard a live write may use.
@@ -308,7 +317,7 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
     })?;
     p.write(&a.out)?;
     let summary = p.summary();
-    println!(
+    outln!(
         "plan {}: {} on {collection} ({}): {} change(s) {}",
         a.out.display(),
         a.templates.join(" + "),
@@ -316,14 +325,14 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
         p.entries.len(),
         summary["actions"]
     );
-    println!(
+    outln!(
         "every after-image passes {collection} version {}",
         contract_ref.target
     );
     if let Some(n) = p.header["kept_as_baseline"].as_u64() {
-        println!("kept {n} document(s) that equal their baseline image (never removed)");
+        outln!("kept {n} document(s) that equal their baseline image (never removed)");
     }
-    println!(
+    outln!(
         "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
         a.out.display()
     );
@@ -366,6 +375,9 @@ fn apply_err(e: apply::ApplyError) -> anyhow::Error {
 }
 
 fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
+    if let Some(name) = &a.actor {
+        crate::os::set_actor(name);
+    }
     let p = Plan::read(&a.plan)?;
     let source = p.header["source"].as_str().unwrap_or_default().to_string();
     if live::is_live(&source) {
@@ -388,15 +400,15 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
         p.entries.len()
     );
     if r.already_done {
-        println!(
+        outln!(
             "already applied: {} holds this plan's result (nothing done now; that run: {counts})",
             r.output.display(),
         );
     } else {
-        println!("{counts}; output {}", r.output.display());
+        outln!("{counts}; output {}", r.output.display());
         print_conflicts(&r.conflicts);
-        println!("journal: {}", r.journal.display());
-        println!(
+        outln!("journal: {}", r.journal.display());
+        outln!(
             "undo:    docsweep repair undo {} --out dump:DIR",
             r.journal.display()
         );
@@ -406,7 +418,7 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     audit(
         &a.audit,
         serde_json::json!({
-            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
             "params": p.header["params"], "collection": p.collection(), "source": source,
             "output": r.output.display().to_string(), "journal": r.journal.display().to_string(),
@@ -461,7 +473,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
         p.collection()
     );
     if !a.yes {
-        println!(
+        outln!(
             "would apply {} to {target}: {}",
             a.plan.display(),
             counts_text(&live::action_counts(&p))
@@ -498,7 +510,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
         }
     })?;
     if r.finished_before {
-        println!(
+        outln!(
             "already applied: journal {} is finished (nothing done now; of {} planned entries it applied {}, {} were already in place, {} conflict(s))",
             r.journal.display(),
             r.entries,
@@ -507,7 +519,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
             r.conflicts.len()
         );
     } else {
-        println!(
+        outln!(
             "{}applied {} change(s) to {}; {} already in place; {} conflict(s) left as they were ({} planned entries)",
             if r.resumed { "resumed: " } else { "" },
             r.applied,
@@ -518,8 +530,8 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
         );
         print_guard(&r);
         print_conflicts(&r.conflicts);
-        println!("journal: {}", r.journal.display());
-        println!(
+        outln!("journal: {}", r.journal.display());
+        outln!(
             "undo:    docsweep repair undo {} --yes",
             r.journal.display()
         );
@@ -527,7 +539,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
     audit(
         &a.audit,
         serde_json::json!({
-            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
             "params": p.header["params"], "collection": p.collection(), "source": source,
             "target": r.target, "journal": r.journal.display().to_string(),
@@ -548,17 +560,17 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
 fn print_conflicts(conflicts: &[live::Conflict]) {
     const SHOWN: usize = 20;
     for c in conflicts.iter().take(SHOWN) {
-        println!("  conflict: {c}");
+        outln!("  conflict: {c}");
     }
     if conflicts.len() > SHOWN {
-        println!("  … and {} more", conflicts.len() - SHOWN);
+        outln!("  … and {} more", conflicts.len() - SHOWN);
     }
 }
 
 /// How the live writes were guarded, when it was not the whole document.
 fn print_guard(r: &live::LiveOutcome) {
     if r.guard == Some(live::Guard::TopLevel) {
-        println!(
+        outln!(
             "guard: {} (--guard top-level; the server has no whole-document guard)",
             live::Guard::TopLevel.as_str()
         );
@@ -576,7 +588,7 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     let rate = parse_rate(a.rate.as_deref())?;
     if !a.yes {
         let (target, counts) = live::journal_counts(&a.journal).map_err(apply_err)?;
-        println!(
+        outln!(
             "would undo {} on {target}: {}",
             a.journal.display(),
             counts_text(&counts)
@@ -593,7 +605,7 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
         a.guard == Some(GuardArg::TopLevel),
     )
     .map_err(apply_err)?;
-    println!(
+    outln!(
         "undone {} change(s) on {}; {} already undone; {} conflict(s) left as they were ({} journaled changes)",
         r.applied,
         r.target,
@@ -606,7 +618,7 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     audit(
         &a.audit,
         serde_json::json!({
-            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "event": "undo", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "undo", "journal": a.journal.display().to_string(), "target": r.target,
             "entries": r.entries, "undone": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "guard": r.guard.map(live::Guard::as_str),
@@ -620,12 +632,15 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
 }
 
 fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
+    if let Some(name) = &a.actor {
+        crate::os::set_actor(name);
+    }
     if live::journal_is_live(&a.journal).map_err(apply_err)? {
         return undo_live_cmd(a);
     }
     let out = out_dir(a.out.as_deref())?;
     let r = apply::undo_dump(&a.journal, &out).map_err(apply_err)?;
-    println!(
+    outln!(
         "{} undone, {} already undone, {} conflict(s); output {}",
         r.applied,
         r.already,
@@ -636,7 +651,7 @@ fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     audit(
         &a.audit,
         serde_json::json!({
-            "at": report::now_rfc3339(), "user": std::env::var("USER").unwrap_or_default(),
+            "event": "undo", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "undo", "journal": a.journal.display().to_string(),
             "output": r.output.display().to_string(), "undone": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "conflict_ids": apply::conflicts_json(&r.conflicts),

@@ -96,13 +96,13 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
     }
     let bytes = snapshot::write(&args.out, &header, &data)?;
     let docs: u64 = header.collections.iter().map(|c| c.documents).sum();
-    println!(
+    outln!(
         "snapshot {}: {} collection(s), {docs} documents with an _id, {bytes} bytes",
         args.out.display(),
         header.collections.len()
     );
     for c in &header.collections {
-        println!("  {:<24} {}", c.name, c.documents);
+        outln!("  {:<24} {}", c.name, c.documents);
     }
     Ok(Status::Clean)
 }

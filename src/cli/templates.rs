@@ -55,7 +55,7 @@ pub fn run(args: TemplatesArgs) -> anyhow::Result<Status> {
     match args.command {
         TemplatesCommand::List(a) => {
             let lib = Library::load(&a.dirs)?;
-            print!("{}", render_list(&lib));
+            out!("{}", render_list(&lib));
         }
         TemplatesCommand::Show(a) => {
             let lib = Library::load(&a.dirs)?;
@@ -67,7 +67,7 @@ pub fn run(args: TemplatesArgs) -> anyhow::Result<Status> {
                     names.join(", ")
                 )
             })?;
-            print!("{}", render_show(t));
+            out!("{}", render_show(t));
         }
     }
     Ok(Status::Clean)

@@ -33,6 +33,7 @@ use serde_json::Value;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use super::Entry;
+use crate::os::{Access, AtomicFile};
 use crate::scan::IdArena;
 
 const MAGIC: &[u8; 8] = b"DSWSNAP\x01";
@@ -78,7 +79,8 @@ pub struct CollectionData {
     pub documents: Option<Vec<u8>>,
 }
 
-/// Writes a snapshot atomically.
+/// Writes a snapshot atomically and owner-only: it names every document by `_id`, and a
+/// `--full` one holds the documents.
 pub fn write(
     path: &Path,
     header: &Header,
@@ -88,21 +90,12 @@ pub fn write(
         path: path.to_path_buf(),
         message: m,
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| -> std::io::Result<u64> {
-        let file = std::fs::File::create(&tmp)?;
+        let file = AtomicFile::create(path, Access::Private)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let mut total = 0u64;
         let put =
-            |w: &mut BufWriter<std::fs::File>, total: &mut u64, b: &[u8]| -> std::io::Result<()> {
+            |w: &mut BufWriter<AtomicFile>, total: &mut u64, b: &[u8]| -> std::io::Result<()> {
                 *total += b.len() as u64;
                 w.write_all(b)
             };
@@ -138,14 +131,11 @@ pub fn write(
         let end = total + 8;
         put(&mut w, &mut total, &end.to_le_bytes())?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        file.commit()?;
         Ok(end)
     })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(format!("cannot write: {e}"))
-    })
+    // An unfinished file removes its temporary name when dropped.
+    result.map_err(|e| err(format!("cannot write: {e}")))
 }
 
 /// Is this file a snapshot (by its magic bytes)?

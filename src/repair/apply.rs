@@ -413,11 +413,8 @@ pub fn apply_dump(
             final_dir.display()
         )));
     }
-    if in_dir.canonicalize().ok() == out_root.canonicalize().ok().map(|p| p.join(&db_name)) {
-        return Err(ApplyError::Usage(
-            "--out must differ from the plan's source: a dump is never modified in place".into(),
-        ));
-    }
+    // A dump is never modified in place: the output is neither inside the source nor around it.
+    refuse_overlap(&dump_root(source, &in_dir), out_root)?;
     let changes = plan.entries.len() as u64;
     if let Some(max) = max_changes {
         if changes > max {
@@ -437,7 +434,7 @@ pub fn apply_dump(
         "target": format!("dump:{}", std::path::absolute(&final_dir).unwrap_or_else(|_| final_dir.clone()).display()),
         "source": source, "database": db_name, "collection": coll, "template": plan.header["template"],
         "params": plan.header["params"], "started_at": crate::report::now_rfc3339(),
-        "user": std::env::var("USER").unwrap_or_default(),
+        "user": crate::os::actor(),
     }))?;
     let mut result = Outcome {
         output: final_dir.clone(),
@@ -916,6 +913,8 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             final_dir.display()
         )));
     }
+    // The applied dump is read, never written: the undone one goes outside it.
+    refuse_overlap(&in_dir, out_root)?;
     let changes = journaled_changes(&read, journal_path)?;
     std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
     let _lock = lock_out(out_root, &db_name)?;
@@ -1224,4 +1223,36 @@ fn ids_present(
         }
     }
     Ok(present)
+}
+
+/// The folder a `dump:` source names (its root, or the one database folder given), else
+/// `in_dir`, the database folder read.
+fn dump_root(source: &str, in_dir: &Path) -> PathBuf {
+    match crate::source::SourceSpec::parse(source) {
+        Ok(crate::source::SourceSpec::Dump(p)) if p.is_dir() => p,
+        _ => in_dir.to_path_buf(),
+    }
+}
+
+/// Refuses an output folder inside the input dump, or one that contains it (the same
+/// folder included): paths compared resolved, symbolic links and `..` included, the
+/// output's missing part from its nearest existing ancestor.
+fn refuse_overlap(input: &Path, output: &Path) -> Result<(), ApplyError> {
+    let resolved = |p: &Path| crate::os::resolve(p).map_err(|e| io(p, e));
+    let (inp, out) = (resolved(input)?, resolved(output)?);
+    if out.starts_with(&inp) {
+        return Err(ApplyError::Usage(format!(
+            "--out {}: inside the plan's source {}; a dump is never modified in place: choose a folder outside it",
+            output.display(),
+            input.display()
+        )));
+    }
+    if inp.starts_with(&out) {
+        return Err(ApplyError::Usage(format!(
+            "--out {}: contains the plan's source {}; choose a folder outside it",
+            output.display(),
+            input.display()
+        )));
+    }
+    Ok(())
 }

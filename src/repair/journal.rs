@@ -51,29 +51,30 @@ pub struct Journal {
     chained: bool,
 }
 
-/// One checksummed line (also the plan file's line format).
+/// One line checksummed on its own (the unchained line of `docsweep-journal/1`).
+#[cfg(test)]
 pub(super) fn line_for(v: &Value) -> String {
     chained_line(v, 0).0
 }
 
-/// One line whose checksum is seeded with `seed`, and that checksum.
-fn chained_line(v: &Value, seed: u64) -> (String, u64) {
+/// One line whose checksum is seeded with `seed`, and that checksum (also the plan
+/// file's line format).
+pub(super) fn chained_line(v: &Value, seed: u64) -> (String, u64) {
     let json = v.to_string();
     let sum = xxh3_64_with_seed(json.as_bytes(), seed);
     (format!("{sum:016x} {json}\n"), sum)
 }
 
 impl Journal {
-    /// Creates a new journal; fails if the file exists.
+    /// Creates a new journal, owner-only (it holds before- and after-images); fails if the
+    /// file exists.
     pub fn create(path: &Path) -> Result<Journal, JournalError> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|source| JournalError::Io {
+        let file = crate::os::create_new(path, crate::os::Access::Private).map_err(|source| {
+            JournalError::Io {
                 path: path.to_path_buf(),
                 source,
-            })?;
+            }
+        })?;
         // The directory entry must survive a crash too.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {
@@ -207,13 +208,14 @@ pub fn read(path: &Path) -> Result<Read, JournalError> {
     })
 }
 
-/// Verifies and parses one line (with or without its newline).
+/// Verifies and parses one line checksummed on its own (with or without its newline).
+#[cfg(test)]
 pub(super) fn parse_line(line: &[u8]) -> Result<Value, String> {
     parse_seeded(line, 0).map(|(v, _)| v)
 }
 
 /// Verifies one line whose checksum is seeded with `seed`; the value and the checksum.
-fn parse_seeded(line: &[u8], seed: u64) -> Result<(Value, u64), String> {
+pub(super) fn parse_seeded(line: &[u8], seed: u64) -> Result<(Value, u64), String> {
     let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_string())?;
     let text = text.strip_suffix('\n').unwrap_or(text);
     let (sum, json) = text.split_once(' ').ok_or("no checksum")?;
@@ -222,7 +224,7 @@ fn parse_seeded(line: &[u8], seed: u64) -> Result<(Value, u64), String> {
         return Err(if seed == 0 {
             "checksum mismatch".into()
         } else {
-            "checksum mismatch (a line edited, removed or out of order)".into()
+            "checksum mismatch (a line edited, removed, repeated or out of order)".into()
         });
     }
     Ok((parse_deep(json)?, want))

@@ -741,7 +741,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
                 "target": source, "database": target.database, "collection": coll_name,
                 "template": plan.header["template"], "params": plan.header["params"],
                 "started_at": crate::report::now_rfc3339(),
-                "user": std::env::var("USER").unwrap_or_default(),
+                "user": crate::os::actor(),
                 "guard": target.guard.as_str(),
             }))?;
             (j, Progress::default())
@@ -894,7 +894,7 @@ fn apply_indexes(
             Ok(_) => tally.applied.push(id),
             // The data does not allow it (a unique index over duplicates): not done.
             Err(err) if is_duplicate_key(&err) => {
-                eprintln!(
+                eoutln!(
                     "docsweep: index {name} of {}: the server refused it: {err}",
                     t.collection
                 );
@@ -938,11 +938,7 @@ impl FileQuarantine {
         if have.contains(&id) {
             return Ok(());
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
+        let mut f = crate::os::open_append(path, crate::os::Access::Private).map_err(io)?;
         writeln!(f, "{doc}").map_err(io)?;
         f.sync_data().map_err(io)?;
         have.insert(id);
@@ -1117,7 +1113,7 @@ fn guarded_replace(
                     if state_fp_raw(now.as_bytes(), t.guard)?
                         != state_fp_raw(new.as_bytes(), t.guard)?
                     {
-                        eprintln!(
+                        crate::eoutln!(
                             "docsweep: {}: _id {}: written, and the document also holds a change the top-level guard cannot see (a field added since it was read); that change was kept",
                             coll.name(),
                             id_of(&decode(now.as_bytes())?)
@@ -1171,7 +1167,7 @@ fn guarded_delete(
                 if state_fp_raw(old.as_bytes(), t.guard)?
                     != state_fp_raw(current.as_bytes(), t.guard)?
                 {
-                    eprintln!(
+                    crate::eoutln!(
                         "docsweep: {}: _id {}: deleted with a field added since it was read (the top-level guard cannot see added fields)",
                         coll.name(),
                         id_of(&decode(old.as_bytes())?)

@@ -1,7 +1,11 @@
 //! Repair plans: a template bound to concrete documents, computed without writing
 //! anything. The plan file is checksummed JSON lines (the journal's line format):
+//! `<16 hex digits of xxh3-64> <json>\n`, chained as the journal's are: a line's checksum
+//! is seeded with the previous line's (the header's seed is 0), so an entry removed,
+//! repeated or moved is refused, not only one edited in place. (Plans of format
+//! `docsweep-plan/1`, whose lines are checksummed one by one, are still read.)
 //!
-//! - `plan` header: `format` (`docsweep-plan/1`), `template`, `params`, `collection`,
+//! - `plan` header: `format` (`docsweep-plan/2`), `template`, `params`, `collection`,
 //!   `source` (redacted), `target_version`, `created_at`.
 //! - `entry` lines, in source order: `action` (`replace`, `delete`, `quarantine`,
 //!   `insert`, `create_index`, `drop_index`), `_id`, `before` (the 128-bit order-sensitive
@@ -25,7 +29,9 @@ use crate::report::ViolationSink;
 use crate::scan::{self, Baseline, Class, ScanOptions};
 use crate::source::Source;
 
-pub const FORMAT: &str = "docsweep-plan/1";
+pub const FORMAT: &str = "docsweep-plan/2";
+/// The earlier format: the same lines, each checksummed on its own.
+const FORMAT_UNCHAINED: &str = "docsweep-plan/1";
 
 /// The boolean index options a `create_index` entry's after-image may set (`true` only).
 pub const INDEX_OPTIONS: [&str; 2] = ["unique", "sparse"];
@@ -135,20 +141,29 @@ impl Plan {
         json!({"kind": "summary", "entries": self.entries.len(), "actions": counts})
     }
 
-    /// Writes the plan atomically.
+    /// Writes the plan atomically, its lines chained.
     pub fn write(&self, path: &Path) -> Result<(), PlanError> {
-        let mut text = journal::line_for(&self.header);
-        for e in &self.entries {
-            text.push_str(&journal::line_for(&e.to_json()));
+        let mut text = String::new();
+        let mut seed = 0;
+        let records = std::iter::once(self.header.clone())
+            .chain(self.entries.iter().map(Entry::to_json))
+            .chain(std::iter::once(self.summary()));
+        for record in records {
+            let (line, sum) = journal::chained_line(&record, seed);
+            text.push_str(&line);
+            seed = sum;
         }
-        text.push_str(&journal::line_for(&self.summary()));
-        crate::report::write_atomic(path, text.as_bytes()).map_err(|e| PlanError::File {
-            path: path.display().to_string(),
-            message: format!("cannot write: {e}"),
+        // Owner-only: it holds after-images.
+        crate::os::write_atomic(path, text.as_bytes(), crate::os::Access::Private).map_err(|e| {
+            PlanError::File {
+                path: path.display().to_string(),
+                message: format!("cannot write: {e}"),
+            }
         })
     }
 
-    /// Reads and verifies a plan: every line's checksum, the header, and the summary.
+    /// Reads and verifies a plan: every line's checksum and their chain, the header,
+    /// and the summary.
     pub fn read(path: &Path) -> Result<Plan, PlanError> {
         let bad = |message: String| PlanError::File {
             path: path.display().to_string(),
@@ -156,20 +171,29 @@ impl Plan {
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
         let mut lines = Vec::new();
+        let mut seed = 0;
+        let mut chained = false;
         for (i, line) in text.split_inclusive('\n').enumerate() {
             if !line.ends_with('\n') {
                 return Err(bad(format!("truncated at line {}", i + 1)));
             }
-            let v = journal::parse_line(line.as_bytes()).map_err(|m| {
-                bad(format!(
-                    "line {}: {m} (the plan was edited or damaged)",
-                    i + 1
-                ))
-            })?;
+            let (v, sum) = journal::parse_seeded(line.as_bytes(), if chained { seed } else { 0 })
+                .map_err(|m| {
+                    bad(format!(
+                        "line {}: {m}: the plan was edited or damaged; make it again with `docsweep repair plan`",
+                        i + 1
+                    ))
+                })?;
+            if i == 0 {
+                chained = v["format"] == FORMAT;
+            }
+            seed = sum;
             lines.push(v);
         }
         let header = lines.first().cloned().ok_or_else(|| bad("empty".into()))?;
-        if header["kind"] != "plan" || header["format"] != FORMAT {
+        if header["kind"] != "plan"
+            || (header["format"] != FORMAT && header["format"] != FORMAT_UNCHAINED)
+        {
             return Err(bad(format!("not a {FORMAT} plan")));
         }
         let summary = lines.last().cloned().unwrap_or(Value::Null);
@@ -730,4 +754,81 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
         header["kept_as_baseline"] = Value::from(protected);
     }
     Ok(Plan { header, entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u64) -> Entry {
+        Entry {
+            action: "delete".into(),
+            id: json!(n),
+            before: Some(u128::from(n)),
+            after: None,
+            to: None,
+            at: None,
+        }
+    }
+
+    fn sample() -> Plan {
+        Plan {
+            header: json!({"kind": "plan", "format": FORMAT, "collection": "orders"}),
+            entries: (1..=3).map(entry).collect(),
+        }
+    }
+
+    fn lines(p: &Path) -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .split_inclusive('\n')
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_plan_round_trips_and_an_entry_removed_and_another_repeated_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.plan");
+        let plan = sample();
+        plan.write(&p).unwrap();
+        assert_eq!(Plan::read(&p).unwrap().entries, plan.entries);
+        let all = lines(&p);
+        assert_eq!(all.len(), 5);
+        // The summary still counts 3 entries: only the chain tells.
+        let orders: [(&str, &[usize]); 3] = [
+            ("entry 2 removed, entry 1 repeated", &[0, 1, 1, 3, 4]),
+            ("entry 3 removed, entry 2 repeated", &[0, 1, 2, 2, 4]),
+            ("entries swapped", &[0, 2, 1, 3, 4]),
+        ];
+        for (what, order) in orders {
+            let text: String = order.iter().map(|&i| all[i].as_str()).collect();
+            std::fs::write(&p, text).unwrap();
+            let e = Plan::read(&p).expect_err(what).to_string();
+            assert!(e.contains("checksum mismatch"), "{what}: {e}");
+            assert!(e.contains("p.plan"), "{what}: {e}");
+        }
+    }
+
+    #[test]
+    fn unchained_plans_of_the_earlier_format_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.plan");
+        let plan = sample();
+        let mut header = plan.header.clone();
+        header["format"] = json!(FORMAT_UNCHAINED);
+        let mut text = journal::line_for(&header);
+        for e in &plan.entries {
+            text.push_str(&journal::line_for(&e.to_json()));
+        }
+        text.push_str(&journal::line_for(&plan.summary()));
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(Plan::read(&p).unwrap().entries, plan.entries);
+        // The same lines claiming the chained format are refused.
+        header["format"] = json!(FORMAT);
+        let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+        lines[0] = journal::line_for(&header);
+        std::fs::write(&p, lines.concat()).unwrap();
+        assert!(Plan::read(&p).is_err());
+    }
 }

@@ -6,9 +6,10 @@
 //! `missing`, `added`, `changed`, `reordered`. The file is streamed to a temporary name
 //! and renamed into place when complete.
 
-use std::fs::File;
 use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::os::{Access, AtomicFile};
 
 /// One row of violations.csv.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,18 +35,16 @@ impl ViolationSink for Vec<Violation> {
     }
 }
 
+/// Owner-only: the rows name documents by `_id` (and hold values with `--show-values`).
+/// Dropped unfinished (an error path), it leaves no temporary file behind.
 pub struct CsvSink {
-    writer: Option<csv::Writer<BufWriter<File>>>,
-    tmp: PathBuf,
-    path: PathBuf,
+    writer: Option<csv::Writer<BufWriter<AtomicFile>>>,
     pub rows: u64,
 }
 
 impl CsvSink {
     pub fn create(path: &Path) -> std::io::Result<CsvSink> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".violations.csv.tmp-{}", std::process::id()));
-        let file = File::create(&tmp)?;
+        let file = AtomicFile::create(path, Access::Private)?;
         let mut writer = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file));
         writer
             .write_record([
@@ -60,8 +59,6 @@ impl CsvSink {
             .map_err(std::io::Error::other)?;
         Ok(CsvSink {
             writer: Some(writer),
-            tmp,
-            path: path.to_path_buf(),
             rows: 0,
         })
     }
@@ -76,8 +73,7 @@ impl CsvSink {
             .into_inner()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let file = buf.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&self.tmp, &self.path)?;
+        file.commit()?;
         Ok(rows)
     }
 }
@@ -101,14 +97,5 @@ impl ViolationSink for CsvSink {
             .map_err(std::io::Error::other)?;
         self.rows += 1;
         Ok(())
-    }
-}
-
-impl Drop for CsvSink {
-    fn drop(&mut self) {
-        // Unfinished (error path): never leave a temporary file behind.
-        if self.writer.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }

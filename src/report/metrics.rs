@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{write_atomic, CollectionReport, Report, Status};
+use super::{CollectionReport, Report, Status};
 
 /// Escapes a label value.
 fn label(s: &str) -> String {
@@ -354,7 +354,12 @@ pub fn render(report: &Report, duration_secs: f64) -> String {
 /// Writes [`render`] to `path` atomically (the textfile collector must never read a
 /// half-written file).
 pub fn write_metrics(report: &Report, duration_secs: f64, path: &Path) -> std::io::Result<()> {
-    write_atomic(path, render(report, duration_secs).as_bytes())
+    // Counts only, no document data: readable by a node-exporter running as another user.
+    crate::os::write_atomic(
+        path,
+        render(report, duration_secs).as_bytes(),
+        crate::os::Access::Shared,
+    )
 }
 
 #[cfg(test)]

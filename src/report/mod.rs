@@ -39,8 +39,7 @@ pub mod metrics;
 mod summary;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -242,28 +241,10 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsynced,
-/// then renamed over the target, so readers never see a half-written file.
+/// Writes a report file atomically (see [`crate::os::write_atomic`]), owner-only: reports
+/// name documents by `_id` and, with `--show-values`, hold their values.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::os::write_atomic(path, bytes, crate::os::Access::Private)
 }
 
 /// Writes `report.json` (pretty, trailing newline) atomically.

@@ -117,13 +117,8 @@ fn failpoint(w: &mut PartialWriter, payload: &[u8]) {
 impl PartialWriter {
     /// Starts a new partial result at `path` (complete only after [`finish`]).
     pub fn create(path: &Path, header: &Value) -> Result<PartialWriter, PartialError> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("partial");
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        let tmp = crate::os::temp_path(path);
+        let file = crate::os::create(&tmp, crate::os::Access::Private).map_err(|e| io(&tmp, e))?;
         let mut w = PartialWriter::new(file, path, Some(tmp));
         w.out.write_all(MAGIC).map_err(|e| io(path, e))?;
         w.json(HEADER, header)?;
@@ -132,7 +127,7 @@ impl PartialWriter {
 
     /// Starts a checkpoint at `path`, written in place.
     pub fn create_in_place(path: &Path, header: &Value) -> Result<PartialWriter, PartialError> {
-        let file = File::create(path).map_err(|e| io(path, e))?;
+        let file = crate::os::create(path, crate::os::Access::Private).map_err(|e| io(path, e))?;
         let mut w = PartialWriter::new(file, path, None);
         w.out.write_all(MAGIC).map_err(|e| io(path, e))?;
         w.json(HEADER, header)?;
@@ -283,16 +278,7 @@ impl PartialWriter {
         self.chunk(&[END])?;
         self.sync()?;
         if let Some(tmp) = self.tmp.take() {
-            std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, e))?;
-            if let Some(dir) = self.path.parent() {
-                if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                }) {
-                    let _ = d.sync_all();
-                }
-            }
+            crate::os::rename_into_place(&tmp, &self.path).map_err(|e| io(&self.path, e))?;
         }
         Ok(self.path.clone())
     }

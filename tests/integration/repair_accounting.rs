@@ -496,3 +496,23 @@ fn a_journal_cut_in_its_finish_line_still_reports_and_undoes() {
         files(&example().join("data/dump/shop"))
     );
 }
+
+#[test]
+fn undo_refuses_an_output_inside_the_applied_dump() {
+    let w = Workdir::new();
+    create_the_missing_index(&w, &dump(), "dump:i1");
+    let before = files(&w.path().join("i1/shop"));
+    let run = w.docsweep(&[
+        "repair",
+        "undo",
+        "i1/shop/.docsweep/journal",
+        "--out",
+        "dump:i1/shop/back",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("inside"), "{}", run.stderr);
+    assert_eq!(files(&w.path().join("i1/shop")), before);
+    assert!(!w.path().join("i1/shop/back").exists());
+}

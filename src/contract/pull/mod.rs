@@ -302,19 +302,26 @@ pub fn write(
     std::fs::create_dir_all(&p.dir).map_err(io(&p.dir))?;
     let mut json = serde_json::to_string_pretty(schema).expect("a JSON value serialises");
     json.push('\n');
-    crate::report::write_atomic(&p.schema_path, json.as_bytes()).map_err(io(&p.schema_path))?;
+    crate::os::write_atomic(&p.schema_path, json.as_bytes(), crate::os::Access::Shared)
+        .map_err(io(&p.schema_path))?;
     let undo = || {
         let _ = std::fs::remove_file(&p.schema_path);
         match &p.existing {
             Some(old) => {
-                let _ = crate::report::write_atomic(&p.contract_path, old.as_bytes());
+                let _ = crate::os::write_atomic(
+                    &p.contract_path,
+                    old.as_bytes(),
+                    crate::os::Access::Shared,
+                );
             }
             None => {
                 let _ = std::fs::remove_file(&p.contract_path);
             }
         }
     };
-    if let Err(e) = crate::report::write_atomic(&p.contract_path, text.as_bytes()) {
+    if let Err(e) =
+        crate::os::write_atomic(&p.contract_path, text.as_bytes(), crate::os::Access::Shared)
+    {
         undo();
         return Err(io(&p.contract_path)(e));
     }

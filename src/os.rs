@@ -1,0 +1,623 @@
+//! What docsweep asks of the operating system, in one place: who is running it (the
+//! `actor` of the audit log and the journal), and files written safely: owner-only where
+//! they hold document data, and atomically (a temporary name in the same directory,
+//! fsynced, renamed into place).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The actor given with `--actor`, when it was.
+static GIVEN: OnceLock<String> = OnceLock::new();
+
+/// Sets the actor from `--actor` (before the first call of [`actor`]; a later call has no
+/// effect on what was already recorded).
+pub fn set_actor(name: &str) {
+    let _ = GIVEN.set(name.to_string());
+}
+
+/// Who runs this process, for the audit log and the journal: `--actor`, else
+/// `$DOCSWEEP_ACTOR`, else `$USER`, else the name of the process's uid (`uid:N` when it has
+/// none, as for an arbitrary uid in a container), followed by `@host`. An actor given with
+/// `--actor` or `DOCSWEEP_ACTOR` that already holds an `@` is taken as it is.
+pub fn actor() -> String {
+    static ACTOR: OnceLock<String> = OnceLock::new();
+    ACTOR
+        .get_or_init(|| {
+            let given = GIVEN
+                .get()
+                .cloned()
+                .or_else(|| std::env::var("DOCSWEEP_ACTOR").ok());
+            actor_from(given, std::env::var("USER").ok(), uid_name, hostname())
+        })
+        .clone()
+}
+
+/// [`actor`] from its parts (empty values count as absent).
+fn actor_from(
+    given: Option<String>,
+    user: Option<String>,
+    uid_name: impl FnOnce() -> String,
+    host: Option<String>,
+) -> String {
+    let nonempty = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let given = nonempty(given);
+    if let Some(g) = given.as_ref().filter(|g| g.contains('@')) {
+        return g.clone();
+    }
+    let who = given.or_else(|| nonempty(user)).unwrap_or_else(uid_name);
+    match nonempty(host) {
+        Some(h) => format!("{who}@{h}"),
+        None => who,
+    }
+}
+
+/// The host's name: `/proc/sys/kernel/hostname`, else `$HOSTNAME`.
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+}
+
+/// The user name of the process's uid from the user database, or `uid:N`.
+#[cfg(unix)]
+fn uid_name() -> String {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids); it is only read
+        // after getpwuid_r filled it in.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call, `buf` for `buf.len()` bytes.
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc == 0 && !found.is_null() && !pwd.pw_name.is_null() {
+            // SAFETY: getpwuid_r succeeded: pw_name points to a NUL-terminated string in `buf`.
+            let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+            let name = name.to_string_lossy().trim().to_string();
+            if !name.is_empty() {
+                return name;
+            }
+        }
+        return format!("uid:{uid}");
+    }
+}
+
+#[cfg(not(unix))]
+fn uid_name() -> String {
+    std::env::var("USERNAME").unwrap_or_else(|_| "unknown".into())
+}
+
+/// Who may read a file docsweep writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The owner only, whatever the umask: files 0600, folders 0700. For every file that
+    /// holds document data (values or `_id`s): plans, journals, snapshots, quarantine
+    /// files, reports.
+    Private,
+    /// As the umask says (files 0666 and folders 0777 less the umask): files without
+    /// document data (contracts, metrics).
+    Shared,
+}
+
+impl Access {
+    #[cfg(unix)]
+    fn file_mode(self) -> u32 {
+        match self {
+            Access::Private => 0o600,
+            Access::Shared => 0o666,
+        }
+    }
+}
+
+/// Options that create a file with `access`. The mode is given at creation, so a private
+/// file is never readable by others, not even for an instant.
+pub fn open_options(access: Access) -> OpenOptions {
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, access.file_mode());
+    #[cfg(not(unix))]
+    let _ = access;
+    o
+}
+
+/// Makes a private file 0600 exactly: the mode given at creation lost whatever bits the
+/// umask holds.
+fn restrict(file: &File, access: Access) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if access == Access::Private {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (file, access);
+    Ok(())
+}
+
+/// Creates a new file with `access`; fails if it exists.
+pub fn create_new(path: &Path, access: Access) -> std::io::Result<File> {
+    let f = open_options(access)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    restrict(&f, access)?;
+    Ok(f)
+}
+
+/// Creates (or truncates) a file with `access`. An existing file is replaced by a new one,
+/// so that it gets `access` too.
+pub fn create(path: &Path, access: Access) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    create_new(path, access)
+}
+
+/// Opens a file for appending, creating it with `access` when it does not exist.
+pub fn open_append(path: &Path, access: Access) -> std::io::Result<File> {
+    let f = open_options(access).create(true).append(true).open(path)?;
+    if f.metadata()?.len() == 0 {
+        restrict(&f, access)?;
+    }
+    Ok(f)
+}
+
+/// Creates a folder and its missing parents; a private folder that did not exist is made
+/// 0700 exactly. An existing folder is left as it is.
+pub fn create_dir_all(path: &Path, access: Access) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if access == Access::Private {
+            b.mode(0o700);
+        }
+        b.create(path)?;
+        if access == Access::Private {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = access;
+        b.create(path)?;
+    }
+    Ok(())
+}
+
+/// `path` made absolute with symbolic links and `..` resolved, also when it does not exist
+/// (yet): its nearest existing ancestor is resolved by the system and the missing rest
+/// appended (a `..` there undoing the name before it, as creating the folders would).
+pub fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    use std::path::Component;
+    let mut current = std::path::absolute(path)?;
+    // Each round resolves more of the path once the rest is known; a few are plenty.
+    for _ in 0..8 {
+        let mut existing = current.as_path();
+        let mut rest = Vec::new();
+        let base = loop {
+            match existing.canonicalize() {
+                Ok(c) => break c,
+                Err(_) => {
+                    let Some(last) = existing.components().next_back() else {
+                        return Err(std::io::Error::other("no existing ancestor"));
+                    };
+                    rest.push(last);
+                    existing = match existing.parent() {
+                        Some(p) => p,
+                        None => return Err(std::io::Error::other("no existing ancestor")),
+                    };
+                }
+            }
+        };
+        let mut next = base;
+        for c in rest.iter().rev() {
+            match c {
+                Component::ParentDir => {
+                    next.pop();
+                }
+                Component::Normal(n) => next.push(n),
+                _ => {}
+            }
+        }
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    Ok(current)
+}
+
+/// The folder of `path` (`.` for a bare file name).
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// The temporary name `path` is written under before [`AtomicFile::commit`] renames it:
+/// `.<name>.tmp-<pid>` in the same folder.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir_of(path).join(format!(".{name}{TEMP_MARK}{}", std::process::id()))
+}
+
+/// What separates a temporary name from the writer's process id.
+const TEMP_MARK: &str = ".tmp-";
+
+/// The process id in a temporary name of [`temp_path`]'s pattern (`.<name>.tmp-<pid>`).
+fn temp_pid(file_name: &str) -> Option<u32> {
+    let (name, pid) = file_name.strip_prefix('.')?.rsplit_once(TEMP_MARK)?;
+    if name.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether a process with this id exists (one of another user counts).
+#[cfg(unix)]
+fn pid_alive(pid: u32) -> bool {
+    // 0 and ids beyond i32 would name process groups, not a process.
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn pid_alive(_pid: u32) -> bool {
+    // Unknown: never taken for dead.
+    true
+}
+
+/// Removes the temporary files of `path` ([`temp_path`]) that a process no longer running
+/// left behind (killed before it could remove them).
+fn remove_dead_temps_of(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir_of(path)) else {
+        return;
+    };
+    let prefix = format!(".{name}{TEMP_MARK}");
+    for e in entries.flatten() {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        if !file_name.starts_with(&prefix) {
+            continue;
+        }
+        let Some(pid) = temp_pid(&file_name) else {
+            continue;
+        };
+        if pid != std::process::id() && !pid_alive(pid) && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// An exclusive hold on a folder that one docsweep run at a time writes into (a report
+/// directory): a lock on `<dir>/.docsweep.lock`, released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Why a folder could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "{dir}: another docsweep run is writing here (it holds {lock}); try again when it is done"
+    )]
+    Busy { dir: PathBuf, lock: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DirLock {
+    /// Locks `dir` (without waiting: a second run is refused) and, holding the lock, removes
+    /// every temporary file of [`temp_path`]'s pattern in it: no other run can be writing
+    /// them, so they are leftovers of a run that was killed. (Process ids do not tell: in
+    /// a container every run may have the same one.) Returns the lock and what was removed.
+    pub fn acquire(dir: &Path) -> Result<(DirLock, Vec<PathBuf>), LockError> {
+        let lock = dir.join(".docsweep.lock");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LockError::Io { path, source }
+        };
+        let file = open_options(Access::Private)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock)
+            .map_err(io(&lock))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LockError::Busy {
+                    dir: dir.to_path_buf(),
+                    lock,
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock)(e)),
+        }
+        let mut removed = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if temp_pid(&name).is_some() && e.file_type().is_ok_and(|t| t.is_file()) {
+                std::fs::remove_file(e.path()).map_err(io(&e.path()))?;
+                removed.push(e.path());
+            }
+        }
+        Ok((DirLock { _file: file }, removed))
+    }
+}
+
+/// Renames a complete, synced `tmp` over `path` and syncs the folder, so the new entry
+/// survives a crash.
+pub fn rename_into_place(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::rename(tmp, path)?;
+    if let Ok(d) = File::open(dir_of(path)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A file written under its temporary name ([`temp_path`]) and moved into place by
+/// [`commit`](AtomicFile::commit), so readers never see a half-written file. Dropped
+/// without a commit, the temporary file is removed.
+pub struct AtomicFile {
+    file: Option<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path, access: Access) -> std::io::Result<AtomicFile> {
+        remove_dead_temps_of(path);
+        let tmp = temp_path(path);
+        // A leftover of a process that had this pid before is replaced.
+        let file = create(&tmp, access)?;
+        Ok(AtomicFile {
+            file: Some(file),
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The path the file gets on commit.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn file(&mut self) -> std::io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the file is already committed"))
+    }
+
+    /// Syncs the file and renames it into place.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let file = self.file.take();
+        if let Some(f) = &file {
+            f.sync_all()?;
+        }
+        drop(file);
+        rename_into_place(&self.tmp, &self.path)?;
+        // Committed: nothing is left to remove.
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file()?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file()?.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically ([`AtomicFile`]) with `access`.
+pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> std::io::Result<()> {
+    let mut f = AtomicFile::create(path, access)?;
+    f.write_all(bytes)?;
+    f.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    #[test]
+    fn the_actor_is_the_first_of_flag_or_env_user_and_uid_name_at_the_host() {
+        let uid = || "uid:1000650000".to_string();
+        assert_eq!(
+            actor_from(s("alice"), s("bob"), uid, s("pod-1")),
+            "alice@pod-1"
+        );
+        assert_eq!(actor_from(None, s("bob"), uid, s("pod-1")), "bob@pod-1");
+        assert_eq!(
+            actor_from(s(""), s(" "), uid, s("pod-1")),
+            "uid:1000650000@pod-1"
+        );
+        assert_eq!(actor_from(None, None, uid, None), "uid:1000650000");
+        assert_eq!(
+            actor_from(s("ci@deploy"), s("bob"), uid, s("pod-1")),
+            "ci@deploy"
+        );
+    }
+
+    #[test]
+    fn the_uid_has_a_name_or_a_number() {
+        let n = uid_name();
+        assert!(!n.is_empty());
+        assert!(!actor().is_empty());
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_and_folders_are_the_owners_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a").join("b");
+        create_dir_all(&p, Access::Private).unwrap();
+        assert_eq!(mode(&p), 0o700);
+        let f = p.join("plan");
+        std::fs::write(&f, "old").unwrap();
+        // Replacing a world-readable file gives a private one.
+        write_atomic(&f, b"new", Access::Private).unwrap();
+        assert_eq!(mode(&f), 0o600);
+        assert_eq!(std::fs::read(&f).unwrap(), b"new");
+        let j = p.join("journal");
+        create_new(&j, Access::Private).unwrap();
+        assert_eq!(mode(&j), 0o600);
+        assert!(create_new(&j, Access::Private).is_err());
+        let q = p.join("q.jsonl");
+        writeln!(open_append(&q, Access::Private).unwrap(), "{{}}").unwrap();
+        writeln!(open_append(&q, Access::Private).unwrap(), "{{}}").unwrap();
+        assert_eq!(mode(&q), 0o600);
+        assert_eq!(std::fs::read_to_string(&q).unwrap(), "{}\n{}\n");
+        // Nothing temporary is left.
+        let names: Vec<String> = std::fs::read_dir(&p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(TEMP_MARK)), "{names:?}");
+    }
+
+    #[test]
+    fn temporary_names_and_their_process_ids() {
+        assert_eq!(temp_pid(".violations.csv.tmp-4242"), Some(4242));
+        assert_eq!(temp_pid(".report.json.tmp-1"), Some(1));
+        for not in [
+            "violations.csv.tmp-1",
+            "..tmp-1",
+            ".x.tmp-",
+            ".x.tmp-12a",
+            ".x.tmp--1",
+            ".x.tmp",
+        ] {
+            assert_eq!(temp_pid(not), None, "{not}");
+        }
+        let p = Path::new("dir/report.json");
+        let tmp = temp_path(p);
+        let name = tmp.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_pid(name), Some(std::process::id()));
+        assert!(pid_alive(std::process::id()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dead_writers_temporary_file_goes_with_the_next_write_of_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.plan");
+        // A process id that no process has: beyond pid_max.
+        let dead = dir.path().join(".p.plan.tmp-2147483000");
+        let alive = dir.path().join(".p.plan.tmp-1");
+        let other = dir.path().join(".q.plan.tmp-2147483000");
+        for f in [&dead, &alive, &other] {
+            std::fs::write(f, "x").unwrap();
+        }
+        write_atomic(&p, b"plan", Access::Private).unwrap();
+        assert!(!dead.exists());
+        assert!(alive.exists(), "pid 1 runs: maybe it is writing");
+        assert!(other.exists(), "another file's");
+    }
+
+    #[test]
+    fn a_locked_folder_is_refused_and_its_leftovers_removed_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in [
+            ".violations.csv.tmp-1",
+            ".report.json.tmp-99999",
+            "keep.csv",
+            ".keep",
+        ] {
+            std::fs::write(d.join(f), "x").unwrap();
+        }
+        let (lock, removed) = DirLock::acquire(d).unwrap();
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(d.join("keep.csv").exists() && d.join(".keep").exists());
+        assert!(!d.join(".violations.csv.tmp-1").exists());
+        let busy = DirLock::acquire(d).unwrap_err();
+        assert!(matches!(busy, LockError::Busy { .. }), "{busy}");
+        drop(lock);
+        DirLock::acquire(d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_resolve_through_links_and_missing_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(d.join("dump/shop")).unwrap();
+        std::os::unix::fs::symlink(d.join("dump"), d.join("link")).unwrap();
+        assert_eq!(resolve(&d.join("link/shop")).unwrap(), d.join("dump/shop"));
+        assert_eq!(
+            resolve(&d.join("link/shop/new/sub")).unwrap(),
+            d.join("dump/shop/new/sub")
+        );
+        assert_eq!(
+            resolve(&d.join("new/../link/shop/x")).unwrap(),
+            d.join("dump/shop/x")
+        );
+        assert_eq!(resolve(&d.join("dump/shop/..")).unwrap(), d.join("dump"));
+    }
+
+    #[test]
+    fn an_uncommitted_atomic_file_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        let mut f = AtomicFile::create(&p, Access::Shared).unwrap();
+        f.write_all(b"half").unwrap();
+        assert!(temp_path(&p).exists());
+        drop(f);
+        assert!(!temp_path(&p).exists() && !p.exists());
+    }
+}
