@@ -74,6 +74,8 @@ pub struct Config {
     pub templates: Vec<PathBuf>,
     #[serde(default)]
     pub live: LiveConfig,
+    /// `[thresholds]`: check kinds' warn and fail levels (see `report::gate`).
+    pub thresholds: Option<crate::report::gate::ThresholdsConfig>,
     /// The directory the file was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base: PathBuf,

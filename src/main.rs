@@ -18,7 +18,7 @@ use docsweep::{eout, eoutln};
 /// 0 clean, 1 findings, 2 usage/configuration/contract error, 3 the source failed.
 fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
     match result {
-        Ok(Outcome::Info) | Ok(Outcome::Done(Status::Clean)) => 0,
+        Ok(Outcome::Info) | Ok(Outcome::Done(Status::Clean | Status::Warn)) => 0,
         Ok(Outcome::Done(Status::Findings)) => 1,
         Ok(Outcome::Done(Status::Failed)) => 3,
         // A source failure anywhere in the error chain (a plan's scan, an apply's read).

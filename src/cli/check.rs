@@ -114,6 +114,17 @@ pub struct ReportArgs {
     /// Also write Prometheus text-format metrics here (for a node-exporter textfile collector)
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+    /// Warn when a check reaches this, a count or a percentage of the collection's
+    /// documents, e.g. invalid=1 or orphans=0.5% (repeatable; over [thresholds])
+    #[arg(long = "warn-on", value_name = "KIND=N|P%")]
+    pub warn_on: Vec<String>,
+    /// Fail when a check reaches this (repeatable; over [thresholds]). With thresholds, a
+    /// check without one fails at 1 finding; without any, every finding fails
+    #[arg(long = "fail-on", value_name = "KIND=N|P%")]
+    pub fail_on: Vec<String>,
+    /// Warnings fail the run too
+    #[arg(long)]
+    pub strict: bool,
     /// Project configuration [default: ./docsweep.toml when present]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -176,6 +187,8 @@ struct Settings {
     live: crate::source::LiveOptions,
     partition: Option<Partition>,
     checkpoint: Option<PathBuf>,
+    /// Thresholds: whether findings fail the run, warn, or pass.
+    gate: report::gate::Gate,
 }
 
 fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
@@ -252,7 +265,18 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
     if threads > 1024 {
         return Err(ConfigError::Usage(format!("--threads {threads}: at most 1024")).into());
     }
+    let gate = report::gate::Gate::new(
+        cfg.thresholds.as_ref(),
+        &args.report.warn_on,
+        &args.report.fail_on,
+        args.report.strict,
+    )
+    .map_err(|m| match &cfg.path {
+        Some(p) if !m.starts_with("--") => ConfigError::Usage(format!("{}: {m}", p.display())),
+        _ => ConfigError::Usage(m),
+    })?;
     Ok(Settings {
+        gate,
         source,
         schemas,
         report_dir,
@@ -547,6 +571,7 @@ fn new_report(s: &Settings) -> Report {
         baseline: s.baseline.as_ref().map(BaselineSpec::describe),
         warnings: Vec::new(),
         collections: Vec::new(),
+        gated: false,
     }
 }
 
@@ -731,6 +756,7 @@ fn write_outputs(
         Err(e) => report.warnings.push(format!("no remediations: {e}")),
     }
     report.finished_at = report::now_rfc3339();
+    report.judge(&s.gate);
     report.status = report.derive_status();
     let rows = sink
         .finish()

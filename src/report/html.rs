@@ -57,6 +57,7 @@ pub(super) fn index_label(ix: &Value) -> String {
 pub(super) fn status_word(s: Status) -> &'static str {
     match s {
         Status::Clean => "clean",
+        Status::Warn => "warn",
         Status::Findings => "findings",
         Status::Failed => "failed",
     }

@@ -80,6 +80,65 @@ fn with_remediation(details: &mut String, c: &CollectionReport, check: &str) {
     }
 }
 
+/// With thresholds, a check whose findings stay under their `fail` level passes; its
+/// verdict (warn, or accepted) is in the case's output.
+fn gated(mut cases: Vec<Case>, c: &CollectionReport) -> Vec<Case> {
+    use super::gate::Level;
+    if c.verdict.is_empty() || !c.present {
+        return cases;
+    }
+    for case in &mut cases {
+        let verdicts: Vec<&super::gate::Verdict> = c
+            .verdict
+            .iter()
+            .filter(|v| case_of(v.check) == case.name)
+            .collect();
+        if verdicts.is_empty()
+            || verdicts.iter().any(|v| v.level == Level::Fail)
+            || !matches!(case.outcome, Outcome::Fail { .. })
+        {
+            continue;
+        }
+        let mut note = String::new();
+        for v in verdicts {
+            let level = if v.level == Level::Warn {
+                "warn"
+            } else {
+                "pass"
+            };
+            let threshold = v.threshold.map(|t| t.to_string()).unwrap_or_default();
+            let _ = writeln!(
+                note,
+                "gate: {level}: {} {} (threshold {threshold})",
+                v.check, v.observed
+            );
+        }
+        if let Outcome::Fail { message, details } = &case.outcome {
+            let _ = write!(note, "{message}\n{details}");
+        }
+        case.outcome = Outcome::Pass;
+        case.out = Some(match case.out.take() {
+            Some(text) => format!("{note}\n{text}"),
+            None => note,
+        });
+    }
+    cases
+}
+
+/// The test case a threshold's check kind belongs to.
+fn case_of(kind: &str) -> &'static str {
+    match kind {
+        "invalid" | "other_version" => "classification",
+        "orphans" => "references",
+        "duplicates" => "unique_keys",
+        "index_missing" | "index_unexpected" => "indexes",
+        "structure" => "structure",
+        "unreadable" => "unreadable",
+        "missing" | "added" | "changed" => "reconciliation",
+        _ => "",
+    }
+}
+
 fn cases(c: &CollectionReport) -> Vec<Case> {
     let mut cases = Vec::new();
 
@@ -423,7 +482,7 @@ pub fn render(report: &Report) -> String {
         .map(|c| Suite {
             name: c.name.clone(),
             classname: format!("docsweep.{}", c.name),
-            cases: cases(c),
+            cases: gated(cases(c), c),
             props: vec![
                 ("target_version", c.target_version.to_string()),
                 ("documents", c.documents.to_string()),

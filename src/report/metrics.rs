@@ -98,6 +98,7 @@ pub fn findings(c: &CollectionReport) -> u64 {
 pub fn status_code(s: Status) -> u8 {
     match s {
         Status::Clean => 0,
+        Status::Warn => 2,
         Status::Findings => 1,
         Status::Failed => 3,
     }
@@ -118,7 +119,7 @@ pub fn render(report: &Report, duration_secs: f64) -> String {
     let mut f = Family::new(
         o,
         "docsweep_status",
-        "Outcome of the last check: 0 clean, 1 findings, 3 failed (the exit code).",
+        "Outcome of the last check: 0 clean, 1 findings, 2 warn (exit code 0: findings under their fail thresholds), 3 failed.",
     );
     f.sample(&[], status_code(report.status));
 

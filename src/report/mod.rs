@@ -56,6 +56,8 @@ pub const FORMAT: &str = "docsweep-report/1";
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Clean,
+    /// Findings that trip only `warn` thresholds (or none): the gate passes, exit 0.
+    Warn,
     Findings,
     Failed,
 }
@@ -77,6 +79,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub collections: Vec<CollectionReport>,
+    /// Thresholds decided the status (each collection's `verdict`).
+    #[serde(skip)]
+    pub gated: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -192,6 +197,9 @@ pub struct CollectionReport {
     pub reconciliation: Option<Reconciliation>,
     pub top_errors: Vec<ErrorKind>,
     pub remediation: Vec<Remediation>,
+    /// With thresholds: each check with findings and the level it reached.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verdict: Vec<gate::Verdict>,
     /// A few documents of each non-valid class (`other_version:N`, `invalid`), kept to
     /// derive remediations; never written out.
     #[serde(skip)]
@@ -220,12 +228,46 @@ impl CollectionReport {
 }
 
 impl Report {
-    /// `failed` wins, then `findings`, else `clean`.
+    /// Judges every collection's findings against the thresholds, when there are any.
+    pub fn judge(&mut self, gate: &gate::Gate) {
+        self.gated = gate.configured;
+        if gate.configured {
+            for c in &mut self.collections {
+                c.verdict = gate.judge(c);
+            }
+        }
+    }
+
+    /// `failed` wins, then `findings`, then `warn`, else `clean`. Without thresholds any
+    /// finding is `findings`; with them, a check at its `fail` level is, one at its `warn`
+    /// level is `warn`, and one below both passes. A collection missing from the source,
+    /// or whose indexes could not be read, is always `findings`.
     pub fn derive_status(&self) -> Status {
         if self.error.is_some() {
-            Status::Failed
-        } else if self.collections.iter().any(CollectionReport::has_findings) {
+            return Status::Failed;
+        }
+        if !self.gated {
+            return if self.collections.iter().any(CollectionReport::has_findings) {
+                Status::Findings
+            } else {
+                Status::Clean
+            };
+        }
+        let level = |l: gate::Level| {
+            self.collections
+                .iter()
+                .flat_map(|c| &c.verdict)
+                .any(|v| v.level == l)
+        };
+        if level(gate::Level::Fail)
+            || self
+                .collections
+                .iter()
+                .any(|c| !c.present || c.indexes.error.is_some())
+        {
             Status::Findings
+        } else if level(gate::Level::Warn) {
+            Status::Warn
         } else {
             Status::Clean
         }

@@ -160,8 +160,12 @@ pub fn write_summary(
         collection(w, c)?;
     }
     writeln!(w)?;
+    if report.gated {
+        gate(w, report)?;
+    }
     let status = match report.status {
         Status::Clean => "clean",
+        Status::Warn => "warn",
         Status::Findings => "FINDINGS",
         Status::Failed => "FAILED",
     };
@@ -189,6 +193,40 @@ pub fn write_summary(
                 writeln!(w, "{n}")?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The verdict of every check with findings: the level it reached and why.
+fn gate(w: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let mut any = false;
+    for c in &report.collections {
+        for v in &c.verdict {
+            if !any {
+                writeln!(w, "gate:")?;
+                any = true;
+            }
+            let level = match v.level {
+                super::gate::Level::Pass => "pass",
+                super::gate::Level::Warn => "WARN",
+                super::gate::Level::Fail => "FAIL",
+            };
+            let bound = match (v.level, v.threshold) {
+                (super::gate::Level::Pass, Some(t)) => format!("below {t}"),
+                (_, Some(t)) => format!("reached {t}"),
+                (_, None) => "no threshold".to_string(),
+            };
+            writeln!(
+                w,
+                "  {level:<5} {} {}: {} ({bound})",
+                c.name,
+                v.check,
+                num(v.observed)
+            )?;
+        }
+    }
+    if any {
+        writeln!(w)?;
     }
     Ok(())
 }

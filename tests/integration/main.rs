@@ -3,6 +3,7 @@
 mod bad_input;
 mod check;
 mod contract_pull;
+mod gate;
 mod harden;
 mod kubernetes;
 mod live;

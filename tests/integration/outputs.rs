@@ -154,6 +154,7 @@ pub fn shop_report() -> Report {
         baseline: Some("dump:./data/baseline".into()),
         warnings: vec![],
         collections: vec![customers, orders],
+        gated: false,
     }
 }
 
@@ -256,6 +257,7 @@ fn nasty_report() -> Report {
         baseline: None,
         warnings: vec![format!("w{EVIL}")],
         collections: vec![c, absent],
+        gated: false,
     }
 }
 
@@ -285,6 +287,7 @@ fn clean_report() -> Report {
             },
             ..Default::default()
         }],
+        gated: false,
     }
 }
 
