@@ -91,7 +91,7 @@ fn every_planned_entry_is_applied_already_or_a_conflict_with_its_reason() {
         "revert.plan",
     ]);
     let run = plan(&w, &args);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let planned = Plan::read(&w.path().join("revert.plan")).unwrap();
     let ids: Vec<Value> = planned.entries.iter().map(|e| e.id.clone()).collect();
     assert_eq!(ids.len(), 40);
@@ -220,7 +220,7 @@ fn a_plan_applied_to_a_dump_whose_first_record_changed_still_applies_the_rest() 
         "--out",
         "revert.plan",
     ]);
-    assert_eq!(plan(&w, &args).code, 1);
+    assert_eq!(plan(&w, &args).code, 0);
     let ids: Vec<Value> = Plan::read(&w.path().join("revert.plan"))
         .unwrap()
         .entries
@@ -284,7 +284,7 @@ fn undo_of_deletes_and_quarantines_puts_every_record_back_in_its_place() {
             "dd.plan",
         ],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let run = w.docsweep(&[
         "repair", "apply", "dd.plan", "--out", "dump:dd", "--audit", "a.jsonl",
     ]);
@@ -379,7 +379,7 @@ fn index_actions_are_counted_like_document_changes() {
             "n.plan",
         ],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let run = w.docsweep(&[
         "repair", "apply", "n.plan", "--out", "dump:n1", "--audit", "a.jsonl",
     ]);
@@ -422,7 +422,7 @@ fn deeply_nested_documents_round_trip_through_plan_journal_and_undo() {
                 "q.plan",
             ],
         );
-        assert_eq!(run.code, 1, "{levels}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.code, 0, "{levels}: {}{}", run.stdout, run.stderr);
         let planned = Plan::read(&w.path().join("q.plan")).unwrap();
         let id = serde_json::json!({"$oid": deep.get_object_id("_id").unwrap().to_hex()});
         assert!(
@@ -457,7 +457,7 @@ fn a_journal_cut_in_its_finish_line_still_reports_and_undoes() {
     let d = dump();
     let mut args = REVERT.to_vec();
     args.extend(["--collection", "orders", "--source", &d, "--out", "r.plan"]);
-    assert_eq!(plan(&w, &args).code, 1);
+    assert_eq!(plan(&w, &args).code, 0);
     let apply = || {
         w.docsweep(&[
             "repair", "apply", "r.plan", "--out", "dump:out", "--audit", "a.jsonl",

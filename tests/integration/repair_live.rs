@@ -194,7 +194,7 @@ impl Fixture {
         let w = Workdir::new();
         let source = with_db(uri, &db);
         let run = plan(&w, &source, "revert.plan", &REVERT);
-        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert_eq!(run.code, 0, "{}", run.stderr);
         assert!(run.stdout.contains("40 change(s)"), "{}", run.stdout);
         let original = contents(&client, &db, "orders");
         Fixture {
@@ -562,7 +562,7 @@ fn damaged_and_foreign_journals_are_refused() {
             "field=customer_id",
         ],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let run = apply(
         w,
         "other.plan",
@@ -612,7 +612,7 @@ fn a_crash_anywhere_then_a_rerun_gives_the_clean_result_and_undo_the_original() 
     let replan = || {
         if top_level {
             let run = plan(w, &f.source, "revert.plan", &REVERT);
-            assert_eq!(run.code, 1, "{}", run.stderr);
+            assert_eq!(run.code, 0, "{}", run.stderr);
         }
     };
     replan();
@@ -844,8 +844,12 @@ fn remedy(w: &Workdir, report: &Value, live: bool) -> (Vec<String>, Vec<String>)
     for (i, (finding, cmd, plan)) in remediation_commands(report).into_iter().enumerate() {
         let cmd = with_source(&cmd, sources.last().unwrap());
         let run = sh(w, &cmd);
-        assert!(run.code <= 1, "{finding}: {cmd}: {}", run.stderr);
-        if run.code == 0 {
+        assert_eq!(run.code, 0, "{finding}: {cmd}: {}", run.stderr);
+        if Plan::read(&w.path().join(&plan))
+            .unwrap()
+            .entries
+            .is_empty()
+        {
             continue; // nothing left to change (an earlier repair did it)
         }
         let run = if live {
@@ -1076,7 +1080,7 @@ fn index_repairs_keep_index_options_and_undo_gives_a_dropped_index_back_whole() 
             args.extend(["--param", p]);
         }
         let run = plan(&w, &source, name, &args);
-        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert_eq!(run.code, 0, "{}", run.stderr);
         let run = apply(&w, name, &["--yes"]);
         assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     };
@@ -1191,7 +1195,7 @@ fn people(tag: &str, uri: &str) -> (Client, String, Workdir, DropOnExit) {
         "--out",
         "people.plan",
     ]);
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains(&format!("{PEOPLE} change(s)")),
         "{}",
@@ -1563,7 +1567,7 @@ fn deleting_without_a_whole_document_guard_needs_consent() {
             "field=customer_id",
         ],
     );
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let run = w.docsweep(&["repair", "apply", "q.plan", "--yes", "--audit", "a.jsonl"]);
     if top_level_only(&f.client) {
         assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
