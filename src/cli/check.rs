@@ -333,8 +333,47 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// Every output file (`--html`, `--junit`, `--metrics`) must be writable before any
+/// document is read: a finished scan is never thrown away for a bad path, and the report
+/// directory is never left half updated.
+fn check_output_paths(s: &Settings) -> anyhow::Result<()> {
+    for (flag, path) in [
+        ("--html", &s.html),
+        ("--junit", &s.junit),
+        ("--metrics", &s.metrics),
+    ] {
+        let Some(path) = path else { continue };
+        let bad = |why: String| ConfigError::Usage(format!("{flag} {}: {why}", path.display()));
+        if path.is_dir() {
+            return Err(bad("is a directory; give a file name".into()).into());
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(bad(format!("the folder {} does not exist", dir.display())).into());
+        }
+        let probe = dir.join(format!(".docsweep-probe-{}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) => {
+                return Err(bad(format!("cannot write in {}: {e}", dir.display())).into());
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let s = settings(args)?;
+    check_output_paths(&s)?;
     let contracts = load_contracts(&s)?;
     let _lock = report_dir(&s.report_dir)?;
     let header = header(
@@ -456,6 +495,7 @@ pub fn merge(
     started_at: Option<String>,
 ) -> anyhow::Result<Status> {
     let s = settings(args)?;
+    check_output_paths(&s)?;
     let contracts = load_contracts(&s)?;
     let mine = run_settings(&s)?;
     let theirs = &readers[0].header["settings"];
@@ -758,10 +798,9 @@ fn write_outputs(
     report.finished_at = report::now_rfc3339();
     report.judge(&s.gate);
     report.status = report.derive_status();
-    let rows = sink
-        .finish()
-        .with_context(|| format!("cannot write {}", csv_path.display()))?;
     let duration = started.elapsed().as_secs_f64();
+    // The files outside the report directory first: if one fails, the report directory
+    // keeps the previous run's report.json and violations.csv together.
     if let Some(p) = &s.html {
         report::write_html(&report, p).with_context(|| format!("cannot write {}", p.display()))?;
     }
@@ -772,6 +811,9 @@ fn write_outputs(
         report::write_metrics(&report, duration, p)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
+    let rows = sink
+        .finish()
+        .with_context(|| format!("cannot write {}", csv_path.display()))?;
     let json_path = s.report_dir.join("report.json");
     report::write_json(&report, &json_path)
         .with_context(|| format!("cannot write {}", json_path.display()))?;

@@ -178,6 +178,14 @@ pub fn write_summary(
         "report: {report_dir}/report.json, {report_dir}/violations.csv ({} rows)",
         num(violations)
     )?;
+    if report.status == Status::Failed {
+        // What was read before the failure is reported, but advice needs the whole source.
+        writeln!(
+            w,
+            "next: fix the source (see the error above) and run the check again; the counts above cover only what was read"
+        )?;
+        return Ok(());
+    }
     if report.status != Status::Clean {
         let mut next = Vec::new();
         for c in &report.collections {

@@ -803,3 +803,93 @@ fn writers_replace_files_atomically() {
     assert_eq!(names.len(), 3, "left-over temporary files: {names:?}");
     assert!(report::write_html(&r, &dir.path().join("no/such/dir/report.html")).is_err());
 }
+
+/// A bad output path is found before any document is read: exit 2, and the report
+/// directory keeps the previous run's report.json and violations.csv, together.
+#[test]
+fn a_bad_output_path_is_refused_before_the_scan_and_keeps_the_last_report() {
+    let w = crate::util::Workdir::new();
+    let schemas = crate::util::example().join("schemas");
+    let dump = format!(
+        "dump:{}",
+        crate::util::example().join("data/dump").display()
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--no-progress",
+            "--source",
+            &dump,
+            "--schemas",
+            schemas.to_str().unwrap(),
+            "--report-dir",
+            "r",
+        ];
+        args.extend_from_slice(extra);
+        w.docsweep(&args)
+    };
+    assert_eq!(run(&[]).code, 1);
+    let (json, csv) = (w.read("r/report.json"), w.read("r/violations.csv"));
+    std::fs::create_dir(w.path().join("adir")).unwrap();
+    for (flag, path) in [
+        ("--html", "/nonexistent/r.html"),
+        ("--junit", "/nonexistent/j.xml"),
+        ("--metrics", "/nonexistent/m.prom"),
+        ("--html", "adir"),
+    ] {
+        let started = std::time::Instant::now();
+        let r = run(&[flag, path, "--collection", "orders"]);
+        assert_eq!(r.code, 2, "{flag} {path}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(flag) && r.stderr.contains(path),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "no summary: {}", r.stdout);
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        assert_eq!(
+            w.read("r/report.json"),
+            json,
+            "{flag}: report.json untouched"
+        );
+        assert_eq!(
+            w.read("r/violations.csv"),
+            csv,
+            "{flag}: violations.csv untouched"
+        );
+    }
+}
+
+/// A failed source prints no advice that needs the whole source.
+#[test]
+fn a_failed_source_gives_no_advice_but_to_fix_it() {
+    let w = crate::util::Workdir::new();
+    crate::util::copy_dir(
+        &crate::util::example().join("data/dump-gz"),
+        &w.path().join("d"),
+    );
+    // A gzip stream that breaks off halfway: the read fails mid-collection.
+    let gz = w.path().join("d/shop/orders.bson.gz");
+    let bytes = std::fs::read(&gz).unwrap();
+    std::fs::write(
+        &gz,
+        [&bytes[..bytes.len() / 2], b"garbage".as_slice()].concat(),
+    )
+    .unwrap();
+    let schemas = crate::util::example().join("schemas");
+    let r = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--source",
+        "dump:d",
+        "--schemas",
+        schemas.to_str().unwrap(),
+        "--report-dir",
+        "r",
+    ]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("status: FAILED"), "{}", r.stdout);
+    assert!(r.stdout.contains("next: fix the source"), "{}", r.stdout);
+    assert!(!r.stdout.contains("repair plan"), "{}", r.stdout);
+    assert_eq!(w.read_json("r/report.json")["status"], "failed");
+}
