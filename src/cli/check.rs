@@ -351,6 +351,13 @@ fn check_output_paths(s: &Settings) -> anyhow::Result<()> {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => std::path::Path::new("."),
         };
+        // The report directory is created by the run itself.
+        let same = |a: &std::path::Path, b: &std::path::Path| {
+            std::path::absolute(a).ok() == std::path::absolute(b).ok()
+        };
+        if !dir.is_dir() && same(dir, &s.report_dir) {
+            continue;
+        }
         if !dir.is_dir() {
             return Err(bad(format!("the folder {} does not exist", dir.display())).into());
         }
