@@ -371,6 +371,7 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     if live::is_live(&source) {
         return apply_live_cmd(a, p, source);
     }
+    apply::refuse_archive(&source).map_err(apply_err)?;
     if !source.starts_with("dump:") {
         return Err(ConfigError::Usage(format!(
             "the plan's source is {source}: applying to exports is not supported; \
