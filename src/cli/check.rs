@@ -356,6 +356,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         Ok((source, baseline))
     });
     match opened {
+        // A file that is not what the source string says (not an archive): a usage error.
+        Err(e) if e.is_usage() => return Err(e.into()),
         Err(e) => report.error = Some(e.to_string()),
         Ok((source, baseline)) => {
             report.database = source.database.clone();
