@@ -49,12 +49,19 @@ impl Namespace {
     /// A time-series collection: mongodump writes its buckets (`system.buckets.NAME`),
     /// not its measurements.
     fn is_timeseries(&self) -> bool {
-        if self.kind.as_deref() == Some("timeseries") {
-            return true;
-        }
+        self.kind.as_deref() == Some("timeseries") || self.has_option("timeseries")
+    }
+
+    /// A view: mongodump writes its definition, no documents (a dump directory has only
+    /// its `.metadata.json`, so it is no collection there either).
+    fn is_view(&self) -> bool {
+        self.kind.as_deref() == Some("view") || self.has_option("viewOn")
+    }
+
+    fn has_option(&self, key: &str) -> bool {
         serde_json::from_str::<serde_json::Value>(&self.metadata)
             .ok()
-            .is_some_and(|m| m["options"].get("timeseries").is_some())
+            .is_some_and(|m| m["options"].get(key).is_some())
     }
 }
 
@@ -350,7 +357,7 @@ pub(super) fn open(
     let mut namespaces: Vec<&Namespace> = prelude
         .namespaces
         .iter()
-        .filter(|n| n.db == chosen && is_user(n))
+        .filter(|n| n.db == chosen && is_user(n) && !n.is_view())
         .collect();
     namespaces.sort_by(|a, b| a.collection.cmp(&b.collection));
     namespaces.dedup_by(|a, b| a.collection == b.collection);
@@ -918,18 +925,24 @@ mod tests {
 
     impl Writer {
         fn new(colls: &[&str]) -> Writer {
+            let typed: Vec<(&str, &str)> = colls.iter().map(|c| (*c, "collection")).collect();
+            Writer::typed(&typed)
+        }
+
+        /// A writer whose prelude lists `(collection, type)`.
+        fn typed(colls: &[(&str, &str)]) -> Writer {
             let mut out = MAGIC.to_vec();
             out.extend(
                 bson::doc! {"concurrent_collections": 4, "version": "0.1", "server_version": "7.0.0", "tool_version": "test"}
                     .to_vec()
                     .unwrap(),
             );
-            for c in colls {
+            for (c, kind) in colls {
                 let meta = format!(
-                    r#"{{"indexes":[{{"v":{{"$numberInt":"2"}},"key":{{"_id":{{"$numberInt":"1"}}}},"name":"_id_"}},{{"v":2,"key":{{"x":-1}},"name":"x_-1"}}],"type":"collection"}}"#
+                    r#"{{"indexes":[{{"v":{{"$numberInt":"2"}},"key":{{"_id":{{"$numberInt":"1"}}}},"name":"_id_"}},{{"v":2,"key":{{"x":-1}},"name":"x_-1"}}],"type":"{kind}"}}"#
                 );
                 out.extend(
-                    bson::doc! {"db": "d", "collection": *c, "metadata": meta, "size": 0_i64, "type": "collection"}
+                    bson::doc! {"db": "d", "collection": *c, "metadata": meta, "size": 0_i64, "type": *kind}
                         .to_vec()
                         .unwrap(),
                 );
@@ -1031,6 +1044,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("\"zz\""), "{e}");
+    }
+
+    #[test]
+    fn views_are_no_collections_and_time_series_say_why_they_cannot_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::typed(&[
+            ("a", "collection"),
+            ("v", "view"),
+            ("ts", "timeseries"),
+            ("system.views", "collection"),
+            ("system.buckets.ts", "collection"),
+        ]);
+        w.block("a", &docs("a", 0, 2));
+        w.block("system.buckets.ts", &docs("b", 0, 2));
+        w.end("a");
+        w.end("system.buckets.ts");
+        w.end("system.views");
+        let path = write_tmp(&dir, "x.archive", &w.out);
+        let src = Source::open(&SourceSpec::Archive(path), None).unwrap();
+        let names: Vec<&str> = src.collections.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a", "ts"]);
+        let ts = records(&src, "ts");
+        assert_eq!(ts.len(), 1);
+        assert!(ts[0].2.as_deref().unwrap().contains("system.buckets.ts"));
+        let c = src.collection("ts").unwrap();
+        assert_eq!(src.indexes(c).unwrap().unwrap().len(), 2);
     }
 
     #[test]
