@@ -738,13 +738,20 @@ mod tests {
         "bad-format.archive",
     ];
 
+    /// A namespace: (db, collection).
+    type Ns = (String, String);
+    /// A document of a namespace: its offset and bytes.
+    type Doc = (u64, Vec<u8>);
+    /// One collection of a cut archive: its name, readable records and unreadable messages.
+    type CutCollection = (String, Vec<Vec<u8>>, Vec<String>);
+
     /// An independent walk over an archive held in memory: the prelude's metadata
     /// documents, and each namespace's documents (offset, bytes) and stored CRC.
     #[derive(Default, Debug)]
     struct Walk {
         metadata: Vec<(String, String, String, Option<String>)>,
-        docs: BTreeMap<(String, String), Vec<(u64, Vec<u8>)>>,
-        crcs: BTreeMap<(String, String), i64>,
+        docs: BTreeMap<Ns, Vec<Doc>>,
+        crcs: BTreeMap<Ns, i64>,
     }
 
     fn walk(b: &[u8]) -> Walk {
@@ -1161,7 +1168,7 @@ mod tests {
         dir: &tempfile::TempDir,
         bytes: &[u8],
         cut: usize,
-    ) -> Result<Vec<(String, Vec<Vec<u8>>, Vec<String>)>, SourceError> {
+    ) -> Result<Vec<CutCollection>, SourceError> {
         let path = write_tmp(dir, "cut.archive", &bytes[..cut]);
         let src = Source::open(&SourceSpec::Archive(path), None)?;
         let mut out = Vec::new();

@@ -98,7 +98,9 @@ fn write_archive(dir: &Path, block: usize) -> Vec<u8> {
         }
         h
     };
-    let mut pending: Vec<(usize, Vec<&[u8]>, &[u8])> = colls
+    // Per namespace: its index, the documents still to write, its cut-off tail.
+    type Pending<'a> = (usize, Vec<&'a [u8]>, &'a [u8]);
+    let mut pending: Vec<Pending> = colls
         .iter()
         .enumerate()
         .map(|(i, c)| {
