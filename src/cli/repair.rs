@@ -44,7 +44,7 @@ pub struct PlanArgs {
     /// declares NAME, TEMPLATE.NAME=VALUE for that template alone
     #[arg(long = "param", value_name = "K=V")]
     pub params: Vec<String>,
-    /// The data: dump:PATH, export:PATH or mongodb://…
+    /// The data: dump:PATH, archive:PATH, export:PATH or mongodb://…
     #[arg(long, value_name = "S")]
     pub source: Option<String>,
     /// Which documents, overriding the first template's `select`: invalid, valid,
@@ -280,7 +280,12 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
     let source = Source::open(&spec, a.db.as_deref().or(cfg.db.as_deref()))?;
     let baseline = match a.baseline.as_deref().or(cfg.baseline.as_deref()) {
         None => None,
-        Some(b) if b.contains("://") || b.starts_with("dump:") || b.starts_with("export:") => {
+        Some(b)
+            if b.contains("://")
+                || ["dump:", "archive:", "export:"]
+                    .iter()
+                    .any(|p| b.starts_with(p)) =>
+        {
             let bspec = SourceSpec::parse(b)?;
             Some(Baseline::Source(Source::open(&bspec, a.db.as_deref())?))
         }
@@ -323,10 +328,18 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
     if let Some(n) = p.header["kept_as_baseline"].as_u64() {
         println!("kept {n} document(s) that equal their baseline image (never removed)");
     }
-    println!(
-        "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
-        a.out.display()
-    );
+    if spec.is_archive() {
+        println!(
+            "next: review the plan; {spec} is a mongodump archive, which repair apply does not \
+             rewrite: restore it (mongorestore --archive) and dump it as a directory \
+             (mongodump --out DIR), then plan against dump:DIR/DB and apply that plan"
+        );
+    } else {
+        println!(
+            "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
+            a.out.display()
+        );
+    }
     Ok(if p.entries.is_empty() {
         Status::Clean
     } else {

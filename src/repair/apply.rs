@@ -129,11 +129,7 @@ fn offset_of(loc: crate::source::Location) -> u64 {
 /// A plan made on a mongodump archive (`archive:FILE`, or `dump:FILE`) cannot be applied:
 /// apply reads and writes dump directories.
 pub fn refuse_archive(source: &str) -> Result<(), ApplyError> {
-    let archive = match crate::source::SourceSpec::parse(source) {
-        Ok(crate::source::SourceSpec::Archive(_)) => true,
-        Ok(crate::source::SourceSpec::Dump(p)) => p.is_file(),
-        _ => false,
-    };
+    let archive = crate::source::SourceSpec::parse(source).is_ok_and(|s| s.is_archive());
     if archive {
         return Err(ApplyError::Usage(format!(
             "the plan's source {source} is a mongodump archive: repair apply reads a dump \

@@ -92,6 +92,15 @@ impl SourceSpec {
         }
     }
 
+    /// Does it name a `mongodump --archive` file (`archive:PATH`, or `dump:PATH` of a file)?
+    pub fn is_archive(&self) -> bool {
+        match self {
+            SourceSpec::Archive(_) => true,
+            SourceSpec::Dump(p) => p.is_file(),
+            _ => false,
+        }
+    }
+
     /// Resolves relative paths against `base` (the directory of docsweep.toml).
     pub fn relative_to(self, base: &Path) -> SourceSpec {
         match self {

@@ -350,6 +350,13 @@ fn repair_plan_works_on_an_archive_and_apply_refuses_it() {
         ]);
         assert_eq!(run.code, 1, "{source}: {}", run.stderr);
         assert!(run.stdout.contains("40 change(s)"), "{}", run.stdout);
+        // The next step after a plan on an archive is not an apply of that plan.
+        assert_eq!(
+            run.stdout.contains("repair apply does not rewrite"),
+            source.starts_with("archive:"),
+            "{}",
+            run.stdout
+        );
         plans.push(docsweep::repair::plan::Plan::read(&w.path().join(out)).unwrap());
     }
     // The same entries (the headers name their sources; `at`, the byte offset, counts from
@@ -371,4 +378,89 @@ fn repair_plan_works_on_an_archive_and_apply_refuses_it() {
         run.stderr
     );
     assert!(!w.path().join("fixed").exists());
+}
+
+#[test]
+fn merged_partitions_of_an_archive_equal_a_single_run() {
+    use crate::partition::{partition_and_merge, project, timeless};
+    let w = project();
+    let archive = write_archive(&example_db(), 97);
+    std::fs::write(w.path().join("shop.archive"), &archive).unwrap();
+    std::fs::write(w.path().join("shop.archive.gz"), gzip(&archive)).unwrap();
+    for source in ["archive:shop.archive", "archive:shop.archive.gz"] {
+        let single = w.docsweep(&[
+            "check",
+            "--no-progress",
+            "--source",
+            source,
+            "--report-dir",
+            "single",
+        ]);
+        assert_eq!(single.code, 1, "{source}: {}", single.stderr);
+        for n in [2, 3] {
+            let code = partition_and_merge(&w, n, &["--source", source]);
+            assert_eq!(code, 1, "{source} in {n}");
+            assert_eq!(
+                timeless(&w, "single"),
+                timeless(&w, "merged"),
+                "{source} in {n}"
+            );
+            assert_eq!(
+                w.read("single/violations.csv"),
+                w.read("merged/violations.csv"),
+                "{source} in {n}"
+            );
+            std::fs::remove_dir_all(w.path().join("parts")).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_archive_baseline_and_its_snapshot_reconcile_as_the_dump_does() {
+    let w = Workdir::new();
+    let base = example().join("data/baseline");
+    std::fs::write(
+        w.path().join("base.archive"),
+        write_archive(&base.join("shop"), 128),
+    )
+    .unwrap();
+    let dump_base = format!("dump:{}", base.display());
+    for (source, out) in [
+        (dump_base.as_str(), "d.snap"),
+        ("archive:base.archive", "a.snap"),
+    ] {
+        let run = w.docsweep(&["snapshot", "--source", source, "--out", out]);
+        assert_eq!(run.code, 0, "{source}: {}", run.stderr);
+    }
+    let dump = format!("dump:{}", example().join("data/dump").display());
+    let schemas = example().join("schemas");
+    let mut reports = Vec::new();
+    for (baseline, out) in [
+        (dump_base.as_str(), "r-dump"),
+        ("archive:base.archive", "r-archive"),
+        ("d.snap", "r-dsnap"),
+        ("a.snap", "r-asnap"),
+    ] {
+        let run = w.docsweep(&[
+            "check",
+            "--no-progress",
+            "--source",
+            &dump,
+            "--schemas",
+            schemas.to_str().unwrap(),
+            "--baseline",
+            baseline,
+            "--report-dir",
+            out,
+        ]);
+        assert_eq!(run.code, 1, "{baseline}: {}", run.stderr);
+        let mut r = comparable(w.read_json(&format!("{out}/report.json")));
+        r["baseline"] = Value::Null;
+        reports.push(r);
+    }
+    // Reconciliation found something (the example's planted changes), the same each way.
+    let orders = collection(&reports[0], "orders").clone();
+    assert!(orders.to_string().contains("missing"), "{orders}");
+    assert_eq!(reports[1], reports[0], "archive baseline");
+    assert_eq!(reports[3], reports[2], "snapshot of the archive");
 }
