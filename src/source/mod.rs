@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use crate::contract::IndexSpec;
 
-pub use archive::MAGIC as ARCHIVE_MAGIC;
 pub use bson_reader::{BsonReader, MAX_RECORD_BYTES};
 pub use json_reader::JsonReader;
 pub use live::{read_preference, Live, LiveOptions};
@@ -160,7 +159,7 @@ pub fn password_span(s: &str) -> Option<std::ops::Range<usize>> {
 /// Where a record was read from, for messages and violations.csv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Location {
-    /// Byte offset in the (uncompressed) BSON stream.
+    /// Byte offset in the (uncompressed) BSON stream: a `.bson` file, or a whole archive.
     Offset(u64),
     /// 1-based line of an NDJSON file, with the byte offset where it starts.
     Line { line: u64, offset: u64 },
