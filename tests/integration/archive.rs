@@ -140,6 +140,30 @@ fn write_archive(dir: &Path, block: usize) -> Vec<u8> {
     out
 }
 
+/// An archive with one collection `db.coll` whose only block holds `block` as it is (any
+/// bytes: the corpus replay puts bad input there), closed with the CRC of those bytes.
+pub(crate) fn archive_of(db: &str, coll: &str, block: &[u8]) -> Vec<u8> {
+    let mut out = 0x8199_e26d_u32.to_le_bytes().to_vec();
+    out.extend(bson(bson::doc! {
+        "concurrent_collections": 4, "version": "0.1",
+        "server_version": "7.0.12", "tool_version": "100.9.4",
+    }));
+    out.extend(bson(bson::doc! {
+        "db": db, "collection": coll, "metadata": r#"{"indexes":[]}"#, "size": 0_i64,
+    }));
+    out.extend(TERMINATOR);
+    out.extend(bson(
+        bson::doc! {"db": db, "collection": coll, "EOF": false, "CRC": 0_i64},
+    ));
+    out.extend_from_slice(block);
+    out.extend(TERMINATOR);
+    out.extend(bson(
+        bson::doc! {"db": db, "collection": coll, "EOF": true, "CRC": crc64(block) as i64},
+    ));
+    out.extend(TERMINATOR);
+    out
+}
+
 fn gzip(b: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(b).unwrap();

@@ -3,7 +3,8 @@
 //! Each test builds a tiny dump or export in a temp dir, runs `docsweep check` on it and
 //! asserts the exit code, the counts in report.json and that nothing panicked. The last tests
 //! replay every file in `tests/corpus/` (fuzzer regressions and hand-made bad inputs) through
-//! the decoders and readers in-process, with the fuzz targets' invariants.
+//! the decoders and readers in-process, with the fuzz targets' invariants, and as the block
+//! of a mongodump archive.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -602,5 +603,37 @@ fn corpus_dumps_and_exports_through_the_executable() {
             c.code,
             c.stderr
         );
+    }
+}
+
+#[test]
+fn corpus_files_as_archive_blocks_never_panic() {
+    // Every corpus file as the documents of an archive's collection: whatever is readable
+    // is the bytes at its offset; the rest is unreadable, never a crash.
+    use docsweep::source::{Source, SourceSpec};
+    let dir = tempfile::tempdir().unwrap();
+    for f in corpus_files() {
+        let bytes = std::fs::read(&f).expect("read corpus file");
+        let archive = crate::archive::archive_of("db", "items", &bytes);
+        let path = dir.path().join("corpus.archive");
+        std::fs::write(&path, &archive).unwrap();
+        let src = Source::open(&SourceSpec::Archive(path), None)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let c = src.collection("items").expect("the collection");
+        let mut r = src.reader(c).unwrap();
+        let mut n = 0;
+        while let Some(b) = r.next_batch(64).unwrap() {
+            for rec in &b.records {
+                let Location::Offset(o) = rec.location else {
+                    panic!("{}: not an offset", f.display())
+                };
+                let o = o as usize;
+                if rec.broken.is_none() {
+                    assert_eq!(&archive[o..o + rec.end - rec.start], b.bytes(rec));
+                }
+                n += 1;
+            }
+        }
+        assert!(n <= bytes.len() + 2, "{}: {n} records", f.display());
     }
 }
