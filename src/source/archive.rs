@@ -448,8 +448,8 @@ enum State {
     Start,
     /// Expecting a namespace header (or the end).
     Header,
-    /// Inside a block; `ours` when it is this collection's; `after_eof` when it was opened
-    /// by the end-of-namespace header.
+    /// Inside a block (up to its terminator); `ours` when it is this collection's. An
+    /// end-of-namespace header of another collection opens an (empty) block too.
     Block { ours: bool },
     /// Finished (the collection's end-of-namespace header was read, or the input failed).
     Done,
@@ -478,8 +478,8 @@ impl ArchiveReader {
         self.pending = Some((
             at,
             format!(
-                "{why}; the archive ends before the end of {} (no end-of-collection header): \
-                 its later documents, if any, are missing",
+                "{why}: no more of {} can be read (its end-of-collection header was not \
+                 reached), so its later documents, if any, are missing",
                 self.ns()
             ),
         ));
