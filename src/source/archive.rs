@@ -1079,6 +1079,71 @@ mod tests {
         assert_eq!(src.indexes(c).unwrap().unwrap().len(), 2);
     }
 
+    /// An archive of empty namespaces `(db, collection)`.
+    fn empty_namespaces(nss: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend(bson::doc! {"version": "0.1"}.to_vec().unwrap());
+        for (db, c) in nss {
+            let meta = r#"{"indexes":[]}"#;
+            out.extend(
+                bson::doc! {"db": *db, "collection": *c, "metadata": meta}
+                    .to_vec()
+                    .unwrap(),
+            );
+        }
+        out.extend((-1i32).to_le_bytes());
+        for (db, c) in nss {
+            out.extend(
+                bson::doc! {"db": *db, "collection": *c, "EOF": true, "CRC": 0_i64}
+                    .to_vec()
+                    .unwrap(),
+            );
+            out.extend((-1i32).to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn the_database_is_chosen_as_in_a_dump_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let several = write_tmp(
+            &dir,
+            "several.archive",
+            &empty_namespaces(&[
+                ("admin", "system.version"),
+                ("d1", "a"),
+                ("", "oplog"),
+                ("d2", "b"),
+                ("d2", "c"),
+                ("local", "x"),
+            ]),
+        );
+        let e = Source::open(&SourceSpec::Archive(several.clone()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("several databases (d1, d2)") && e.contains("--db"),
+            "{e}"
+        );
+        let src = Source::open(&SourceSpec::Archive(several.clone()), Some("d2")).unwrap();
+        assert_eq!(src.database.as_deref(), Some("d2"));
+        let names: Vec<&str> = src.collections.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert!(records(&src, "c").is_empty());
+        // admin, config and local count only when asked for.
+        let src = Source::open(&SourceSpec::Archive(several), Some("local")).unwrap();
+        assert_eq!(src.collections.len(), 1);
+        let system = write_tmp(
+            &dir,
+            "system.archive",
+            &empty_namespaces(&[("admin", "system.version"), ("", "oplog")]),
+        );
+        let e = Source::open(&SourceSpec::Archive(system), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no user collections"), "{e}");
+    }
+
     #[test]
     fn a_wrong_crc_is_one_unreadable_record() {
         let dir = tempfile::tempdir().unwrap();
