@@ -120,17 +120,18 @@ enum Next {
 }
 
 impl Frames {
+    fn new(stream: Box<dyn Read + Send>, path: &Path) -> Frames {
+        Frames {
+            input: std::io::BufReader::with_capacity(256 << 10, stream),
+            offset: 0,
+            path: path.to_path_buf(),
+            cut_gzip: false,
+        }
+    }
+
     fn open(path: &Path, gzip: bool) -> Result<(Frames, Arc<AtomicU64>), SourceError> {
         let (stream, count) = dump::open_stream(path, gzip)?;
-        Ok((
-            Frames {
-                input: std::io::BufReader::with_capacity(256 << 10, stream),
-                offset: 0,
-                path: path.to_path_buf(),
-                cut_gzip: false,
-            },
-            count,
-        ))
+        Ok((Frames::new(stream, path), count))
     }
 
     /// Fills `buf` unless the stream ends first; returns how much was read.
@@ -295,6 +296,40 @@ pub(super) fn read_prelude(path: &Path) -> Result<Prelude, SourceError> {
     Ok(Prelude { gzip, namespaces })
 }
 
+/// The namespaces `(db, collection)` an archive's prelude lists, read from any stream of the
+/// uncompressed archive (`name` is used in messages). For fuzzing and tools; sources use
+/// `archive:PATH`.
+pub fn namespaces(
+    input: Box<dyn Read + Send>,
+    name: &Path,
+) -> Result<Vec<(String, String)>, SourceError> {
+    let mut frames = Frames::new(input, name);
+    Ok(frames
+        .prelude()?
+        .into_iter()
+        .map(|n| (n.db, n.collection))
+        .collect())
+}
+
+/// A reader of the records of namespace `db.collection` out of any stream of the
+/// uncompressed archive, as `archive:PATH` reads them (positions are uncompressed offsets).
+pub fn records(
+    input: Box<dyn Read + Send>,
+    name: &Path,
+    db: &str,
+    collection: &str,
+) -> Box<dyn RecordReader> {
+    Box::new(ArchiveReader {
+        frames: Frames::new(input, name),
+        count: None,
+        db: db.to_string(),
+        collection: collection.to_string(),
+        state: State::Start,
+        crc: Crc64::new(),
+        pending: None,
+    })
+}
+
 /// The oplog namespace (`--oplog`: db empty, collection `oplog`) and system collections
 /// (`system.*`: views, versions, time-series buckets …) hold no user documents.
 fn is_user(ns: &Namespace) -> bool {
@@ -416,7 +451,7 @@ pub(super) fn reader(
     let (frames, count) = Frames::open(path, c.gzip)?;
     let mut r = ArchiveReader {
         frames,
-        count,
+        count: Some(count),
         db: c.db.clone(),
         collection: name.to_string(),
         state: State::Start,
@@ -458,7 +493,8 @@ enum State {
 /// Streams one collection's documents out of the archive's interleaved blocks.
 struct ArchiveReader {
     frames: Frames,
-    count: Arc<AtomicU64>,
+    /// Bytes read from the file (compressed bytes for gzip); `None` for an in-memory stream.
+    count: Option<Arc<AtomicU64>>,
     db: String,
     collection: String,
     state: State,
@@ -669,7 +705,10 @@ impl RecordReader for ArchiveReader {
     }
 
     fn position(&self) -> u64 {
-        self.count.load(std::sync::atomic::Ordering::Relaxed)
+        match &self.count {
+            Some(c) => c.load(std::sync::atomic::Ordering::Relaxed),
+            None => self.frames.offset,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! `export:PATH` (mongoexport) and `mongodb://…`. Each yields a collection's raw records in batches, with where each
 //! record came from, so that decoding can run in parallel downstream.
 
-mod archive;
+pub mod archive;
 mod bson_reader;
 mod dump;
 mod export;
