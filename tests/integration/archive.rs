@@ -355,6 +355,7 @@ fn repair_plan_works_on_an_archive_and_apply_refuses_it() {
     for (source, out) in [
         (dump.as_str(), "dump.plan"),
         ("archive:shop.archive", "archive.plan"),
+        ("dump:shop.archive", "dump-file.plan"),
     ] {
         let run = w.docsweep(&[
             "repair",
@@ -377,7 +378,7 @@ fn repair_plan_works_on_an_archive_and_apply_refuses_it() {
         // The next step after a plan on an archive is not an apply of that plan.
         assert_eq!(
             run.stdout.contains("repair apply does not rewrite"),
-            source.starts_with("archive:"),
+            source != dump,
             "{}",
             run.stdout
         );
@@ -392,16 +393,19 @@ fn repair_plan_works_on_an_archive_and_apply_refuses_it() {
             .collect()
     };
     assert_eq!(entries(&plans[0]), entries(&plans[1]));
+    assert_eq!(entries(&plans[0]), entries(&plans[2]));
     assert!(plans[1].entries.iter().all(|e| e.at.is_some()));
 
-    let run = w.docsweep(&["repair", "apply", "archive.plan", "--out", "dump:fixed"]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("is a mongodump archive") && run.stderr.contains("mongorestore"),
-        "{}",
-        run.stderr
-    );
-    assert!(!w.path().join("fixed").exists());
+    for plan in ["archive.plan", "dump-file.plan"] {
+        let run = w.docsweep(&["repair", "apply", plan, "--out", "dump:fixed"]);
+        assert_eq!(run.code, 2, "{plan}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("is a mongodump archive") && run.stderr.contains("mongorestore"),
+            "{plan}: {}",
+            run.stderr
+        );
+        assert!(!w.path().join("fixed").exists());
+    }
 }
 
 #[test]
