@@ -24,7 +24,8 @@ fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
         // A source failure anywhere in the error chain (a plan's scan, an apply's read).
         Err(e)
             if e.chain()
-                .any(|c| c.downcast_ref::<docsweep::source::SourceError>().is_some()) =>
+                .filter_map(|c| c.downcast_ref::<docsweep::source::SourceError>())
+                .any(|s| !s.is_usage()) =>
         {
             3
         }

@@ -26,7 +26,8 @@ use crate::source::{Partition, Source, SourceSpec};
   docsweep check --partition 2/8 --report-dir parts/2   # then: docsweep merge parts/*
   docsweep check --checkpoint sweep.ckpt               # re-run the same to continue")]
 pub struct CheckArgs {
-    /// The data: dump:PATH (mongodump), export:PATH (mongoexport) or mongodb://…
+    /// The data: dump:PATH (mongodump), archive:PATH (mongodump --archive), export:PATH
+    /// (mongoexport) or mongodb://…
     #[arg(long, value_name = "S")]
     pub source: Option<String>,
     #[command(flatten)]
@@ -96,7 +97,7 @@ pub struct ReportArgs {
     #[arg(long = "collection", value_name = "C")]
     pub collections: Vec<String>,
     /// The state before the change, to reconcile with by _id: a snapshot file (from
-    /// `docsweep snapshot`) or a dump:/export: source
+    /// `docsweep snapshot`) or a dump:/archive:/export: source
     #[arg(long, value_name = "S")]
     pub baseline: Option<String>,
     /// Where report.json and violations.csv go [default: docsweep-report]
@@ -139,8 +140,10 @@ enum BaselineSpec {
 impl BaselineSpec {
     fn parse(s: &str, base: Option<&std::path::Path>) -> anyhow::Result<BaselineSpec> {
         let lower = s.to_ascii_lowercase();
-        let looks_like_source =
-            ["dump:", "export:"].iter().any(|p| lower.starts_with(p)) || s.contains("://");
+        let looks_like_source = ["dump:", "archive:", "export:"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+            || s.contains("://");
         if looks_like_source {
             let spec = SourceSpec::parse(s)?;
             return Ok(BaselineSpec::Source(match base {
@@ -154,7 +157,7 @@ impl BaselineSpec {
         };
         if !path.is_file() {
             return Err(ConfigError::Usage(format!(
-                "--baseline {}: no such snapshot file (a baseline is a snapshot file or a dump:/export:/mongodb:// source)",
+                "--baseline {}: no such snapshot file (a baseline is a snapshot file or a dump:/archive:/export:/mongodb:// source)",
                 crate::source::redact_uri(s)
             ))
             .into());
@@ -198,7 +201,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         None => cfg.source()?,
     };
     let source_str = source_str.ok_or_else(|| {
-        ConfigError::Usage("no source: give --source dump:PATH|export:PATH|mongodb://… or set `source` in docsweep.toml".into())
+        ConfigError::Usage("no source: give --source dump:PATH|archive:PATH|export:PATH|mongodb://… or set `source` in docsweep.toml".into())
     })?;
     let mut source = SourceSpec::parse(&source_str)?;
     // Paths in the file are relative to it; a source from the command line or the
@@ -425,6 +428,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         Ok((source, baseline))
     });
     match opened {
+        // A file that is not what the source string says (not an archive): a usage error.
+        Err(e) if e.is_usage() => return Err(e.into()),
         Err(e) => report.error = Some(e.to_string()),
         Ok((source, baseline)) => {
             report.database = source.database.clone();

@@ -45,7 +45,7 @@ pub struct PlanArgs {
     /// declares NAME, TEMPLATE.NAME=VALUE for that template alone
     #[arg(long = "param", value_name = "K=V")]
     pub params: Vec<String>,
-    /// The data: dump:PATH, export:PATH or mongodb://…
+    /// The data: dump:PATH, archive:PATH, export:PATH or mongodb://…
     #[arg(long, value_name = "S")]
     pub source: Option<String>,
     /// Which documents, overriding the first template's `select`: invalid, valid,
@@ -289,7 +289,12 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
     let source = Source::open(&spec, a.db.as_deref().or(cfg.db.as_deref()))?;
     let baseline = match a.baseline.as_deref().or(cfg.baseline.as_deref()) {
         None => None,
-        Some(b) if b.contains("://") || b.starts_with("dump:") || b.starts_with("export:") => {
+        Some(b)
+            if b.contains("://")
+                || ["dump:", "archive:", "export:"]
+                    .iter()
+                    .any(|p| b.starts_with(p)) =>
+        {
             let bspec = SourceSpec::parse(b)?;
             Some(Baseline::Source(Source::open(&bspec, a.db.as_deref())?))
         }
@@ -332,10 +337,18 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
     if let Some(n) = p.header["kept_as_baseline"].as_u64() {
         outln!("kept {n} document(s) that equal their baseline image (never removed)");
     }
-    outln!(
-        "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
-        a.out.display()
-    );
+    if spec.is_archive() {
+        outln!(
+            "next: review the plan; {spec} is a mongodump archive, which repair apply does not \
+             rewrite: restore it (mongorestore --archive) and dump it as a directory \
+             (mongodump --out DIR), then plan against dump:DIR/DB and apply that plan"
+        );
+    } else {
+        outln!(
+            "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
+            a.out.display()
+        );
+    }
     // A plan written is a success, whatever it holds: `plan && apply` works.
     Ok(Status::Clean)
 }
@@ -380,6 +393,7 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     if live::is_live(&source) {
         return apply_live_cmd(a, p, source);
     }
+    apply::refuse_archive(&source).map_err(apply_err)?;
     if !source.starts_with("dump:") {
         return Err(ConfigError::Usage(format!(
             "the plan's source is {source}: applying to exports is not supported; \

@@ -18,7 +18,7 @@ use crate::source::{Source, SourceSpec};
   docsweep snapshot --source dump:./dump --out before.snap
   docsweep check --source dump:./dump-after --baseline before.snap")]
 pub struct SnapshotArgs {
-    /// The data: dump:PATH or export:PATH
+    /// The data: dump:PATH, archive:PATH (mongodump --archive) or export:PATH
     #[arg(long, value_name = "S")]
     pub source: String,
     /// The snapshot file to write (atomically)

@@ -126,15 +126,32 @@ fn offset_of(loc: crate::source::Location) -> u64 {
     }
 }
 
+/// A plan made on a mongodump archive (`archive:FILE`, or `dump:FILE`) cannot be applied:
+/// apply reads and writes dump directories.
+pub fn refuse_archive(source: &str) -> Result<(), ApplyError> {
+    let archive = crate::source::SourceSpec::parse(source).is_ok_and(|s| s.is_archive());
+    if archive {
+        return Err(ApplyError::Usage(format!(
+            "the plan's source {source} is a mongodump archive: repair apply reads a dump \
+             directory and writes a repaired one, it does not rewrite archives. Turn the \
+             archive into a dump directory first (mongorestore --archive=FILE [--gzip] into a \
+             scratch server, then mongodump --db DB --out DIR), make the plan again on \
+             dump:DIR/DB and apply that plan"
+        )));
+    }
+    Ok(())
+}
+
 /// The database folder of a dump source string (`dump:ROOT` or `dump:ROOT/db`).
 pub fn dump_db_dir(source: &str, db: Option<&str>) -> Result<(PathBuf, String), ApplyError> {
     let spec =
         crate::source::SourceSpec::parse(source).map_err(|e| ApplyError::Usage(e.to_string()))?;
-    let crate::source::SourceSpec::Dump(_) = &spec else {
+    refuse_archive(source)?;
+    if !matches!(spec, crate::source::SourceSpec::Dump(_)) {
         return Err(ApplyError::Usage(format!(
             "{spec} is not a dump: use a dump: source here"
         )));
-    };
+    }
     let src = crate::source::Source::open(&spec, db)?;
     let db_name = src.database.clone().unwrap_or_default();
     let dir = src

@@ -23,13 +23,17 @@ pub(super) fn open(
     path: &Path,
     db: Option<&str>,
 ) -> Result<Source, SourceError> {
+    if path.is_file() {
+        // `mongodump --archive` writes one file.
+        return super::archive::open(spec, path, db);
+    }
     if !path.is_dir() {
         return Err(io_err(
             path,
             if path.exists() {
-                "a dump source must be a directory (the mongodump output or one database folder in it)"
+                "a dump source must be a directory (the mongodump output or one database folder in it) or a mongodump --archive file"
             } else {
-                "no such directory"
+                "no such file or directory"
             },
         ));
     }
@@ -212,15 +216,29 @@ pub(super) fn read_indexes(path: &Path) -> Result<Vec<IndexSpec>, SourceError> {
         .map_err(|e| io_err(path, format!("read failed: {e}")))?;
     let v: Value =
         serde_json::from_slice(&text).map_err(|e| io_err(path, format!("not valid JSON: {e}")))?;
+    indexes_from_json(path, "", &v)
+}
+
+/// The `indexes` of collection metadata (`what` names it in messages when `path` does not).
+pub(super) fn indexes_from_json(
+    path: &Path,
+    what: &str,
+    v: &Value,
+) -> Result<Vec<IndexSpec>, SourceError> {
+    let prefix = if what.is_empty() {
+        String::new()
+    } else {
+        format!("{what}: ")
+    };
     let list = v
         .get("indexes")
         .and_then(Value::as_array)
-        .ok_or_else(|| io_err(path, "no `indexes` array"))?;
+        .ok_or_else(|| io_err(path, format!("{prefix}no `indexes` array")))?;
     list.iter()
         .enumerate()
         .map(|(i, ix)| {
             IndexSpec::from_server_json(ix)
-                .map_err(|m| io_err(path, format!("index #{}: {m}", i + 1)))
+                .map_err(|m| io_err(path, format!("{prefix}index #{}: {m}", i + 1)))
         })
         .collect()
 }

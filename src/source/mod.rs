@@ -1,7 +1,8 @@
-//! Sources of documents: `dump:PATH` (mongodump), `export:PATH` (mongoexport) and
-//! `mongodb://…`. Each yields a collection's raw records in batches, with where each
+//! Sources of documents: `dump:PATH` (mongodump), `archive:PATH` (mongodump --archive),
+//! `export:PATH` (mongoexport) and `mongodb://…`. Each yields a collection's raw records in batches, with where each
 //! record came from, so that decoding can run in parallel downstream.
 
+pub mod archive;
 mod bson_reader;
 mod dump;
 mod export;
@@ -24,8 +25,20 @@ pub use partition::{Bound, Partition, Range};
 pub enum SourceError {
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
+    /// The input is not what the source string says (not an archive, say): a usage
+    /// error (exit 2), not a failing source.
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
     #[error("{0}")]
     Other(String),
+}
+
+impl SourceError {
+    /// Is this the user's mistake (a file that is not what the source string says) rather
+    /// than a source that failed?
+    pub fn is_usage(&self) -> bool {
+        matches!(self, SourceError::Format { .. })
+    }
 }
 
 /// A source string is malformed (a usage error, exit 2).
@@ -39,7 +52,10 @@ pub struct SourceSpecError {
 /// A parsed source string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
+    /// A mongodump directory, or (a file) a mongodump archive.
     Dump(PathBuf),
+    /// A `mongodump --archive` file, plain or gzipped.
+    Archive(PathBuf),
     Export(PathBuf),
     /// A live deployment; the URI is kept verbatim and only shown redacted.
     Mongo(String),
@@ -56,6 +72,11 @@ impl SourceSpec {
                 return Err(err("dump: needs a path, e.g. dump:./dump"));
             }
             Ok(SourceSpec::Dump(PathBuf::from(p)))
+        } else if let Some(p) = s.strip_prefix("archive:") {
+            if p.is_empty() {
+                return Err(err("archive: needs a path, e.g. archive:./shop.archive"));
+            }
+            Ok(SourceSpec::Archive(PathBuf::from(p)))
         } else if let Some(p) = s.strip_prefix("export:") {
             if p.is_empty() {
                 return Err(err("export: needs a path, e.g. export:./export"));
@@ -65,8 +86,17 @@ impl SourceSpec {
             Ok(SourceSpec::Mongo(s.to_string()))
         } else {
             Err(err(
-                "expected dump:PATH, export:PATH, mongodb://… or mongodb+srv://…",
+                "expected dump:PATH, archive:PATH, export:PATH, mongodb://… or mongodb+srv://…",
             ))
+        }
+    }
+
+    /// Does it name a `mongodump --archive` file (`archive:PATH`, or `dump:PATH` of a file)?
+    pub fn is_archive(&self) -> bool {
+        match self {
+            SourceSpec::Archive(_) => true,
+            SourceSpec::Dump(p) => p.is_file(),
+            _ => false,
         }
     }
 
@@ -74,6 +104,7 @@ impl SourceSpec {
     pub fn relative_to(self, base: &Path) -> SourceSpec {
         match self {
             SourceSpec::Dump(p) if p.is_relative() => SourceSpec::Dump(base.join(p)),
+            SourceSpec::Archive(p) if p.is_relative() => SourceSpec::Archive(base.join(p)),
             SourceSpec::Export(p) if p.is_relative() => SourceSpec::Export(base.join(p)),
             other => other,
         }
@@ -84,6 +115,7 @@ impl fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SourceSpec::Dump(p) => write!(f, "dump:{}", p.display()),
+            SourceSpec::Archive(p) => write!(f, "archive:{}", p.display()),
             SourceSpec::Export(p) => write!(f, "export:{}", p.display()),
             SourceSpec::Mongo(uri) => f.write_str(&redact_uri(uri)),
         }
@@ -127,7 +159,7 @@ pub fn password_span(s: &str) -> Option<std::ops::Range<usize>> {
 /// Where a record was read from, for messages and violations.csv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Location {
-    /// Byte offset in the (uncompressed) BSON stream.
+    /// Byte offset in the (uncompressed) BSON stream: a `.bson` file, or a whole archive.
     Offset(u64),
     /// 1-based line of an NDJSON file, with the byte offset where it starts.
     Line { line: u64, offset: u64 },
@@ -239,6 +271,8 @@ enum CollectionKind {
         gzip: bool,
         metadata: Option<PathBuf>,
     },
+    /// One collection of a `mongodump --archive` file.
+    Archive(Box<archive::ArchiveCollection>),
     Export,
     Live(live::Live),
     /// Known only from a partial result (`docsweep merge`): its name, file and indexes,
@@ -279,7 +313,9 @@ impl CollectionSource {
     /// How this collection's records are encoded.
     pub fn encoding(&self) -> Encoding {
         match self.kind {
-            CollectionKind::Dump { .. } | CollectionKind::Live(_) => Encoding::Bson,
+            CollectionKind::Dump { .. } | CollectionKind::Archive(_) | CollectionKind::Live(_) => {
+                Encoding::Bson
+            }
             CollectionKind::Export => Encoding::Json,
             CollectionKind::Recorded { .. } => Encoding::Bson,
         }
@@ -300,6 +336,7 @@ impl Source {
     ) -> Result<Source, SourceError> {
         match spec {
             SourceSpec::Dump(p) => dump::open(spec, p, db),
+            SourceSpec::Archive(p) => archive::open(spec, p, db),
             SourceSpec::Export(p) => export::open(spec, p),
             SourceSpec::Mongo(uri) => live::open(spec, uri, db, live),
         }
@@ -321,6 +358,7 @@ impl Source {
                 Some(m) => dump::read_indexes(m).map(Some),
                 None => Ok(None),
             },
+            CollectionKind::Archive(a) => archive::indexes(&c.file, &c.name, a).map(Some),
             CollectionKind::Export => Ok(None),
             CollectionKind::Live(l) => l.indexes(&c.name).map(Some),
             CollectionKind::Recorded { indexes } => indexes.clone().map_err(SourceError::Other),
@@ -349,6 +387,7 @@ impl Source {
         }
         let mut reader = match &c.kind {
             CollectionKind::Dump { gzip, .. } => dump::reader(&c.file, *gzip)?,
+            CollectionKind::Archive(a) => archive::reader(&c.file, &c.name, a)?,
             CollectionKind::Export => export::reader(&c.file)?,
             CollectionKind::Live(_) => unreachable!("handled above"),
             CollectionKind::Recorded { .. } => {

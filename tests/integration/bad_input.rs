@@ -3,7 +3,8 @@
 //! Each test builds a tiny dump or export in a temp dir, runs `docsweep check` on it and
 //! asserts the exit code, the counts in report.json and that nothing panicked. The last tests
 //! replay every file in `tests/corpus/` (fuzzer regressions and hand-made bad inputs) through
-//! the decoders and readers in-process, with the fuzz targets' invariants.
+//! the decoders and readers in-process, with the fuzz targets' invariants, and as the block
+//! of a mongodump archive.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -672,5 +673,102 @@ fn corpus_dumps_and_exports_through_the_executable() {
             c.code,
             c.stderr
         );
+    }
+}
+
+/// The `archive_stream` fuzz target's invariants: every namespace of the prelude read with
+/// `step` bytes per read gives the records of unlimited reads; readable records are their
+/// input bytes; unreadable ones before the last lack their NUL byte.
+fn replay_archive(input: &[u8], step: usize, max: usize, ctx: &str) {
+    use docsweep::source::archive;
+    let chunked = |step: usize| -> Box<dyn Read + Send> {
+        Box::new(Chunked {
+            data: input.to_vec(),
+            pos: 0,
+            step,
+        })
+    };
+    let name = Path::new("corpus.archive");
+    let Ok(namespaces) = archive::namespaces(chunked(step), name) else {
+        return;
+    };
+    for (db, coll) in namespaces.iter().take(8) {
+        let read = |step| {
+            let mut r = archive::records(chunked(step), name, db, coll);
+            let mut out = Vec::new();
+            while let Some(b) = r.next_batch(max).unwrap() {
+                assert!(b.records.len() <= max, "{ctx}");
+                for rec in &b.records {
+                    let Location::Offset(o) = rec.location else {
+                        panic!("{ctx}: not an offset")
+                    };
+                    if rec.broken.is_none() {
+                        let o = o as usize;
+                        assert_eq!(Some(b.bytes(rec)), input.get(o..o + b.bytes(rec).len()));
+                    }
+                    out.push((rec.location, b.bytes(rec).to_vec(), rec.broken.clone()));
+                }
+            }
+            out
+        };
+        let got = read(step);
+        assert_eq!(
+            got,
+            read(usize::MAX),
+            "{ctx}: archive records vary with reads"
+        );
+        if let Some((_, before)) = got.split_last() {
+            for m in before.iter().filter_map(|r| r.2.as_deref()) {
+                assert!(m.contains("NUL"), "{ctx}: {m}");
+            }
+        }
+    }
+}
+
+#[test]
+fn corpus_replays_through_the_archive_reader() {
+    for f in corpus_files() {
+        let bytes = std::fs::read(&f).expect("read corpus file");
+        let ctx = f.display().to_string();
+        replay_archive(&bytes, usize::MAX, 4096, &ctx);
+        if let Some((&ctl, rest)) = bytes.split_first() {
+            let step = match ctl & 0x1f {
+                0 => usize::MAX,
+                s => usize::from(s),
+            };
+            replay_archive(rest, step, usize::from(ctl >> 5) + 1, &ctx);
+        }
+    }
+}
+
+#[test]
+fn corpus_files_as_archive_blocks_never_panic() {
+    // Every corpus file as the documents of an archive's collection: whatever is readable
+    // is the bytes at its offset; the rest is unreadable, never a crash.
+    use docsweep::source::{Source, SourceSpec};
+    let dir = tempfile::tempdir().unwrap();
+    for f in corpus_files() {
+        let bytes = std::fs::read(&f).expect("read corpus file");
+        let archive = crate::archive::archive_of("db", "items", &bytes);
+        let path = dir.path().join("corpus.archive");
+        std::fs::write(&path, &archive).unwrap();
+        let src = Source::open(&SourceSpec::Archive(path), None)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let c = src.collection("items").expect("the collection");
+        let mut r = src.reader(c).unwrap();
+        let mut n = 0;
+        while let Some(b) = r.next_batch(64).unwrap() {
+            for rec in &b.records {
+                let Location::Offset(o) = rec.location else {
+                    panic!("{}: not an offset", f.display())
+                };
+                let o = o as usize;
+                if rec.broken.is_none() {
+                    assert_eq!(&archive[o..o + rec.end - rec.start], b.bytes(rec));
+                }
+                n += 1;
+            }
+        }
+        assert!(n <= bytes.len() + 2, "{}: {n} records", f.display());
     }
 }

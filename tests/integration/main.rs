@@ -1,5 +1,6 @@
 //! The integration-test binary: drives the real `docsweep` executable.
 
+mod archive;
 mod bad_input;
 mod check;
 mod contract_pull;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::util::{copy_dir, example, fresh_db, server, with_db, Workdir};
 
 /// A copy of the example project (docsweep.toml, schemas, data) to run in.
-fn project() -> Workdir {
+pub(crate) fn project() -> Workdir {
     let w = Workdir::new();
     for d in ["schemas", "data"] {
         copy_dir(&example().join(d), &w.path().join(d));
@@ -25,7 +25,7 @@ fn project() -> Workdir {
 }
 
 /// report.json without its timestamps.
-fn timeless(w: &Workdir, dir: &str) -> Value {
+pub(crate) fn timeless(w: &Workdir, dir: &str) -> Value {
     let mut r = w.read_json(&format!("{dir}/report.json"));
     r["started_at"] = Value::Null;
     r["finished_at"] = Value::Null;
@@ -34,7 +34,7 @@ fn timeless(w: &Workdir, dir: &str) -> Value {
 
 /// Runs `n` partitions into `parts/<i>` and merges them into `merged`; returns the
 /// merge's exit code.
-fn partition_and_merge(w: &Workdir, n: u32, extra: &[&str]) -> i32 {
+pub(crate) fn partition_and_merge(w: &Workdir, n: u32, extra: &[&str]) -> i32 {
     let mut dirs = Vec::new();
     for i in 0..n {
         let p = format!("{i}/{n}");
