@@ -40,20 +40,21 @@ impl Reason {
         }
     }
 
+    /// Every reason.
+    pub const ALL: [Reason; 8] = [
+        Reason::NotFound,
+        Reason::ChangedSincePlan,
+        Reason::ChangedSinceApply,
+        Reason::IdTaken,
+        Reason::SecondEntry,
+        Reason::IndexDiffers,
+        Reason::Refused,
+        Reason::NoMetadata,
+    ];
+
     /// The reason a journal names (None for text this version does not know).
     pub fn parse(s: &str) -> Option<Reason> {
-        [
-            Reason::NotFound,
-            Reason::ChangedSincePlan,
-            Reason::ChangedSinceApply,
-            Reason::IdTaken,
-            Reason::SecondEntry,
-            Reason::IndexDiffers,
-            Reason::Refused,
-            Reason::NoMetadata,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -118,16 +119,7 @@ mod tests {
 
     #[test]
     fn conflicts_round_trip_through_the_journal_form() {
-        for r in [
-            Reason::NotFound,
-            Reason::ChangedSincePlan,
-            Reason::ChangedSinceApply,
-            Reason::IdTaken,
-            Reason::SecondEntry,
-            Reason::IndexDiffers,
-            Reason::Refused,
-            Reason::NoMetadata,
-        ] {
+        for r in Reason::ALL {
             let c = Conflict::new("7", r);
             assert_eq!(Conflict::from_json(&c.to_json()), Some(c));
         }
