@@ -483,7 +483,13 @@ pub fn apply_dump(
     for (i, e) in plan.entries.iter().enumerate() {
         if e.action == "insert" {
             let fp = crate::value::fingerprint(e.after.as_ref().unwrap_or(&Value::Null)).ordered;
-            inserts.insert(crate::scan::id_text(&e.id), (i, fp));
+            let id = crate::scan::id_text(&e.id);
+            if inserts.contains_key(&id) {
+                // One document per `_id`: a second insert of it cannot be carried out.
+                settled[i] = Some(Settled::Conflict(Reason::SecondEntry));
+            } else {
+                inserts.insert(id, (i, fp));
+            }
         }
     }
     let mut out = open_out(&partial.join(&out_name), gzip)?;
