@@ -527,3 +527,49 @@ fn every_check_appends_an_audit_line() {
     assert_eq!(audit_lines(&w, "logs/audit.jsonl")[0]["status"], "findings");
     assert_eq!(audit_lines(&w, "docsweep-audit.jsonl").len(), 1);
 }
+
+#[test]
+fn the_audit_command_prints_the_timeline() {
+    let w = Workdir::new();
+    assert_eq!(check(&w, &["--actor", "ana@ci"], &[]).code, 1);
+    // An apply line as `repair apply` writes it, and a line that is not JSON.
+    let mut log = w.read("docsweep-audit.jsonl");
+    log.push_str(
+        "{\"event\":\"apply\",\"at\":\"2099-01-01T00:00:00Z\",\"actor\":\"bo@ops\",\"collection\":\"orders\",\"applied\":3,\"already\":0,\"conflicts\":0}\nnot json\n",
+    );
+    std::fs::write(w.path().join("docsweep-audit.jsonl"), log).unwrap();
+
+    let run = w.docsweep(&["audit"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(lines[0].starts_with("TIME") && lines[0].contains("STATUS / COUNTS"));
+    assert!(
+        lines[1].contains("check")
+            && lines[1].contains("ana@ci")
+            && lines[1].contains("customers,orders")
+            && lines[1].ends_with("findings"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("apply") && lines[2].ends_with("applied 3, already 0, conflicts 0"),
+        "{}",
+        lines[2]
+    );
+    assert!(run.stderr.contains("1 line(s)"), "{}", run.stderr);
+
+    let run = w.docsweep(&["audit", "--since", "2098-12-31", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let selected: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(selected.len(), 1);
+    assert_eq!(selected[0]["event"], "apply");
+    let run = w.docsweep(&["audit", "--collection", "customers"]);
+    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+    assert_eq!(w.docsweep(&["audit", "--since", "soon"]).code, 2);
+    assert_eq!(w.docsweep(&["audit", "--audit", "none.jsonl"]).code, 2);
+}
