@@ -807,4 +807,99 @@ mod tests {
             assert!(!err.contains("secret"), "{err}");
         }
     }
+
+    fn report(status: Status, gated: bool) -> Report {
+        let mut orders = CollectionReport {
+            name: "orders".into(),
+            present: true,
+            documents: 1000,
+            ..CollectionReport::default()
+        };
+        orders.classes.valid = 990;
+        orders.classes.invalid = 10;
+        let customers = CollectionReport {
+            name: "customers".into(),
+            present: true,
+            documents: 5,
+            ..CollectionReport::default()
+        };
+        let mut r = Report {
+            format: super::super::FORMAT,
+            status,
+            source: "mongodb://app:****@db.example/shop".into(),
+            database: None,
+            started_at: "2026-12-04T00:00:00Z".into(),
+            finished_at: "2026-12-04T00:01:00Z".into(),
+            error: None,
+            baseline: None,
+            warnings: Vec::new(),
+            collections: vec![orders, customers],
+            gated: false,
+        };
+        if gated {
+            let g = super::super::gate::Gate::new(
+                None,
+                &["invalid=1".into()],
+                &["invalid=5%".into()],
+                false,
+            )
+            .unwrap();
+            r.judge(&g);
+        }
+        r
+    }
+
+    #[test]
+    fn payloads_say_what_warns_and_what_fails() {
+        let r = report(Status::Warn, true);
+        let ctx = Context {
+            report: &r,
+            report_path: Path::new("out/report.json"),
+            summary: b"summary",
+        };
+        let json = &payloads(Format::Json, &ctx, None)[0];
+        assert_eq!(json["status"], "warn");
+        assert_eq!(json["collections"][0]["verdict"], "warn");
+        assert_eq!(json["collections"][0]["counts"]["invalid"], 10);
+        assert_eq!(json["collections"][1]["verdict"], "clean");
+        let text = payloads(Format::Slack, &ctx, None)[0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("*WARN*") && text.contains("orders (1,000 documents): warn: invalid 10"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 collection without findings") && text.ends_with("out/report.json"),
+            "{text}"
+        );
+        let pd = payloads(Format::PagerDuty, &ctx, Some("KEY"));
+        assert_eq!(pd.len(), 1, "only the collection that warns: {pd:?}");
+        assert_eq!(pd[0]["payload"]["severity"], "warning");
+        assert_eq!(
+            pd[0]["dedup_key"],
+            "docsweep:mongodb://app:****@db.example/shop:orders"
+        );
+
+        // Without thresholds every finding fails; a failed source is one more event.
+        let mut r = report(Status::Failed, false);
+        r.error = Some("connection reset".into());
+        let ctx = Context { report: &r, ..ctx };
+        let pd = payloads(Format::PagerDuty, &ctx, Some("KEY"));
+        assert_eq!(pd.len(), 2);
+        assert_eq!(
+            pd[0]["dedup_key"],
+            "docsweep:mongodb://app:****@db.example/shop"
+        );
+        assert!(pd.iter().all(|e| e["payload"]["severity"] == "critical"));
+        let text = payloads(Format::Slack, &ctx, None)[0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("source failed: connection reset") && text.contains("fail: invalid 10"),
+            "{text}"
+        );
+    }
 }
