@@ -16,8 +16,9 @@ use crate::source::{Partition, Source, SourceSpec};
 /// Check every document against its collection's contract, plus indexes, unique keys
 /// and references; write report.json and violations.csv.
 ///
-/// Exit codes: 0 clean, 1 findings, 2 usage/configuration/contract error, 3 the source
-/// failed (what was scanned before the failure is still reported).
+/// Exit codes: 0 clean (or findings under their fail thresholds), 1 findings, 2
+/// usage/configuration/contract error, 3 the source failed (what was scanned before the
+/// failure is still reported) or a `required` [[notify]] hook failed.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   docsweep check --source dump:./dump --schemas ./schemas

@@ -169,6 +169,10 @@ fn check(w: &Workdir, extra: &[&str], env: &[(&str, &str)]) -> Run {
         .args(extra)
         .current_dir(w.path())
         .env_remove("RUST_BACKTRACE");
+    // The test server is on 127.0.0.1: no proxy in between.
+    for var in ["ALL_PROXY", "HTTPS_PROXY", "HTTP_PROXY"] {
+        cmd.env_remove(var).env_remove(var.to_lowercase());
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
