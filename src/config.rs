@@ -25,7 +25,16 @@
 //! connect_timeout = 10             # seconds
 //! read_preference = "secondary"    # default: primary, with read concern majority
 //! max_staleness = 120              # seconds a secondary may lag
+//! [thresholds]                     # gates: see `report::gate`
+//! invalid = { warn = 1, fail = "0.5%" }
+//! [[notify]]                       # hooks after the report: see `report::notify`
+//! on = ["findings", "failed"]
+//! webhook_env = "SLACK_WEBHOOK_URL"
+//! format = "slack"
 //! ```
+//!
+//! `audit = "docsweep-audit.jsonl"` sets the audit log `check` appends to (default: that
+//! file in the working directory).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,6 +85,11 @@ pub struct Config {
     pub live: LiveConfig,
     /// `[thresholds]`: check kinds' warn and fail levels (see `report::gate`).
     pub thresholds: Option<crate::report::gate::ThresholdsConfig>,
+    /// `[[notify]]`: hooks run after the report is written (see `report::notify`).
+    #[serde(default)]
+    pub notify: Vec<crate::report::notify::NotifyConfig>,
+    /// The audit log `check` appends to.
+    pub audit: Option<PathBuf>,
     /// The directory the file was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base: PathBuf,

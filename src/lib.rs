@@ -9,6 +9,7 @@
 #[macro_use]
 pub mod stdio;
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod contract;

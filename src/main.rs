@@ -15,7 +15,8 @@ use docsweep::cli::{self, Outcome, UsageError};
 use docsweep::report::Status;
 use docsweep::{eout, eoutln};
 
-/// 0 clean, 1 findings, 2 usage/configuration/contract error, 3 the source failed.
+/// 0 clean or warn, 1 findings, 2 usage/configuration/contract error, 3 the source failed
+/// (or a required notification hook did).
 fn exit_code(result: &anyhow::Result<Outcome>) -> u8 {
     match result {
         Ok(Outcome::Info) | Ok(Outcome::Done(Status::Clean | Status::Warn)) => 0,

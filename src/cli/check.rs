@@ -16,8 +16,9 @@ use crate::source::{Partition, Source, SourceSpec};
 /// Check every document against its collection's contract, plus indexes, unique keys
 /// and references; write report.json and violations.csv.
 ///
-/// Exit codes: 0 clean, 1 findings, 2 usage/configuration/contract error, 3 the source
-/// failed (what was scanned before the failure is still reported).
+/// Exit codes: 0 clean (or findings under their fail thresholds), 1 findings, 2
+/// usage/configuration/contract error, 3 the source failed (what was scanned before the
+/// failure is still reported) or a `required` [[notify]] hook failed.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   docsweep check --source dump:./dump --schemas ./schemas
@@ -129,6 +130,17 @@ pub struct ReportArgs {
     /// Project configuration [default: ./docsweep.toml when present]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The audit log (JSON lines) to append this run to [default: `audit` in docsweep.toml,
+    /// else docsweep-audit.jsonl]
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Who runs this, for the audit log [default: $DOCSWEEP_ACTOR, else $USER, else the
+    /// uid's name; then @host]
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Run no [[notify]] hook
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 /// `--baseline`: a source string, or the path of a snapshot file.
@@ -192,10 +204,17 @@ struct Settings {
     checkpoint: Option<PathBuf>,
     /// Thresholds: whether findings fail the run, warn, or pass.
     gate: report::gate::Gate,
+    /// `[[notify]]` hooks (none with --no-notify).
+    notify: Vec<report::notify::Hook>,
+    /// The audit log.
+    audit: PathBuf,
 }
 
 fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
     let cfg = Config::load(args.report.config.as_deref())?;
+    if let Some(name) = &args.report.actor {
+        crate::os::set_actor(name);
+    }
     let source_str = match &args.source {
         Some(s) => Some(s.clone()),
         None => cfg.source()?,
@@ -278,8 +297,26 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         Some(p) if !m.starts_with("--") => ConfigError::Usage(format!("{}: {m}", p.display())),
         _ => ConfigError::Usage(m),
     })?;
+    let notify = if args.report.no_notify {
+        Vec::new()
+    } else {
+        report::notify::hooks(&cfg.notify).map_err(|m| {
+            let file = cfg
+                .path
+                .clone()
+                .unwrap_or_else(|| crate::config::FILE_NAME.into());
+            ConfigError::Usage(format!("{}: {m}", file.display()))
+        })?
+    };
+    let audit = match (&args.report.audit, &cfg.audit) {
+        (Some(a), _) => a.clone(),
+        (None, Some(a)) => cfg.resolve(a),
+        (None, None) => PathBuf::from(crate::audit::DEFAULT_FILE),
+    };
     Ok(Settings {
         gate,
+        notify,
+        audit,
         source,
         schemas,
         report_dir,
@@ -466,9 +503,25 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     if let Some(p) = s.partition {
         drop(sink);
         let _ = std::fs::remove_file(&csv_path);
-        return finish_partition(partial, p, &report);
+        let status = finish_partition(partial, p, &report)?;
+        let mut record = audit_record(&s, &report, "check");
+        record["partition"] = serde_json::json!(p.to_string());
+        record["status"] = serde_json::json!(if status == Status::Failed {
+            "failed"
+        } else {
+            "partial"
+        });
+        record["at"] = serde_json::json!(report::now_rfc3339());
+        for key in ["counts", "verdict", "report"] {
+            if let Some(o) = record.as_object_mut() {
+                o.remove(key);
+            }
+        }
+        append_audit(&s, &record);
+        return Ok(status);
     }
-    let status = write_outputs(&s, &contracts, report, sink, started)?;
+    let written = write_outputs(&s, &contracts, report, sink, started)?;
+    let status = written.report.status;
     if let (Some(cp), Some(path)) = (checkpoint, &s.checkpoint) {
         drop(cp);
         if status == Status::Failed {
@@ -481,7 +534,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
                 .with_context(|| format!("cannot remove the checkpoint {}", path.display()))?;
         }
     }
-    Ok(status)
+    Ok(after_report(&s, &written, "check"))
 }
 
 /// Creates the report directory (owner-only) and locks it for this run: a second run into
@@ -582,7 +635,8 @@ pub fn merge(
             }
         }
     }
-    write_outputs(&s, &contracts, report, sink, started)
+    let written = write_outputs(&s, &contracts, report, sink, started)?;
+    Ok(after_report(&s, &written, "merge"))
 }
 
 /// The file a partition writes into its report directory.
@@ -776,14 +830,22 @@ fn finish_partition(
     Ok(Status::Clean)
 }
 
-/// Fills the remediations and writes every output; returns the run's status.
+/// What [`write_outputs`] wrote: the judged report, the summary as printed, and where
+/// report.json is.
+struct Written {
+    report: Report,
+    summary: Vec<u8>,
+    json_path: PathBuf,
+}
+
+/// Fills the remediations and writes every output.
 fn write_outputs(
     s: &Settings,
     contracts: &ContractSet,
     mut report: Report,
     sink: CsvSink,
     started: std::time::Instant,
-) -> anyhow::Result<Status> {
+) -> anyhow::Result<Written> {
     let csv_path = s.report_dir.join("violations.csv");
     // Remediations name the bundled templates (and any in --templates directories).
     match crate::repair::Library::load(&s.template_dirs) {
@@ -830,14 +892,91 @@ fn write_outputs(
     report::write_json(&report, &json_path)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     // The reports are written; a closed stdout must not change the outcome.
-    crate::stdio::with_stdout(|out| {
-        report::write_summary(out, &report, &s.report_dir.display().to_string(), rows)
-    });
+    let mut summary = Vec::new();
+    let _ = report::write_summary(
+        &mut summary,
+        &report,
+        &s.report_dir.display().to_string(),
+        rows,
+    );
+    crate::stdio::with_stdout(|out| out.write_all(&summary));
     for w in &report.warnings {
         eoutln!("docsweep: warning: {w}");
     }
     if let Some(e) = &report.error {
         eoutln!("docsweep: error: source failed: {e}");
     }
-    Ok(report.status)
+    Ok(Written {
+        report,
+        summary,
+        json_path,
+    })
+}
+
+/// After the reports: runs the `[[notify]]` hooks and appends the audit line. Returns the
+/// run's status: the report's, or `failed` when a required hook failed.
+fn after_report(s: &Settings, w: &Written, command: &str) -> Status {
+    let ctx = report::notify::Context {
+        report: &w.report,
+        report_path: &w.json_path,
+        summary: &w.summary,
+    };
+    let outcomes = report::notify::run(&s.notify, &ctx);
+    let mut status = w.report.status;
+    for o in &outcomes {
+        if let Some(e) = &o.error {
+            if o.required {
+                eoutln!(
+                    "docsweep: error: {} ({}, required) failed: {e}; exit 3",
+                    o.name,
+                    o.target
+                );
+                status = Status::Failed;
+            } else {
+                eoutln!(
+                    "docsweep: warning: {} ({}) failed: {e}; the exit code is unchanged",
+                    o.name,
+                    o.target
+                );
+            }
+        }
+    }
+    let mut record = audit_record(s, &w.report, command);
+    record["report"] = serde_json::json!(w.json_path.display().to_string());
+    if !outcomes.is_empty() {
+        record["notify"] = outcomes.iter().map(|o| o.to_json()).collect();
+    }
+    append_audit(s, &record);
+    status
+}
+
+/// The audit line of a check (see [`crate::audit`]).
+fn audit_record(s: &Settings, r: &Report, command: &str) -> serde_json::Value {
+    let mut record = serde_json::json!({
+        "event": "check", "command": command, "at": r.finished_at, "started_at": r.started_at,
+        "actor": crate::os::actor(), "source": s.source.to_string(), "status": r.status,
+        "counts": r.collections.iter()
+            .map(|c| (c.name.clone(), serde_json::Value::Object(c.counts())))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    if r.gated {
+        record["verdict"] = r
+            .collections
+            .iter()
+            .map(|c| (c.name.clone(), serde_json::json!(c.outcome(true))))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    if let Some(e) = &r.error {
+        record["error"] = serde_json::json!(e);
+    }
+    record
+}
+
+/// Appends to the audit log; a failure is a warning: the reports are written, and the
+/// run's outcome stands.
+fn append_audit(s: &Settings, record: &serde_json::Value) {
+    if let Err(e) = crate::audit::append(&s.audit, record) {
+        eoutln!("docsweep: warning: {e:#}");
+    }
 }

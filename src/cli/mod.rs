@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and one module per command. Commands are
 //! glue: they turn arguments into settings, call the library, and return an outcome.
 
+pub mod audit;
 pub mod check;
 pub mod contract;
 pub mod merge;
@@ -31,6 +32,7 @@ pub enum Command {
     Templates(templates::TemplatesArgs),
     Repair(repair::RepairArgs),
     Merge(merge::MergeArgs),
+    Audit(audit::AuditArgs),
 }
 
 /// What a command concluded; `main` maps it to the exit code.
@@ -70,6 +72,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Outcome> 
         Command::Templates(args) => templates::run(args).map(Outcome::Done),
         Command::Repair(args) => repair::run(args).map(Outcome::Done),
         Command::Merge(args) => merge::run(args).map(Outcome::Done),
+        Command::Audit(args) => audit::run(args).map(Outcome::Done),
     }
 }
 

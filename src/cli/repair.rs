@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::{parse_target, Config, ConfigError};
@@ -117,7 +116,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "URI")]
     pub uri: Option<String>,
     /// The audit log (JSON lines) to append to
-    #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
+    #[arg(long, value_name = "FILE", default_value = crate::audit::DEFAULT_FILE)]
     pub audit: PathBuf,
     /// Who runs this, for the audit log and the journal [default: $DOCSWEEP_ACTOR, else
     /// $USER, else the uid's name; then @host]
@@ -150,7 +149,7 @@ pub struct UndoArgs {
     #[arg(long, value_name = "URI")]
     pub uri: Option<String>,
     /// The audit log (JSON lines) to append to
-    #[arg(long, value_name = "FILE", default_value = "docsweep-audit.jsonl")]
+    #[arg(long, value_name = "FILE", default_value = crate::audit::DEFAULT_FILE)]
     pub audit: PathBuf,
     /// Who runs this, for the audit log and the journal [default: $DOCSWEEP_ACTOR, else
     /// $USER, else the uid's name; then @host]
@@ -353,20 +352,6 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
     Ok(Status::Clean)
 }
 
-fn audit(path: &std::path::Path, record: serde_json::Value) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open the audit log {}", path.display()))?;
-    writeln!(f, "{record}")
-        .with_context(|| format!("cannot write the audit log {}", path.display()))?;
-    f.sync_data()
-        .with_context(|| format!("cannot sync the audit log {}", path.display()))?;
-    Ok(())
-}
-
 fn out_dir(out: Option<&str>) -> anyhow::Result<PathBuf> {
     let out =
         out.ok_or_else(|| ConfigError::Usage("--out dump:DIR is required for a dump".into()))?;
@@ -426,9 +411,9 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     }
     // Every run is audited, a re-run too (it may finish one whose process died after
     // the output appeared).
-    audit(
+    crate::audit::append(
         &a.audit,
-        serde_json::json!({
+        &serde_json::json!({
             "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
             "params": p.header["params"], "collection": p.collection(), "source": source,
@@ -547,9 +532,9 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
             r.journal.display()
         );
     }
-    audit(
+    crate::audit::append(
         &a.audit,
-        serde_json::json!({
+        &serde_json::json!({
             "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
             "params": p.header["params"], "collection": p.collection(), "source": source,
@@ -626,9 +611,9 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     );
     print_guard(&r);
     print_conflicts(&r.conflicts);
-    audit(
+    crate::audit::append(
         &a.audit,
-        serde_json::json!({
+        &serde_json::json!({
             "event": "undo", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "undo", "journal": a.journal.display().to_string(), "target": r.target,
             "entries": r.entries, "undone": r.applied, "already": r.already,
@@ -659,9 +644,9 @@ fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
         r.output.display()
     );
     print_conflicts(&r.conflicts);
-    audit(
+    crate::audit::append(
         &a.audit,
-        serde_json::json!({
+        &serde_json::json!({
             "event": "undo", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "undo", "journal": a.journal.display().to_string(),
             "output": r.output.display().to_string(), "undone": r.applied, "already": r.already,

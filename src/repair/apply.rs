@@ -484,11 +484,14 @@ pub fn apply_dump(
         if e.action == "insert" {
             let fp = crate::value::fingerprint(e.after.as_ref().unwrap_or(&Value::Null)).ordered;
             let id = crate::scan::id_text(&e.id);
-            if inserts.contains_key(&id) {
+            match inserts.entry(id) {
                 // One document per `_id`: a second insert of it cannot be carried out.
-                settled[i] = Some(Settled::Conflict(Reason::SecondEntry));
-            } else {
-                inserts.insert(id, (i, fp));
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    settled[i] = Some(Settled::Conflict(Reason::SecondEntry));
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((i, fp));
+                }
             }
         }
     }

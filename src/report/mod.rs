@@ -36,6 +36,7 @@ pub mod gate;
 pub mod html;
 pub mod junit;
 pub mod metrics;
+pub mod notify;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -207,6 +208,44 @@ pub struct CollectionReport {
 }
 
 impl CollectionReport {
+    /// What was counted, by check kind (`missing`, `added` and `changed` with a baseline
+    /// only), with `documents` and `valid`: for the audit log and notifications.
+    pub fn counts(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("documents".into(), self.documents.into());
+        m.insert("valid".into(), self.classes.valid.into());
+        for kind in gate::Kind::ALL {
+            let reconciled = matches!(
+                kind,
+                gate::Kind::Missing | gate::Kind::Added | gate::Kind::Changed
+            );
+            if reconciled && self.reconciliation.is_none() {
+                continue;
+            }
+            m.insert(kind.as_str().into(), kind.observe(self).0.into());
+        }
+        m
+    }
+
+    /// The collection's outcome in one word: `clean` (no findings), `pass` (findings under
+    /// every threshold), `warn` or `fail`. Without thresholds (`gated` false) any finding
+    /// is `fail`; a collection missing from the source, or whose indexes could not be
+    /// read, always is.
+    pub fn outcome(&self, gated: bool) -> &'static str {
+        if !self.present || self.indexes.error.is_some() {
+            return "fail";
+        }
+        if !gated {
+            return if self.has_findings() { "fail" } else { "clean" };
+        }
+        match self.verdict.iter().map(|v| v.level).max() {
+            Some(gate::Level::Fail) => "fail",
+            Some(gate::Level::Warn) => "warn",
+            Some(gate::Level::Pass) => "pass",
+            None => "clean",
+        }
+    }
+
     /// Does anything in this collection differ from its contract?
     pub fn has_findings(&self) -> bool {
         let s = &self.structure;

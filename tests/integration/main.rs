@@ -8,6 +8,7 @@ mod gate;
 mod harden;
 mod kubernetes;
 mod live;
+mod notify;
 mod outputs;
 mod partition;
 mod references;
