@@ -29,12 +29,12 @@ use crate::source::{Partition, Source, SourceSpec};
 pub struct CheckArgs {
     /// The data: dump:PATH (mongodump), archive:PATH (mongodump --archive), export:PATH
     /// (mongoexport) or mongodb://…
-    #[arg(long, value_name = "S")]
+    #[arg(long, visible_alias = "uri", value_name = "S")]
     pub source: Option<String>,
     #[command(flatten)]
     pub report: ReportArgs,
     /// Database to read when the source holds several
-    #[arg(long, value_name = "NAME")]
+    #[arg(short = 'd', long, value_name = "NAME")]
     pub db: Option<String>,
     /// Worker threads [default: one per core]
     #[arg(long, value_name = "N")]
@@ -95,7 +95,7 @@ pub struct ReportArgs {
     #[arg(long = "target", value_name = "COLL=V")]
     pub targets: Vec<String>,
     /// Check only these collections (repeatable) [default: every contract]
-    #[arg(long = "collection", value_name = "C")]
+    #[arg(short = 'c', long = "collection", value_name = "C")]
     pub collections: Vec<String>,
     /// The state before the change, to reconcile with by _id: a snapshot file (from
     /// `docsweep snapshot`) or a dump:/archive:/export: source

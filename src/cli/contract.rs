@@ -35,10 +35,10 @@ pub enum ContractCommand {
 )]
 pub struct PullArgs {
     /// The live deployment: mongodb://… or mongodb+srv://… [default: from docsweep.toml]
-    #[arg(long, value_name = "S")]
+    #[arg(long, visible_alias = "uri", value_name = "S")]
     pub source: Option<String>,
     /// The collection to pull
-    #[arg(long, value_name = "C")]
+    #[arg(short = 'c', long, value_name = "C")]
     pub collection: String,
     /// Contracts directory [default: from docsweep.toml, else ./schemas]
     #[arg(long, value_name = "DIR")]
@@ -47,7 +47,7 @@ pub struct PullArgs {
     #[arg(long, value_name = "N")]
     pub version: Option<u32>,
     /// Database, when the URI has none
-    #[arg(long, value_name = "NAME")]
+    #[arg(short = 'd', long, value_name = "NAME")]
     pub db: Option<String>,
     /// Project configuration [default: ./docsweep.toml when present]
     #[arg(long, value_name = "FILE")]

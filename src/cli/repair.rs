@@ -45,14 +45,14 @@ pub struct PlanArgs {
     #[arg(long = "param", value_name = "K=V")]
     pub params: Vec<String>,
     /// The data: dump:PATH, archive:PATH, export:PATH or mongodb://…
-    #[arg(long, value_name = "S")]
+    #[arg(long, visible_alias = "uri", value_name = "S")]
     pub source: Option<String>,
     /// Which documents, overriding the first template's `select`: invalid, valid,
     /// other_version:N, orphan:FIELD, duplicate:FIELDS, missing, changed, all
     #[arg(long, value_name = "SELECTION")]
     pub select: Option<String>,
     /// The collection, when the template does not name one
-    #[arg(long, value_name = "C")]
+    #[arg(short = 'c', long, value_name = "C")]
     pub collection: Option<String>,
     /// Directory of <collection>/contract.toml [default: schemas]
     #[arg(long, value_name = "DIR")]
@@ -67,7 +67,7 @@ pub struct PlanArgs {
     #[arg(long = "templates", value_name = "DIR")]
     pub template_dirs: Vec<PathBuf>,
     /// Database, when the source holds several
-    #[arg(long, value_name = "NAME")]
+    #[arg(short = 'd', long, value_name = "NAME")]
     pub db: Option<String>,
     /// Where to write the plan
     #[arg(long, value_name = "PLAN")]

@@ -19,16 +19,16 @@ use crate::source::{Source, SourceSpec};
   docsweep check --source dump:./dump-after --baseline before.snap")]
 pub struct SnapshotArgs {
     /// The data: dump:PATH, archive:PATH (mongodump --archive) or export:PATH
-    #[arg(long, value_name = "S")]
+    #[arg(long, visible_alias = "uri", value_name = "S")]
     pub source: String,
     /// The snapshot file to write (atomically)
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Only these collections (repeatable) [default: all in the source]
-    #[arg(long = "collection", value_name = "C")]
+    #[arg(short = 'c', long = "collection", value_name = "C")]
     pub collections: Vec<String>,
     /// Database to read when the source holds several
-    #[arg(long, value_name = "NAME")]
+    #[arg(short = 'd', long, value_name = "NAME")]
     pub db: Option<String>,
     /// Also keep the complete documents (compressed), so repairs can restore them
     #[arg(long)]

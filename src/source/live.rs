@@ -156,10 +156,11 @@ pub(super) fn open(
         (Some(d), _) => d.to_string(),
         (None, Some(d)) => d,
         (None, None) => {
-            return Err(SourceError::Other(format!(
-                "{}: no database: put it in the URI path (mongodb://host/DB) or pass --db",
-                redact_uri(uri)
-            )))
+            return Err(SourceError::Format {
+                path: redact_uri(uri).into(),
+                message: "no database: put it in the URI path (mongodb://host/DB) or pass --db"
+                    .into(),
+            })
         }
     };
     let client = Client::with_options(opts).map_err(|e| err(uri, "cannot create client", e))?;

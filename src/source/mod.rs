@@ -85,9 +85,10 @@ impl SourceSpec {
         } else if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") {
             Ok(SourceSpec::Mongo(s.to_string()))
         } else {
-            Err(err(
-                "expected dump:PATH, archive:PATH, export:PATH, mongodb://… or mongodb+srv://…",
-            ))
+            Err(err(&format!(
+                "expected dump:PATH, archive:PATH, export:PATH, mongodb://… or mongodb+srv://…{}",
+                did_you_mean(s)
+            )))
         }
     }
 
@@ -109,6 +110,34 @@ impl SourceSpec {
             other => other,
         }
     }
+}
+
+/// A hint for a bare path that looks like a source: "; did you mean dump:PATH?".
+fn did_you_mean(s: &str) -> String {
+    let p = Path::new(s);
+    let is_json = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "json" | "ndjson" | "jsonl"))
+    };
+    let guess = if p.is_dir() {
+        let any = |f: &dyn Fn(&Path) -> bool| {
+            std::fs::read_dir(p).is_ok_and(|d| d.flatten().any(|e| f(&e.path())))
+        };
+        // A dump root holds database folders; a database folder holds .bson files.
+        if any(&|q: &Path| q.is_dir() || q.to_string_lossy().contains(".bson")) {
+            Some("dump")
+        } else if any(&|q: &Path| is_json(q) || q.to_string_lossy().ends_with(".json.gz")) {
+            Some("export")
+        } else {
+            None
+        }
+    } else if p.is_file() {
+        Some(if is_json(p) { "export" } else { "archive" })
+    } else {
+        None
+    };
+    guess.map_or(String::new(), |kind| format!("; did you mean {kind}:{s}?"))
 }
 
 impl fmt::Display for SourceSpec {

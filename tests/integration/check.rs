@@ -525,3 +525,69 @@ fn html_junit_and_metrics_outputs_are_written() {
         "{prom}"
     );
 }
+
+/// The Database Tools' vocabulary: `--uri` names the source, `-d`/`-c` the database and
+/// collection; a bare path gets a hint, and a URI without a database is a usage error.
+#[test]
+fn database_tools_flags_and_hints() {
+    let w = Workdir::new();
+    let schemas = example().join("schemas");
+    let dump = example().join("data/dump");
+    let source = format!("dump:{}", dump.display());
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "check",
+            "--no-progress",
+            "--schemas",
+            schemas.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        w.docsweep(&all)
+    };
+    let r = run(&[
+        "--uri",
+        &source,
+        "-d",
+        "shop",
+        "-c",
+        "orders",
+        "--report-dir",
+        "a",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let r2 = run(&[
+        "--source",
+        &source,
+        "--collection",
+        "orders",
+        "--report-dir",
+        "b",
+    ]);
+    assert_eq!(r2.code, 1);
+    assert_eq!(w.read("a/violations.csv"), w.read("b/violations.csv"));
+    let names: Vec<Value> = w.read_json("a/report.json")["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, ["orders"]);
+
+    // A bare path: exit 2 with what was probably meant.
+    let bare = dump.display().to_string();
+    let r = run(&["--source", &bare]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("did you mean dump:{bare}?")),
+        "{}",
+        r.stderr
+    );
+    let export = example().join("data/export").display().to_string();
+    let r = run(&["--source", &export]);
+    assert!(r.stderr.contains("did you mean export:"), "{}", r.stderr);
+
+    // A URI without a database: a usage error, found before connecting.
+    let r = run(&["--uri", "mongodb://127.0.0.1:1/"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no database"), "{}", r.stderr);
+}
