@@ -17,6 +17,8 @@ use crate::util::{collection, example, Workdir};
 enum Edit {
     Keep,
     Replace(bson::Document),
+    /// These bytes instead of the record (they need not be a readable document).
+    Raw(Vec<u8>),
     Remove,
 }
 
@@ -49,6 +51,7 @@ fn edit_records(file: &Path, mut f: impl FnMut(&Value, &bson::Document) -> Edit)
             match f(&value.value, &doc) {
                 Edit::Keep => out.extend_from_slice(raw),
                 Edit::Replace(d) => d.to_writer(&mut out).unwrap(),
+                Edit::Raw(b) => out.extend_from_slice(&b),
                 Edit::Remove => {}
             }
         }
@@ -515,4 +518,79 @@ fn undo_refuses_an_output_inside_the_applied_dump() {
     assert!(run.stderr.contains("inside"), "{}", run.stderr);
     assert_eq!(files(&w.path().join("i1/shop")), before);
     assert!(!w.path().join("i1/shop/back").exists());
+}
+
+#[test]
+fn a_planned_record_that_became_unreadable_is_a_conflict_and_its_bytes_are_kept() {
+    let w = Workdir::new();
+    crate::util::copy_dir(&example().join("data/dump"), &w.path().join("in"));
+    let mut args = REVERT.to_vec();
+    args.extend([
+        "--collection",
+        "orders",
+        "--source",
+        "dump:in",
+        "--out",
+        "revert.plan",
+    ]);
+    assert_eq!(plan(&w, &args).code, 0);
+    let ids: Vec<Value> = Plan::read(&w.path().join("revert.plan"))
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    // Damage one planned record in place: same length, but its last byte (the document's
+    // terminating zero) is no longer zero, so it cannot be read.
+    let mut damaged = None;
+    edit_records(&w.path().join("in/shop/orders.bson"), |v, doc| {
+        if damaged.is_none() && ids.contains(&v["_id"]) {
+            damaged = Some(v["_id"].clone());
+            let mut bytes = Vec::new();
+            doc.to_writer(&mut bytes).unwrap();
+            *bytes.last_mut().unwrap() = 1;
+            return Edit::Raw(bytes);
+        }
+        Edit::Keep
+    });
+    let damaged = damaged.unwrap();
+    let run = w.docsweep(&[
+        "repair",
+        "apply",
+        "revert.plan",
+        "--out",
+        "dump:out",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("39 applied, 0 already in place, 1 conflict(s), of 40 planned"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "conflict: _id {}: not found",
+            docsweep::scan::id_text(&damaged)
+        )),
+        "{}",
+        run.stdout
+    );
+    // The damaged bytes are carried over, and undo gives the input back.
+    let run = w.docsweep(&[
+        "repair",
+        "undo",
+        "out/shop/.docsweep/journal",
+        "--out",
+        "dump:back",
+        "--audit",
+        "a.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        files(&w.path().join("back/shop")),
+        files(&w.path().join("in/shop"))
+    );
 }
