@@ -15,6 +15,8 @@ use crate::report::{self, Status};
 use crate::scan::{Baseline, ScanOptions};
 use crate::source::{Source, SourceSpec};
 
+/// Plan, apply and undo repairs: a template bound to documents (plan, a dry run), applied
+/// with a journal and compare-and-set (apply), reversed exactly (undo).
 #[derive(Debug, Args)]
 pub struct RepairArgs {
     #[command(subcommand)]

@@ -33,7 +33,7 @@ pub struct SnapshotArgs {
     /// Also keep the complete documents (compressed), so repairs can restore them
     #[arg(long)]
     pub full: bool,
-    /// Worker threads [default: one per core]
+    /// Worker threads (0: one per core)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 }

@@ -1,4 +1,4 @@
-//! `docsweep templates`: list the repair templates (bundled and from `--dir`) and show one.
+//! `docsweep templates`: list the repair templates (bundled and from `--templates`) and show one.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use crate::repair::{Library, Template};
 use crate::report::Status;
 
-/// Repair templates: the bundled library and your own (--dir).
+/// Repair templates: the bundled library and your own (--templates DIR).
 #[derive(Debug, Args)]
 pub struct TemplatesArgs {
     #[command(subcommand)]
@@ -28,11 +28,11 @@ pub enum TemplatesCommand {
     disable_version_flag = true,
     after_help = "Examples:
   docsweep templates list
-  docsweep templates list --dir ops/repair-templates"
+  docsweep templates list --templates ops/repair-templates"
 )]
 pub struct ListArgs {
     /// A directory of your own templates (*.toml); repeatable
-    #[arg(long = "dir", value_name = "DIR")]
+    #[arg(long = "templates", visible_alias = "dir", value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
 }
 

@@ -85,7 +85,7 @@ fn user_directories_and_broken_templates() {
          [[steps]]\nop = \"default\"\nfield = \"status\"\nvalue = \"new\"\n",
     )
     .unwrap();
-    let run = w.docsweep(&["templates", "list", "--dir", "mine"]);
+    let run = w.docsweep(&["templates", "list", "--templates", "mine"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("fix-status"), "{}", run.stdout);
     assert!(
