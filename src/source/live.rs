@@ -102,9 +102,51 @@ impl std::fmt::Debug for Live {
     }
 }
 
+/// A driver error as a person would say it: "cannot connect to HOST: connection refused
+/// (after 10 s)" for a server that could not be reached, else the driver's own text.
+pub fn describe(e: &mongodb::error::Error, selection_timeout: Option<Duration>) -> String {
+    let mongodb::error::ErrorKind::ServerSelection { message, .. } = e.kind.as_ref() else {
+        return e.to_string();
+    };
+    // The driver lists each server it tried: "Address: H:P, Type: …, Error: Kind: WHY, labels…"
+    let mut reasons = Vec::new();
+    for part in message.split("Address: ").skip(1) {
+        let address = part.split(',').next().unwrap_or_default().trim();
+        let why = part
+            .split_once("Error: ")
+            .map(|(_, rest)| rest)
+            .map(|rest| rest.split(", labels").next().unwrap_or(rest))
+            .map(|w| {
+                w.trim_start_matches("Kind: ")
+                    .trim_start_matches("I/O error: ")
+            })
+            .map(|w| {
+                let w = w.split(" (os error").next().unwrap_or(w);
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_lowercase().chain(c).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_else(|| "no answer".to_string());
+        reasons.push(format!("{address}: {why}"));
+    }
+    let after = selection_timeout
+        .map(|t| format!(" (after {} s)", t.as_secs_f64().round()))
+        .unwrap_or_default();
+    if reasons.is_empty() {
+        format!("cannot find a server to read from{after}")
+    } else {
+        format!("cannot connect to {}{after}", reasons.join("; "))
+    }
+}
+
 /// Driver errors, with anything that looks like the URI's password masked.
 fn err(uri: &str, context: &str, e: impl std::fmt::Display) -> SourceError {
-    let mut msg = format!("{}: {context}: {e}", redact_uri(uri));
+    masked(uri, format!("{}: {context}: {e}", redact_uri(uri)))
+}
+
+/// A source failure whose message has the URI's password masked.
+fn masked(uri: &str, mut msg: String) -> SourceError {
     if let Some(r) = super::password_span(uri) {
         let pw = &uri[r];
         if !pw.is_empty() {
@@ -163,11 +205,19 @@ pub(super) fn open(
             })
         }
     };
+    let selection_timeout = opts.server_selection_timeout;
     let client = Client::with_options(opts).map_err(|e| err(uri, "cannot create client", e))?;
     let database = client.database(&db_name);
     // Fails fast (within the selection timeout) when the server is unreachable.
-    let names = with_retries(options, || database.list_collection_names().run())
-        .map_err(|e| err(uri, "cannot list collections", e))?;
+    let names = with_retries(options, || database.list_collection_names().run()).map_err(|e| {
+        match e.kind.as_ref() {
+            mongodb::error::ErrorKind::ServerSelection { .. } => masked(
+                uri,
+                format!("{}: {}", redact_uri(uri), describe(&e, selection_timeout)),
+            ),
+            _ => err(uri, "cannot list collections", e),
+        }
+    })?;
     let mut names: Vec<String> = names
         .into_iter()
         .filter(|n| !n.starts_with("system."))
