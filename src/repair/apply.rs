@@ -432,6 +432,20 @@ pub fn apply_dump(
     }
     // A dump is never modified in place: the output is neither inside the source nor around it.
     refuse_overlap(&dump_root(source, &in_dir), out_root)?;
+    // An action this version does not know is never guessed at.
+    if let Some(e) = plan.entries.iter().find(|e| {
+        !matches!(
+            e.action.as_str(),
+            "replace" | "delete" | "quarantine" | "insert" | "create_index" | "drop_index"
+        )
+    }) {
+        return Err(ApplyError::Usage(format!(
+            "{}: unknown action {:?} (for _id {}): a plan from another docsweep version?",
+            plan_path.display(),
+            e.action,
+            crate::scan::id_text(&e.id)
+        )));
+    }
     let changes = plan.entries.len() as u64;
     if let Some(max) = max_changes {
         if changes > max {
@@ -554,7 +568,7 @@ pub fn apply_dump(
                     quarantine.entry(to).or_default().push(doc);
                     writes.push((at, len, Some(Vec::new())));
                 }
-                // "delete"
+                // "delete" (the actions are checked above)
                 _ => writes.push((at, len, Some(Vec::new()))),
             }
         }

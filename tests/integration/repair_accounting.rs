@@ -594,3 +594,25 @@ fn a_planned_record_that_became_unreadable_is_a_conflict_and_its_bytes_are_kept(
         files(&w.path().join("in/shop"))
     );
 }
+
+#[test]
+fn a_plan_with_an_unknown_action_is_refused_before_anything_is_written() {
+    let w = Workdir::new();
+    let mut args = REVERT.to_vec();
+    let d = dump();
+    args.extend(["--collection", "orders", "--source", &d, "--out", "r.plan"]);
+    assert_eq!(plan(&w, &args).code, 0);
+    let mut p = Plan::read(&w.path().join("r.plan")).unwrap();
+    p.entries[0].action = "frobnicate".into();
+    p.write(&w.path().join("odd.plan")).unwrap();
+    let run = w.docsweep(&[
+        "repair", "apply", "odd.plan", "--out", "dump:out", "--audit", "a.jsonl",
+    ]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("unknown action \"frobnicate\""),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.path().join("out/shop").exists());
+}
