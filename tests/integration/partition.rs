@@ -30,13 +30,7 @@ pub(crate) fn timeless(w: &Workdir, dir: &str) -> Value {
     let mut r = w.read_json(&format!("{dir}/report.json"));
     r["started_at"] = Value::Null;
     r["finished_at"] = Value::Null;
-    if let Some(cs) = r["collections"].as_array_mut() {
-        for c in cs {
-            if let Some(c) = c.as_object_mut() {
-                c.remove("since_previous");
-            }
-        }
-    }
+    crate::util::without_history(&mut r);
     r
 }
 
