@@ -466,3 +466,30 @@ fn notify_new_fires_only_on_new_findings() {
     assert_eq!(since(&report, "orders", "invalid").unwrap()["new"], 1);
     assert_eq!(fired(), 2);
 }
+
+#[test]
+fn merge_compares_with_the_previous_merge() {
+    use crate::partition::{partition_and_merge, project};
+    let w = project();
+    assert_eq!(partition_and_merge(&w, 2, &[]), 1);
+    let first = w.read_json("merged/report.json");
+    assert!(collection(&first, "orders").get("since_previous").is_none());
+    assert_eq!(partition_and_merge(&w, 2, &[]), 1);
+    let second = w.read_json("merged/report.json");
+    assert_eq!(
+        collection(&second, "orders")["since_previous"]["finished_at"],
+        first["finished_at"]
+    );
+    for c in second["collections"].as_array().unwrap() {
+        for ch in c["since_previous"]["checks"].as_array().unwrap() {
+            assert_eq!(
+                (&ch["new"], &ch["resolved"]),
+                (&0.into(), &0.into()),
+                "{ch}"
+            );
+            assert_eq!(ch["previous"], ch["now"], "{ch}");
+        }
+    }
+    // A partition's own run compares nothing (it writes no report.json).
+    assert!(!w.path().join("parts/0/report.json").exists());
+}
