@@ -51,7 +51,8 @@ impl CheckChange {
     }
 }
 
-type Identities = HashMap<(String, Kind), HashSet<u64>>;
+/// Hashed `(_id, finding)` identities by collection and kind.
+type Identities = HashMap<String, HashMap<Kind, HashSet<u64>>>;
 
 /// The kind a violations.csv `finding` counts towards (`reordered` counts towards none).
 pub fn finding_kind(finding: &str) -> Option<Kind> {
@@ -89,11 +90,18 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn record(&mut self, v: &Violation) {
-        if let Some(kind) = finding_kind(&v.finding) {
-            self.ids
-                .entry((v.collection.clone(), kind))
-                .or_default()
-                .insert(identity(&v.id, &v.finding));
+        let Some(kind) = finding_kind(&v.finding) else {
+            return;
+        };
+        let id = identity(&v.id, &v.finding);
+        // The collection's name is cloned once, not per row.
+        if let Some(kinds) = self.ids.get_mut(v.collection.as_str()) {
+            kinds.entry(kind).or_default().insert(id);
+        } else {
+            self.ids.insert(
+                v.collection.clone(),
+                HashMap::from([(kind, HashSet::from([id]))]),
+            );
         }
     }
 }
@@ -217,9 +225,15 @@ fn read_identities(path: &Path) -> Result<Identities, String> {
             continue;
         };
         if let Some(kind) = finding_kind(finding) {
-            ids.entry((coll.to_string(), kind))
-                .or_default()
-                .insert(identity(id, finding));
+            let id = identity(id, finding);
+            if let Some(kinds) = ids.get_mut(coll) {
+                kinds.entry(kind).or_default().insert(id);
+            } else {
+                ids.insert(
+                    coll.to_string(),
+                    HashMap::from([(kind, HashSet::from([id]))]),
+                );
+            }
         }
     }
     Ok(ids)
@@ -258,6 +272,11 @@ fn observe(kind: Kind, c: &Value) -> u64 {
     }
 }
 
+/// The identities of one collection and kind.
+fn of<'a>(ids: &'a Identities, collection: &str, kind: Kind) -> Option<&'a HashSet<u64>> {
+    ids.get(collection).and_then(|k| k.get(&kind))
+}
+
 /// Fills each collection's `since_previous` and warns when the previous run read another
 /// source or database.
 pub fn compare(report: &mut Report, previous: &Previous, current: Option<&Tracker>) {
@@ -282,11 +301,10 @@ pub fn compare(report: &mut Report, previous: &Previous, current: Option<&Tracke
             if prev == 0 && now == 0 {
                 continue;
             }
-            let key = (c.name.clone(), kind);
             let (new, resolved) = match (&previous.ids, current) {
                 (Some(ids), Some(cur)) if by_document(kind) => {
-                    let p = ids.get(&key).unwrap_or(&empty);
-                    let n = cur.ids.get(&key).unwrap_or(&empty);
+                    let p = of(ids, &c.name, kind).unwrap_or(&empty);
+                    let n = of(&cur.ids, &c.name, kind).unwrap_or(&empty);
                     (
                         n.difference(p).count() as u64,
                         p.difference(n).count() as u64,
