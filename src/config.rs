@@ -11,6 +11,7 @@
 //! max_errors = 10                  # schema errors kept per invalid document
 //! collections = ["orders"]         # default: every collection with a contract
 //! baseline = "snapshots/before.snap"
+//! previous = "last-sweep"          # the run to compare with [default: report_dir's report]
 //! html = "docsweep-report/report.html"      # also write these
 //! junit = "docsweep-report/junit.xml"
 //! metrics = "/var/lib/node-exporter/docsweep.prom"
@@ -72,6 +73,8 @@ pub struct Config {
     pub targets: BTreeMap<String, u32>,
     /// The state before the change: a snapshot file or a source string.
     pub baseline: Option<String>,
+    /// The previous run to compare with (a report directory or its report.json).
+    pub previous: Option<PathBuf>,
     /// The environment variable holding the source (so that credentials stay out of
     /// the file), used when `source` is not set.
     pub source_env: Option<String>,

@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::config::{parse_target, Config, ConfigError};
 use crate::contract::ContractSet;
-use crate::report::{self, CsvSink, Report, Status};
+use crate::report::{self, trend, CsvSink, Report, Status};
 use crate::scan::{self, Baseline, ScanOptions};
 use crate::scan::{Checkpoint, Facts, PartialReader, PartialWriter};
 use crate::source::{Partition, Source, SourceSpec};
@@ -141,6 +141,11 @@ pub struct ReportArgs {
     /// Run no [[notify]] hook
     #[arg(long)]
     pub no_notify: bool,
+    /// The previous run to compare with (`since_previous` in report.json): a report
+    /// directory, or a report.json [default: the report.json this run replaces in
+    /// --report-dir]
+    #[arg(long, value_name = "REPORT_DIR")]
+    pub previous: Option<PathBuf>,
 }
 
 /// `--baseline`: a source string, or the path of a snapshot file.
@@ -208,6 +213,8 @@ struct Settings {
     notify: Vec<report::notify::Hook>,
     /// The audit log.
     audit: PathBuf,
+    /// The previous run to compare with, and whether it was named (else the default).
+    previous: (PathBuf, bool),
 }
 
 fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
@@ -308,6 +315,13 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
             ConfigError::Usage(format!("{}: {m}", file.display()))
         })?
     };
+    // The previous run: named (a missing report is then a warning), else the report
+    // directory's own report.json, read before this run replaces it.
+    let previous = match (&args.report.previous, &cfg.previous) {
+        (Some(p), _) => (p.clone(), true),
+        (None, Some(p)) => (cfg.resolve(p), true),
+        (None, None) => (report_dir.clone(), false),
+    };
     let audit = match (&args.report.audit, &cfg.audit) {
         (Some(a), _) => a.clone(),
         (None, Some(a)) => cfg.resolve(a),
@@ -316,6 +330,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         gate,
         notify,
+        previous,
         audit,
         source,
         schemas,
@@ -437,6 +452,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
     let csv_path = s.report_dir.join("violations.csv");
     let mut sink = CsvSink::create(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    // The previous run is read now, before anything in the (locked) report directory is
+    // replaced; a partition writes no report to compare.
+    let previous = if s.partition.is_none() {
+        previous_run(&s, &mut sink)
+    } else {
+        trend::Loaded::default()
+    };
 
     // A corrupt snapshot is a usage error (exit 2), reported before any scan.
     let snapshot = read_snapshot(&s)?;
@@ -520,7 +542,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         append_audit(&s, &record);
         return Ok(status);
     }
-    let written = write_outputs(&s, &contracts, report, sink, started)?;
+    let written = write_outputs(&s, &contracts, report, sink, previous, started)?;
     let status = written.report.status;
     if let (Some(cp), Some(path)) = (checkpoint, &s.checkpoint) {
         drop(cp);
@@ -588,6 +610,7 @@ pub fn merge(
     let csv_path = s.report_dir.join("violations.csv");
     let mut sink = CsvSink::create(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    let previous = previous_run(&s, &mut sink);
     let snapshot = read_snapshot(&s)?;
     let collections = h["collections"]
         .as_array()
@@ -635,8 +658,19 @@ pub fn merge(
             }
         }
     }
-    let written = write_outputs(&s, &contracts, report, sink, started)?;
+    let written = write_outputs(&s, &contracts, report, sink, previous, started)?;
     Ok(after_report(&s, &written, "merge"))
+}
+
+/// Reads the previous run (see [`trend`]) and, when there is one, has the sink record
+/// this run's finding identities to compare with it.
+fn previous_run(s: &Settings, sink: &mut CsvSink) -> trend::Loaded {
+    let (path, explicit) = &s.previous;
+    let loaded = trend::load(path, *explicit);
+    if loaded.previous.is_some() {
+        sink.tracker = Some(trend::Tracker::default());
+    }
+    loaded
 }
 
 /// The file a partition writes into its report directory.
@@ -843,7 +877,8 @@ fn write_outputs(
     s: &Settings,
     contracts: &ContractSet,
     mut report: Report,
-    sink: CsvSink,
+    mut sink: CsvSink,
+    previous: trend::Loaded,
     started: std::time::Instant,
 ) -> anyhow::Result<Written> {
     let csv_path = s.report_dir.join("violations.csv");
@@ -868,6 +903,10 @@ fn write_outputs(
             crate::repair::remediation::fill(&mut report.collections, contracts, &library, &ctx);
         }
         Err(e) => report.warnings.push(format!("no remediations: {e}")),
+    }
+    report.warnings.extend(previous.warnings);
+    if let Some(p) = &previous.previous {
+        trend::compare(&mut report, p, sink.tracker.take().as_ref());
     }
     report.finished_at = report::now_rfc3339();
     report.judge(&s.gate);

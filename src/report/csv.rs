@@ -40,6 +40,8 @@ impl ViolationSink for Vec<Violation> {
 pub struct CsvSink {
     writer: Option<csv::Writer<BufWriter<AtomicFile>>>,
     pub rows: u64,
+    /// The identities of the findings, for the comparison with the previous run.
+    pub tracker: Option<super::trend::Tracker>,
 }
 
 impl CsvSink {
@@ -60,6 +62,7 @@ impl CsvSink {
         Ok(CsvSink {
             writer: Some(writer),
             rows: 0,
+            tracker: None,
         })
     }
 
@@ -96,6 +99,9 @@ impl ViolationSink for CsvSink {
             ])
             .map_err(std::io::Error::other)?;
         self.rows += 1;
+        if let Some(t) = self.tracker.as_mut() {
+            t.record(v);
+        }
         Ok(())
     }
 }

@@ -1,7 +1,9 @@
 //! Metrics in the Prometheus text exposition format (version 0.0.4), for the
 //! node-exporter textfile collector (`--collector.textfile.directory`): write the file
 //! there (atomically, as [`write_metrics`] does) after each sweep, and alert on
-//! `docsweep_status`, `docsweep_findings` or any per-check gauge.
+//! `docsweep_status`, `docsweep_findings` or any per-check gauge. Compared with a previous
+//! run, `docsweep_new_findings` and `docsweep_resolved_findings` (by collection and check)
+//! say what changed since.
 //!
 //! Every family is a gauge with `# HELP` and `# TYPE`; no sample carries a timestamp (the
 //! textfile collector refuses them). Label values are escaped (`\\`, `\"`, `\n`).
@@ -348,6 +350,30 @@ pub fn render(report: &Report, duration_secs: f64) -> String {
     );
     for c in cs {
         f.sample(&[("collection", &c.name)], findings(c));
+    }
+
+    // Only when the check was compared with a previous run (`since_previous`).
+    if cs.iter().any(|c| c.since_previous.is_some()) {
+        for (name, help, new) in [
+            (
+                "docsweep_new_findings",
+                "Findings of the check (kind) not there in the previous run: by document where violations.csv names them, else the increase of the count. Absent without a previous report.",
+                true,
+            ),
+            (
+                "docsweep_resolved_findings",
+                "Findings of the check (kind) in the previous run that are gone: by document where violations.csv names them, else the decrease of the count. Absent without a previous report.",
+                false,
+            ),
+        ] {
+            let mut f = Family::new(o, name, help);
+            for c in cs {
+                for ch in c.since_previous.iter().flat_map(|s| &s.checks) {
+                    let n = if new { ch.new } else { ch.resolved };
+                    f.sample(&[("collection", &c.name), ("check", ch.check)], n);
+                }
+            }
+        }
     }
     out
 }

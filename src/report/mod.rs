@@ -15,7 +15,9 @@
 //!   `orphans`: documents whose reference is not found, `orphans_unverified`; see below),
 //!   `structure` (`missing_id`, `duplicate_id`, `too_deep`, `oversize`),
 //!   `reconciliation` (null without a baseline), `top_errors[]`
-//!   (`keyword`, `path` with array indexes as `*`, `count`, `example_ids`), `remediation[]`.
+//!   (`keyword`, `path` with array indexes as `*`, `count`, `example_ids`), `remediation[]`,
+//!   `since_previous` (only when compared with a previous run, see [`trend`]: its
+//!   `finished_at` and `checks[]` with `check`, `previous`, `now`, `new`, `resolved`).
 //!
 //! A reference is verified (`checked: true`) only when every record of the referenced
 //! collection was read: an orphan cannot be told from a reference to a record that could
@@ -38,6 +40,7 @@ pub mod junit;
 pub mod metrics;
 pub mod notify;
 mod summary;
+pub mod trend;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -201,6 +204,9 @@ pub struct CollectionReport {
     /// With thresholds: each check with findings and the level it reached.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub verdict: Vec<gate::Verdict>,
+    /// The changes since the previous run (only when there was one to compare with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_previous: Option<trend::SincePrevious>,
     /// A few documents of each non-valid class (`other_version:N`, `invalid`), kept to
     /// derive remediations; never written out.
     #[serde(skip)]

@@ -12,7 +12,9 @@
 //! required = false                   # true: a hook that fails makes the run exit 3
 //! ```
 //!
-//! `new` fires as `findings` does: there is no comparison with the previous run yet.
+//! `new` fires when some check of some collection has new findings since the previous run
+//! (`since_previous` in report.json, see `report::trend`: `new` > 0). Without a previous
+//! report to compare with, every finding is new: it fires as `findings` does.
 //!
 //! A `command` runs without a shell, with the terminal summary on its standard input and
 //! `DOCSWEEP_REPORT` (the path of report.json), `DOCSWEEP_STATUS` and `DOCSWEEP_SOURCE`
@@ -56,7 +58,8 @@ pub enum Event {
     Findings,
     Failed,
     Always,
-    /// New findings since the previous run; without a trend comparison, as `Findings`.
+    /// New findings since the previous run (some check's `new` > 0); without a previous
+    /// report, every finding is new: as `Findings`.
     New,
 }
 
@@ -74,6 +77,15 @@ impl Event {
         Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, e)| *e)
     }
 
+    /// Does this event fire for the report? `new` looks at `since_previous`.
+    fn fires(self, report: &super::Report) -> bool {
+        match self {
+            Event::New => super::trend::has_new(report),
+            e => e.fires_on(report.status),
+        }
+    }
+
+    /// Does this event fire on a status? (`new` as `findings`: without a comparison.)
     fn fires_on(self, status: Status) -> bool {
         match self {
             Event::Always => true,
@@ -382,7 +394,7 @@ impl Outcome {
 pub fn run(hooks: &[Hook], ctx: &Context<'_>) -> Vec<Outcome> {
     hooks
         .iter()
-        .filter(|h| h.on.iter().any(|e| e.fires_on(ctx.report.status)))
+        .filter(|h| h.on.iter().any(|e| e.fires(ctx.report)))
         .map(|h| run_hook(h, ctx))
         .collect()
 }

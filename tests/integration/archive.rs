@@ -196,6 +196,7 @@ fn comparable(mut r: Value) -> Value {
             rem["command"] = Value::Null;
         }
     }
+    crate::util::without_history(&mut r);
     r
 }
 

@@ -128,6 +128,7 @@ fn comparable(mut r: Value) -> Value {
             rem["command"] = Value::Null;
         }
     }
+    crate::util::without_history(&mut r);
     r
 }
 

@@ -17,4 +17,5 @@ mod repair_accounting;
 mod repair_baseline;
 mod repair_live;
 mod templates;
+mod trend;
 mod util;

@@ -893,3 +893,27 @@ fn a_failed_source_gives_no_advice_but_to_fix_it() {
     assert!(!r.stdout.contains("repair plan"), "{}", r.stdout);
     assert_eq!(w.read_json("r/report.json")["status"], "failed");
 }
+
+#[test]
+fn trend_metrics_parse_with_prometheus_client() {
+    use docsweep::report::trend::{CheckChange, SincePrevious};
+    let mut r = shop_report();
+    // Without a comparison the families are absent.
+    let seen = metrics_seen(&r, 1.0);
+    assert!(seen.get("docsweep_new_findings").is_none(), "{seen}");
+    r.collections[1].since_previous = Some(SincePrevious {
+        finished_at: "2026-11-24T09:47:01Z".into(),
+        checks: vec![CheckChange {
+            check: "invalid",
+            previous: 25,
+            now: 24,
+            new: 3,
+            resolved: 4,
+        }],
+    });
+    let name = r.collections[1].name.clone();
+    let seen = metrics_seen(&r, 1.0);
+    let l = [("collection", name.as_str()), ("check", "invalid")];
+    assert_eq!(sample(&seen, "docsweep_new_findings", &l), 3.0);
+    assert_eq!(sample(&seen, "docsweep_resolved_findings", &l), 4.0);
+}

@@ -24,11 +24,13 @@ pub(crate) fn project() -> Workdir {
     w
 }
 
-/// report.json without its timestamps.
+/// report.json without its timestamps, nor the comparison with whatever run the report
+/// directory held before (`since_previous`: the history, not this run's result).
 pub(crate) fn timeless(w: &Workdir, dir: &str) -> Value {
     let mut r = w.read_json(&format!("{dir}/report.json"));
     r["started_at"] = Value::Null;
     r["finished_at"] = Value::Null;
+    crate::util::without_history(&mut r);
     r
 }
 

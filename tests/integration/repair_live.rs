@@ -804,6 +804,7 @@ fn comparable(mut r: Value) -> Value {
     for k in ["started_at", "finished_at"] {
         r[k] = Value::Null;
     }
+    crate::util::without_history(&mut r);
     r
 }
 

@@ -179,3 +179,22 @@ pub fn with_db(uri: &str, db: &str) -> String {
         .unwrap_or_default();
     format!("{scheme}://{}/{db}{query}", &rest[..host_end])
 }
+
+/// Takes out of a report what compares it with the run its report directory held before
+/// (`since_previous`, and the warnings about that previous report): the history, not this
+/// run's result.
+pub fn without_history(r: &mut Value) {
+    for c in r["collections"].as_array_mut().into_iter().flatten() {
+        if let Some(c) = c.as_object_mut() {
+            c.remove("since_previous");
+        }
+    }
+    if let Some(o) = r.as_object_mut() {
+        if let Some(Value::Array(w)) = o.get_mut("warnings") {
+            w.retain(|w| !w.as_str().is_some_and(|w| w.starts_with("previous ")));
+            if w.is_empty() {
+                o.remove("warnings");
+            }
+        }
+    }
+}
