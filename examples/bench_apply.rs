@@ -265,6 +265,10 @@ fn live(a: &Args) -> Res<()> {
             "apply",
             "live.plan",
             "--yes",
+            // FerretDB has no whole-document guard (docs/ferretdb.md); MongoDB ignores this
+            // and guards the whole document.
+            "--guard",
+            "top-level",
             "--batch-size",
             &batch,
             "--audit",
