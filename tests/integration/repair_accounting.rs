@@ -80,9 +80,9 @@ fn journal_finish(path: &Path) -> Value {
         .expect("a finish line")
 }
 
-#[test]
-fn every_planned_entry_is_applied_already_or_a_conflict_with_its_reason() {
-    let w = Workdir::new();
+/// Copies the example dump to `in/` and plans the orders' revert on it into
+/// `revert.plan`; returns the planned `_id`s.
+fn plan_revert_on_a_copy(w: &Workdir) -> Vec<Value> {
     crate::util::copy_dir(&example().join("data/dump"), &w.path().join("in"));
     let mut args = REVERT.to_vec();
     args.extend([
@@ -93,10 +93,20 @@ fn every_planned_entry_is_applied_already_or_a_conflict_with_its_reason() {
         "--out",
         "revert.plan",
     ]);
-    let run = plan(&w, &args);
+    let run = plan(w, &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let planned = Plan::read(&w.path().join("revert.plan")).unwrap();
-    let ids: Vec<Value> = planned.entries.iter().map(|e| e.id.clone()).collect();
+    Plan::read(&w.path().join("revert.plan"))
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+#[test]
+fn every_planned_entry_is_applied_already_or_a_conflict_with_its_reason() {
+    let w = Workdir::new();
+    let ids = plan_revert_on_a_copy(&w);
     assert_eq!(ids.len(), 40);
 
     // Since the plan: the first unplanned order grew (every later record moved), one
@@ -213,23 +223,7 @@ fn every_planned_entry_is_applied_already_or_a_conflict_with_its_reason() {
 #[test]
 fn a_plan_applied_to_a_dump_whose_first_record_changed_still_applies_the_rest() {
     let w = Workdir::new();
-    crate::util::copy_dir(&example().join("data/dump"), &w.path().join("in"));
-    let mut args = REVERT.to_vec();
-    args.extend([
-        "--collection",
-        "orders",
-        "--source",
-        "dump:in",
-        "--out",
-        "revert.plan",
-    ]);
-    assert_eq!(plan(&w, &args).code, 0);
-    let ids: Vec<Value> = Plan::read(&w.path().join("revert.plan"))
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = plan_revert_on_a_copy(&w);
     let mut first_planned = None;
     edit_records(&w.path().join("in/shop/orders.bson"), |v, doc| {
         if first_planned.is_none() {
@@ -523,23 +517,7 @@ fn undo_refuses_an_output_inside_the_applied_dump() {
 #[test]
 fn a_planned_record_that_became_unreadable_is_a_conflict_and_its_bytes_are_kept() {
     let w = Workdir::new();
-    crate::util::copy_dir(&example().join("data/dump"), &w.path().join("in"));
-    let mut args = REVERT.to_vec();
-    args.extend([
-        "--collection",
-        "orders",
-        "--source",
-        "dump:in",
-        "--out",
-        "revert.plan",
-    ]);
-    assert_eq!(plan(&w, &args).code, 0);
-    let ids: Vec<Value> = Plan::read(&w.path().join("revert.plan"))
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = plan_revert_on_a_copy(&w);
     // Damage one planned record in place: same length, but its last byte (the document's
     // terminating zero) is no longer zero, so it cannot be read.
     let mut damaged = None;
