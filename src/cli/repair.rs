@@ -36,12 +36,28 @@ pub enum RepairCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   docsweep repair plan --template revert-nested-reference --source dump:./dump --out fix.plan
-  docsweep repair plan --template restore-missing --source dump:./dump --baseline before.snap --collection orders --out restore.plan")]
+  docsweep repair plan --template restore-missing --source dump:./dump --baseline before.snap --collection orders --out restore.plan
+  docsweep repair plan --from-report docsweep-report --out repairs.plan
+  docsweep repair plan --from-report docsweep-report --only invalid --only orphan --out some.plan")]
 pub struct PlanArgs {
     /// The template (see `docsweep templates list`); repeat to chain templates: the first
     /// selects the documents, each applies to the previous one's result
-    #[arg(long = "template", value_name = "NAME", required = true)]
+    #[arg(
+        long = "template",
+        value_name = "NAME",
+        required_unless_present = "from_report"
+    )]
     pub templates: Vec<String>,
+    /// One plan from every remediation of a check's report (REPORT_DIR/report.json), in a
+    /// safe order: restores, version reverts, dedupes, quarantines, then indexes; each step
+    /// is planned against the state the earlier ones leave
+    #[arg(long, value_name = "REPORT_DIR", conflicts_with_all = ["templates", "params", "select", "collection"])]
+    pub from_report: Option<PathBuf>,
+    /// With --from-report: only these findings (repeatable): a finding as the report
+    /// names it (`other_version:2`, `orphan:customer_id`), its kind (`orphan`), or
+    /// COLLECTION/FINDING
+    #[arg(long, value_name = "FINDING", requires = "from_report")]
+    pub only: Vec<String>,
     /// A template parameter (repeatable); NAME=VALUE sets it for every template given that
     /// declares NAME, TEMPLATE.NAME=VALUE for that template alone
     #[arg(long = "param", value_name = "K=V")]
@@ -174,8 +190,19 @@ pub fn run(args: RepairArgs) -> anyhow::Result<Status> {
     }
 }
 
-fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
-    let cfg = Config::load(a.config.as_deref())?;
+/// A `repair plan` request, resolved: the chain bound, the collection, where to read.
+struct Prepared {
+    chain: Vec<crate::repair::Bound>,
+    collection: String,
+    spec: SourceSpec,
+    schemas: PathBuf,
+    targets: Vec<(String, u32)>,
+    baseline: Option<String>,
+    db: Option<String>,
+    select: Option<crate::repair::Selection>,
+}
+
+fn prepare(a: &PlanArgs, cfg: &Config) -> anyhow::Result<Prepared> {
     let library = Library::load(&a.template_dirs)?;
     let mut templates = Vec::new();
     for name in &a.templates {
@@ -185,6 +212,9 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
             ))
         })?);
     }
+    let template = *templates.first().ok_or_else(|| {
+        ConfigError::Usage("give --template NAME, or --from-report REPORT_DIR".into())
+    })?;
     // (template the value is for, or every template declaring it; name; value)
     let mut given: Vec<(Option<&str>, &str, &str)> = Vec::new();
     for p in &a.params {
@@ -235,7 +265,6 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
         }
         chain.push(t.bind(&mine)?);
     }
-    let template = templates[0];
     let collection = match (&template.collection, &a.collection) {
         (Some(t), Some(c)) if t != c => {
             return Err(ConfigError::Usage(format!(
@@ -270,54 +299,338 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
         (None, Some(s)) => cfg.resolve(s),
         (None, None) => cfg.resolve(&PathBuf::from("schemas")),
     };
-    let mut contracts = ContractSet::load_dir(&schemas)?;
     let mut targets: Vec<(String, u32)> =
         cfg.targets.iter().map(|(c, v)| (c.clone(), *v)).collect();
     for t in &a.targets {
         targets.push(parse_target(t)?);
     }
+    let select = match &a.select {
+        Some(s) => Some(
+            crate::repair::Selection::parse(s)
+                .map_err(|m| ConfigError::Usage(format!("--select {s}: {m}")))?,
+        ),
+        None => None,
+    };
+    Ok(Prepared {
+        chain,
+        collection,
+        spec,
+        schemas,
+        targets,
+        baseline: a.baseline.clone().or_else(|| cfg.baseline.clone()),
+        db: a.db.clone().or_else(|| cfg.db.clone()),
+        select,
+    })
+}
+
+/// Opens a baseline: a source (`dump:`, `archive:`, `export:`, `mongodb://`) or a snapshot file.
+fn open_baseline(b: &str, db: Option<&str>) -> anyhow::Result<Baseline> {
+    if b.contains("://")
+        || ["dump:", "archive:", "export:"]
+            .iter()
+            .any(|p| b.starts_with(p))
+    {
+        let bspec = SourceSpec::parse(b)?;
+        Ok(Baseline::Source(Source::open(&bspec, db)?))
+    } else {
+        Ok(Baseline::Snapshot(crate::reconcile::snapshot::read(
+            &PathBuf::from(b),
+        )?))
+    }
+}
+
+/// The contracts of `schemas`, with target versions set.
+fn load_contracts(
+    schemas: &std::path::Path,
+    targets: &[(String, u32)],
+) -> anyhow::Result<ContractSet> {
+    let mut contracts = ContractSet::load_dir(schemas)?;
     for (c, v) in targets {
-        if let Some(ct) = contracts.contracts.get_mut(&c) {
-            ct.set_target(v)?;
+        if let Some(ct) = contracts.contracts.get_mut(c) {
+            ct.set_target(*v)?;
         }
     }
-    let contract = contracts.contracts.get(&collection).ok_or_else(|| {
-        ConfigError::Usage(format!(
-            "no contract for collection {collection:?} in {}",
-            schemas.display()
+    Ok(contracts)
+}
+
+/// One remediation command of a report, parsed as `repair plan` parses its arguments.
+#[derive(Debug, clap::Parser)]
+#[command(name = "docsweep repair plan")]
+struct RemediationCommand {
+    #[command(flatten)]
+    args: PlanArgs,
+}
+
+/// Whether `--only` names a remediation's finding.
+fn only_matches(only: &str, collection: &str, finding: &str) -> bool {
+    let (coll, want) = match only.split_once('/') {
+        Some((c, f)) => (Some(c), f),
+        None => (None, only),
+    };
+    coll.is_none_or(|c| c == collection)
+        && (want == finding || finding.split(':').next() == Some(want))
+}
+
+/// A path without `.` components, to compare paths written differently.
+fn normal(p: &std::path::Path) -> PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
+/// Whether two source strings name different places (`dump:./d` and `dump:d` do not).
+fn differ(a: &str, b: &str) -> bool {
+    let split = |s: &str| match s.split_once(':') {
+        Some((k, p)) if !s.contains("://") => (k.to_string(), normal(std::path::Path::new(p))),
+        _ => (s.to_string(), PathBuf::new()),
+    };
+    split(a) != split(b)
+}
+
+/// `repair plan --from-report`: one plan from the remediations of a check's report.
+fn from_report_cmd(a: &PlanArgs, cfg: &Config, dir: &std::path::Path) -> anyhow::Result<Status> {
+    let path = dir.join("report.json");
+    let usage = |m: String| ConfigError::Usage(format!("{}: {m}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        usage(format!(
+            "cannot read: {e}; run `docsweep check --report-dir {}` first",
+            dir.display()
         ))
     })?;
-    let source = Source::open(&spec, a.db.as_deref().or(cfg.db.as_deref()))?;
-    let baseline = match a.baseline.as_deref().or(cfg.baseline.as_deref()) {
-        None => None,
-        Some(b)
-            if b.contains("://")
-                || ["dump:", "archive:", "export:"]
-                    .iter()
-                    .any(|p| b.starts_with(p)) =>
-        {
-            let bspec = SourceSpec::parse(b)?;
-            Some(Baseline::Source(Source::open(&bspec, a.db.as_deref())?))
+    let report: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| usage(format!("not a docsweep report: {e}")))?;
+    if report["format"] != report::FORMAT {
+        return Err(usage(format!("not a {} report", report::FORMAT)).into());
+    }
+    if report["status"] == "failed" {
+        return Err(usage(
+            "the check failed, so its remediations rest on part of the data: fix the source and check again"
+                .into(),
+        )
+        .into());
+    }
+    let mut parts = Vec::new();
+    let mut left_out = Vec::new();
+    let mut used = vec![false; a.only.len()];
+    for c in report["collections"].as_array().into_iter().flatten() {
+        let coll = c["name"].as_str().unwrap_or_default();
+        for r in c["remediation"].as_array().into_iter().flatten() {
+            let finding = r["finding"].as_str().unwrap_or_default();
+            let command = r["command"].as_str().unwrap_or_default();
+            if !a.only.is_empty() {
+                let hits: Vec<usize> = (0..a.only.len())
+                    .filter(|&i| only_matches(&a.only[i], coll, finding))
+                    .collect();
+                if hits.is_empty() {
+                    continue;
+                }
+                for i in hits {
+                    used[i] = true;
+                }
+            }
+            let words = crate::repair::remediation::shell_words(command)
+                .map_err(|m| usage(format!("{coll} {finding}: {m}")))?;
+            if command.starts_with('#')
+                || words.get(..3)
+                    != Some(&["docsweep".to_string(), "repair".into(), "plan".into()][..])
+            {
+                // Advice, not a repair to run (documents to review, nothing to restore from).
+                left_out.push(format!("{coll} {finding}: {command}"));
+                continue;
+            }
+            let one = <RemediationCommand as clap::Parser>::try_parse_from(
+                std::iter::once("plan".to_string()).chain(words[3..].iter().cloned()),
+            )
+            .map_err(|e| usage(format!("{coll} {finding}: {command}: {e}")))?;
+            let p = prepare(&one.args, cfg)?;
+            parts.push((finding.to_string(), p));
         }
-        Some(b) => Some(Baseline::Snapshot(crate::reconcile::snapshot::read(
-            &PathBuf::from(b),
-        )?)),
+    }
+    if let Some(i) = used.iter().position(|u| !u) {
+        let all: Vec<String> = report["collections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| {
+                c["remediation"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |r| {
+                        format!(
+                            "{}/{}",
+                            c["name"].as_str().unwrap_or(""),
+                            r["finding"].as_str().unwrap_or("")
+                        )
+                    })
+            })
+            .collect();
+        return Err(usage(format!(
+            "--only {}: no remediation has that finding; the report's are: {}",
+            a.only[i],
+            if all.is_empty() {
+                "none".to_string()
+            } else {
+                all.join(", ")
+            }
+        ))
+        .into());
+    }
+    // One source, one set of contracts and one baseline for every part.
+    let Some((_, first)) = parts.first() else {
+        outln!("{}: no remediation to plan", path.display());
+        for l in &left_out {
+            outln!("  not included: {l}");
+        }
+        return Ok(Status::Clean);
     };
+    let the_baseline = parts.iter().find_map(|(_, p)| p.baseline.clone());
+    for (finding, p) in &parts {
+        if differ(&p.spec.to_string(), &first.spec.to_string())
+            || normal(&p.schemas) != normal(&first.schemas)
+            || p.baseline
+                .as_ref()
+                .zip(the_baseline.as_ref())
+                .is_some_and(|(b, t)| differ(b, t))
+            || p.db != first.db
+        {
+            return Err(usage(format!(
+                "the remediation for {finding} reads another source, schemas or baseline than the first one; plan them one by one"
+            ))
+            .into());
+        }
+    }
+    let mut spec = first.spec.clone();
+    if let Some(s) = &a.source {
+        // The same deployment, with the password the report does not keep.
+        let given = SourceSpec::parse(s)?;
+        if given.to_string() != spec.to_string() {
+            return Err(ConfigError::Usage(format!(
+                "--source {given}: the report was made on {spec}"
+            ))
+            .into());
+        }
+        spec = given;
+    }
+    if matches!(spec, SourceSpec::Export(_)) {
+        return Err(usage(format!(
+            "{spec} is an export, which docsweep cannot repair: check the dump or live deployment it was exported from, and plan from that report"
+        ))
+        .into());
+    }
+    // The target versions the check used.
+    let mut targets = first.targets.clone();
+    for c in report["collections"].as_array().into_iter().flatten() {
+        if let (Some(n), Some(v)) = (c["name"].as_str(), c["target_version"].as_u64()) {
+            targets.push((n.to_string(), v as u32));
+        }
+    }
+    let contracts = load_contracts(&first.schemas, &targets)?;
+    let db = first.db.clone();
+    let mut source = Source::open(&spec, db.as_deref())?;
+    let baseline = the_baseline
+        .as_deref()
+        .map(|b| open_baseline(b, db.as_deref()))
+        .transpose()?;
     let scan_opts = ScanOptions::default();
-    let contract_ref = contracts.contracts.get(&collection).unwrap_or(contract);
+    let (p, outcomes) = crate::repair::from_report::make(
+        &mut source,
+        crate::repair::from_report::Request {
+            report: dir.display().to_string(),
+            baseline: baseline.as_ref(),
+            contracts: &contracts,
+            parts: parts
+                .into_iter()
+                .map(|(finding, p)| crate::repair::from_report::Part {
+                    finding,
+                    collection: p.collection,
+                    chain: p.chain,
+                    select: p.select,
+                    with_baseline: p.baseline.is_some(),
+                })
+                .collect(),
+            scan: &scan_opts,
+            created_at: report::now_rfc3339(),
+        },
+    )?;
+    p.write(&a.out)?;
+    outln!(
+        "plan {}: {} change(s) {} from {} ({spec})",
+        a.out.display(),
+        p.entries.len(),
+        p.summary()["actions"],
+        path.display()
+    );
+    for (i, o) in outcomes.iter().enumerate() {
+        let what = match &o.refused {
+            Some(r) => format!("refused: {r}"),
+            None => format!(
+                "{} entr{}",
+                o.planned,
+                if o.planned == 1 { "y" } else { "ies" }
+            ),
+        };
+        outln!(
+            "  {}. {:<10} {} {} ({}): {what}",
+            i + 1,
+            o.stage.as_str(),
+            o.collection,
+            o.finding,
+            o.templates
+        );
+        if o.kept_as_baseline > 0 {
+            outln!(
+                "     kept {} document(s) that equal their baseline image (never removed)",
+                o.kept_as_baseline
+            );
+        }
+    }
+    for l in &left_out {
+        outln!("  not included: {l}");
+    }
+    outln!("each step was planned against the state the steps before it leave; every after-image passes its collection's target version");
+    if spec.is_archive() {
+        outln!(
+            "next: review the plan; {spec} is a mongodump archive, which repair apply does not rewrite"
+        );
+    } else {
+        outln!(
+            "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
+            a.out.display()
+        );
+    }
+    Ok(Status::Clean)
+}
+
+fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
+    let cfg = Config::load(a.config.as_deref())?;
+    if let Some(dir) = &a.from_report {
+        return from_report_cmd(&a, &cfg, dir);
+    }
+    let p = prepare(&a, &cfg)?;
+    let collection = p.collection.clone();
+    let spec = p.spec.clone();
+    let contracts = load_contracts(&p.schemas, &p.targets)?;
+    let contract_ref = contracts.contracts.get(&collection).ok_or_else(|| {
+        ConfigError::Usage(format!(
+            "no contract for collection {collection:?} in {}",
+            p.schemas.display()
+        ))
+    })?;
+    let source = Source::open(&spec, p.db.as_deref())?;
+    let baseline = p
+        .baseline
+        .as_deref()
+        .map(|b| open_baseline(b, p.db.as_deref()))
+        .transpose()?;
+    let scan_opts = ScanOptions::default();
     let p = plan::make(&plan::Request {
         source: &source,
         baseline: baseline.as_ref(),
         contracts: &contracts,
         contract: contract_ref,
-        chain: &chain,
-        select: match &a.select {
-            Some(s) => Some(
-                crate::repair::Selection::parse(s)
-                    .map_err(|m| ConfigError::Usage(format!("--select {s}: {m}")))?,
-            ),
-            None => None,
-        },
+        chain: &p.chain,
+        select: p.select.clone(),
         scan: &scan_opts,
         created_at: report::now_rfc3339(),
     })?;

@@ -463,7 +463,8 @@ pub fn apply_dump(
         "kind": "header", "format": journal::FORMAT, "plan": plan_path.display().to_string(),
         "plan_checksum": checksum,
         "target": format!("dump:{}", std::path::absolute(&final_dir).unwrap_or_else(|_| final_dir.clone()).display()),
-        "source": source, "database": db_name, "collection": coll, "template": plan.header["template"],
+        "source": source, "database": db_name, "collection": coll, "collections": plan.collections(),
+        "template": plan.header["template"],
         "params": plan.header["params"], "started_at": crate::report::now_rfc3339(),
         "user": crate::os::actor(),
     }))?;
@@ -473,174 +474,30 @@ pub fn apply_dump(
         ..Outcome::default()
     };
     let mut settled: Vec<Option<Settled>> = vec![None; plan.entries.len()];
-
-    settle_indexes(&in_dir, &coll, plan, &mut journal, &mut settled)?;
-    let (in_file, gzip) = bson_name(&in_dir, &coll)
-        .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
-    let out_name = in_file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    copy_others(&in_dir, &partial, std::slice::from_ref(&out_name))?;
-
-    // The documents the plan changes in place, and those it inserts.
-    let in_place: Vec<usize> = (0..plan.entries.len())
-        .filter(|&i| !plan.entries[i].id.is_null() && plan.entries[i].action != "insert")
-        .collect();
-    let mut matcher = Matcher::new(
-        in_place
-            .iter()
-            .map(|&i| want_of(&plan.entries[i]))
-            .collect(),
-    );
-    let mut inserts: HashMap<String, (usize, u128)> = HashMap::new();
-    for (i, e) in plan.entries.iter().enumerate() {
-        if e.action == "insert" {
-            let fp = crate::value::fingerprint(e.after.as_ref().unwrap_or(&Value::Null)).ordered;
-            let id = crate::scan::id_text(&e.id);
-            match inserts.entry(id) {
-                // One document per `_id`: a second insert of it cannot be carried out.
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    settled[i] = Some(Settled::Conflict(Reason::SecondEntry));
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert((i, fp));
-                }
-            }
-        }
+    // The files of the collections the plan changes are rewritten; the others are copied.
+    let collections = plan.collections();
+    let mut rewritten = Vec::new();
+    for coll in &collections {
+        let (in_file, _) = bson_name(&in_dir, coll)
+            .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
+        rewritten.push(
+            in_file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
     }
-    let mut out = open_out(&partial.join(&out_name), gzip)?;
-    let mut quarantine: HashMap<String, Vec<Value>> = HashMap::new();
-    let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
-    let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
-    let mut batch_no = 0u64;
-    while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
-        // (offset, length in the input, bytes to write; None for an unreadable region)
-        let mut writes: Vec<(u64, u64, Option<Vec<u8>>)> = Vec::with_capacity(batch.len());
-        let mut journaled = Vec::new();
-        // Which writes are journaled entries (their output position goes in `done`).
-        let mut journaled_writes = Vec::new();
-        for rec in &batch.records {
-            let bytes = batch.bytes(rec);
-            let (at, len) = (offset_of(rec.location), bytes.len() as u64);
-            if rec.broken.is_some() {
-                writes.push((at, 0, None));
-                continue;
-            }
-            let keep = |writes: &mut Vec<_>| writes.push((at, len, Some(bytes.to_vec())));
-            let Ok(decoded) = crate::value::from_bson(bytes) else {
-                keep(&mut writes);
-                continue;
-            };
-            let doc = decoded.value;
-            let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
-            if let Some((i, after_fp)) = inserts.get(&id) {
-                // An insert whose `_id` exists again is a conflict, never a duplicate.
-                let fp = crate::value::fingerprint(&doc).ordered;
-                settled[*i] = Some(match settled[*i] {
-                    None if fp == *after_fp => Settled::Already,
-                    _ => Settled::Conflict(Reason::IdTaken),
-                });
-            }
-            if !matcher.wants(&id) {
-                keep(&mut writes);
-                continue;
-            }
-            let fp = crate::value::fingerprint(&doc).ordered;
-            let Found::Act(k) = matcher.offer(&id, fp, at) else {
-                keep(&mut writes);
-                continue;
-            };
-            let entry = &plan.entries[in_place[k]];
-            // The original bytes too: undo restores them exactly (relaxed JSON cannot
-            // tell Int32 from Int64).
-            use base64::Engine as _;
-            let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
-            journaled.push(json!({"action": entry.action, "_id": entry.id, "before": doc, "before_bson": raw, "after": entry.after}));
-            journaled_writes.push(writes.len());
-            match entry.action.as_str() {
-                "replace" => {
-                    let after = entry.after.clone().unwrap_or(Value::Null);
-                    writes.push((at, len, Some(after_bytes(Some(bytes), &after)?)));
-                }
-                "quarantine" => {
-                    let to = entry.to.clone().unwrap_or_default();
-                    quarantine.entry(to).or_default().push(doc);
-                    writes.push((at, len, Some(Vec::new())));
-                }
-                // "delete" (the actions are checked above)
-                _ => writes.push((at, len, Some(Vec::new()))),
-            }
-        }
-        // The journal holds the batch before any of it is written.
-        failpoint("apply.before-batch");
-        if !journaled.is_empty() {
-            journal.append(&json!({"kind": "batch", "n": batch_no, "entries": journaled}))?;
-            failpoint("apply.batch-journaled");
-        }
-        // Where each journaled change lies in the new file, so that undo puts a removed
-        // record back exactly where it was.
-        let mut out_at = Vec::with_capacity(journaled_writes.len());
-        let mut next_journaled = journaled_writes.iter().peekable();
-        for (w, (at, len, bytes)) in writes.into_iter().enumerate() {
-            match bytes {
-                Some(b) => {
-                    pass.record(at, len, &mut out)
-                        .map_err(|e| io(&in_file, e))?;
-                    if next_journaled.next_if_eq(&&w).is_some() {
-                        out_at.push(out.position());
-                    }
-                    out.write_all(&b).map_err(|e| io(&in_file, e))?;
-                }
-                None => pass.broken(at, &mut out).map_err(|e| io(&in_file, e))?,
-            }
-        }
-        if !journaled.is_empty() {
-            journal.append(&json!({"kind": "done", "n": batch_no, "out_at": out_at}))?;
-            failpoint("apply.batch-done");
-        }
-        batch_no += 1;
-    }
-    // Restored documents (inserts) go at the end, before a trailing unreadable region
-    // (which must stay last: its length prefix would swallow anything after it).
-    let mut to_insert: Vec<usize> = inserts
-        .values()
-        .map(|&(i, _)| i)
-        .filter(|&i| settled[i].is_none())
-        .collect();
-    to_insert.sort_unstable();
-    if !to_insert.is_empty() {
-        let journaled: Vec<Value> = to_insert
-            .iter()
-            .map(|&i| {
-                let e = &plan.entries[i];
-                json!({"action": "insert", "_id": e.id, "before": Value::Null, "after": e.after})
-            })
-            .collect();
-        journal.append(&json!({"kind": "batch", "n": batch_no, "entries": journaled}))?;
-        let mut out_at = Vec::with_capacity(to_insert.len());
-        for &i in &to_insert {
-            let e = &plan.entries[i];
-            let b = crate::value::to_bson(e.after.as_ref().unwrap_or(&Value::Null))
-                .map_err(|err| ApplyError::Usage(format!("insert: {err}")))?;
-            out_at.push(out.position());
-            out.write_all(&b).map_err(|err| io(&in_file, err))?;
-            settled[i] = Some(Settled::Acted);
-        }
-        journal.append(&json!({"kind": "done", "n": batch_no, "out_at": out_at}))?;
-    }
-    pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
-    out.finish(&partial.join(&out_name))?;
-    for (to, docs) in quarantine {
-        write_quarantine(&partial, &coll, &to, &docs, gzip)?;
-    }
-    rewrite_metadata(&partial, &coll, &plan.entries, false)?;
-    for (k, s) in matcher
-        .finish(Reason::ChangedSincePlan)
-        .into_iter()
-        .enumerate()
-    {
-        settled[in_place[k]] = Some(s);
+    copy_others(&in_dir, &partial, &rewritten)?;
+    let mut cx = DumpApply {
+        plan,
+        in_dir: &in_dir,
+        partial: &partial,
+        journal: &mut journal,
+        settled: &mut settled,
+        batch_no: 0,
+    };
+    for coll in &collections {
+        cx.collection(coll)?;
     }
     tally(plan, &settled, &mut result)?;
     journal.append(&json!({
@@ -657,6 +514,213 @@ pub fn apply_dump(
         let _ = d.sync_all();
     }
     Ok(result)
+}
+
+/// A dump apply in progress: the collections are rewritten one by one into `partial`,
+/// with one journal.
+struct DumpApply<'a> {
+    plan: &'a Plan,
+    in_dir: &'a Path,
+    partial: &'a Path,
+    journal: &'a mut Journal,
+    settled: &'a mut [Option<Settled>],
+    /// The next journal batch number (unique across collections).
+    batch_no: u64,
+}
+
+impl DumpApply<'_> {
+    /// Rewrites one collection's file: its entries applied, every other record kept.
+    fn collection(&mut self, coll: &str) -> Result<(), ApplyError> {
+        let plan = self.plan;
+        let mine: Vec<usize> = (0..plan.entries.len())
+            .filter(|&i| plan.collection_of(&plan.entries[i]) == coll)
+            .collect();
+        settle_indexes(self.in_dir, coll, plan, &mine, self.journal, self.settled)?;
+        let (in_file, gzip) = bson_name(self.in_dir, coll).ok_or_else(|| {
+            ApplyError::Usage(format!("{}: no {coll}.bson", self.in_dir.display()))
+        })?;
+        let out_name = in_file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+
+        // The documents the plan changes in place, and those it inserts.
+        let in_place: Vec<usize> = mine
+            .iter()
+            .copied()
+            .filter(|&i| !plan.entries[i].id.is_null() && plan.entries[i].action != "insert")
+            .collect();
+        let mut matcher = Matcher::new(
+            in_place
+                .iter()
+                .map(|&i| want_of(&plan.entries[i]))
+                .collect(),
+        );
+        let mut inserts: HashMap<String, (usize, u128)> = HashMap::new();
+        for &i in &mine {
+            let e = &plan.entries[i];
+            if e.action == "insert" {
+                let fp =
+                    crate::value::fingerprint(e.after.as_ref().unwrap_or(&Value::Null)).ordered;
+                let id = crate::scan::id_text(&e.id);
+                match inserts.entry(id) {
+                    // One document per `_id`: a second insert of it cannot be carried out.
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        self.settled[i] = Some(Settled::Conflict(Reason::SecondEntry));
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert((i, fp));
+                    }
+                }
+            }
+        }
+        let mut out = open_out(&self.partial.join(&out_name), gzip)?;
+        let mut quarantine: HashMap<String, Vec<Value>> = HashMap::new();
+        let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
+        let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
+        while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
+            // (offset, length in the input, bytes to write; None for an unreadable region)
+            let mut writes: Vec<(u64, u64, Option<Vec<u8>>)> = Vec::with_capacity(batch.len());
+            let mut journaled = Vec::new();
+            // Which writes are journaled entries (their output position goes in `done`).
+            let mut journaled_writes = Vec::new();
+            for rec in &batch.records {
+                let bytes = batch.bytes(rec);
+                let (at, len) = (offset_of(rec.location), bytes.len() as u64);
+                if rec.broken.is_some() {
+                    writes.push((at, 0, None));
+                    continue;
+                }
+                let keep = |writes: &mut Vec<_>| writes.push((at, len, Some(bytes.to_vec())));
+                let Ok(decoded) = crate::value::from_bson(bytes) else {
+                    keep(&mut writes);
+                    continue;
+                };
+                let doc = decoded.value;
+                let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
+                if let Some((i, after_fp)) = inserts.get(&id) {
+                    // An insert whose `_id` exists again is a conflict, never a duplicate.
+                    let fp = crate::value::fingerprint(&doc).ordered;
+                    self.settled[*i] = Some(match self.settled[*i] {
+                        None if fp == *after_fp => Settled::Already,
+                        _ => Settled::Conflict(Reason::IdTaken),
+                    });
+                }
+                if !matcher.wants(&id) {
+                    keep(&mut writes);
+                    continue;
+                }
+                let fp = crate::value::fingerprint(&doc).ordered;
+                let Found::Act(k) = matcher.offer(&id, fp, at) else {
+                    keep(&mut writes);
+                    continue;
+                };
+                let entry = &plan.entries[in_place[k]];
+                // The original bytes too: undo restores them exactly (relaxed JSON cannot
+                // tell Int32 from Int64).
+                use base64::Engine as _;
+                let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
+                let mut j = json!({"action": entry.action, "_id": entry.id, "before": doc, "before_bson": raw, "after": entry.after});
+                if let Some(to) = &entry.to {
+                    j["to"] = Value::from(to.as_str());
+                }
+                journaled.push(j);
+                journaled_writes.push(writes.len());
+                match entry.action.as_str() {
+                    "replace" => {
+                        let after = entry.after.clone().unwrap_or(Value::Null);
+                        writes.push((at, len, Some(after_bytes(Some(bytes), &after)?)));
+                    }
+                    "quarantine" => {
+                        // The image the plan set aside (the document as earlier steps of the
+                        // plan left it); the document as read for older plans.
+                        let to = entry.to.clone().unwrap_or_default();
+                        quarantine
+                            .entry(to)
+                            .or_default()
+                            .push(entry.after.clone().unwrap_or(doc));
+                        writes.push((at, len, Some(Vec::new())));
+                    }
+                    // "delete" (the actions are checked above)
+                    _ => writes.push((at, len, Some(Vec::new()))),
+                }
+            }
+            // The journal holds the batch before any of it is written.
+            failpoint("apply.before-batch");
+            if !journaled.is_empty() {
+                self.journal.append(&json!({"kind": "batch", "n": self.batch_no, "collection": coll, "entries": journaled}))?;
+                failpoint("apply.batch-journaled");
+            }
+            // Where each journaled change lies in the new file, so that undo puts a removed
+            // record back exactly where it was.
+            let mut out_at = Vec::with_capacity(journaled_writes.len());
+            let mut next_journaled = journaled_writes.iter().peekable();
+            for (w, (at, len, bytes)) in writes.into_iter().enumerate() {
+                match bytes {
+                    Some(b) => {
+                        pass.record(at, len, &mut out)
+                            .map_err(|e| io(&in_file, e))?;
+                        if next_journaled.next_if_eq(&&w).is_some() {
+                            out_at.push(out.position());
+                        }
+                        out.write_all(&b).map_err(|e| io(&in_file, e))?;
+                    }
+                    None => pass.broken(at, &mut out).map_err(|e| io(&in_file, e))?,
+                }
+            }
+            if !journaled.is_empty() {
+                self.journal
+                    .append(&json!({"kind": "done", "n": self.batch_no, "out_at": out_at}))?;
+                failpoint("apply.batch-done");
+            }
+            self.batch_no += 1;
+        }
+        // Restored documents (inserts) go at the end, before a trailing unreadable region
+        // (which must stay last: its length prefix would swallow anything after it).
+        let mut to_insert: Vec<usize> = inserts
+            .values()
+            .map(|&(i, _)| i)
+            .filter(|&i| self.settled[i].is_none())
+            .collect();
+        to_insert.sort_unstable();
+        if !to_insert.is_empty() {
+            let journaled: Vec<Value> = to_insert
+                .iter()
+                .map(|&i| {
+                    let e = &plan.entries[i];
+                    json!({"action": "insert", "_id": e.id, "before": Value::Null, "after": e.after})
+                })
+                .collect();
+            self.journal.append(&json!({"kind": "batch", "n": self.batch_no, "collection": coll, "entries": journaled}))?;
+            let mut out_at = Vec::with_capacity(to_insert.len());
+            for &i in &to_insert {
+                let e = &plan.entries[i];
+                let b = crate::value::to_bson(e.after.as_ref().unwrap_or(&Value::Null))
+                    .map_err(|err| ApplyError::Usage(format!("insert: {err}")))?;
+                out_at.push(out.position());
+                out.write_all(&b).map_err(|err| io(&in_file, err))?;
+                self.settled[i] = Some(Settled::Acted);
+            }
+            self.journal
+                .append(&json!({"kind": "done", "n": self.batch_no, "out_at": out_at}))?;
+            self.batch_no += 1;
+        }
+        pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
+        out.finish(&self.partial.join(&out_name))?;
+        for (to, docs) in quarantine {
+            write_quarantine(self.partial, coll, &to, &docs, gzip)?;
+        }
+        let entries: Vec<Entry> = mine.iter().map(|&i| plan.entries[i].clone()).collect();
+        rewrite_metadata(self.partial, coll, &entries, false)?;
+        for (k, s) in matcher
+            .finish(Reason::ChangedSincePlan)
+            .into_iter()
+            .enumerate()
+        {
+            self.settled[in_place[k]] = Some(s);
+        }
+        Ok(())
+    }
 }
 
 /// What to look for in the input for an entry that changes a document in place.
@@ -685,10 +749,13 @@ fn settle_indexes(
     in_dir: &Path,
     coll: &str,
     plan: &Plan,
+    mine: &[usize],
     journal: &mut Journal,
     settled: &mut [Option<Settled>],
 ) -> Result<(), ApplyError> {
-    let index_entries: Vec<usize> = (0..plan.entries.len())
+    let index_entries: Vec<usize> = mine
+        .iter()
+        .copied()
         .filter(|&i| plan.entries[i].id.is_null())
         .collect();
     if index_entries.is_empty() {
@@ -725,7 +792,7 @@ fn settle_indexes(
         });
     }
     if !acted.is_empty() {
-        journal.append(&json!({"kind": "batch", "n": "indexes", "entries": acted, "metadata_before": metadata_before}))?;
+        journal.append(&json!({"kind": "batch", "n": "indexes", "collection": coll, "entries": acted, "metadata_before": metadata_before}))?;
     }
     Ok(())
 }
@@ -893,10 +960,7 @@ pub fn plan_checksum(path: &Path) -> Result<String, ApplyError> {
 pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyError> {
     let read = journal::read(journal_path)?;
     let header = &read.records[0];
-    let coll = header["collection"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let collections = journal_collections(header);
     // The journal lives in the dump it describes (`<db>/.docsweep/journal`), so that dump
     // is found wherever it was moved and whatever the working directory; the recorded
     // target is the fallback for a journal kept elsewhere.
@@ -917,7 +981,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             let marker = d.join(".docsweep").join("applied");
             std::fs::read_to_string(marker).is_ok_and(|m| m.trim() == header["plan_checksum"])
         })
-        .filter(|d| bson_name(d, &coll).is_some());
+        .filter(|d| collections.iter().all(|c| bson_name(d, c).is_some()));
     // A dump's output is published (renamed into place, with its `applied` marker) only
     // after every batch was written, so a published dump's journal is complete even when
     // its last line, the finish, was cut; anywhere else, a journal without it is an apply
@@ -959,19 +1023,23 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
     let _lock = lock_out(out_root, &db_name)?;
     let partial = fresh_partial(out_root, &db_name)?;
-    let (in_file, gzip) = bson_name(&in_dir, &coll)
-        .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
-    let out_name = in_file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let mut skip = Vec::new();
+    for coll in &collections {
+        let (in_file, _) = bson_name(&in_dir, coll)
+            .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
+        skip.push(
+            in_file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+    }
     let quarantine_files: Vec<String> = std::fs::read_dir(&in_dir)
         .map_err(|e| io(&in_dir, e))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with("_quarantine.bson") || n.ends_with("_quarantine.bson.gz"))
         .collect();
-    let mut skip = vec![out_name.clone()];
     skip.extend(quarantine_files.iter().cloned());
     copy_others(&in_dir, &partial, &skip)?;
     let _ = std::fs::remove_dir_all(partial.join(".docsweep"));
@@ -981,9 +1049,56 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
         ..Outcome::default()
     };
     let mut settled: Vec<Option<Settled>> = vec![None; changes.len()];
+    for coll in &collections {
+        let mine: Vec<usize> = (0..changes.len())
+            .filter(|&i| changes[i].collection == *coll)
+            .collect();
+        undo_collection(&in_dir, &partial, coll, &changes, &mine, &mut settled)?;
+    }
+    unquarantine(&in_dir, &partial, &quarantine_files, &changes, &settled)?;
+    for coll in &collections {
+        undo_indexes(&read, &partial, coll, &collections, &mut result)?;
+    }
+    for (c, s) in changes.iter().zip(&settled) {
+        match s {
+            Some(Settled::Acted) => result.applied += 1,
+            Some(Settled::Already) => result.already += 1,
+            Some(Settled::Conflict(reason)) => result.conflicts.push(Conflict {
+                id: c.id.clone(),
+                reason: *reason,
+            }),
+            None => {
+                return Err(ApplyError::Usage(format!(
+                "internal error: journaled {} _id {} was not accounted for; nothing was published",
+                c.action, c.id
+            )))
+            }
+        }
+    }
+    sync_tree(&partial)?;
+    std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
+    Ok(result)
+}
 
+/// Reverses one collection's journaled changes into `partial`.
+fn undo_collection(
+    in_dir: &Path,
+    partial: &Path,
+    coll: &str,
+    changes: &[Change],
+    mine: &[usize],
+    settled: &mut [Option<Settled>],
+) -> Result<(), ApplyError> {
+    let (in_file, gzip) = bson_name(in_dir, coll)
+        .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
+    let out_name = in_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // Replaced and inserted documents are found in the applied dump and reversed.
-    let reversed: Vec<usize> = (0..changes.len())
+    let reversed: Vec<usize> = mine
+        .iter()
+        .copied()
         .filter(|&i| matches!(changes[i].action.as_str(), "replace" | "insert"))
         .collect();
     let mut matcher = Matcher::new(
@@ -1005,11 +1120,13 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     );
     // Deleted and quarantined documents go back where they were, unless their `_id` is
     // there again.
-    let mut restores: Vec<usize> = (0..changes.len())
+    let mut restores: Vec<usize> = mine
+        .iter()
+        .copied()
         .filter(|&i| matches!(changes[i].action.as_str(), "delete" | "quarantine"))
         .collect();
     restores.sort_by_key(|&i| changes[i].out_at.unwrap_or(u64::MAX));
-    let present = ids_present(&in_file, gzip, &restores, &changes)?;
+    let present = ids_present(&in_file, gzip, &restores, changes)?;
     for &i in &restores {
         let c = &changes[i];
         settled[i] = match present.get(&c.id) {
@@ -1039,7 +1156,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             let bytes = batch.bytes(rec);
             let at = offset_of(rec.location);
             pass.advance(at, &mut out).map_err(|e| io(&in_file, e))?;
-            put_back(at, &mut out, &mut settled)?;
+            put_back(at, &mut out, settled)?;
             if rec.broken.is_some() {
                 pass.broken(at, &mut out).map_err(|e| io(&in_file, e))?;
                 continue;
@@ -1071,7 +1188,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             }
         }
     }
-    put_back(u64::MAX, &mut out, &mut settled)?;
+    put_back(u64::MAX, &mut out, settled)?;
     pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
     out.finish(&partial.join(&out_name))?;
     for (k, s) in matcher
@@ -1081,12 +1198,36 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     {
         settled[reversed[k]] = Some(s);
     }
+    Ok(())
+}
+
+/// The quarantine collections of the applied dump, without the documents that went back.
+fn unquarantine(
+    in_dir: &Path,
+    partial: &Path,
+    quarantine_files: &[String],
+    changes: &[Change],
+    settled: &[Option<Settled>],
+) -> Result<(), ApplyError> {
     // Quarantine collections lose the documents that went back.
-    let back: std::collections::HashSet<&str> = (0..changes.len())
-        .filter(|&i| changes[i].action == "quarantine" && settled[i] == Some(Settled::Acted))
-        .map(|i| changes[i].id.as_str())
-        .collect();
-    for q in &quarantine_files {
+    // By quarantine collection; older journals do not name it ("" : any of them).
+    let mut back: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
+    for (c, s) in changes.iter().zip(settled) {
+        if c.action == "quarantine" && *s == Some(Settled::Acted) {
+            let target =
+                c.to.as_deref()
+                    .and_then(|t| t.strip_prefix("collection:"))
+                    .unwrap_or("");
+            back.entry(target).or_default().insert(c.id.as_str());
+        }
+    }
+    for q in quarantine_files {
+        let name = q.trim_end_matches(".gz").trim_end_matches(".bson");
+        let went_back = |id: &str| {
+            [name, ""]
+                .iter()
+                .any(|t| back.get(t).is_some_and(|ids| ids.contains(id)))
+        };
         let from = in_dir.join(q);
         let gz = q.ends_with(".gz");
         let mut r = BsonReader::new(open_in(&from, gz)?, None, from.clone());
@@ -1098,7 +1239,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
                     .ok()
                     .and_then(|d| d.value.get("_id").map(crate::scan::id_text))
                     .unwrap_or_default();
-                if !back.contains(id.as_str()) {
+                if !went_back(&id) {
                     kept.extend_from_slice(bytes);
                 }
             }
@@ -1110,10 +1251,26 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
             out.finish(&to)?;
         }
     }
+    Ok(())
+}
+
+/// Gives back a collection's metadata file as it was before its index actions.
+fn undo_indexes(
+    read: &journal::Read,
+    partial: &Path,
+    coll: &str,
+    collections: &[String],
+    result: &mut Outcome,
+) -> Result<(), ApplyError> {
+    // Batches name their collection; in a journal over one collection they may not.
+    let ours = |r: &&Value| {
+        r["kind"] == "batch"
+            && (r["collection"] == coll || (r["collection"].is_null() && collections.len() == 1))
+    };
     let plan_entries: Vec<Entry> = read
         .records
         .iter()
-        .filter(|r| r["kind"] == "batch")
+        .filter(ours)
         .flat_map(|r| r["entries"].as_array().cloned().unwrap_or_default())
         .filter_map(|e| {
             Some(Entry {
@@ -1123,16 +1280,18 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
                 after: Some(e["after"].clone()),
                 to: None,
                 at: None,
+                collection: None,
             })
         })
         .collect();
     let metadata_before = read
         .records
         .iter()
-        .find(|r| r["kind"] == "batch" && r["n"] == "indexes")
+        .filter(ours)
+        .find(|r| r["n"] == "indexes")
         .and_then(|r| r["metadata_before"].as_str());
     let index_changes = plan_entries.iter().filter(|e| e.id.is_null()).count() as u64;
-    match (metadata_before, metadata_file(&partial, &coll)) {
+    match (metadata_before, metadata_file(partial, coll)) {
         (Some(text), Some((meta, gzip))) => {
             write_text(&meta, gzip, text)?;
             result.applied += index_changes;
@@ -1149,33 +1308,37 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
                     }),
             ),
         (None, Some(_)) => {
-            rewrite_metadata(&partial, &coll, &plan_entries, true)?;
+            rewrite_metadata(partial, coll, &plan_entries, true)?;
             result.applied += index_changes;
         }
     }
-    for (c, s) in changes.iter().zip(&settled) {
-        match s {
-            Some(Settled::Acted) => result.applied += 1,
-            Some(Settled::Already) => result.already += 1,
-            Some(Settled::Conflict(reason)) => result.conflicts.push(Conflict {
-                id: c.id.clone(),
-                reason: *reason,
-            }),
-            None => {
-                return Err(ApplyError::Usage(format!(
-                "internal error: journaled {} _id {} was not accounted for; nothing was published",
-                c.action, c.id
-            )))
-            }
-        }
+    Ok(())
+}
+
+/// The collections a dump journal's apply changed.
+fn journal_collections(header: &Value) -> Vec<String> {
+    let listed: Vec<String> = header["collections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    if listed.is_empty() {
+        vec![header["collection"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()]
+    } else {
+        listed
     }
-    sync_tree(&partial)?;
-    std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
-    Ok(result)
 }
 
 /// One journaled document change of a dump apply, for undo.
 struct Change {
+    /// The collection it changed.
+    collection: String,
+    /// Where a quarantined document went (`collection:NAME`; older journals do not say).
+    to: Option<String>,
     action: String,
     /// `_id` text.
     id: String,
@@ -1190,6 +1353,10 @@ struct Change {
 /// The document changes a dump journal records, in order, with their positions.
 fn journaled_changes(read: &journal::Read, path: &Path) -> Result<Vec<Change>, ApplyError> {
     let bad = |m: String| ApplyError::Usage(format!("{}: {m}", path.display()));
+    let header_collection = read.records[0]["collection"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let mut changes = Vec::new();
     for r in read.records.iter().filter(|r| r["kind"] == "batch") {
         if r["n"] == "indexes" {
@@ -1219,6 +1386,11 @@ fn journaled_changes(read: &journal::Read, path: &Path) -> Result<Vec<Change>, A
                     .map_err(|m| bad(format!("entry {id}: {m}")))?,
             };
             changes.push(Change {
+                collection: r["collection"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| header_collection.clone()),
+                to: e["to"].as_str().map(str::to_string),
                 action: e["action"].as_str().unwrap_or_default().to_string(),
                 id,
                 before: e["before"].clone(),

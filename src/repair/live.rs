@@ -1450,6 +1450,7 @@ pub fn undo_live(
                     after: None,
                     to: c.to.clone(),
                     at: None,
+                    collection: None,
                 };
                 if let (Some(q), Some(b)) = (quarantine_collection(&e, coll_name), &before_raw) {
                     let qc = t.db.collection::<RawDocumentBuf>(&q);

@@ -2,11 +2,13 @@
 //! (next to these) planning, applying and journaling them.
 
 pub mod apply;
+pub mod from_report;
 mod image;
 pub mod journal;
 pub mod live;
 pub mod matcher;
 pub mod ops;
+mod overlay;
 pub mod plan;
 pub mod remediation;
 pub mod settle;

@@ -78,6 +78,8 @@ pub struct Entry {
     /// Where the document was in the source (byte offset in a dump), so that apply acts
     /// on exactly that record even when several share an `_id`.
     pub at: Option<u64>,
+    /// The collection, in a plan over several (`--from-report`); None: the header's.
+    pub collection: Option<String>,
 }
 
 impl Entry {
@@ -98,6 +100,9 @@ impl Entry {
         if let Some(at) = self.at {
             m.insert("at".into(), Value::from(at));
         }
+        if let Some(c) = &self.collection {
+            m.insert("collection".into(), Value::from(c.as_str()));
+        }
         Value::Object(m)
     }
 
@@ -117,6 +122,10 @@ impl Entry {
             after: v.get("after").cloned(),
             to: v.get("to").and_then(Value::as_str).map(str::to_string),
             at: v.get("at").and_then(Value::as_u64),
+            collection: v
+                .get("collection")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 }
@@ -129,8 +138,51 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The collection of a plan over one collection ("" for a plan over several).
     pub fn collection(&self) -> &str {
         self.header["collection"].as_str().unwrap_or_default()
+    }
+
+    /// The collection an entry changes.
+    pub fn collection_of<'a>(&'a self, e: &'a Entry) -> &'a str {
+        e.collection.as_deref().unwrap_or_else(|| self.collection())
+    }
+
+    /// The collections the plan changes, in the order they first appear (the header's
+    /// for a plan over one collection, even when it has no entries).
+    pub fn collections(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if !self.collection().is_empty() {
+            out.push(self.collection().to_string());
+        }
+        for e in &self.entries {
+            let c = self.collection_of(e);
+            if !out.iter().any(|o| o == c) {
+                out.push(c.to_string());
+            }
+        }
+        out
+    }
+
+    /// The plan restricted to one collection's entries, as a plan over that collection.
+    pub fn of_collection(&self, coll: &str) -> Plan {
+        let mut header = self.header.clone();
+        header["collection"] = Value::from(coll);
+        if let Some(v) = self.header["target_versions"].get(coll) {
+            header["target_version"] = v.clone();
+        }
+        Plan {
+            header,
+            entries: self
+                .entries
+                .iter()
+                .filter(|e| self.collection_of(e) == coll)
+                .map(|e| Entry {
+                    collection: None,
+                    ..e.clone()
+                })
+                .collect(),
+        }
     }
 
     pub fn summary(&self) -> Value {
@@ -297,7 +349,7 @@ fn selected_by_class(selection: &Selection, contract: &Contract, doc: &Value) ->
 }
 
 /// The key of a document for a `duplicate:<fields>` selection (as the unique check keys it).
-fn duplicate_key(doc: &Value, fields: &str) -> u128 {
+pub(super) fn duplicate_key(doc: &Value, fields: &str) -> u128 {
     let mut bytes = Vec::new();
     for f in fields.split(',') {
         let mut hs: Vec<u128> = scan::values_at(doc, f)
@@ -527,7 +579,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                         after[option] = Value::Bool(true);
                     }
                 }
-                Entry { action: "create_index".into(), id: Value::Null, before: None, after: Some(after), to: None, at: None }
+                Entry { action: "create_index".into(), id: Value::Null, before: None, after: Some(after), to: None, at: None, collection: None }
             }
             CollectionAction::DropIndex { name } => Entry {
                 action: "drop_index".into(),
@@ -536,6 +588,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                 after: Some(json!({ "name": name })),
                 to: None,
                 at: None,
+                collection: None,
             },
         });
     }
@@ -569,6 +622,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                 after: Some(after),
                 to: None,
                 at: None,
+                collection: None,
             });
         }
     } else {
@@ -680,6 +734,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                         after: Some(after),
                         to: None,
                         at,
+                        collection: None,
                     });
                 }
                 Ok(Outcome::Delete) => entries.push(Entry {
@@ -689,6 +744,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                     after: None,
                     to: None,
                     at,
+                    collection: None,
                 }),
                 Ok(Outcome::Quarantine { to, doc }) => {
                     let to = match to {
@@ -705,6 +761,7 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
                         after: Some(doc),
                         to: Some(to),
                         at,
+                        collection: None,
                     });
                 }
             }
@@ -768,6 +825,7 @@ mod tests {
             after: None,
             to: None,
             at: None,
+            collection: None,
         }
     }
 

@@ -52,6 +52,58 @@ fn sh(word: &str) -> String {
     }
 }
 
+/// Splits a command line as `sh` would: words quoted with `sh` (or double quotes, or
+/// backslashes) come back as they were.
+pub fn shell_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if let Some(w) = cur.take() {
+                    words.push(w);
+                }
+            }
+            '\'' => {
+                let w = cur.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(ch) => w.push(ch),
+                        None => return Err("unterminated single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                let w = cur.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(ch @ ('"' | '\\' | '$' | '`')) => w.push(ch),
+                            Some(ch) => {
+                                w.push('\\');
+                                w.push(ch);
+                            }
+                            None => return Err("unterminated double quote".into()),
+                        },
+                        Some(ch) => w.push(ch),
+                        None => return Err("unterminated double quote".into()),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(ch) => cur.get_or_insert_with(String::new).push(ch),
+                None => return Err("a trailing backslash".into()),
+            },
+            ch => cur.get_or_insert_with(String::new).push(ch),
+        }
+    }
+    words.extend(cur);
+    Ok(words)
+}
+
 fn command(
     ctx: &Context<'_>,
     coll: &str,
@@ -367,5 +419,17 @@ mod tests {
         assert_eq!(super::sh("dump:./data/dump"), "dump:./data/dump");
         assert_eq!(super::sh("key={\"a\": 1}"), "'key={\"a\": 1}'");
         assert_eq!(super::sh("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn commands_split_back_into_the_words_they_were_made_of() {
+        let words = ["docsweep", "key={\"a\": 1}", "it's", "dump:./d", "a b", ""];
+        let line: Vec<String> = words.iter().map(|w| super::sh(w)).collect();
+        assert_eq!(super::shell_words(&line.join(" ")).unwrap(), words);
+        assert_eq!(
+            super::shell_words(r#"a "b \"c\"" d\ e"#).unwrap(),
+            ["a", "b \"c\"", "d e"]
+        );
+        assert!(super::shell_words("'open").is_err());
     }
 }

@@ -416,6 +416,7 @@ pub(super) fn open(
         database: Some(chosen),
         collections,
         partition: None,
+        overlay: None,
     })
 }
 

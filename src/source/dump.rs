@@ -140,6 +140,7 @@ pub(super) fn open(
         database: db_name,
         collections,
         partition: None,
+        overlay: None,
     })
 }
 

@@ -81,6 +81,7 @@ pub(super) fn open(spec: &SourceSpec, path: &Path) -> Result<Source, SourceError
         database: None,
         collections,
         partition: None,
+        overlay: None,
     })
 }
 

@@ -251,6 +251,7 @@ pub(super) fn open(
         database: Some(db_name),
         collections,
         partition: None,
+        overlay: None,
     })
 }
 

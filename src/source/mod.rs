@@ -332,6 +332,16 @@ pub struct Source {
     pub collections: Vec<CollectionSource>,
     /// Read only this partition of every collection.
     pub partition: Option<Partition>,
+    /// Records as they would be after changes not yet written: every reader this source
+    /// hands out is wrapped by it (planning several repairs, each against the state the
+    /// earlier ones leave).
+    pub overlay: Option<std::sync::Arc<dyn Overlay>>,
+}
+
+/// A view of a collection's records with changes that are not written anywhere.
+pub trait Overlay: Send + Sync + fmt::Debug {
+    /// Wraps a reader over `collection`'s records.
+    fn wrap(&self, collection: &str, reader: Box<dyn RecordReader>) -> Box<dyn RecordReader>;
 }
 
 /// The actual indexes of a collection, or `None` when the source cannot tell
@@ -411,7 +421,7 @@ impl Source {
                 .partition
                 .map(|p| l.partition_range(&c.name, p))
                 .transpose()?;
-            let reader = l.reader(&c.name, range.clone(), resume)?;
+            let reader = self.overlaid(c, l.reader(&c.name, range.clone(), resume)?);
             return Ok((reader, range.map(|(from, to)| Range::Ids { from, to })));
         }
         let mut reader = match &c.kind {
@@ -449,7 +459,18 @@ impl Source {
                 skip: resume.skip,
             });
         }
-        Ok((reader, range))
+        Ok((self.overlaid(c, reader), range))
+    }
+
+    fn overlaid(
+        &self,
+        c: &CollectionSource,
+        reader: Box<dyn RecordReader>,
+    ) -> Box<dyn RecordReader> {
+        match &self.overlay {
+            Some(o) => o.wrap(&c.name, reader),
+            None => reader,
+        }
     }
 
     /// A source known only from partial results: collections with their files and
@@ -472,6 +493,7 @@ impl Source {
                 })
                 .collect(),
             partition: None,
+            overlay: None,
         }
     }
 }
