@@ -111,6 +111,7 @@ fn make_plan(docs: &[Vec<u8>], source: &str, db: &str, coll: &str, path: &Path) 
             after: Some(after.clone()),
             to: None,
             at: None,
+            collection: None,
         });
         afters.push(after);
     }
