@@ -18,5 +18,6 @@ pub mod reconcile;
 pub mod repair;
 pub mod report;
 pub mod scan;
+pub mod shell;
 pub mod source;
 pub mod value;

@@ -428,7 +428,7 @@ fn from_report_cmd(a: &PlanArgs, cfg: &Config, dir: &std::path::Path) -> anyhow:
                     used[i] = true;
                 }
             }
-            let words = crate::repair::remediation::shell_words(command)
+            let words = crate::shell::words(command)
                 .map_err(|m| usage(format!("{coll} {finding}: {m}")))?;
             if command.starts_with('#')
                 || words.get(..3)

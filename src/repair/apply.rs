@@ -56,9 +56,18 @@ pub struct Outcome {
 }
 
 /// Crash injection for the crash-safety tests: when `DOCSWEEP_FAILPOINT` names this
-/// point, the process aborts on the spot (no unwinding, no cleanup), like a SIGKILL.
+/// point (`NAME`, or `NAME@K` for its K-th time), the process aborts on the spot (no
+/// unwinding, no cleanup), like a SIGKILL.
 pub(super) fn failpoint(name: &str) {
-    if std::env::var("DOCSWEEP_FAILPOINT").is_ok_and(|v| v == name) {
+    static HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let Ok(v) = std::env::var("DOCSWEEP_FAILPOINT") else {
+        return;
+    };
+    let (point, nth) = match v.split_once('@') {
+        Some((p, k)) => (p, k.parse::<u64>().unwrap_or(1)),
+        None => (v.as_str(), 1),
+    };
+    if point == name && HITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == nth {
         std::process::abort();
     }
 }
@@ -691,7 +700,9 @@ impl DumpApply<'_> {
                     json!({"action": "insert", "_id": e.id, "before": Value::Null, "after": e.after})
                 })
                 .collect();
+            failpoint("apply.before-batch");
             self.journal.append(&json!({"kind": "batch", "n": self.batch_no, "collection": coll, "entries": journaled}))?;
+            failpoint("apply.batch-journaled");
             let mut out_at = Vec::with_capacity(to_insert.len());
             for &i in &to_insert {
                 let e = &plan.entries[i];
@@ -703,6 +714,7 @@ impl DumpApply<'_> {
             }
             self.journal
                 .append(&json!({"kind": "done", "n": self.batch_no, "out_at": out_at}))?;
+            failpoint("apply.batch-done");
             self.batch_no += 1;
         }
         pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
@@ -712,6 +724,7 @@ impl DumpApply<'_> {
         }
         let entries: Vec<Entry> = mine.iter().map(|&i| plan.entries[i].clone()).collect();
         rewrite_metadata(self.partial, coll, &entries, false)?;
+        failpoint("apply.collection-done");
         for (k, s) in matcher
             .finish(Reason::ChangedSincePlan)
             .into_iter()

@@ -203,6 +203,9 @@ pub struct Target {
     pub guard: Guard,
     /// The user accepted the top-level guard (`--guard top-level`).
     pub accept_top_level: bool,
+    /// Prefixed to the keys of the journal's settled sets: `COLLECTION/` in a plan over
+    /// several collections, where one `_id` may be in more than one.
+    pub key_prefix: String,
 }
 
 impl Target {
@@ -276,6 +279,7 @@ impl Target {
                 Guard::Document
             },
             accept_top_level,
+            key_prefix: String::new(),
             server: match ferretdb {
                 Some(v) => format!("FerretDB {v}"),
                 None => "MongoDB".to_string(),
@@ -324,6 +328,11 @@ impl Target {
 
     fn describe(&self) -> String {
         format!("{} {}.{}", self.redacted, self.database, self.collection)
+    }
+
+    /// An entry's key in the journal's settled sets.
+    fn key(&self, k: &str) -> String {
+        format!("{}{k}", self.key_prefix)
     }
 
     /// The current documents with these `_id`s, by `_id` text.
@@ -645,6 +654,8 @@ pub fn action_counts(plan: &Plan) -> std::collections::BTreeMap<String, u64> {
 pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     let plan = req.plan;
     let source = plan.header["source"].as_str().unwrap_or_default();
+    let collections = plan.collections();
+    let multi = collections.len() > 1;
     let coll_name = plan.collection().to_string();
     let changes = plan.entries.iter().filter(|e| !e.id.is_null()).count() as u64;
     if let Some(max) = req.max_changes {
@@ -671,7 +682,10 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
                 h["plan"].as_str().unwrap_or("?")
             )));
         }
-        if h["target"] != source || h["collection"] != coll_name.as_str() {
+        if h["target"] != source
+            || h["collection"] != coll_name.as_str()
+            || (multi && h["collections"] != json!(collections))
+        {
             return Err(usage(format!(
                 "journal {} is for {} {}, not {source} {coll_name}",
                 req.journal.display(),
@@ -691,35 +705,41 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     } else {
         None
     };
-    let target = Target::connect(
-        source,
-        req.uri,
-        plan.header["database"].as_str(),
-        &coll_name,
-        req.accept_top_level,
-    )?;
-    out.target = target.describe();
-    out.guard = Some(target.guard);
-    // Without a whole-document guard, writing over or deleting documents needs consent.
-    let overwrites = plan
-        .entries
-        .iter()
-        .filter(|e| matches!(e.action.as_str(), "replace" | "delete" | "quarantine"))
-        .count();
-    target.require_guard(overwrites, "planned replacements, deletions or quarantines")?;
-
-    // One change per `_id` (and index name): a later entry for the same one is a conflict.
-    let mut first = HashSet::new();
-    let mut seconds = Vec::new();
-    let mut entries = Vec::new();
-    for e in &plan.entries {
-        let key = entry_key(e);
-        if first.insert(key.clone()) {
-            entries.push(e);
-        } else {
-            seconds.push(Conflict::new(key, Reason::SecondEntry));
+    // Every collection's connection and guard first: nothing is written unless all of
+    // them can be.
+    let mut targets = Vec::new();
+    for c in &collections {
+        let mut target = Target::connect(
+            source,
+            req.uri,
+            plan.header["database"].as_str(),
+            c,
+            req.accept_top_level,
+        )?;
+        if multi {
+            target.key_prefix = format!("{c}/");
         }
+        let part = plan.of_collection(c);
+        // Without a whole-document guard, writing over or deleting documents needs consent.
+        let overwrites = part
+            .entries
+            .iter()
+            .filter(|e| matches!(e.action.as_str(), "replace" | "delete" | "quarantine"))
+            .count();
+        target.require_guard(overwrites, "planned replacements, deletions or quarantines")?;
+        targets.push((target, part));
     }
+    let Some((first_target, _)) = targets.first() else {
+        return Err(usage(format!("{}: the plan names no collection", req.plan_path.display())));
+    };
+    out.target = if multi {
+        format!("{} {} ({})", first_target.redacted, first_target.database, collections.join(", "))
+    } else {
+        first_target.describe()
+    };
+    out.guard = Some(first_target.guard);
+    let guard = first_target.guard;
+    let database = first_target.database.clone();
 
     let (mut jr, prog) = match existing {
         Some(read) => {
@@ -729,7 +749,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
             j.append(&json!({
                 "kind": "resume", "at": crate::report::now_rfc3339(),
                 "torn_tail": read.torn_tail, "settled": p.settled.len(),
-                "guard": target.guard.as_str(),
+                "guard": guard.as_str(),
             }))?;
             (j, p)
         }
@@ -738,11 +758,12 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
             j.append(&json!({
                 "kind": "header", "format": journal::FORMAT,
                 "plan": req.plan_path.display().to_string(), "plan_checksum": checksum,
-                "target": source, "database": target.database, "collection": coll_name,
+                "target": source, "database": database, "collection": coll_name,
+                "collections": collections,
                 "template": plan.header["template"], "params": plan.header["params"],
                 "started_at": crate::report::now_rfc3339(),
                 "user": crate::os::actor(),
-                "guard": target.guard.as_str(),
+                "guard": guard.as_str(),
             }))?;
             (j, Progress::default())
         }
@@ -750,35 +771,59 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     let mut n = prog.batches;
     let mut throttle = Throttle::new(req.rate);
     let mut run = Tally::default();
-
-    // Index actions first, as one batch.
-    let index_entries: Vec<&Entry> = entries
-        .iter()
-        .copied()
-        .filter(|e| e.id.is_null() && !prog.settled.contains(&index_id(e)))
-        .collect();
-    if !index_entries.is_empty() {
-        apply_indexes(&target, &index_entries, &mut jr, n, &mut run)?;
-        n += 1;
-    }
-
-    let docs: Vec<&Entry> = entries
-        .iter()
-        .copied()
-        .filter(|e| !e.id.is_null() && !prog.settled.contains(&crate::scan::id_text(&e.id)))
-        .collect();
+    let mut seconds = Vec::new();
     let mut files = FileQuarantine::default();
-    for chunk in docs.chunks(req.batch_size.max(1)) {
-        apply_batch(
-            &target,
-            chunk,
-            &mut jr,
-            n,
-            &mut throttle,
-            &mut files,
-            &mut run,
-        )?;
-        n += 1;
+    for (target, part) in &targets {
+        // One change per `_id` (and index name): a later entry for the same one is a
+        // conflict.
+        let mut first = HashSet::new();
+        let mut entries = Vec::new();
+        for e in &part.entries {
+            let key = target.key(&entry_key(e));
+            if first.insert(key.clone()) {
+                entries.push(e);
+            } else {
+                seconds.push(Conflict::new(key, Reason::SecondEntry));
+            }
+        }
+        let open = |e: &&Entry| !prog.settled.contains(&target.key(&entry_key(e)));
+        // Dropped indexes go first (a wrong unique one would refuse documents the plan
+        // brings back), created ones last (a unique one needs its duplicates resolved).
+        let index_entries = |action: &str| -> Vec<&Entry> {
+            entries
+                .iter()
+                .copied()
+                .filter(|e| e.id.is_null() && e.action == action)
+                .filter(open)
+                .collect()
+        };
+        let (drops, creates) = (index_entries("drop_index"), index_entries("create_index"));
+        if !drops.is_empty() {
+            apply_indexes(target, &drops, &mut jr, n, &mut run)?;
+            n += 1;
+        }
+        let docs: Vec<&Entry> = entries
+            .iter()
+            .copied()
+            .filter(|e| !e.id.is_null())
+            .filter(open)
+            .collect();
+        for chunk in docs.chunks(req.batch_size.max(1)) {
+            apply_batch(
+                target,
+                chunk,
+                &mut jr,
+                n,
+                &mut throttle,
+                &mut files,
+                &mut run,
+            )?;
+            n += 1;
+        }
+        if !creates.is_empty() {
+            apply_indexes(target, &creates, &mut jr, n, &mut run)?;
+            n += 1;
+        }
     }
     out.applied = prog.applied + run.applied.len() as u64;
     out.already = prog.already + run.already.len() as u64;
@@ -843,7 +888,7 @@ fn apply_indexes(
     for e in entries {
         let after = e.after.clone().unwrap_or(Value::Null);
         let name = after["name"].as_str().unwrap_or_default().to_string();
-        let id = index_id(e);
+        let id = t.key(&index_id(e));
         match (e.action.as_str(), existing.get(&name)) {
             ("create_index", Some(ix)) => {
                 // The same index only with the same key and options the plan asks for.
@@ -872,7 +917,7 @@ fn apply_indexes(
     }
     failpoint("apply.before-batch");
     if !journaled.is_empty() {
-        jr.append(&json!({"kind": "batch", "n": n, "entries": journaled}))?;
+        jr.append(&json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}))?;
         failpoint("apply.batch-journaled");
     }
     for (e, name, id) in todo {
@@ -990,8 +1035,8 @@ fn apply_batch(
             (other, _) => return Err(usage(format!("_id {key}: unknown action {other:?}"))),
         };
         match need {
-            Need::Already => tally.already.push(key),
-            Need::Conflict(reason) => tally.conflicts.push(Conflict::new(key, reason)),
+            Need::Already => tally.already.push(t.key(&key)),
+            Need::Conflict(reason) => tally.conflicts.push(Conflict::new(t.key(&key), reason)),
             Need::Write => {
                 let mut rec = json!({"action": e.action, "_id": e.id, "before": Value::Null, "after": e.after});
                 if let Some(c) = cur {
@@ -1009,7 +1054,7 @@ fn apply_batch(
     // The intent is durable before the first write.
     failpoint("apply.before-batch");
     if !journaled.is_empty() {
-        jr.append(&json!({"kind": "batch", "n": n, "entries": journaled}))?;
+        jr.append(&json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}))?;
         failpoint("apply.batch-journaled");
     }
     for (i, (e, cur)) in todo.into_iter().enumerate() {
@@ -1037,7 +1082,7 @@ fn apply_batch(
                 )))
             }
         };
-        tally.settle(key, r);
+        tally.settle(t.key(&key), r);
     }
     jr.append(&tally.done(n))?;
     failpoint("apply.batch-done");
@@ -1255,6 +1300,8 @@ fn quarantine(
 
 /// One journaled change, for undo.
 struct Journaled {
+    /// The collection it changed.
+    collection: String,
     action: String,
     id: Value,
     before: Option<Vec<u8>>,
@@ -1287,13 +1334,25 @@ fn journaled_changes(path: &Path) -> Result<(Value, Vec<Journaled>), ApplyError>
     }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let collections = journal_collections(&header);
     for r in read.records.iter().filter(|r| r["kind"] == "batch") {
+        let collection = r["collection"]
+            .as_str()
+            .or(header["collection"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        // Keys in a journal over several collections name theirs (see `Target::key_prefix`).
+        let prefix = if collections.len() > 1 {
+            format!("{collection}/")
+        } else {
+            String::new()
+        };
         for e in r["entries"].as_array().into_iter().flatten() {
             let action = e["action"].as_str().unwrap_or_default().to_string();
             let key = if e["_id"].is_null() {
-                format!("index:{}", e["after"]["name"].as_str().unwrap_or_default())
+                format!("{prefix}index:{}", e["after"]["name"].as_str().unwrap_or_default())
             } else {
-                crate::scan::id_text(&e["_id"])
+                format!("{prefix}{}", crate::scan::id_text(&e["_id"]))
             };
             // The first journaled before-image is the original one.
             if !seen.insert(key.clone()) {
@@ -1307,6 +1366,7 @@ fn journaled_changes(path: &Path) -> Result<(Value, Vec<Journaled>), ApplyError>
                 None => None,
             };
             out.push(Journaled {
+                collection: collection.clone(),
                 action,
                 id: e["_id"].clone(),
                 before,
@@ -1317,6 +1377,22 @@ fn journaled_changes(path: &Path) -> Result<(Value, Vec<Journaled>), ApplyError>
         }
     }
     Ok((header, out))
+}
+
+/// The collections a journal's apply changed: `collections` in a journal over several,
+/// else its one `collection`.
+fn journal_collections(header: &Value) -> Vec<String> {
+    let listed: Vec<String> = header["collections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    if listed.is_empty() {
+        vec![header["collection"].as_str().unwrap_or_default().to_string()]
+    } else {
+        listed
+    }
 }
 
 /// Counts per action of an applied journal (for the summary shown without `--yes`).
@@ -1333,7 +1409,7 @@ pub fn journal_counts(
             "{} {}.{}",
             h["target"].as_str().unwrap_or_default(),
             h["database"].as_str().unwrap_or_default(),
-            h["collection"].as_str().unwrap_or_default()
+            journal_collections(&h).join(",")
         ),
         m,
     ))
@@ -1359,34 +1435,73 @@ pub fn undo_live(
     accept_top_level: bool,
 ) -> Result<LiveOutcome, ApplyError> {
     let (header, changes) = journaled_changes(journal_path)?;
-    let coll_name = header["collection"].as_str().unwrap_or_default();
-    let t = Target::connect(
-        header["target"].as_str().unwrap_or_default(),
-        uri,
-        header["database"].as_str(),
-        coll_name,
-        accept_top_level,
-    )?;
+    let collections = journal_collections(&header);
+    let multi = collections.len() > 1;
+    // Every collection's connection and guard first: nothing is written unless all of
+    // them can be.
+    let mut targets = Vec::new();
+    for c in &collections {
+        let mut t = Target::connect(
+            header["target"].as_str().unwrap_or_default(),
+            uri,
+            header["database"].as_str(),
+            c,
+            accept_top_level,
+        )?;
+        if multi {
+            t.key_prefix = format!("{c}/");
+        }
+        let mine: Vec<&Journaled> = changes.iter().filter(|j| j.collection == *c).collect();
+        // Undoing a replace writes over a document, undoing an insert deletes one.
+        let overwrites = mine
+            .iter()
+            .filter(|c| matches!(c.action.as_str(), "replace" | "insert"))
+            .count();
+        t.require_guard(overwrites, "journaled replacements or inserts to undo")?;
+        targets.push((t, mine));
+    }
+    let Some((first, _)) = targets.first() else {
+        return Err(usage(format!("{}: the journal names no collection", journal_path.display())));
+    };
     let mut out = LiveOutcome {
         journal: journal_path.to_path_buf(),
-        target: t.describe(),
+        target: if multi {
+            format!("{} {} ({})", first.redacted, first.database, collections.join(", "))
+        } else {
+            first.describe()
+        },
         entries: changes.len() as u64,
-        guard: Some(t.guard),
+        guard: Some(first.guard),
         ..LiveOutcome::default()
     };
-    // Undoing a replace writes over a document, undoing an insert deletes one.
-    let overwrites = changes
-        .iter()
-        .filter(|c| matches!(c.action.as_str(), "replace" | "insert"))
-        .count();
-    t.require_guard(overwrites, "journaled replacements or inserts to undo")?;
     let mut tally = Tally::default();
     let mut throttle = Throttle::new(rate);
+    for (t, mine) in &targets {
+        undo_collection(t, mine, &mut throttle, &mut tally)?;
+    }
+    out.applied = tally.applied.len() as u64;
+    out.already = tally.already.len() as u64;
+    out.conflicts = tally.conflicts;
+    debug_assert_eq!(
+        out.applied + out.already + out.conflicts.len() as u64,
+        out.entries,
+        "every journaled change settled once"
+    );
+    Ok(out)
+}
+
+/// Undoes one collection's journaled changes.
+fn undo_collection(
+    t: &Target,
+    changes: &[&Journaled],
+    throttle: &mut Throttle,
+    tally: &mut Tally,
+) -> Result<(), ApplyError> {
     let existing = t.indexes()?;
     // Created indexes go first (a unique one would refuse the documents coming back).
     for c in changes.iter().filter(|c| c.action == "create_index") {
         let name = c.after["name"].as_str().unwrap_or_default();
-        let key = format!("index:{name}");
+        let key = t.key(&format!("index:{name}"));
         if !existing.contains_key(name) {
             tally.already.push(key);
             continue;
@@ -1396,7 +1511,7 @@ pub fn undo_live(
             .map_err(|e| t.err(&format!("dropIndexes {name}"), e))?;
         tally.applied.push(key);
     }
-    let docs: Vec<&Journaled> = changes.iter().filter(|c| !c.id.is_null()).collect();
+    let docs: Vec<&Journaled> = changes.iter().copied().filter(|c| !c.id.is_null()).collect();
     for chunk in docs.chunks(DEFAULT_BATCH) {
         let mut ids = Vec::new();
         for c in chunk {
@@ -1425,16 +1540,16 @@ pub fn undo_live(
             let r = match (c.action.as_str(), cur) {
                 ("replace", None) => Cas::Conflict(Reason::NotFound),
                 ("replace", Some(d)) if cur_state == after_state => match &before_raw {
-                    Some(b) => guarded_replace(&t, &t.coll, d, b, changed)?,
+                    Some(b) => guarded_replace(t, &t.coll, d, b, changed)?,
                     None => Cas::Conflict(changed),
                 },
                 ("replace", Some(_)) if cur_state == before_state => Cas::Already,
                 ("insert", None) => Cas::Already,
                 ("insert", Some(d)) if cur_state == after_state => {
-                    guarded_delete(&t, &t.coll, d, changed)?.0
+                    guarded_delete(t, &t.coll, d, changed)?.0
                 }
                 ("delete" | "quarantine", None) => match &before_raw {
-                    Some(b) => insert_absent(&t, &t.coll, b)?,
+                    Some(b) => insert_absent(t, &t.coll, b)?,
                     None => Cas::Conflict(changed),
                 },
                 ("delete" | "quarantine", Some(_)) if cur_state == before_state => Cas::Already,
@@ -1452,24 +1567,24 @@ pub fn undo_live(
                     at: None,
                     collection: None,
                 };
-                if let (Some(q), Some(b)) = (quarantine_collection(&e, coll_name), &before_raw) {
+                if let (Some(q), Some(b)) = (quarantine_collection(&e, &t.collection), &before_raw) {
                     let qc = t.db.collection::<RawDocumentBuf>(&q);
                     let copy =
                         t.current(&qc, std::slice::from_ref(&json_to_bson(&c.id, "_id")?))?;
                     if let Some(copy) = copy.get(&key) {
                         if copy.as_bytes() == b.as_bytes() {
-                            guarded_delete(&t, &qc, copy, changed)?;
+                            guarded_delete(t, &qc, copy, changed)?;
                         }
                     }
                 }
             }
-            tally.settle(key, r);
+            tally.settle(t.key(&key), r);
         }
     }
     // Dropped indexes come back last.
     for c in changes.iter().filter(|c| c.action == "drop_index") {
         let name = c.after["name"].as_str().unwrap_or_default();
-        let key = format!("index:{name}");
+        let key = t.key(&format!("index:{name}"));
         if existing.contains_key(name) || t.indexes()?.contains_key(name) {
             tally.already.push(key);
             continue;
@@ -1487,15 +1602,7 @@ pub fn undo_live(
             Err(e) => return Err(t.err(&format!("createIndexes {name}"), e)),
         }
     }
-    out.applied = tally.applied.len() as u64;
-    out.already = tally.already.len() as u64;
-    out.conflicts = tally.conflicts;
-    debug_assert_eq!(
-        out.applied + out.already + out.conflicts.len() as u64,
-        out.entries,
-        "every journaled change settled once"
-    );
-    Ok(out)
+    Ok(())
 }
 
 /// The `createIndexes` spec that gives back a dropped index: everything `listIndexes`

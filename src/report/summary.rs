@@ -208,18 +208,39 @@ pub fn write_summary(
     }
     if report.status != Status::Clean {
         let mut next = Vec::new();
+        let mut runnable = 0;
         for c in &report.collections {
             for r in &c.remediation {
                 next.push(format!("  {}  # {}", r.command, r.finding));
+                runnable += usize::from(r.command.starts_with("docsweep "));
             }
         }
         if next.is_empty() {
             writeln!(w, "next: review {report_dir}/violations.csv; each row names the document, the finding and the schema error")?;
-        } else {
+        } else if runnable == 0 {
             writeln!(w, "next:")?;
             for n in next {
                 writeln!(w, "{n}")?;
             }
+        } else {
+            // One plan for every repair, in a safe order; the single commands plan the same
+            // repairs one by one.
+            let dir = crate::shell::quote(report_dir);
+            writeln!(w, "next: one plan for the repairs below, in a safe order (restores, reverts, dedupes, quarantines, indexes):")?;
+            writeln!(
+                w,
+                "  docsweep repair plan --from-report {dir} --out repairs.plan"
+            )?;
+            writeln!(w, "or one at a time:")?;
+            for n in next {
+                writeln!(w, "{n}")?;
+            }
+            let apply = if report.source.starts_with("mongodb") {
+                "--yes"
+            } else {
+                "--out dump:repaired"
+            };
+            writeln!(w, "then: docsweep repair apply repairs.plan {apply}")?;
         }
     }
     Ok(())
