@@ -571,7 +571,7 @@ fn from_report_cmd(a: &PlanArgs, cfg: &Config, dir: &std::path::Path) -> anyhow:
             ),
         };
         outln!(
-            "  {}. {:<10} {} {} ({}): {what}",
+            "  {:>2}. {:<10} {} {} ({}): {what}",
             i + 1,
             o.stage.as_str(),
             o.collection,

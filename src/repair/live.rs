@@ -730,10 +730,18 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
         targets.push((target, part));
     }
     let Some((first_target, _)) = targets.first() else {
-        return Err(usage(format!("{}: the plan names no collection", req.plan_path.display())));
+        return Err(usage(format!(
+            "{}: the plan names no collection",
+            req.plan_path.display()
+        )));
     };
     out.target = if multi {
-        format!("{} {} ({})", first_target.redacted, first_target.database, collections.join(", "))
+        format!(
+            "{} {} ({})",
+            first_target.redacted,
+            first_target.database,
+            collections.join(", ")
+        )
     } else {
         first_target.describe()
     };
@@ -917,7 +925,9 @@ fn apply_indexes(
     }
     failpoint("apply.before-batch");
     if !journaled.is_empty() {
-        jr.append(&json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}))?;
+        jr.append(
+            &json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}),
+        )?;
         failpoint("apply.batch-journaled");
     }
     for (e, name, id) in todo {
@@ -1054,7 +1064,9 @@ fn apply_batch(
     // The intent is durable before the first write.
     failpoint("apply.before-batch");
     if !journaled.is_empty() {
-        jr.append(&json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}))?;
+        jr.append(
+            &json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}),
+        )?;
         failpoint("apply.batch-journaled");
     }
     for (i, (e, cur)) in todo.into_iter().enumerate() {
@@ -1350,7 +1362,10 @@ fn journaled_changes(path: &Path) -> Result<(Value, Vec<Journaled>), ApplyError>
         for e in r["entries"].as_array().into_iter().flatten() {
             let action = e["action"].as_str().unwrap_or_default().to_string();
             let key = if e["_id"].is_null() {
-                format!("{prefix}index:{}", e["after"]["name"].as_str().unwrap_or_default())
+                format!(
+                    "{prefix}index:{}",
+                    e["after"]["name"].as_str().unwrap_or_default()
+                )
             } else {
                 format!("{prefix}{}", crate::scan::id_text(&e["_id"]))
             };
@@ -1389,7 +1404,10 @@ fn journal_collections(header: &Value) -> Vec<String> {
         .filter_map(|c| c.as_str().map(str::to_string))
         .collect();
     if listed.is_empty() {
-        vec![header["collection"].as_str().unwrap_or_default().to_string()]
+        vec![header["collection"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()]
     } else {
         listed
     }
@@ -1461,12 +1479,20 @@ pub fn undo_live(
         targets.push((t, mine));
     }
     let Some((first, _)) = targets.first() else {
-        return Err(usage(format!("{}: the journal names no collection", journal_path.display())));
+        return Err(usage(format!(
+            "{}: the journal names no collection",
+            journal_path.display()
+        )));
     };
     let mut out = LiveOutcome {
         journal: journal_path.to_path_buf(),
         target: if multi {
-            format!("{} {} ({})", first.redacted, first.database, collections.join(", "))
+            format!(
+                "{} {} ({})",
+                first.redacted,
+                first.database,
+                collections.join(", ")
+            )
         } else {
             first.describe()
         },
@@ -1511,7 +1537,11 @@ fn undo_collection(
             .map_err(|e| t.err(&format!("dropIndexes {name}"), e))?;
         tally.applied.push(key);
     }
-    let docs: Vec<&Journaled> = changes.iter().copied().filter(|c| !c.id.is_null()).collect();
+    let docs: Vec<&Journaled> = changes
+        .iter()
+        .copied()
+        .filter(|c| !c.id.is_null())
+        .collect();
     for chunk in docs.chunks(DEFAULT_BATCH) {
         let mut ids = Vec::new();
         for c in chunk {
@@ -1567,7 +1597,8 @@ fn undo_collection(
                     at: None,
                     collection: None,
                 };
-                if let (Some(q), Some(b)) = (quarantine_collection(&e, &t.collection), &before_raw) {
+                if let (Some(q), Some(b)) = (quarantine_collection(&e, &t.collection), &before_raw)
+                {
                     let qc = t.db.collection::<RawDocumentBuf>(&q);
                     let copy =
                         t.current(&qc, std::slice::from_ref(&json_to_bson(&c.id, "_id")?))?;
