@@ -731,7 +731,7 @@ fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
         &serde_json::json!({
             "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
-            "params": p.header["params"], "collection": p.collection(), "source": source,
+            "params": p.header["params"], "collection": p.collection(), "collections": p.collections(), "source": source,
             "output": r.output.display().to_string(), "journal": r.journal.display().to_string(),
             "entries": p.entries.len(), "applied": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "conflict_ids": apply::conflicts_json(&r.conflicts),
@@ -781,7 +781,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
     let target = format!(
         "{source} {}.{}",
         p.header["database"].as_str().unwrap_or_default(),
-        p.collection()
+        p.collections().join(",")
     );
     if !a.yes {
         outln!(
@@ -852,7 +852,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
         &serde_json::json!({
             "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
             "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
-            "params": p.header["params"], "collection": p.collection(), "source": source,
+            "params": p.header["params"], "collection": p.collection(), "collections": p.collections(), "source": source,
             "target": r.target, "journal": r.journal.display().to_string(),
             "entries": r.entries, "applied": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "guard": r.guard.map(live::Guard::as_str),

@@ -1604,3 +1604,128 @@ fn deleting_without_a_whole_document_guard_needs_consent() {
     assert!(quarantined > 0);
     assert_eq!(f.orders().len(), f.original.len() - quarantined);
 }
+
+/// One plan from a live check's report (`--from-report`), applied to the server with one
+/// journal: a planned document edited between plan and apply is a conflict and keeps the
+/// edit; every other claimed finding is gone; undo brings every other document back byte
+/// for byte. Without consent to the weaker guard, FerretDB refuses the whole plan before
+/// writing anything.
+#[test]
+fn one_plan_from_a_live_report_applies_with_one_journal_and_undoes() {
+    let Some(uri) = server() else { return };
+    let w = Workdir::new();
+    let (client, db) = live_and_dump(&uri, &w, "fromreport");
+    let baseline = format!("dump:{}", example().join("data/baseline").display());
+    let source = with_db(&uri, &db);
+    let (code, _) = check(&w, &source, "fr0", &["--baseline", &baseline]);
+    assert_eq!(code, 1);
+    let run = w.docsweep(&[
+        "repair",
+        "plan",
+        "--from-report",
+        "fr0",
+        "--source",
+        &source,
+        "--out",
+        "all.plan",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let plan = Plan::read(&w.path().join("all.plan")).unwrap();
+    assert_eq!(plan.collections(), ["customers", "orders"]);
+    let originals: BTreeMap<&str, BTreeMap<String, Vec<u8>>> = ["customers", "orders"]
+        .into_iter()
+        .map(|c| (c, contents(&client, &db, c)))
+        .collect();
+
+    if top_level_only(&client) {
+        let run = w.docsweep(&[
+            "repair",
+            "apply",
+            "all.plan",
+            "--yes",
+            "--audit",
+            "audit.jsonl",
+        ]);
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("--guard top-level"), "{}", run.stderr);
+        for c in ["customers", "orders"] {
+            assert!(
+                contents(&client, &db, c) == originals[c],
+                "{c}: nothing written"
+            );
+        }
+        assert!(!w.path().join("all.plan.journal").exists());
+    }
+
+    // A planned order is edited by hand between the plan and the apply.
+    let edited = plan
+        .entries
+        .iter()
+        .find(|e| plan.collection_of(e) == "orders" && e.action == "replace")
+        .unwrap();
+    let edited_id = docsweep::scan::id_text(&edited.id);
+    client
+        .database(&db)
+        .collection::<Document>("orders")
+        .update_one(
+            id_filter(&edited.id),
+            doc! {"$set": {"note": "edited by hand"}},
+        )
+        .run()
+        .unwrap();
+    let run = apply(&w, "all.plan", &["--yes"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let n = plan.entries.len();
+    assert!(
+        run.stdout.contains(&format!("applied {} change(s)", n - 1))
+            && run.stdout.contains("1 conflict(s)")
+            && run.stdout.contains(&format!("({n} planned entries)")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("changed since the plan"),
+        "{}",
+        run.stdout
+    );
+    let (_, after) = check(&w, &source, "fr1", &["--baseline", &baseline]);
+    for c in after["collections"].as_array().unwrap() {
+        let rec = &c["reconciliation"];
+        let edited_here = u64::from(c["name"] == "orders");
+        assert_eq!(rec["missing"], 0, "{c}");
+        assert_eq!(
+            rec["changed"], edited_here,
+            "only the edited order is left: {c}"
+        );
+        for r in c["remediation"].as_array().unwrap() {
+            assert!(
+                ["added", "changed", "invalid"].contains(&r["finding"].as_str().unwrap())
+                    || r["finding"].as_str().unwrap().starts_with("other_version"),
+                "{r}"
+            );
+        }
+    }
+    let edited_now = contents(&client, &db, "orders")[&edited_id].clone();
+
+    let run = undo(&w, "all.plan.journal", &["--yes"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // The conflict was never written, so it is not journaled as a change.
+    assert!(
+        run.stdout.contains(&format!("undone {} change(s)", n - 1))
+            && run.stdout.contains("0 conflict(s)"),
+        "{}",
+        run.stdout
+    );
+    for c in ["customers", "orders"] {
+        let now = contents(&client, &db, c);
+        assert_eq!(now.len(), originals[c].len(), "{c}");
+        for (id, bytes) in &originals[c] {
+            if c == "orders" && *id == edited_id {
+                assert!(now[id] == edited_now, "the hand edit stays");
+            } else {
+                assert!(now[id] == *bytes, "{c} _id {id} is back as it was");
+            }
+        }
+    }
+    let _ = client.database(&db).drop().run();
+}
