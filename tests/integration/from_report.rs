@@ -46,7 +46,7 @@ fn observed(report: &Value, coll: &str, finding: &str) -> u64 {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|m| m["key"].to_string() == arg)
+            .filter(|m| m["key"] == serde_json::from_str::<Value>(arg).unwrap())
             .count() as u64,
         "index_unexpected" => c["indexes"]["unexpected"]
             .as_array()
