@@ -117,7 +117,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
     /// Warn when a check reaches this, a count or a percentage of the collection's
-    /// documents, e.g. invalid=1 or orphans=0.5% (repeatable; over [thresholds])
+    /// documents, e.g. invalid=1 or orphans=0.5%; other_version:2=1 for one version
+    /// (repeatable; over [thresholds])
     #[arg(long = "warn-on", value_name = "KIND=N|P%")]
     pub warn_on: Vec<String>,
     /// Fail when a check reaches this (repeatable; over [thresholds]). With thresholds, a

@@ -248,7 +248,7 @@ fn gate(w: &mut dyn Write, report: &Report) -> io::Result<()> {
                 w,
                 "  {level:<5} {} {}: {} ({bound})",
                 c.name,
-                v.check,
+                v.label(),
                 num(v.observed)
             )?;
         }
