@@ -575,8 +575,14 @@ mod tests {
     fn flags_override_and_bad_entries_name_their_key() {
         let g = Gate::new(None, &["orphans=5".into()], &["invalid=2%".into()], false).unwrap();
         assert!(g.configured);
-        assert_eq!(g.levels("x", Kind::Orphans, None).warn, Some(Limit::Count(5)));
-        assert_eq!(g.levels("x", Kind::Invalid, None).fail, Some(Limit::Percent(2.0)));
+        assert_eq!(
+            g.levels("x", Kind::Orphans, None).warn,
+            Some(Limit::Count(5))
+        );
+        assert_eq!(
+            g.levels("x", Kind::Invalid, None).fail,
+            Some(Limit::Percent(2.0))
+        );
         let v = g.judge(&collection("x", 100, 1, 2));
         assert_eq!(v[0].level, Level::Pass, "{v:?}");
         for (text, key) in [

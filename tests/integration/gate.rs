@@ -288,7 +288,11 @@ other_version = { warn = 1 }
 
     // A flag for version 2 wins over docsweep.toml: nothing fails any more.
     let (code, report, out) = check_items(&w, &["--fail-on", "other_version:2=50%"]);
-    assert_eq!((code, &report["status"]), (0, &Value::from("warn")), "{out}");
+    assert_eq!(
+        (code, &report["status"]),
+        (0, &Value::from("warn")),
+        "{out}"
+    );
     assert_eq!(
         other_version_rows(&report)[0],
         (2, "warn".into(), 2, Value::from(1))

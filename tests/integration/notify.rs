@@ -14,15 +14,15 @@ use crate::util::{collection, example, Run, Workdir};
 
 /// One request the server received.
 #[derive(Debug, Clone)]
-struct Request {
+pub(crate) struct Request {
     method: String,
-    path: String,
+    pub(crate) path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Request {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {:?}", self.path, self.body))
     }
@@ -38,7 +38,7 @@ impl Request {
 /// A small HTTP/1.1 server: parses the request line, the headers and a Content-Length
 /// body, records the request, and answers with the status `answer` gives for it (the
 /// number of earlier requests to the same path, the path) and `Connection: close`.
-struct Server {
+pub(crate) struct Server {
     port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
@@ -46,7 +46,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(answer: fn(usize, &str) -> u16) -> Server {
+    pub(crate) fn start(answer: fn(usize, &str) -> u16) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -78,11 +78,11 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn requests(&self, path: &str) -> Vec<Request> {
+    pub(crate) fn requests(&self, path: &str) -> Vec<Request> {
         self.requests
             .lock()
             .unwrap()
