@@ -929,7 +929,8 @@ fn write_outputs(
         report::write_junit(&report, p).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &s.metrics {
-        report::write_metrics(&report, duration, p)
+        let repairs = crate::audit::repair_totals(&s.audit);
+        report::metrics::write_metrics_with(&report, duration, &repairs, p)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     let rows = sink

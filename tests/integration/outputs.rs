@@ -304,7 +304,7 @@ fn junit_xsd() -> PathBuf {
 
 /// Runs tests/check_outputs.py and returns what the tool saw; fails the test (with how to
 /// install what is missing) when a tool is not there.
-fn consumer(args: &[&str]) -> Value {
+pub(crate) fn consumer(args: &[&str]) -> Value {
     let o = Command::new("python3")
         .arg(repo().join("tests/check_outputs.py"))
         .args(args)
