@@ -330,3 +330,45 @@ other_version = { warn = 1 }
         );
     }
 }
+
+/// The fenced block of `lang` that follows `heading` in the README.
+fn readme_block(readme: &str, heading: &str, lang: &str) -> String {
+    let section = &readme[readme.find(heading).expect("the README section")..];
+    let fence = format!("```{lang}\n");
+    let start = section.find(&fence).expect("the block") + fence.len();
+    let len = section[start..].find("```").expect("the block's end");
+    section[start..start + len].to_string()
+}
+
+#[test]
+fn the_readme_post_rollback_gate_runs_as_shown() {
+    let readme = std::fs::read_to_string(crate::util::repo().join("README.md")).unwrap();
+    let heading = "### A post-rollback gate on the bundled example";
+    let toml = readme_block(&readme, heading, "toml");
+    let shown = readme_block(&readme, heading, "text");
+    // As in examples/shop: its data and schemas next to gate.toml.
+    let w = Workdir::new();
+    for dir in ["data", "schemas"] {
+        std::os::unix::fs::symlink(example().join(dir), w.path().join(dir)).unwrap();
+    }
+    std::fs::write(w.path().join("gate.toml"), &toml).unwrap();
+    let run = w.docsweep(&["check", "--config", "gate.toml", "--no-progress"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let gate: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "gate:")
+        .take_while(|l| !l.starts_with("report:"))
+        .collect();
+    assert_eq!(gate, shown.lines().collect::<Vec<_>>(), "{}", run.stdout);
+    let report = w.read_json("gate-report/report.json");
+    assert_eq!(report["status"], "findings");
+    let log = w.read("gate-notifications.log");
+    assert!(
+        log.starts_with("findings /") && log.trim_end().ends_with("gate-report/report.json"),
+        "{log}"
+    );
+    let audit: Value = serde_json::from_str(w.read("gate-audit.jsonl").trim()).unwrap();
+    assert_eq!(audit["verdict"]["orders"], "fail");
+    assert_eq!(audit["notify"][0]["ok"], true);
+}
