@@ -28,6 +28,7 @@
 //! max_staleness = 120              # seconds a secondary may lag
 //! [thresholds]                     # gates: see `report::gate`
 //! invalid = { warn = 1, fail = "0.5%" }
+//! "other_version:2" = { fail = 1 }  # one version of other_version
 //! [[notify]]                       # hooks after the report: see `report::notify`
 //! on = ["findings", "failed"]
 //! webhook_env = "SLACK_WEBHOOK_URL"

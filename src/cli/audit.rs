@@ -10,11 +10,14 @@ use crate::config::{Config, ConfigError};
 use crate::report::Status;
 
 /// Show the audit log as a timeline: one line per check, apply and undo (time, event,
-/// actor, collections, and the status or the counts).
+/// actor, collections, and what it did: a check's status, gate outcome per collection and
+/// changes since the previous sweep; an apply's template and counts; an undo's counts).
+/// An undo is about the collection of the apply that wrote its journal.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   docsweep audit
   docsweep audit --since 2026-12-01 --collection orders
+  docsweep audit --event apply --event undo --until 2026-12-04T12:00:00Z
   docsweep audit --json | jq -c 'select(.event == \"check\")'")]
 pub struct AuditArgs {
     /// The audit log [default: `audit` in docsweep.toml, else docsweep-audit.jsonl]
@@ -23,9 +26,15 @@ pub struct AuditArgs {
     /// Only events at or after T: RFC 3339 (2026-12-04T08:00:00Z) or a date (2026-12-04, UTC)
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
+    /// Only events before T (same forms as --since)
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
     /// Only events about this collection
     #[arg(long, value_name = "C")]
     pub collection: Option<String>,
+    /// Only these events: check, apply or undo (repeatable)
+    #[arg(long, value_name = "EVENT", value_parser = ["check", "apply", "undo"])]
+    pub event: Vec<String>,
     /// Print the selected lines as they are stored (JSON lines)
     #[arg(long)]
     pub json: bool,
@@ -43,23 +52,35 @@ fn parse_time(s: &str) -> Option<time::OffsetDateTime> {
     date.ok().map(|d| d.midnight().assume_utc())
 }
 
-/// The collections an audit line is about.
-fn collections(line: &Value) -> Vec<String> {
-    if let Some(c) = line["counts"].as_object() {
-        return c.keys().cloned().collect();
-    }
-    line["collection"]
-        .as_str()
-        .map(|c| vec![c.to_string()])
-        .unwrap_or_default()
-}
-
-/// The status of a check, or the counts of an apply or undo.
-fn outcome(line: &Value) -> String {
+/// What an event did: a check's status (with its gate outcome per collection, its changes
+/// since the previous sweep and failed hooks), an apply's template and counts, an undo's
+/// counts. `only`: the collection --collection selected.
+fn outcome(line: &Value, only: Option<&str>) -> String {
     if let Some(s) = line["status"].as_str() {
         let mut out = s.to_string();
         if let Some(p) = line["partition"].as_str() {
             out.push_str(&format!(" (partition {p})"));
+        }
+        let selected = |name: &String| only.is_none_or(|o| o == name);
+        if let Some(v) = line["verdict"].as_object() {
+            let parts: Vec<String> = v
+                .iter()
+                .filter(|(c, _)| selected(c))
+                .map(|(c, o)| format!("{c} {}", o.as_str().unwrap_or("?")))
+                .collect();
+            if !parts.is_empty() {
+                out.push_str(&format!("; gate: {}", parts.join(", ")));
+            }
+        }
+        if let Some(sp) = line["since_previous"].as_object() {
+            let (mut new, mut resolved) = (0, 0);
+            for (_, c) in sp.iter().filter(|(c, _)| selected(c)) {
+                for ch in c["checks"].as_array().into_iter().flatten() {
+                    new += ch["new"].as_u64().unwrap_or(0);
+                    resolved += ch["resolved"].as_u64().unwrap_or(0);
+                }
+            }
+            out.push_str(&format!("; since last: +{new} new, -{resolved} resolved"));
         }
         if let Some(hooks) = line["notify"].as_array() {
             let failed = hooks.iter().filter(|h| h["ok"] == false).count();
@@ -73,7 +94,10 @@ fn outcome(line: &Value) -> String {
         .iter()
         .filter_map(|k| line[*k].as_u64().map(|n| format!("{k} {n}")))
         .collect();
-    parts.join(", ")
+    match line["template"].as_str() {
+        Some(t) => format!("{t}: {}", parts.join(", ")),
+        None => parts.join(", "),
+    }
 }
 
 pub fn run(args: AuditArgs) -> anyhow::Result<Status> {
@@ -83,14 +107,20 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Status> {
         (None, Some(a)) => cfg.resolve(a),
         (None, None) => PathBuf::from(crate::audit::DEFAULT_FILE),
     };
-    let since = match &args.since {
-        Some(s) => Some(parse_time(s).ok_or_else(|| {
-            ConfigError::Usage(format!(
-                "--since {s:?}: expected RFC 3339 (2026-12-04T08:00:00Z) or a date (2026-12-04)"
-            ))
-        })?),
-        None => None,
+    let time_arg = |flag: &str, value: &Option<String>| {
+        value
+            .as_ref()
+            .map(|s| {
+                parse_time(s).ok_or_else(|| {
+                    ConfigError::Usage(format!(
+                        "{flag} {s:?}: expected RFC 3339 (2026-12-04T08:00:00Z) or a date (2026-12-04)"
+                    ))
+                })
+            })
+            .transpose()
     };
+    let since = time_arg("--since", &args.since)?;
+    let until = time_arg("--until", &args.until)?;
     if !path.is_file() {
         return Err(ConfigError::Usage(format!(
             "{}: no audit log (check, repair apply and repair undo write it)",
@@ -102,18 +132,30 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Status> {
         .with_context(|| format!("cannot read the audit log {}", path.display()))?;
     let mut broken = 0;
     let mut rows = Vec::new();
+    let mut journals = crate::audit::Journals::default();
     for raw in text.lines().filter(|l| !l.trim().is_empty()) {
         let Ok(line) = serde_json::from_str::<Value>(raw) else {
             broken += 1;
             continue;
         };
+        // Every apply teaches which collection its journal is of, selected or not.
+        journals.learn(&line);
         let at = line["at"].as_str().unwrap_or_default().to_string();
-        if let Some(since) = since {
-            if parse_time(&at).is_none_or(|t| t < since) {
-                continue;
-            }
+        let when = parse_time(&at);
+        if since.is_some_and(|s| when.is_none_or(|t| t < s))
+            || until.is_some_and(|u| when.is_none_or(|t| t >= u))
+        {
+            continue;
         }
-        let colls = collections(&line);
+        let event = line["event"]
+            .as_str()
+            .or_else(|| line["command"].as_str())
+            .unwrap_or("?")
+            .to_string();
+        if !args.event.is_empty() && !args.event.contains(&event) {
+            continue;
+        }
+        let colls = crate::audit::collections(&line, &journals);
         if let Some(c) = &args.collection {
             if !colls.contains(c) {
                 continue;
@@ -123,18 +165,19 @@ pub fn run(args: AuditArgs) -> anyhow::Result<Status> {
             outln!("{raw}");
             continue;
         }
-        let event = line["event"]
-            .as_str()
-            .or_else(|| line["command"].as_str())
-            .unwrap_or("?")
-            .to_string();
         let actor = line["actor"].as_str().unwrap_or("-").to_string();
         let colls = if colls.is_empty() {
             "-".to_string()
         } else {
             colls.join(",")
         };
-        rows.push([at, event, actor, colls, outcome(&line)]);
+        rows.push([
+            at,
+            event,
+            actor,
+            colls,
+            outcome(&line, args.collection.as_deref()),
+        ]);
     }
     if !args.json {
         let head = ["TIME", "EVENT", "ACTOR", "COLLECTIONS", "STATUS / COUNTS"];
@@ -179,11 +222,25 @@ mod tests {
         assert!(parse_time("yesterday").is_none());
         let check = serde_json::json!({"status": "findings", "counts": {"orders": {}, "customers": {}},
             "notify": [{"ok": false}]});
-        assert_eq!(collections(&check), ["orders", "customers"]);
-        assert_eq!(outcome(&check), "findings, 1 hook(s) failed");
-        let apply =
-            serde_json::json!({"collection": "orders", "applied": 3, "already": 0, "conflicts": 1});
-        assert_eq!(collections(&apply), ["orders"]);
-        assert_eq!(outcome(&apply), "applied 3, already 0, conflicts 1");
+        assert_eq!(outcome(&check, None), "findings, 1 hook(s) failed");
+        let gated = serde_json::json!({"status": "warn",
+            "verdict": {"customers": "clean", "orders": "warn"},
+            "since_previous": {
+                "customers": {"checks": [{"new": 1, "resolved": 0}]},
+                "orders": {"checks": [{"new": 3, "resolved": 2}, {"new": 0, "resolved": 1}]}}});
+        assert_eq!(
+            outcome(&gated, None),
+            "warn; gate: customers clean, orders warn; since last: +4 new, -3 resolved"
+        );
+        assert_eq!(
+            outcome(&gated, Some("orders")),
+            "warn; gate: orders warn; since last: +3 new, -3 resolved"
+        );
+        let apply = serde_json::json!({"collection": "orders", "template": "restore-missing",
+            "applied": 3, "already": 0, "conflicts": 1});
+        assert_eq!(
+            outcome(&apply, None),
+            "restore-missing: applied 3, already 0, conflicts 1"
+        );
     }
 }

@@ -117,7 +117,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
     /// Warn when a check reaches this, a count or a percentage of the collection's
-    /// documents, e.g. invalid=1 or orphans=0.5% (repeatable; over [thresholds])
+    /// documents, e.g. invalid=1 or orphans=0.5%; other_version:2=1 for one version
+    /// (repeatable; over [thresholds])
     #[arg(long = "warn-on", value_name = "KIND=N|P%")]
     pub warn_on: Vec<String>,
     /// Fail when a check reaches this (repeatable; over [thresholds]). With thresholds, a
@@ -534,7 +535,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
             "partial"
         });
         record["at"] = serde_json::json!(report::now_rfc3339());
-        for key in ["counts", "verdict", "report"] {
+        for key in [
+            "counts",
+            "verdict",
+            "gate",
+            "since_previous",
+            "report",
+            "finished_at",
+        ] {
             if let Some(o) = record.as_object_mut() {
                 o.remove(key);
             }
@@ -921,7 +929,8 @@ fn write_outputs(
         report::write_junit(&report, p).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &s.metrics {
-        report::write_metrics(&report, duration, p)
+        let repairs = crate::audit::repair_totals(&s.audit);
+        report::metrics::write_metrics_with(&report, duration, &repairs, p)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     let rows = sink
@@ -989,27 +998,9 @@ fn after_report(s: &Settings, w: &Written, command: &str) -> Status {
     status
 }
 
-/// The audit line of a check (see [`crate::audit`]).
+/// The audit line of a check (see [`crate::audit::check_line`]).
 fn audit_record(s: &Settings, r: &Report, command: &str) -> serde_json::Value {
-    let mut record = serde_json::json!({
-        "event": "check", "command": command, "at": r.finished_at, "started_at": r.started_at,
-        "actor": crate::os::actor(), "source": s.source.to_string(), "status": r.status,
-        "counts": r.collections.iter()
-            .map(|c| (c.name.clone(), serde_json::Value::Object(c.counts())))
-            .collect::<serde_json::Map<_, _>>(),
-    });
-    if r.gated {
-        record["verdict"] = r
-            .collections
-            .iter()
-            .map(|c| (c.name.clone(), serde_json::json!(c.outcome(true))))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-    }
-    if let Some(e) = &r.error {
-        record["error"] = serde_json::json!(e);
-    }
-    record
+    crate::audit::check_line(r, &s.source.to_string(), command)
 }
 
 /// Appends to the audit log; a failure is a warning: the reports are written, and the

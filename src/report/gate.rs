@@ -8,12 +8,22 @@
 //! override the global ones level by level; flags override both. `--strict` turns warnings
 //! into failures.
 //!
+//! `other_version` is judged per version: each version's documents on their own, with one
+//! verdict row per version (`"version": 2`). `"other_version:N"` (the class name that
+//! violations.csv and `repair plan --select` use) sets levels for version N alone; they
+//! override `other_version`'s level by level, in the same scope. Precedence, level by
+//! level: flags (`other_version:N`, then `other_version`), then the collection's entries,
+//! then the global ones.
+//!
 //! ```toml
 //! [thresholds]
 //! invalid       = { warn = 1, fail = "0.5%" }
 //! orphans       = { warn = 1 }                # warn only: never fails
+//! other_version = { warn = 1 }                # any other version warns ...
+//! "other_version:2" = { fail = 1 }            # ... but version 2 (rolled back) fails
 //! [thresholds.collections.orders]
 //! invalid = { fail = 10 }
+//! "other_version:3" = { fail = "1%" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -110,6 +120,58 @@ impl fmt::Display for Kind {
     }
 }
 
+/// What a threshold is set for: a check kind and, for `other_version`, optionally one
+/// version (`other_version:2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub kind: Kind,
+    pub version: Option<u32>,
+}
+
+impl Key {
+    /// `KIND` or `other_version:N` (also `other_version:vN`).
+    pub fn parse(s: &str) -> Result<Key, String> {
+        let s = s.trim();
+        let (name, version) = match s.split_once(':') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (s, None),
+        };
+        let kind = Kind::parse(name).ok_or_else(|| {
+            let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            format!(
+                "unknown check kind (expected one of {}, or other_version:N for one version)",
+                all.join(", ")
+            )
+        })?;
+        let version = match version {
+            None => None,
+            Some(_) if kind != Kind::OtherVersion => {
+                return Err(format!(
+                    "only other_version takes a version (other_version:N), not {kind}"
+                ))
+            }
+            Some(v) => Some(
+                v.strip_prefix('v')
+                    .unwrap_or(v)
+                    .parse::<u32>()
+                    .map_err(|_| {
+                        format!("{v:?}: expected other_version:N with N a version number, e.g. other_version:2")
+                    })?,
+            ),
+        };
+        Ok(Key { kind, version })
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.version {
+            Some(v) => write!(f, "{}:{v}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
 /// One level of a threshold: a count, or a percentage of the documents.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Limit {
@@ -189,7 +251,7 @@ pub struct LevelsConfig {
     pub fail: Option<toml::Value>,
 }
 
-/// `[thresholds]` as written: kinds, and `collections.NAME.KIND`.
+/// `[thresholds]` as written: kinds (and `"other_version:N"`), and `collections.NAME.KIND`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ThresholdsConfig {
     #[serde(default)]
@@ -212,11 +274,24 @@ pub enum Level {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     pub check: &'static str,
+    /// For `other_version`: the version whose documents these are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
     pub level: Level,
     pub observed: u64,
     /// The threshold that decided it (the `warn` one for a pass).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Limit>,
+}
+
+impl Verdict {
+    /// The check as people read it: `invalid`, `other_version:2`.
+    pub fn label(&self) -> String {
+        match self.version {
+            Some(v) => format!("{}:{v}", self.check),
+            None => self.check.to_string(),
+        }
+    }
 }
 
 /// Validated thresholds.
@@ -225,8 +300,10 @@ pub struct Gate {
     /// Thresholds were given at all (else any finding fails and no verdict is written).
     pub configured: bool,
     pub strict: bool,
-    global: BTreeMap<Kind, Levels>,
-    collections: BTreeMap<String, BTreeMap<Kind, Levels>>,
+    global: BTreeMap<Key, Levels>,
+    collections: BTreeMap<String, BTreeMap<Key, Levels>>,
+    /// `--warn-on` / `--fail-on`: over everything in docsweep.toml.
+    flags: BTreeMap<Key, Levels>,
 }
 
 fn limit_of(v: &toml::Value) -> Result<Limit, String> {
@@ -244,16 +321,10 @@ fn limit_of(v: &toml::Value) -> Result<Limit, String> {
 fn levels_of(
     kinds: &BTreeMap<String, LevelsConfig>,
     at: &str,
-) -> Result<BTreeMap<Kind, Levels>, String> {
+) -> Result<BTreeMap<Key, Levels>, String> {
     let mut out = BTreeMap::new();
     for (name, lv) in kinds {
-        let kind = Kind::parse(name).ok_or_else(|| {
-            let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-            format!(
-                "{at}{name}: unknown check kind (expected one of {})",
-                all.join(", ")
-            )
-        })?;
+        let key = Key::parse(name).map_err(|m| format!("{at}{name}: {m}"))?;
         let level = |v: &Option<toml::Value>, which: &str| {
             v.as_ref()
                 .map(limit_of)
@@ -261,7 +332,7 @@ fn levels_of(
                 .map_err(|m| format!("{at}{name}.{which}: {m}"))
         };
         out.insert(
-            kind,
+            key,
             Levels {
                 warn: level(&lv.warn, "warn")?,
                 fail: level(&lv.fail, "fail")?,
@@ -298,10 +369,9 @@ impl Gate {
                 let (name, value) = item
                     .split_once('=')
                     .ok_or_else(|| format!("{flag} {item:?}: expected KIND=N or KIND=P%"))?;
-                let kind = Kind::parse(name.trim())
-                    .ok_or_else(|| format!("{flag} {item:?}: unknown check kind {name:?}"))?;
+                let key = Key::parse(name).map_err(|m| format!("{flag} {item:?}: {m}"))?;
                 let limit = Limit::parse(value).map_err(|m| format!("{flag} {item:?}: {m}"))?;
-                let levels = gate.global.entry(kind).or_default();
+                let levels = gate.flags.entry(key).or_default();
                 if flag == "--warn-on" {
                     levels.warn = Some(limit);
                 } else {
@@ -312,25 +382,44 @@ impl Gate {
         Ok(gate)
     }
 
-    /// The levels of a check in a collection: the collection's, over the global ones, over
-    /// the default (`fail = 1`).
-    pub fn levels(&self, collection: &str, kind: Kind) -> Levels {
-        let global = self.global.get(&kind).copied();
-        let local = self
-            .collections
-            .get(collection)
-            .and_then(|m| m.get(&kind))
-            .copied();
-        match (global, local) {
-            (None, None) => Levels {
-                warn: None,
-                fail: Some(Limit::Count(1)),
-            },
-            (g, l) => g.unwrap_or_default().overridden_by(l.unwrap_or_default()),
+    /// The levels of a check (of one other version, for `other_version`) in a collection,
+    /// level by level: the flags', over the collection's, over the global ones (in each,
+    /// `other_version:N` over `other_version`); the default (`fail = 1`) when none is set.
+    pub fn levels(&self, collection: &str, kind: Kind, version: Option<u32>) -> Levels {
+        let keys = [
+            version.map(|v| Key {
+                kind,
+                version: Some(v),
+            }),
+            Some(Key {
+                kind,
+                version: None,
+            }),
+        ];
+        let scopes = [
+            Some(&self.flags),
+            self.collections.get(collection),
+            Some(&self.global),
+        ];
+        let mut found: Option<Levels> = None;
+        for scope in scopes.into_iter().flatten() {
+            for key in keys.iter().flatten() {
+                if let Some(l) = scope.get(key) {
+                    found = Some(match found {
+                        Some(more_specific) => l.overridden_by(more_specific),
+                        None => *l,
+                    });
+                }
+            }
         }
+        found.unwrap_or(Levels {
+            warn: None,
+            fail: Some(Limit::Count(1)),
+        })
     }
 
-    /// The verdict of every check with findings in a collection.
+    /// The verdict of every check with findings in a collection; `other_version` has one
+    /// per version, in version order.
     pub fn judge(&self, c: &CollectionReport) -> Vec<Verdict> {
         let mut out = Vec::new();
         for kind in Kind::ALL {
@@ -338,22 +427,48 @@ impl Gate {
             if observed == 0 {
                 continue;
             }
-            let levels = self.levels(&c.name, kind);
-            let reached = |l: Option<Limit>| l.filter(|l| l.tripped(observed, total));
-            let (level, threshold) = match (reached(levels.fail), reached(levels.warn)) {
-                (Some(f), _) => (Level::Fail, Some(f)),
-                (None, Some(w)) if self.strict => (Level::Fail, Some(w)),
-                (None, Some(w)) => (Level::Warn, Some(w)),
-                (None, None) => (Level::Pass, levels.warn.or(levels.fail)),
-            };
-            out.push(Verdict {
-                check: kind.as_str(),
-                level,
-                observed,
-                threshold,
-            });
+            if kind == Kind::OtherVersion {
+                let mut versions: Vec<(Option<u32>, u64)> = c
+                    .classes
+                    .other_version
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(v, n)| (v.parse::<u32>().ok(), *n))
+                    .collect();
+                versions.sort();
+                for (version, n) in versions {
+                    out.push(self.verdict(c, kind, version, n, total));
+                }
+            } else {
+                out.push(self.verdict(c, kind, None, observed, total));
+            }
         }
         out
+    }
+
+    fn verdict(
+        &self,
+        c: &CollectionReport,
+        kind: Kind,
+        version: Option<u32>,
+        observed: u64,
+        total: u64,
+    ) -> Verdict {
+        let levels = self.levels(&c.name, kind, version);
+        let reached = |l: Option<Limit>| l.filter(|l| l.tripped(observed, total));
+        let (level, threshold) = match (reached(levels.fail), reached(levels.warn)) {
+            (Some(f), _) => (Level::Fail, Some(f)),
+            (None, Some(w)) if self.strict => (Level::Fail, Some(w)),
+            (None, Some(w)) => (Level::Warn, Some(w)),
+            (None, None) => (Level::Pass, levels.warn.or(levels.fail)),
+        };
+        Verdict {
+            check: kind.as_str(),
+            version,
+            level,
+            observed,
+            threshold,
+        }
     }
 }
 
@@ -424,19 +539,19 @@ mod tests {
         );
         let g = Gate::new(Some(&c), &[], &[], false).unwrap();
         assert_eq!(
-            g.levels("orders", Kind::Invalid),
+            g.levels("orders", Kind::Invalid, None),
             Levels {
                 warn: Some(Limit::Count(1)),
                 fail: Some(Limit::Count(10))
             }
         );
         assert_eq!(
-            g.levels("customers", Kind::Invalid).fail,
+            g.levels("customers", Kind::Invalid, None).fail,
             Some(Limit::Percent(0.5))
         );
-        assert_eq!(g.levels("orders", Kind::Orphans).fail, None);
+        assert_eq!(g.levels("orders", Kind::Orphans, None).fail, None);
         assert_eq!(
-            g.levels("orders", Kind::Structure).fail,
+            g.levels("orders", Kind::Structure, None).fail,
             Some(Limit::Count(1))
         );
         let v = g.judge(&collection("orders", 1000, 9, 3));
@@ -460,8 +575,14 @@ mod tests {
     fn flags_override_and_bad_entries_name_their_key() {
         let g = Gate::new(None, &["orphans=5".into()], &["invalid=2%".into()], false).unwrap();
         assert!(g.configured);
-        assert_eq!(g.levels("x", Kind::Orphans).warn, Some(Limit::Count(5)));
-        assert_eq!(g.levels("x", Kind::Invalid).fail, Some(Limit::Percent(2.0)));
+        assert_eq!(
+            g.levels("x", Kind::Orphans, None).warn,
+            Some(Limit::Count(5))
+        );
+        assert_eq!(
+            g.levels("x", Kind::Invalid, None).fail,
+            Some(Limit::Percent(2.0))
+        );
         let v = g.judge(&collection("x", 100, 1, 2));
         assert_eq!(v[0].level, Level::Pass, "{v:?}");
         for (text, key) in [
@@ -484,5 +605,113 @@ mod tests {
         assert!(Gate::new(None, &[], &["nope=1".into()], false).is_err());
         assert!(Gate::new(None, &["invalid".into()], &[], false).is_err());
         assert!(!Gate::new(None, &[], &[], false).unwrap().configured);
+    }
+
+    #[test]
+    fn other_version_is_judged_per_version() {
+        let c = config(
+            r#"
+            [thresholds]
+            other_version = { warn = 1 }
+            "other_version:2" = { fail = 1 }
+            [thresholds.collections.orders]
+            "other_version:3" = { fail = "50%" }
+            other_version = { warn = 5 }
+            "#,
+        );
+        let g = Gate::new(Some(&c), &[], &[], false).unwrap();
+        let levels = |coll: &str, v: u32| g.levels(coll, Kind::OtherVersion, Some(v));
+        // global other_version:2 over global other_version
+        assert_eq!(
+            levels("customers", 2),
+            Levels {
+                warn: Some(Limit::Count(1)),
+                fail: Some(Limit::Count(1))
+            }
+        );
+        // the collection's entries over the global ones, :N over the plain kind
+        assert_eq!(
+            levels("orders", 3),
+            Levels {
+                warn: Some(Limit::Count(5)),
+                fail: Some(Limit::Percent(50.0))
+            }
+        );
+        assert_eq!(
+            levels("orders", 2),
+            Levels {
+                warn: Some(Limit::Count(5)),
+                fail: Some(Limit::Count(1))
+            }
+        );
+        assert_eq!(levels("customers", 4).fail, None, "warn only");
+
+        let mut orders = collection("orders", 100, 0, 0);
+        orders.classes.other_version = BTreeMap::from([
+            ("10".to_string(), 60),
+            ("2".to_string(), 1),
+            ("3".to_string(), 7),
+        ]);
+        let v = g.judge(&orders);
+        let rows: Vec<(String, Option<u32>, Level, u64)> = v
+            .iter()
+            .map(|v| (v.label(), v.version, v.level, v.observed))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("other_version:2".to_string(), Some(2), Level::Fail, 1),
+                ("other_version:3".to_string(), Some(3), Level::Warn, 7),
+                ("other_version:10".to_string(), Some(10), Level::Warn, 60),
+            ]
+        );
+        let json = serde_json::to_value(&v[0]).unwrap();
+        assert_eq!(json["check"], "other_version");
+        assert_eq!(json["version"], 2);
+
+        // Flags win over docsweep.toml, version by version too.
+        let g = Gate::new(
+            Some(&c),
+            &[],
+            &["other_version:3=8".into(), "other_version=1000".into()],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            g.levels("orders", Kind::OtherVersion, Some(3)).fail,
+            Some(Limit::Count(8))
+        );
+        assert_eq!(
+            g.levels("orders", Kind::OtherVersion, Some(2)).fail,
+            Some(Limit::Count(1000))
+        );
+        assert_eq!(
+            g.levels("orders", Kind::Invalid, None).fail,
+            Some(Limit::Count(1)),
+            "kinds without an entry keep fail = 1"
+        );
+
+        for (text, key) in [
+            (
+                "[thresholds]\n\"invalid:2\" = { fail = 1 }",
+                "thresholds.invalid:2: only other_version",
+            ),
+            (
+                "[thresholds]\n\"other_version:two\" = { fail = 1 }",
+                "thresholds.other_version:two:",
+            ),
+            (
+                "[thresholds.collections.orders]\n\"other_version:2\" = { fail = \"x\" }",
+                "thresholds.collections.orders.other_version:2.fail",
+            ),
+        ] {
+            let err = Gate::new(Some(&config(text)), &[], &[], false).unwrap_err();
+            assert!(err.starts_with(key), "{err}");
+        }
+        assert_eq!(
+            Key::parse("other_version:v2").unwrap().to_string(),
+            "other_version:2"
+        );
+        assert!(Gate::new(None, &[], &["orphans:2=1".into()], false).is_err());
     }
 }

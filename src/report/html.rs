@@ -81,6 +81,10 @@ monospace}
 font-size:13px;vertical-align:middle}
 .badge.clean{background:var(--ok)}.badge.findings{background:var(--warn)}
 .badge.failed{background:var(--bad)}
+.badge.warn{background:var(--warn)}.badge.pass{background:var(--ok)}
+.badge.fail{background:var(--bad)}
+td.lvl-fail{color:var(--bad);font-weight:600}td.lvl-warn{color:var(--warn);font-weight:600}
+td.lvl-pass{color:var(--ok)}
 .meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:12px 0 0;
 color:var(--muted)}.meta dt{font-weight:600}.meta dd{margin:0;color:var(--fg);
 overflow-wrap:anywhere}
@@ -217,6 +221,83 @@ fn row(out: &mut String, label: &str, testid: &str, n: u64, is_finding: bool) {
     out.push_str("</td></tr>\n");
 }
 
+/// The thresholds' verdict: one row per check with findings (per version for
+/// `other_version`): the level it reached, what was observed and the threshold that decided.
+fn gate_table(out: &mut String, c: &CollectionReport) {
+    use super::gate::Level;
+    if c.verdict.is_empty() {
+        return;
+    }
+    out.push_str("<h3>Gate</h3>\n<table data-testid=\"gate\"><tr><th>check</th><th>level</th><th class=\"n\">observed</th><th class=\"n\">threshold</th></tr>\n");
+    for v in &c.verdict {
+        let label = v.label();
+        let (level, word) = match v.level {
+            Level::Fail => ("fail", "FAIL"),
+            Level::Warn => ("warn", "WARN"),
+            Level::Pass => ("pass", "pass"),
+        };
+        let threshold = v.threshold.map(|t| t.to_string());
+        let bound = match (v.level, &threshold) {
+            (_, None) => "none".to_string(),
+            (Level::Pass, Some(t)) => format!("below {t}"),
+            (_, Some(t)) => format!("reached {t}"),
+        };
+        let _ = write!(
+            out,
+            r#"<tr data-check="{}"><td><code>{}</code></td><td class="lvl-{level}" data-testid="gate.{}.level" data-value="{level}">{word}</td><td class="n">"#,
+            escape(&label),
+            escape(&label),
+            escape(&label)
+        );
+        number(out, &format!("gate.{label}.observed"), v.observed, true);
+        let _ = writeln!(
+            out,
+            r#"</td><td class="n" data-testid="gate.{}.threshold" data-value="{}">{}</td></tr>"#,
+            escape(&label),
+            escape(threshold.as_deref().unwrap_or("")),
+            escape(&bound)
+        );
+    }
+    out.push_str("</table>\n");
+}
+
+/// The changes since the previous run, when the check was compared with one.
+fn since_previous(out: &mut String, c: &CollectionReport) {
+    let Some(sp) = &c.since_previous else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        r#"<h3>Since the last sweep (<span data-testid="since.finished_at">{}</span>)</h3>"#,
+        escape(&sp.finished_at)
+    );
+    if sp.checks.is_empty() {
+        out.push_str("<p class=\"none\">No findings then or now.</p>\n");
+        return;
+    }
+    out.push_str("<table><tr><th>check</th><th class=\"n\">before</th><th class=\"n\">now</th><th class=\"n\">new</th><th class=\"n\">resolved</th></tr>\n");
+    for ch in &sp.checks {
+        let _ = write!(
+            out,
+            r#"<tr><td><code>{}</code></td><td class="n">"#,
+            ch.check
+        );
+        for (field, n, finding) in [
+            ("previous", ch.previous, false),
+            ("now", ch.now, false),
+            ("new", ch.new, true),
+            ("resolved", ch.resolved, false),
+        ] {
+            if field != "previous" {
+                out.push_str("</td><td class=\"n\">");
+            }
+            number(out, &format!("since.{}.{field}", ch.check), n, finding);
+        }
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
 fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
     let _ = write!(
         out,
@@ -225,6 +306,16 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
     );
     let state = if !c.present {
         r#"<span class="badge failed" data-testid="collection-status">not in source</span>"#
+    } else if !c.verdict.is_empty() {
+        match c.outcome(true) {
+            "fail" => {
+                r#"<span class="badge fail" data-testid="collection-status">gate: fail</span>"#
+            }
+            "warn" => {
+                r#"<span class="badge warn" data-testid="collection-status">gate: warn</span>"#
+            }
+            _ => r#"<span class="badge pass" data-testid="collection-status">gate: pass</span>"#,
+        }
     } else if c.has_findings() {
         r#"<span class="badge findings" data-testid="collection-status">findings</span>"#
     } else {
@@ -241,6 +332,9 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
     if !c.present {
         out.push_str("<p>The source has no such collection.</p>\n");
     }
+
+    gate_table(out, c);
+    since_previous(out, c);
 
     // documents and classification
     out.push_str("<p>");
@@ -553,6 +647,12 @@ What was scanned before the failure is reported below.</div>"#,
             let other: u64 = c.classes.other_version.values().sum();
             let state = if !c.present {
                 "not in source"
+            } else if !c.verdict.is_empty() {
+                match c.outcome(true) {
+                    "fail" => "gate: fail",
+                    "warn" => "gate: warn",
+                    _ => "gate: pass",
+                }
             } else if c.has_findings() {
                 "findings"
             } else {

@@ -110,7 +110,8 @@ fn gated(mut cases: Vec<Case>, c: &CollectionReport) -> Vec<Case> {
             let _ = writeln!(
                 note,
                 "gate: {level}: {} {} (threshold {threshold})",
-                v.check, v.observed
+                v.label(),
+                v.observed
             );
         }
         if let Outcome::Fail { message, details } = &case.outcome {

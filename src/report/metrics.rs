@@ -3,13 +3,19 @@
 //! there (atomically, as [`write_metrics`] does) after each sweep, and alert on
 //! `docsweep_status`, `docsweep_findings` or any per-check gauge. Compared with a previous
 //! run, `docsweep_new_findings` and `docsweep_resolved_findings` (by collection and check)
-//! say what changed since.
+//! say what changed since. `docsweep_check_findings` has the value each check kind's
+//! threshold sees; with thresholds, `docsweep_verdict` the level it reached. The repairs
+//! applied and undone (`docsweep_repair_runs`, `docsweep_repair_documents`) are added up
+//! from the audit log the check appends to. `examples/grafana/docsweep.json` is a dashboard
+//! over these.
 //!
 //! Every family is a gauge with `# HELP` and `# TYPE`; no sample carries a timestamp (the
 //! textfile collector refuses them). Label values are escaped (`\\`, `\"`, `\n`).
 
 use std::fmt::Write as _;
 use std::path::Path;
+
+use serde_json::Value;
 
 use super::{CollectionReport, Report, Status};
 
@@ -114,6 +120,15 @@ fn unix(s: &str) -> Option<f64> {
 
 /// The whole file. `duration_secs` is how long the check took.
 pub fn render(report: &Report, duration_secs: f64) -> String {
+    render_with(report, duration_secs, &[])
+}
+
+/// [`render`], with the repairs the audit log records (see [`crate::audit::repair_totals`]).
+pub fn render_with(
+    report: &Report,
+    duration_secs: f64,
+    repairs: &[crate::audit::RepairTotal],
+) -> String {
     let cs = &report.collections;
     let mut out = String::with_capacity(4 * 1024);
     let o = &mut out;
@@ -352,6 +367,67 @@ pub fn render(report: &Report, duration_secs: f64) -> String {
         f.sample(&[("collection", &c.name)], findings(c));
     }
 
+    let mut f = Family::new(
+        o,
+        "docsweep_check_findings",
+        "Findings of each check kind (check), as its thresholds see them: invalid, other_version, unreadable, orphans, duplicates (documents in duplicate groups), index_missing, index_unexpected, structure, and with a baseline missing, added, changed.",
+    );
+    for c in cs {
+        // counts() has the baseline's kinds only with a baseline.
+        let counts = c.counts();
+        for kind in super::gate::Kind::ALL {
+            if let Some(n) = counts.get(kind.as_str()).and_then(Value::as_u64) {
+                f.sample(&[("collection", &c.name), ("check", kind.as_str())], n);
+            }
+        }
+    }
+
+    // Only when thresholds judged the findings.
+    if report.gated {
+        let mut f = Family::new(
+            o,
+            "docsweep_verdict",
+            "The level each check with findings reached against its thresholds: 0 pass (under every threshold), 1 warn, 2 fail; version: the other version, for other_version. Absent without thresholds.",
+        );
+        for c in cs {
+            for v in &c.verdict {
+                let version = v.version.map(|v| v.to_string()).unwrap_or_default();
+                let level = match v.level {
+                    super::gate::Level::Pass => 0,
+                    super::gate::Level::Warn => 1,
+                    super::gate::Level::Fail => 2,
+                };
+                f.sample(
+                    &[
+                        ("collection", &c.name),
+                        ("check", v.check),
+                        ("version", &version),
+                    ],
+                    level,
+                );
+            }
+        }
+    }
+
+    for (name, help, documents) in [
+        (
+            "docsweep_repair_runs",
+            "repair apply (event=apply) and repair undo (event=undo) runs the audit log records, by collection (empty for an undo whose apply is not in the log).",
+            false,
+        ),
+        (
+            "docsweep_repair_documents",
+            "Documents those runs changed: applied (event=apply) or undone (event=undo).",
+            true,
+        ),
+    ] {
+        let mut f = Family::new(o, name, help);
+        for r in repairs {
+            let n = if documents { r.documents } else { r.runs };
+            f.sample(&[("collection", &r.collection), ("event", r.event)], n);
+        }
+    }
+
     // Only when the check was compared with a previous run (`since_previous`).
     if cs.iter().any(|c| c.since_previous.is_some()) {
         for (name, help, new) in [
@@ -381,10 +457,20 @@ pub fn render(report: &Report, duration_secs: f64) -> String {
 /// Writes [`render`] to `path` atomically (the textfile collector must never read a
 /// half-written file).
 pub fn write_metrics(report: &Report, duration_secs: f64, path: &Path) -> std::io::Result<()> {
+    write_metrics_with(report, duration_secs, &[], path)
+}
+
+/// [`render_with`] to `path` atomically.
+pub fn write_metrics_with(
+    report: &Report,
+    duration_secs: f64,
+    repairs: &[crate::audit::RepairTotal],
+    path: &Path,
+) -> std::io::Result<()> {
     // Counts only, no document data: readable by a node-exporter running as another user.
     crate::os::write_atomic(
         path,
-        render(report, duration_secs).as_bytes(),
+        render_with(report, duration_secs, repairs).as_bytes(),
         crate::os::Access::Shared,
     )
 }

@@ -3,7 +3,7 @@
 //!
 //! `report.json` fields (stable; fields may be added, never renamed):
 //!
-//! - `format`: `"docsweep-report/1"`; `status`: `clean`, `findings` or `failed`;
+//! - `format`: `"docsweep-report/1"`; `status`: `clean`, `warn`, `findings` or `failed`;
 //!   `source` (passwords redacted), `started_at`, `finished_at` (RFC 3339, UTC);
 //!   `error`: why the scan failed (only when `status` is `failed`).
 //! - `collections[]`: `name`, `target_version`, `present` (false when the source has no
@@ -16,6 +16,8 @@
 //!   `structure` (`missing_id`, `duplicate_id`, `too_deep`, `oversize`),
 //!   `reconciliation` (null without a baseline), `top_errors[]`
 //!   (`keyword`, `path` with array indexes as `*`, `count`, `example_ids`), `remediation[]`,
+//!   `verdict[]` (only with thresholds, see [`gate`]: `check`, `version` for
+//!   `other_version`, `level`, `observed`, `threshold`),
 //!   `since_previous` (only when compared with a previous run, see [`trend`]: its
 //!   `finished_at` and `checks[]` with `check`, `previous`, `now`, `new`, `resolved`).
 //!

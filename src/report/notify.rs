@@ -561,24 +561,24 @@ fn status_str(s: Status) -> &'static str {
 }
 
 /// A collection's checks with findings at `warn` or `fail` (without thresholds every
-/// finding fails).
-fn flagged(c: &CollectionReport, gated: bool) -> Vec<(&'static str, u64, Level)> {
+/// finding fails); `other_version` by version when thresholds judged it.
+fn flagged(c: &CollectionReport, gated: bool) -> Vec<(String, u64, Level)> {
     if gated {
         return c
             .verdict
             .iter()
             .filter(|v| v.level != Level::Pass)
-            .map(|v| (v.check, v.observed, v.level))
+            .map(|v| (v.label(), v.observed, v.level))
             .collect();
     }
     Kind::ALL
         .iter()
-        .map(|k| (k.as_str(), k.observe(c).0, Level::Fail))
+        .map(|k| (k.as_str().to_string(), k.observe(c).0, Level::Fail))
         .filter(|(_, n, _)| *n > 0)
         .collect()
 }
 
-fn describe_checks(checks: &[(&'static str, u64, Level)]) -> String {
+fn describe_checks(checks: &[(String, u64, Level)]) -> String {
     let mut parts = Vec::new();
     for (level, word) in [(Level::Fail, "fail"), (Level::Warn, "warn")] {
         let these: Vec<String> = checks
@@ -593,6 +593,32 @@ fn describe_checks(checks: &[(&'static str, u64, Level)]) -> String {
     parts.join("; ")
 }
 
+/// `since the last sweep (T): +4 invalid, -2 orphans`, when something changed.
+fn describe_changes(c: &CollectionReport) -> Option<String> {
+    let sp = c.since_previous.as_ref()?;
+    Some(format!(
+        "since the last sweep ({}): {}",
+        sp.finished_at,
+        sp.changes()?
+    ))
+}
+
+/// The run's new and resolved findings, added up over the collections (None without a
+/// comparison with a previous run).
+fn change_totals(r: &Report) -> Option<Value> {
+    let compared: Vec<_> = r
+        .collections
+        .iter()
+        .filter_map(|c| c.since_previous.as_ref())
+        .collect();
+    let first = compared.first()?;
+    let (new, resolved) = compared.iter().fold((0, 0), |(n, r), sp| {
+        let (a, b) = sp.totals();
+        (n + a, r + b)
+    });
+    Some(json!({ "finished_at": first.finished_at, "new": new, "resolved": resolved }))
+}
+
 /// The bodies a webhook of `format` POSTs (several for pagerduty: one per collection).
 pub fn payloads(format: Format, ctx: &Context<'_>, routing_key: Option<&str>) -> Vec<Value> {
     let r = ctx.report;
@@ -604,13 +630,23 @@ pub fn payloads(format: Format, ctx: &Context<'_>, routing_key: Option<&str>) ->
             "finished_at": r.finished_at,
             "report": ctx.report_path.display().to_string(),
             "error": r.error,
-            "collections": r.collections.iter().map(|c| json!({
-                "name": c.name,
-                "documents": c.documents,
-                "present": c.present,
-                "verdict": c.outcome(r.gated),
-                "counts": c.counts(),
-            })).collect::<Vec<_>>(),
+            "since_previous": change_totals(r),
+            "collections": r.collections.iter().map(|c| {
+                let mut v = json!({
+                    "name": c.name,
+                    "documents": c.documents,
+                    "present": c.present,
+                    "verdict": c.outcome(r.gated),
+                    "counts": c.counts(),
+                });
+                if r.gated {
+                    v["checks"] = json!(c.verdict);
+                }
+                if let Some(sp) = &c.since_previous {
+                    v["since_previous"] = json!(sp);
+                }
+                v
+            }).collect::<Vec<_>>(),
         })],
         Format::Slack => vec![json!({ "text": slack_text(ctx) })],
         Format::PagerDuty => pagerduty(ctx, routing_key.unwrap_or_default()),
@@ -634,15 +670,21 @@ fn slack_text(ctx: &Context<'_>) -> String {
             continue;
         }
         let checks = flagged(c, r.gated);
-        if checks.is_empty() {
+        let changes = describe_changes(c);
+        if checks.is_empty() && changes.is_none() {
             clean += 1;
             continue;
         }
+        let what = if checks.is_empty() {
+            "no findings at warn or fail".to_string()
+        } else {
+            describe_checks(&checks)
+        };
         t.push_str(&format!(
-            "• {} ({} documents): {}\n",
+            "• {} ({} documents): {what}{}\n",
             c.name,
             super::summary::num(c.documents),
-            describe_checks(&checks)
+            changes.map(|c| format!("; {c}")).unwrap_or_default()
         ));
     }
     if clean > 0 {
@@ -705,20 +747,28 @@ fn pagerduty(ctx: &Context<'_>, routing_key: &str) -> Vec<Value> {
         };
         let levels: BTreeMap<&str, &str> = checks
             .iter()
-            .map(|(k, _, l)| (*k, if *l == Level::Fail { "fail" } else { "warn" }))
+            .map(|(k, _, l)| (k.as_str(), if *l == Level::Fail { "fail" } else { "warn" }))
             .collect();
+        let mut details = json!({
+            "status": status_str(r.status),
+            "collection": c.name,
+            "verdict": verdict,
+            "levels": levels,
+            "counts": c.counts(),
+            "report": ctx.report_path.display().to_string(),
+        });
+        let mut summary = format!("docsweep: {} in {}: {what}", c.name, r.source);
+        if let Some(sp) = &c.since_previous {
+            details["since_previous"] = json!(sp);
+            if let Some(changes) = sp.changes() {
+                summary.push_str(&format!(" ({changes} since the last sweep)"));
+            }
+        }
         out.push(event(
             format!("docsweep:{}:{}", r.source, c.name),
-            format!("docsweep: {} in {}: {what}", c.name, r.source),
+            summary,
             severity,
-            json!({
-                "status": status_str(r.status),
-                "collection": c.name,
-                "verdict": verdict,
-                "levels": levels,
-                "counts": c.counts(),
-                "report": ctx.report_path.display().to_string(),
-            }),
+            details,
         ));
     }
     out

@@ -136,23 +136,8 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
         }
     }
     if let Some(sp) = &c.since_previous {
-        let changes: Vec<String> = sp
-            .checks
-            .iter()
-            .flat_map(|ch| {
-                let plus = (ch.new > 0).then(|| format!("+{} {}", num(ch.new), ch.check));
-                let minus =
-                    (ch.resolved > 0).then(|| format!("-{} {}", num(ch.resolved), ch.check));
-                plus.into_iter().chain(minus)
-            })
-            .collect();
-        if !changes.is_empty() {
-            writeln!(
-                w,
-                "  since last     {} ({})",
-                changes.join(", "),
-                sp.finished_at
-            )?;
+        if let Some(changes) = sp.changes() {
+            writeln!(w, "  since last     {changes} ({})", sp.finished_at)?;
         }
     }
     if !c.top_errors.is_empty() {
@@ -269,7 +254,7 @@ fn gate(w: &mut dyn Write, report: &Report) -> io::Result<()> {
                 w,
                 "  {level:<5} {} {}: {} ({bound})",
                 c.name,
-                v.check,
+                v.label(),
                 num(v.observed)
             )?;
         }

@@ -45,6 +45,32 @@ pub struct CheckChange {
     pub resolved: u64,
 }
 
+impl SincePrevious {
+    /// `+12 invalid, -3 orphans`: the new and resolved findings of every check that has
+    /// some (None when nothing changed).
+    pub fn changes(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .checks
+            .iter()
+            .flat_map(|ch| {
+                let plus =
+                    (ch.new > 0).then(|| format!("+{} {}", super::summary::num(ch.new), ch.check));
+                let minus = (ch.resolved > 0)
+                    .then(|| format!("-{} {}", super::summary::num(ch.resolved), ch.check));
+                plus.into_iter().chain(minus)
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// The new and the resolved findings of every check, added up.
+    pub fn totals(&self) -> (u64, u64) {
+        self.checks
+            .iter()
+            .fold((0, 0), |(n, r), ch| (n + ch.new, r + ch.resolved))
+    }
+}
+
 impl CheckChange {
     pub fn kind(&self) -> Option<Kind> {
         Kind::parse(self.check)

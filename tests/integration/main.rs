@@ -4,6 +4,7 @@ mod archive;
 mod bad_input;
 mod check;
 mod contract_pull;
+mod dashboard;
 mod from_report;
 mod gate;
 mod harden;

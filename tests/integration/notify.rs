@@ -14,15 +14,15 @@ use crate::util::{collection, example, Run, Workdir};
 
 /// One request the server received.
 #[derive(Debug, Clone)]
-struct Request {
+pub(crate) struct Request {
     method: String,
-    path: String,
+    pub(crate) path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Request {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {:?}", self.path, self.body))
     }
@@ -38,7 +38,7 @@ impl Request {
 /// A small HTTP/1.1 server: parses the request line, the headers and a Content-Length
 /// body, records the request, and answers with the status `answer` gives for it (the
 /// number of earlier requests to the same path, the path) and `Connection: close`.
-struct Server {
+pub(crate) struct Server {
     port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
@@ -46,7 +46,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(answer: fn(usize, &str) -> u16) -> Server {
+    pub(crate) fn start(answer: fn(usize, &str) -> u16) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -78,11 +78,11 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn requests(&self, path: &str) -> Vec<Request> {
+    pub(crate) fn requests(&self, path: &str) -> Vec<Request> {
         self.requests
             .lock()
             .unwrap()
@@ -576,4 +576,204 @@ fn the_audit_command_prints_the_timeline() {
     assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
     assert_eq!(w.docsweep(&["audit", "--since", "soon"]).code, 2);
     assert_eq!(w.docsweep(&["audit", "--audit", "none.jsonl"]).code, 2);
+}
+
+#[test]
+fn the_timeline_has_the_check_the_repair_its_undo_and_the_check_after() {
+    let w = Workdir::new();
+    crate::util::copy_dir(&example().join("data/dump"), &w.path().join("dump"));
+    let schemas = example().join("schemas");
+    let schemas = schemas.to_str().unwrap();
+    let baseline = format!("dump:{}", example().join("data/baseline").display());
+    config(
+        &w,
+        "[thresholds]\ninvalid = { warn = 1, fail = \"5%\" }\n\"other_version:2\" = { warn = 1, fail = 1000 }\n",
+    );
+    let sweep = |source: &str| {
+        let run = w.docsweep(&[
+            "check",
+            "--no-progress",
+            "--source",
+            source,
+            "--baseline",
+            &baseline,
+            "--schemas",
+            schemas,
+            "--actor",
+            "night@ci",
+        ]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+    };
+    sweep("dump:dump");
+    let ok = |args: &[&str]| {
+        let run = w.docsweep(args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    };
+    ok(&[
+        "repair",
+        "plan",
+        "--template",
+        "restore-missing",
+        "--baseline",
+        &baseline,
+        "--collection",
+        "orders",
+        "--source",
+        "dump:dump",
+        "--schemas",
+        schemas,
+        "--out",
+        "p.plan",
+    ]);
+    ok(&[
+        "repair",
+        "apply",
+        "p.plan",
+        "--out",
+        "dump:fixed",
+        "--actor",
+        "ana@ops",
+    ]);
+    ok(&[
+        "repair",
+        "undo",
+        "fixed/shop/.docsweep/journal",
+        "--out",
+        "dump:undone",
+    ]);
+    sweep("dump:fixed");
+    // A failed sweep: its line masks the password.
+    let run = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--source",
+        "mongodb://app:s3cret@127.0.0.1:9/shop",
+        "--connect-timeout",
+        "1",
+        "--schemas",
+        schemas,
+        "--report-dir",
+        "failed",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+
+    let lines = audit_lines(&w, "docsweep-audit.jsonl");
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["check", "apply", "undo", "check", "check"]);
+    let (first, last) = (&lines[0], &lines[3]);
+    let report = w.read_json("docsweep-report/report.json");
+    // who, when (started and finished), the source, the status and verdict, the counts
+    assert!(first["actor"].as_str().unwrap().starts_with("night@ci"));
+    assert_eq!(last["started_at"], report["started_at"]);
+    assert_eq!(last["finished_at"], report["finished_at"]);
+    assert_eq!(last["at"], report["finished_at"]);
+    assert_eq!(last["source"], report["source"]);
+    assert_eq!(last["database"], "shop");
+    assert_eq!(last["baseline"], report["baseline"]);
+    assert_eq!(last["status"], report["status"]);
+    let orders = collection(&report, "orders");
+    assert_eq!(last["gate"]["orders"], orders["verdict"]);
+    assert_eq!(last["verdict"]["orders"], "fail");
+    assert_eq!(
+        last["counts"]["orders"]["other_versions"],
+        orders["classes"]["other_version"]
+    );
+    assert_eq!(
+        last["counts"]["orders"]["missing"],
+        orders["reconciliation"]["missing"]
+    );
+    assert_eq!(last["since_previous"]["orders"], orders["since_previous"]);
+    let failed = &lines[4];
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"].as_str().unwrap().contains("cannot connect"));
+    assert!(!w.read("docsweep-audit.jsonl").contains("s3cret"));
+    assert!(failed["source"].as_str().unwrap().contains("app:****@"));
+
+    // The table: every event, the undo under the collection of the apply it reverts.
+    let run = w.docsweep(&["audit"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(rows.len(), 6, "{}", run.stdout);
+    let applied = lines[1]["applied"].as_u64().unwrap();
+    let missing_before = first["counts"]["orders"]["missing"].as_u64().unwrap();
+    let missing_after = last["counts"]["orders"]["missing"].as_u64().unwrap();
+    assert_eq!(missing_after, missing_before - applied, "the repair shows");
+    assert!(
+        rows[1].contains("night@ci") && rows[1].contains("findings; gate: customers "),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[2].contains("ana@ops")
+            && rows[2].contains("orders")
+            && rows[2].ends_with(&format!(
+                "restore-missing: applied {applied}, already 0, conflicts 0"
+            )),
+        "{}",
+        rows[2]
+    );
+    assert!(
+        rows[3].contains("undo") && rows[3].contains(" orders ") && rows[3].contains("undone"),
+        "{}",
+        rows[3]
+    );
+    let total = |field: &str| -> u64 {
+        last["since_previous"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|c| c["checks"].as_array().unwrap())
+            .map(|ch| ch[field].as_u64().unwrap())
+            .sum()
+    };
+    assert!(
+        total("resolved") >= applied,
+        "the restored documents are resolved"
+    );
+    assert!(
+        rows[4].contains(&format!(
+            "since last: +{} new, -{} resolved",
+            total("new"),
+            total("resolved")
+        )),
+        "{}",
+        rows[4]
+    );
+
+    // Filters: event, collection (the undo too), until.
+    let run = w.docsweep(&[
+        "audit",
+        "--event",
+        "undo",
+        "--collection",
+        "orders",
+        "--json",
+    ]);
+    let picked: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(picked.len(), 1, "{}", run.stdout);
+    assert_eq!(picked[0]["event"], "undo");
+    let run = w.docsweep(&["audit", "--event", "check", "--collection", "customers"]);
+    // The header and the two sweeps that read customers (the failed one read nothing).
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("gate: customers fail") && !run.stdout.contains("orders fail"),
+        "only customers' verdict: {}",
+        run.stdout
+    );
+    let until = lines[0]["at"].as_str().unwrap();
+    let run = w.docsweep(&["audit", "--until", until, "--json"]);
+    assert_eq!(
+        run.stdout.lines().count(),
+        0,
+        "before the first line: {}",
+        run.stdout
+    );
+    let run = w.docsweep(&["audit", "--until", "2999-01-01", "--since", "2000-01-01"]);
+    assert_eq!(run.stdout.lines().count(), 6);
+    assert_eq!(w.docsweep(&["audit", "--event", "plan"]).code, 2);
+    assert_eq!(w.docsweep(&["audit", "--until", "later"]).code, 2);
 }

@@ -304,7 +304,7 @@ fn junit_xsd() -> PathBuf {
 
 /// Runs tests/check_outputs.py and returns what the tool saw; fails the test (with how to
 /// install what is missing) when a tool is not there.
-fn consumer(args: &[&str]) -> Value {
+pub(crate) fn consumer(args: &[&str]) -> Value {
     let o = Command::new("python3")
         .arg(repo().join("tests/check_outputs.py"))
         .args(args)
@@ -422,6 +422,111 @@ fn html_renders_in_chromium_with_the_reports_numbers() {
     }
     // people read the separated form
     assert!(seen["text"].as_str().unwrap().contains("1,448"));
+}
+
+/// The example judged by thresholds (orders: invalid over 1% fails, version 2 warns) and
+/// compared with a previous run.
+fn gated_shop() -> Report {
+    use docsweep::report::gate::Gate;
+    use docsweep::report::trend::{CheckChange, SincePrevious};
+    let mut r = shop_with_remediation();
+    let gate = Gate::new(
+        None,
+        &["invalid=1".into(), "other_version=1".into()],
+        &[
+            "invalid=1%".into(),
+            "other_version:2=50".into(),
+            "orphans=1000".into(),
+        ],
+        false,
+    )
+    .unwrap();
+    r.judge(&gate);
+    r.status = r.derive_status();
+    r.collections[1].since_previous = Some(SincePrevious {
+        finished_at: "2026-11-24T09:47:01Z".into(),
+        checks: vec![CheckChange {
+            check: "invalid",
+            previous: 25,
+            now: 24,
+            new: 3,
+            resolved: 4,
+        }],
+    });
+    r
+}
+
+#[test]
+fn html_shows_the_gate_verdict_and_the_changes_since_the_last_sweep() {
+    let r = gated_shop();
+    assert_eq!(r.status, Status::Findings);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.html");
+    report::write_html(&r, &file).unwrap();
+    let seen = consumer(&["html", file.to_str().unwrap()]);
+    assert_eq!(seen["run"]["status"], json!(["findings"]));
+
+    let o = ids(&seen, "orders");
+    // One row per check with findings, as report.json's verdict has them.
+    let verdict = &r.collections[1].verdict;
+    assert_eq!(o["gate.invalid.level"].as_array().map(Vec::len), Some(1));
+    for v in verdict {
+        let label = v.label();
+        let level = serde_json::to_value(v.level).unwrap();
+        assert_eq!(one(o, &format!("gate.{label}.level")), level, "{label}");
+        assert_eq!(
+            one(o, &format!("gate.{label}.observed")),
+            v.observed.to_string(),
+            "{label}"
+        );
+        assert_eq!(
+            one(o, &format!("gate.{label}.threshold")),
+            v.threshold.map(|t| t.to_string()).unwrap_or_default(),
+            "{label}"
+        );
+    }
+    for (label, level, observed, threshold) in [
+        ("invalid", "fail", "24", "1%"),
+        ("other_version:2", "warn", "40", "1"),
+        ("orphans", "pass", "11", "1000"),
+        ("structure", "fail", "3", "1"),
+    ] {
+        assert_eq!(one(o, &format!("gate.{label}.level")), level, "{label}");
+        assert_eq!(one(o, &format!("gate.{label}.observed")), observed);
+        assert_eq!(one(o, &format!("gate.{label}.threshold")), threshold);
+    }
+    assert_eq!(one(o, "collection-status"), "gate: fail");
+    let c = ids(&seen, "customers");
+    assert_eq!(one(c, "gate.other_version:2.level"), "warn");
+    assert_eq!(one(c, "gate.other_version:2.observed"), "12");
+    let text = seen["text"].as_str().unwrap();
+    assert!(
+        text.contains("reached 1%") && text.contains("below 1000") && text.contains("WARN"),
+        "{text}"
+    );
+
+    // The changes since the previous run.
+    assert_eq!(one(o, "since.finished_at"), "2026-11-24T09:47:01Z");
+    for (id, n) in [
+        ("since.invalid.previous", "25"),
+        ("since.invalid.now", "24"),
+        ("since.invalid.new", "3"),
+        ("since.invalid.resolved", "4"),
+    ] {
+        assert_eq!(one(o, id), n, "{id}");
+    }
+    assert!(c.get("since.finished_at").is_none());
+}
+
+#[test]
+fn html_without_thresholds_has_no_gate_table() {
+    let html = report::html::render(&shop_report());
+    assert!(
+        !html.contains("data-testid=\"gate"),
+        "no verdict, no gate table"
+    );
+    let html = report::html::render(&gated_shop());
+    assert_eq!(html.matches("data-testid=\"gate\"").count(), 2);
 }
 
 #[test]

@@ -493,3 +493,134 @@ fn merge_compares_with_the_previous_merge() {
     // A partition's own run compares nothing (it writes no report.json).
     assert!(!w.path().join("parts/0/report.json").exists());
 }
+
+#[test]
+fn hooks_and_the_audit_line_carry_since_previous() {
+    use crate::notify::Server;
+    let server = Server::start(|_, _| 200);
+    let w = Workdir::new();
+    copy_dump(&w);
+    std::fs::write(
+        w.path().join("docsweep.toml"),
+        format!(
+            r#"
+[[notify]]
+on = ["always"]
+webhook = "{}"
+[[notify]]
+on = ["always"]
+webhook = "{}"
+format = "slack"
+[[notify]]
+on = ["always"]
+webhook = "{}"
+format = "pagerduty"
+routing_key_env = "TEST_PD_KEY"
+"#,
+            server.url("/json"),
+            server.url("/slack"),
+            server.url("/pd")
+        ),
+    )
+    .unwrap();
+    // As `check` does, with the routing key and without proxy variables (the server is on
+    // 127.0.0.1).
+    let check = |w: &Workdir, out: &str| -> (i32, Value, String) {
+        let schemas = example().join("schemas");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"));
+        cmd.args([
+            "check",
+            "--no-progress",
+            "--source",
+            "dump:dump",
+            "--schemas",
+        ])
+        .arg(&schemas)
+        .args(["--report-dir", out, "--audit", "audit.jsonl"])
+        .current_dir(w.path())
+        .env("TEST_PD_KEY", "R0UTING");
+        for var in ["ALL_PROXY", "HTTPS_PROXY", "HTTP_PROXY"] {
+            cmd.env_remove(var).env_remove(var.to_lowercase());
+        }
+        let o = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("notify["),
+            "{stderr}"
+        );
+        let report = w.read_json(&format!("{out}/report.json"));
+        (o.status.code().unwrap_or(-1), report, stderr)
+    };
+    let (_, first, _) = check(&w, "out");
+    // Without a previous run the payloads have no comparison.
+    assert!(server.requests("/json")[0].json()["since_previous"].is_null());
+    let planted = plant(&w, "out/violations.csv", 2, 1);
+    let (_, second, _) = check(&w, "out");
+    let want = &collection(&second, "orders")["since_previous"];
+    let (new, resolved) = (planted.broken.len(), planted.removed.len());
+
+    // json: per collection as report.json has it, and the totals of the run.
+    let json = server.requests("/json").pop().unwrap().json();
+    assert_eq!(&collection(&json, "orders")["since_previous"], want);
+    let total = |field: &str| -> u64 {
+        second["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["since_previous"]["checks"].as_array().unwrap())
+            .map(|ch| ch[field].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(json["since_previous"]["new"], total("new"));
+    assert_eq!(json["since_previous"]["resolved"], total("resolved"));
+    assert_eq!(json["since_previous"]["finished_at"], first["finished_at"]);
+
+    // slack: the changes in the collection's line.
+    let text = server.requests("/slack").pop().unwrap().json()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("• orders"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(&format!(
+            "since the last sweep ({}): +{new} invalid, -{resolved} invalid",
+            first["finished_at"].as_str().unwrap()
+        )),
+        "{line}"
+    );
+
+    // pagerduty: in the event's custom_details and summary.
+    let events: Vec<Value> = server
+        .requests("/pd")
+        .iter()
+        .map(|r| r.json())
+        .filter(|e| e["payload"]["custom_details"]["collection"] == "orders")
+        .collect();
+    let last = events.last().unwrap();
+    assert_eq!(&last["payload"]["custom_details"]["since_previous"], want);
+    assert!(
+        last["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(
+                "+{new} invalid, -{resolved} invalid since the last sweep"
+            )),
+        "{last}"
+    );
+
+    // The audit line of the second check.
+    let audit: Vec<Value> = w
+        .read("audit.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(audit[0].get("since_previous").is_none(), "{}", audit[0]);
+    assert_eq!(&audit[1]["since_previous"]["orders"], want);
+    assert_eq!(
+        audit[1]["since_previous"]["customers"],
+        collection(&second, "customers")["since_previous"]
+    );
+}
