@@ -6,7 +6,7 @@
 use bson::{Bson, Document};
 use serde_json::Value;
 
-use super::apply::ApplyError;
+use super::error::ApplyError;
 
 fn ordered_fingerprint(bytes: &[u8]) -> Option<u128> {
     crate::value::from_bson(bytes)

@@ -141,6 +141,22 @@ pub struct Read {
     chained: bool,
 }
 
+/// The collections a journal's apply changed: `collections` in a journal over several,
+/// else its one `collection`.
+pub fn collections(header: &Value) -> Vec<String> {
+    let listed: Vec<String> = header["collections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    if listed.is_empty() {
+        vec![header["collection"].as_str().unwrap_or_default().to_string()]
+    } else {
+        listed
+    }
+}
+
 /// Reads and verifies a journal.
 pub fn read(path: &Path) -> Result<Read, JournalError> {
     let corrupt = |message: String| JournalError::Corrupt {

@@ -1346,7 +1346,7 @@ fn journaled_changes(path: &Path) -> Result<(Value, Vec<Journaled>), ApplyError>
     }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    let collections = journal_collections(&header);
+    let collections = journal::collections(&header);
     for r in read.records.iter().filter(|r| r["kind"] == "batch") {
         let collection = r["collection"]
             .as_str()
@@ -1394,24 +1394,6 @@ fn journaled_changes(path: &Path) -> Result<(Value, Vec<Journaled>), ApplyError>
     Ok((header, out))
 }
 
-/// The collections a journal's apply changed: `collections` in a journal over several,
-/// else its one `collection`.
-fn journal_collections(header: &Value) -> Vec<String> {
-    let listed: Vec<String> = header["collections"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c.as_str().map(str::to_string))
-        .collect();
-    if listed.is_empty() {
-        vec![header["collection"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()]
-    } else {
-        listed
-    }
-}
 
 /// Counts per action of an applied journal (for the summary shown without `--yes`).
 pub fn journal_counts(
@@ -1427,7 +1409,7 @@ pub fn journal_counts(
             "{} {}.{}",
             h["target"].as_str().unwrap_or_default(),
             h["database"].as_str().unwrap_or_default(),
-            journal_collections(&h).join(",")
+            journal::collections(&h).join(",")
         ),
         m,
     ))
@@ -1453,7 +1435,7 @@ pub fn undo_live(
     accept_top_level: bool,
 ) -> Result<LiveOutcome, ApplyError> {
     let (header, changes) = journaled_changes(journal_path)?;
-    let collections = journal_collections(&header);
+    let collections = journal::collections(&header);
     let multi = collections.len() > 1;
     // Every collection's connection and guard first: nothing is written unless all of
     // them can be.

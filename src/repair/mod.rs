@@ -2,6 +2,7 @@
 //! (next to these) planning, applying and journaling them.
 
 pub mod apply;
+mod error;
 pub mod from_report;
 mod image;
 pub mod journal;

@@ -1,0 +1,393 @@
+//! Applying a plan to a dump: a new dump directory, each changed collection rewritten in
+//! one pass with one journal; every entry ends applied, already in place, or a conflict.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::files::{
+    bson_name, copy_others, dump_db_dir, dump_root, fresh_partial, lock_out, offset_of, open_in,
+    open_out, refuse_overlap, sync_tree, write_quarantine, Passthrough,
+};
+use super::metadata::{rewrite_metadata, settle_indexes};
+use super::{conflicts_json, conflicts_of, failpoint, io, plan_checksum, tally, ApplyError, Outcome};
+use crate::repair::image::after_bytes;
+use crate::repair::journal::{self, Journal};
+use crate::repair::matcher::{Found, Matcher, Settled, Want};
+use crate::repair::plan::{Entry, Plan};
+use crate::repair::settle::Reason;
+use crate::source::{BsonReader, RecordReader, BATCH_RECORDS};
+
+/// Applies `plan` to the dump it was made from, writing a new dump under `out_root`.
+///
+/// Every entry of the plan ends exactly once: applied, already in its after-state, or a
+/// conflict with its reason (see [`super::matcher`]); the three counts add up to the
+/// plan's entries, or no output is published.
+pub fn apply_dump(
+    plan: &Plan,
+    plan_path: &Path,
+    out_root: &Path,
+    max_changes: Option<u64>,
+) -> Result<Outcome, ApplyError> {
+    let source = plan.header["source"].as_str().unwrap_or_default();
+    let db = plan.header["database"].as_str();
+    let (in_dir, db_name) = dump_db_dir(source, db)?;
+    let coll = plan.collection().to_string();
+    let checksum = plan_checksum(plan_path)?;
+    let final_dir = out_root.join(&db_name);
+    let marker = final_dir.join(".docsweep").join("applied");
+    let journal_path = final_dir.join(".docsweep").join("journal");
+    if final_dir.exists() {
+        let done = std::fs::read_to_string(&marker).unwrap_or_default();
+        if done.trim() == checksum {
+            // Report what that run did, from its journal.
+            let read = journal::read(&journal_path)?;
+            // The output is published only when complete: a cut finish line lost the
+            // counts, not the work; the journaled changes are what was applied.
+            let finish = read
+                .records
+                .iter()
+                .find(|r| r["kind"] == "finish")
+                .cloned()
+                .unwrap_or_else(|| {
+                    let applied: usize = read
+                        .records
+                        .iter()
+                        .filter(|r| r["kind"] == "batch")
+                        .map(|r| r["entries"].as_array().map_or(0, Vec::len))
+                        .sum();
+                    json!({"applied": applied})
+                });
+            return Ok(Outcome {
+                already_done: true,
+                applied: finish["applied"].as_u64().unwrap_or(0),
+                already: finish["already"].as_u64().unwrap_or(0),
+                conflicts: conflicts_of(&finish),
+                output: final_dir,
+                journal: journal_path,
+            });
+        }
+        return Err(ApplyError::Usage(format!(
+            "{} exists and is not the output of this plan: choose a new --out",
+            final_dir.display()
+        )));
+    }
+    // A dump is never modified in place: the output is neither inside the source nor around it.
+    refuse_overlap(&dump_root(source, &in_dir), out_root)?;
+    // An action this version does not know is never guessed at.
+    if let Some(e) = plan.entries.iter().find(|e| {
+        !matches!(
+            e.action.as_str(),
+            "replace" | "delete" | "quarantine" | "insert" | "create_index" | "drop_index"
+        )
+    }) {
+        return Err(ApplyError::Usage(format!(
+            "{}: unknown action {:?} (for _id {}): a plan from another docsweep version?",
+            plan_path.display(),
+            e.action,
+            crate::scan::id_text(&e.id)
+        )));
+    }
+    let changes = plan.entries.len() as u64;
+    if let Some(max) = max_changes {
+        if changes > max {
+            return Err(ApplyError::Usage(format!(
+                "the plan changes {changes} documents and indexes, more than --max-changes {max}"
+            )));
+        }
+    }
+    std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
+    let _lock = lock_out(out_root, &db_name)?;
+    let partial = fresh_partial(out_root, &db_name)?;
+    std::fs::create_dir_all(partial.join(".docsweep")).map_err(|e| io(&partial, e))?;
+    let mut journal = Journal::create(&partial.join(".docsweep").join("journal"))?;
+    journal.append(&json!({
+        "kind": "header", "format": journal::FORMAT, "plan": plan_path.display().to_string(),
+        "plan_checksum": checksum,
+        "target": format!("dump:{}", std::path::absolute(&final_dir).unwrap_or_else(|_| final_dir.clone()).display()),
+        "source": source, "database": db_name, "collection": coll, "collections": plan.collections(),
+        "template": plan.header["template"],
+        "params": plan.header["params"], "started_at": crate::report::now_rfc3339(),
+        "user": crate::os::actor(),
+    }))?;
+    let mut result = Outcome {
+        output: final_dir.clone(),
+        journal: journal_path.clone(),
+        ..Outcome::default()
+    };
+    let mut settled: Vec<Option<Settled>> = vec![None; plan.entries.len()];
+    // The files of the collections the plan changes are rewritten; the others are copied.
+    let collections = plan.collections();
+    let mut rewritten = Vec::new();
+    for coll in &collections {
+        let (in_file, _) = bson_name(&in_dir, coll)
+            .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
+        rewritten.push(
+            in_file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+    }
+    copy_others(&in_dir, &partial, &rewritten)?;
+    let mut cx = DumpApply {
+        plan,
+        in_dir: &in_dir,
+        partial: &partial,
+        journal: &mut journal,
+        settled: &mut settled,
+        batch_no: 0,
+    };
+    for coll in &collections {
+        cx.collection(coll)?;
+    }
+    tally(plan, &settled, &mut result)?;
+    journal.append(&json!({
+        "kind": "finish", "entries": plan.entries.len(), "applied": result.applied,
+        "already": result.already, "conflicts": conflicts_json(&result.conflicts),
+    }))?;
+    std::fs::write(partial.join(".docsweep").join("applied"), &checksum)
+        .map_err(|e| io(&partial, e))?;
+    sync_tree(&partial)?;
+    failpoint("apply.before-rename");
+    std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
+    failpoint("apply.after-rename");
+    if let Ok(d) = File::open(out_root) {
+        let _ = d.sync_all();
+    }
+    Ok(result)
+}
+
+/// A dump apply in progress: the collections are rewritten one by one into `partial`,
+/// with one journal.
+pub(super) struct DumpApply<'a> {
+    plan: &'a Plan,
+    in_dir: &'a Path,
+    partial: &'a Path,
+    journal: &'a mut Journal,
+    settled: &'a mut [Option<Settled>],
+    /// The next journal batch number (unique across collections).
+    batch_no: u64,
+}
+
+impl DumpApply<'_> {
+    /// Rewrites one collection's file: its entries applied, every other record kept.
+    fn collection(&mut self, coll: &str) -> Result<(), ApplyError> {
+        let plan = self.plan;
+        let mine: Vec<usize> = (0..plan.entries.len())
+            .filter(|&i| plan.collection_of(&plan.entries[i]) == coll)
+            .collect();
+        settle_indexes(self.in_dir, coll, plan, &mine, self.journal, self.settled)?;
+        let (in_file, gzip) = bson_name(self.in_dir, coll).ok_or_else(|| {
+            ApplyError::Usage(format!("{}: no {coll}.bson", self.in_dir.display()))
+        })?;
+        let out_name = in_file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+
+        // The documents the plan changes in place, and those it inserts.
+        let in_place: Vec<usize> = mine
+            .iter()
+            .copied()
+            .filter(|&i| !plan.entries[i].id.is_null() && plan.entries[i].action != "insert")
+            .collect();
+        let mut matcher = Matcher::new(
+            in_place
+                .iter()
+                .map(|&i| want_of(&plan.entries[i]))
+                .collect(),
+        );
+        let mut inserts: HashMap<String, (usize, u128)> = HashMap::new();
+        for &i in &mine {
+            let e = &plan.entries[i];
+            if e.action == "insert" {
+                let fp =
+                    crate::value::fingerprint(e.after.as_ref().unwrap_or(&Value::Null)).ordered;
+                let id = crate::scan::id_text(&e.id);
+                match inserts.entry(id) {
+                    // One document per `_id`: a second insert of it cannot be carried out.
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        self.settled[i] = Some(Settled::Conflict(Reason::SecondEntry));
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert((i, fp));
+                    }
+                }
+            }
+        }
+        let mut out = open_out(&self.partial.join(&out_name), gzip)?;
+        let mut quarantine: HashMap<String, Vec<Value>> = HashMap::new();
+        let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
+        let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
+        while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
+            // (offset, length in the input, bytes to write; None for an unreadable region)
+            let mut writes: Vec<(u64, u64, Option<Vec<u8>>)> = Vec::with_capacity(batch.len());
+            let mut journaled = Vec::new();
+            // Which writes are journaled entries (their output position goes in `done`).
+            let mut journaled_writes = Vec::new();
+            for rec in &batch.records {
+                let bytes = batch.bytes(rec);
+                let (at, len) = (offset_of(rec.location), bytes.len() as u64);
+                if rec.broken.is_some() {
+                    writes.push((at, 0, None));
+                    continue;
+                }
+                let keep = |writes: &mut Vec<_>| writes.push((at, len, Some(bytes.to_vec())));
+                let Ok(decoded) = crate::value::from_bson(bytes) else {
+                    keep(&mut writes);
+                    continue;
+                };
+                let doc = decoded.value;
+                let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
+                if let Some((i, after_fp)) = inserts.get(&id) {
+                    // An insert whose `_id` exists again is a conflict, never a duplicate.
+                    let fp = crate::value::fingerprint(&doc).ordered;
+                    self.settled[*i] = Some(match self.settled[*i] {
+                        None if fp == *after_fp => Settled::Already,
+                        _ => Settled::Conflict(Reason::IdTaken),
+                    });
+                }
+                if !matcher.wants(&id) {
+                    keep(&mut writes);
+                    continue;
+                }
+                let fp = crate::value::fingerprint(&doc).ordered;
+                let Found::Act(k) = matcher.offer(&id, fp, at) else {
+                    keep(&mut writes);
+                    continue;
+                };
+                let entry = &plan.entries[in_place[k]];
+                // The original bytes too: undo restores them exactly (relaxed JSON cannot
+                // tell Int32 from Int64).
+                use base64::Engine as _;
+                let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
+                let mut j = json!({"action": entry.action, "_id": entry.id, "before": doc, "before_bson": raw, "after": entry.after});
+                if let Some(to) = &entry.to {
+                    j["to"] = Value::from(to.as_str());
+                }
+                journaled.push(j);
+                journaled_writes.push(writes.len());
+                match entry.action.as_str() {
+                    "replace" => {
+                        let after = entry.after.clone().unwrap_or(Value::Null);
+                        writes.push((at, len, Some(after_bytes(Some(bytes), &after)?)));
+                    }
+                    "quarantine" => {
+                        // The image the plan set aside (the document as earlier steps of the
+                        // plan left it); the document as read for older plans.
+                        let to = entry.to.clone().unwrap_or_default();
+                        quarantine
+                            .entry(to)
+                            .or_default()
+                            .push(entry.after.clone().unwrap_or(doc));
+                        writes.push((at, len, Some(Vec::new())));
+                    }
+                    // "delete" (the actions are checked above)
+                    _ => writes.push((at, len, Some(Vec::new()))),
+                }
+            }
+            // The journal holds the batch before any of it is written.
+            failpoint("apply.before-batch");
+            if !journaled.is_empty() {
+                self.journal.append(&json!({"kind": "batch", "n": self.batch_no, "collection": coll, "entries": journaled}))?;
+                failpoint("apply.batch-journaled");
+            }
+            // Where each journaled change lies in the new file, so that undo puts a removed
+            // record back exactly where it was.
+            let mut out_at = Vec::with_capacity(journaled_writes.len());
+            let mut next_journaled = journaled_writes.iter().peekable();
+            for (w, (at, len, bytes)) in writes.into_iter().enumerate() {
+                match bytes {
+                    Some(b) => {
+                        pass.record(at, len, &mut out)
+                            .map_err(|e| io(&in_file, e))?;
+                        if next_journaled.next_if_eq(&&w).is_some() {
+                            out_at.push(out.position());
+                        }
+                        out.write_all(&b).map_err(|e| io(&in_file, e))?;
+                    }
+                    None => pass.broken(at, &mut out).map_err(|e| io(&in_file, e))?,
+                }
+            }
+            if !journaled.is_empty() {
+                self.journal
+                    .append(&json!({"kind": "done", "n": self.batch_no, "out_at": out_at}))?;
+                failpoint("apply.batch-done");
+            }
+            self.batch_no += 1;
+        }
+        // Restored documents (inserts) go at the end, before a trailing unreadable region
+        // (which must stay last: its length prefix would swallow anything after it).
+        let mut to_insert: Vec<usize> = inserts
+            .values()
+            .map(|&(i, _)| i)
+            .filter(|&i| self.settled[i].is_none())
+            .collect();
+        to_insert.sort_unstable();
+        if !to_insert.is_empty() {
+            let journaled: Vec<Value> = to_insert
+                .iter()
+                .map(|&i| {
+                    let e = &plan.entries[i];
+                    json!({"action": "insert", "_id": e.id, "before": Value::Null, "after": e.after})
+                })
+                .collect();
+            failpoint("apply.before-batch");
+            self.journal.append(&json!({"kind": "batch", "n": self.batch_no, "collection": coll, "entries": journaled}))?;
+            failpoint("apply.batch-journaled");
+            let mut out_at = Vec::with_capacity(to_insert.len());
+            for &i in &to_insert {
+                let e = &plan.entries[i];
+                let b = crate::value::to_bson(e.after.as_ref().unwrap_or(&Value::Null))
+                    .map_err(|err| ApplyError::Usage(format!("insert: {err}")))?;
+                out_at.push(out.position());
+                out.write_all(&b).map_err(|err| io(&in_file, err))?;
+                self.settled[i] = Some(Settled::Acted);
+            }
+            self.journal
+                .append(&json!({"kind": "done", "n": self.batch_no, "out_at": out_at}))?;
+            failpoint("apply.batch-done");
+            self.batch_no += 1;
+        }
+        pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
+        out.finish(&self.partial.join(&out_name))?;
+        for (to, docs) in quarantine {
+            write_quarantine(self.partial, coll, &to, &docs, gzip)?;
+        }
+        let entries: Vec<Entry> = mine.iter().map(|&i| plan.entries[i].clone()).collect();
+        rewrite_metadata(self.partial, coll, &entries, false)?;
+        failpoint("apply.collection-done");
+        for (k, s) in matcher
+            .finish(Reason::ChangedSincePlan)
+            .into_iter()
+            .enumerate()
+        {
+            self.settled[in_place[k]] = Some(s);
+        }
+        Ok(())
+    }
+}
+
+/// What to look for in the input for an entry that changes a document in place.
+pub(super) fn want_of(e: &Entry) -> Want {
+    let done = match e.action.as_str() {
+        "replace" => e
+            .after
+            .as_ref()
+            .map(|a| crate::value::fingerprint(a).ordered),
+        _ => None,
+    };
+    Want {
+        id: crate::scan::id_text(&e.id),
+        // An entry without a before-image never matches: it can only be a conflict.
+        expect: e.before.unwrap_or(0),
+        done,
+        at: e.at,
+        absent_is_done: e.action == "delete",
+    }
+}
+
