@@ -22,4 +22,3 @@ pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> ApplyError {
         message: e.to_string(),
     }
 }
-

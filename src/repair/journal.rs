@@ -151,7 +151,10 @@ pub fn collections(header: &Value) -> Vec<String> {
         .filter_map(|c| c.as_str().map(str::to_string))
         .collect();
     if listed.is_empty() {
-        vec![header["collection"].as_str().unwrap_or_default().to_string()]
+        vec![header["collection"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()]
     } else {
         listed
     }

@@ -13,7 +13,9 @@ use super::files::{
     open_out, refuse_overlap, sync_tree, write_quarantine, Passthrough,
 };
 use super::metadata::{rewrite_metadata, settle_indexes};
-use super::{conflicts_json, conflicts_of, failpoint, io, plan_checksum, tally, ApplyError, Outcome};
+use super::{
+    conflicts_json, conflicts_of, failpoint, io, plan_checksum, tally, ApplyError, Outcome,
+};
 use crate::repair::image::after_bytes;
 use crate::repair::journal::{self, Journal};
 use crate::repair::matcher::{Found, Matcher, Settled, Want};
@@ -390,4 +392,3 @@ pub(super) fn want_of(e: &Entry) -> Want {
         absent_is_done: e.action == "delete",
     }
 }
-

@@ -45,7 +45,12 @@ impl Passthrough {
     }
 
     /// A record at `offset` of `len` bytes was handled by the caller.
-    pub(super) fn record(&mut self, offset: u64, len: u64, out: &mut dyn Write) -> std::io::Result<()> {
+    pub(super) fn record(
+        &mut self,
+        offset: u64,
+        len: u64,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
         self.advance(offset, out)?;
         self.advance(offset + len, out)
     }
@@ -342,4 +347,3 @@ pub(super) fn refuse_overlap(input: &Path, output: &Path) -> Result<(), ApplyErr
     }
     Ok(())
 }
-

@@ -163,4 +163,3 @@ pub(super) fn same_index(ix: &Value, planned: &Value) -> bool {
             .iter()
             .all(|o| (ix[*o] == true) == (planned[*o] == true))
 }
-

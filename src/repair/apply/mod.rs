@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::error::io;
+pub use super::error::ApplyError;
 use super::matcher::Settled;
 use super::plan::{Entry, Plan};
-pub use super::error::ApplyError;
-use super::error::io;
 pub use super::settle::{Conflict, Reason};
 
 mod dump;
@@ -80,7 +80,11 @@ pub fn refuse_archive(source: &str) -> Result<(), ApplyError> {
 }
 
 /// Counts the settled entries into `result`; every entry must have ended exactly once.
-pub(super) fn tally(plan: &Plan, settled: &[Option<Settled>], result: &mut Outcome) -> Result<(), ApplyError> {
+pub(super) fn tally(
+    plan: &Plan,
+    settled: &[Option<Settled>],
+    result: &mut Outcome,
+) -> Result<(), ApplyError> {
     for (e, s) in plan.entries.iter().zip(settled) {
         match s {
             Some(Settled::Acted) => result.applied += 1,
@@ -135,4 +139,3 @@ pub fn plan_checksum(path: &Path) -> Result<String, ApplyError> {
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
     Ok(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)))
 }
-

@@ -379,7 +379,6 @@ pub(super) fn undo_indexes(
     Ok(())
 }
 
-
 /// One journaled document change of a dump apply, for undo.
 pub(super) struct Change {
     /// The collection it changed.
@@ -398,7 +397,10 @@ pub(super) struct Change {
 }
 
 /// The document changes a dump journal records, in order, with their positions.
-pub(super) fn journaled_changes(read: &journal::Read, path: &Path) -> Result<Vec<Change>, ApplyError> {
+pub(super) fn journaled_changes(
+    read: &journal::Read,
+    path: &Path,
+) -> Result<Vec<Change>, ApplyError> {
     let bad = |m: String| ApplyError::Usage(format!("{}: {m}", path.display()));
     let header_collection = read.records[0]["collection"]
         .as_str()
@@ -483,4 +485,3 @@ pub(super) fn ids_present(
     }
     Ok(present)
 }
-

@@ -1,0 +1,429 @@
+//! Applying a plan to a live deployment, and resuming an interrupted apply.
+
+use super::*;
+
+/// What a batch found a document to need.
+pub(super) enum Need {
+    Write,
+    Already,
+    Conflict(Reason),
+}
+
+/// Settled `_id`s and counts of an unfinished journal.
+#[derive(Default)]
+pub(super) struct Progress {
+    settled: HashSet<String>,
+    applied: u64,
+    already: u64,
+    conflicts: Vec<Conflict>,
+    batches: u64,
+}
+
+pub(super) fn progress(records: &[Value]) -> Progress {
+    let mut p = Progress::default();
+    for r in records {
+        if r["kind"] == "done" {
+            for (list, n) in [("applied", &mut p.applied), ("already", &mut p.already)] {
+                for id in r[list].as_array().into_iter().flatten() {
+                    *n += 1;
+                    p.settled
+                        .insert(id.as_str().unwrap_or_default().to_string());
+                }
+            }
+            for c in listed_conflicts(&r["conflicts"]) {
+                p.settled.insert(c.id.clone());
+                p.conflicts.push(c);
+            }
+        }
+        if let Some(n) = r["n"].as_u64() {
+            p.batches = p.batches.max(n + 1);
+        }
+    }
+    p
+}
+
+/// Applies `plan` to the live deployment it was made from.
+pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
+    let plan = req.plan;
+    let source = plan.header["source"].as_str().unwrap_or_default();
+    let collections = plan.collections();
+    let multi = collections.len() > 1;
+    let coll_name = plan.collection().to_string();
+    let changes = plan.entries.iter().filter(|e| !e.id.is_null()).count() as u64;
+    if let Some(max) = req.max_changes {
+        if changes > max {
+            return Err(usage(format!(
+                "the plan changes {changes} documents, more than --max-changes {max}"
+            )));
+        }
+    }
+    let checksum = plan_checksum(req.plan_path)?;
+    let mut out = LiveOutcome {
+        journal: req.journal.clone(),
+        entries: plan.entries.len() as u64,
+        ..LiveOutcome::default()
+    };
+    // An existing journal: this plan's (finished: nothing to do; else resume) or refused.
+    let existing = if req.journal.exists() {
+        let read = journal::read(&req.journal)?;
+        let h = &read.records[0];
+        if h["plan_checksum"] != checksum.as_str() {
+            return Err(usage(format!(
+                "journal {} belongs to another plan ({}): pass --journal FILE for this one",
+                req.journal.display(),
+                h["plan"].as_str().unwrap_or("?")
+            )));
+        }
+        if h["target"] != source
+            || h["collection"] != coll_name.as_str()
+            || (multi && h["collections"] != json!(collections))
+        {
+            return Err(usage(format!(
+                "journal {} is for {} {}, not {source} {coll_name}",
+                req.journal.display(),
+                h["target"],
+                h["collection"]
+            )));
+        }
+        if let Some(f) = read.records.iter().find(|r| r["kind"] == "finish") {
+            out.finished_before = true;
+            out.applied = f["applied"].as_u64().unwrap_or(0);
+            out.already = f["already"].as_u64().unwrap_or(0);
+            out.conflicts = listed_conflicts(&f["conflicts"]);
+            out.target = format!("{source} {coll_name}");
+            return Ok(out);
+        }
+        Some(read)
+    } else {
+        None
+    };
+    // Every collection's connection and guard first: nothing is written unless all of
+    // them can be.
+    let mut targets = Vec::new();
+    for c in &collections {
+        let mut target = Target::connect(
+            source,
+            req.uri,
+            plan.header["database"].as_str(),
+            c,
+            req.accept_top_level,
+        )?;
+        if multi {
+            target.key_prefix = format!("{c}/");
+        }
+        let part = plan.of_collection(c);
+        // Without a whole-document guard, writing over or deleting documents needs consent.
+        let overwrites = part
+            .entries
+            .iter()
+            .filter(|e| matches!(e.action.as_str(), "replace" | "delete" | "quarantine"))
+            .count();
+        target.require_guard(overwrites, "planned replacements, deletions or quarantines")?;
+        targets.push((target, part));
+    }
+    let Some((first_target, _)) = targets.first() else {
+        return Err(usage(format!(
+            "{}: the plan names no collection",
+            req.plan_path.display()
+        )));
+    };
+    out.target = if multi {
+        format!(
+            "{} {} ({})",
+            first_target.redacted,
+            first_target.database,
+            collections.join(", ")
+        )
+    } else {
+        first_target.describe()
+    };
+    out.guard = Some(first_target.guard);
+    let guard = first_target.guard;
+    let database = first_target.database.clone();
+
+    let (mut jr, prog) = match existing {
+        Some(read) => {
+            out.resumed = true;
+            let p = progress(&read.records);
+            let mut j = Journal::reopen(&req.journal, &read)?;
+            j.append(&json!({
+                "kind": "resume", "at": crate::report::now_rfc3339(),
+                "torn_tail": read.torn_tail, "settled": p.settled.len(),
+                "guard": guard.as_str(),
+            }))?;
+            (j, p)
+        }
+        None => {
+            let mut j = Journal::create(&req.journal)?;
+            j.append(&json!({
+                "kind": "header", "format": journal::FORMAT,
+                "plan": req.plan_path.display().to_string(), "plan_checksum": checksum,
+                "target": source, "database": database, "collection": coll_name,
+                "collections": collections,
+                "template": plan.header["template"], "params": plan.header["params"],
+                "started_at": crate::report::now_rfc3339(),
+                "user": crate::os::actor(),
+                "guard": guard.as_str(),
+            }))?;
+            (j, Progress::default())
+        }
+    };
+    let mut n = prog.batches;
+    let mut throttle = Throttle::new(req.rate);
+    let mut run = Tally::default();
+    let mut seconds = Vec::new();
+    let mut files = FileQuarantine::default();
+    for (target, part) in &targets {
+        // One change per `_id` (and index name): a later entry for the same one is a
+        // conflict.
+        let mut first = HashSet::new();
+        let mut entries = Vec::new();
+        for e in &part.entries {
+            let key = target.key(&entry_key(e));
+            if first.insert(key.clone()) {
+                entries.push(e);
+            } else {
+                seconds.push(Conflict::new(key, Reason::SecondEntry));
+            }
+        }
+        let open = |e: &&Entry| !prog.settled.contains(&target.key(&entry_key(e)));
+        // Dropped indexes go first (a wrong unique one would refuse documents the plan
+        // brings back), created ones last (a unique one needs its duplicates resolved).
+        let index_entries = |action: &str| -> Vec<&Entry> {
+            entries
+                .iter()
+                .copied()
+                .filter(|e| e.id.is_null() && e.action == action)
+                .filter(open)
+                .collect()
+        };
+        let (drops, creates) = (index_entries("drop_index"), index_entries("create_index"));
+        if !drops.is_empty() {
+            apply_indexes(target, &drops, &mut jr, n, &mut run)?;
+            n += 1;
+        }
+        let docs: Vec<&Entry> = entries
+            .iter()
+            .copied()
+            .filter(|e| !e.id.is_null())
+            .filter(open)
+            .collect();
+        for chunk in docs.chunks(req.batch_size.max(1)) {
+            apply_batch(
+                target,
+                chunk,
+                &mut jr,
+                n,
+                &mut throttle,
+                &mut files,
+                &mut run,
+            )?;
+            n += 1;
+        }
+        if !creates.is_empty() {
+            apply_indexes(target, &creates, &mut jr, n, &mut run)?;
+            n += 1;
+        }
+    }
+    out.applied = prog.applied + run.applied.len() as u64;
+    out.already = prog.already + run.already.len() as u64;
+    out.conflicts = prog.conflicts;
+    out.conflicts.extend(run.conflicts);
+    out.conflicts.extend(seconds);
+    debug_assert_eq!(
+        out.applied + out.already + out.conflicts.len() as u64,
+        out.entries,
+        "every entry settled once"
+    );
+    failpoint("apply.before-finish");
+    let conflicts: Vec<Value> = out.conflicts.iter().map(Conflict::to_json).collect();
+    jr.append(&json!({
+        "kind": "finish", "entries": out.entries, "applied": out.applied,
+        "already": out.already, "conflicts": conflicts,
+        "finished_at": crate::report::now_rfc3339(),
+    }))?;
+    Ok(out)
+}
+
+pub(super) fn apply_indexes(
+    t: &Target,
+    entries: &[&Entry],
+    jr: &mut Journal,
+    n: u64,
+    run: &mut Tally,
+) -> Result<(), ApplyError> {
+    let existing = t.indexes()?;
+    let mut tally = Tally::default();
+    let mut todo = Vec::new();
+    let mut journaled = Vec::new();
+    for e in entries {
+        let after = e.after.clone().unwrap_or(Value::Null);
+        let name = after["name"].as_str().unwrap_or_default().to_string();
+        let id = t.key(&index_id(e));
+        match (e.action.as_str(), existing.get(&name)) {
+            ("create_index", Some(ix)) => {
+                // The same index only with the same key and options the plan asks for.
+                let option = |v: &Value, o: &str| v[o] == true;
+                let same = crate::value::key_hash(&ix["key"])
+                    == crate::value::key_hash(&after["key"])
+                    && crate::repair::plan::INDEX_OPTIONS
+                        .iter()
+                        .all(|o| option(ix, o) == option(&after, o));
+                if same {
+                    tally.already.push(id);
+                } else {
+                    tally
+                        .conflicts
+                        .push(Conflict::new(id, Reason::IndexDiffers));
+                }
+            }
+            ("drop_index", None) => tally.already.push(id),
+            (action, before) => {
+                journaled.push(
+                    json!({"action": action, "_id": Value::Null, "before": before, "after": after}),
+                );
+                todo.push((e, name, id));
+            }
+        }
+    }
+    failpoint("apply.before-batch");
+    if !journaled.is_empty() {
+        jr.append(
+            &json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}),
+        )?;
+        failpoint("apply.batch-journaled");
+    }
+    for (e, name, id) in todo {
+        let after = e.after.clone().unwrap_or(Value::Null);
+        let result = if e.action == "create_index" {
+            let mut ix = doc! {"key": index_key(&after["key"])?, "name": &name};
+            for option in crate::repair::plan::INDEX_OPTIONS {
+                if after[option] == true {
+                    ix.insert(option, true);
+                }
+            }
+            t.db.run_command(doc! {"createIndexes": &t.collection, "indexes": [ix]})
+                .run()
+        } else {
+            t.db.run_command(doc! {"dropIndexes": &t.collection, "index": &name})
+                .run()
+        };
+        match result {
+            Ok(_) => tally.applied.push(id),
+            // The data does not allow it (a unique index over duplicates): not done.
+            Err(err) if is_duplicate_key(&err) => {
+                eoutln!(
+                    "docsweep: index {name} of {}: the server refused it: {err}",
+                    t.collection
+                );
+                tally.conflicts.push(Conflict::new(id, Reason::Refused));
+            }
+            Err(err) => return Err(t.err(&format!("{} {name}", e.action), err)),
+        }
+    }
+    jr.append(&tally.done(n))?;
+    failpoint("apply.batch-done");
+    run.absorb(tally);
+    Ok(())
+}
+
+pub(super) fn apply_batch(
+    t: &Target,
+    entries: &[&Entry],
+    jr: &mut Journal,
+    n: u64,
+    throttle: &mut Throttle,
+    files: &mut FileQuarantine,
+    run: &mut Tally,
+) -> Result<(), ApplyError> {
+    let mut ids = Vec::with_capacity(entries.len());
+    for e in entries {
+        ids.push(json_to_bson(&e.id, "_id")?);
+    }
+    let current = t.current(&t.coll, &ids)?;
+    let mut tally = Tally::default();
+    let mut todo: Vec<(&Entry, Option<&RawDocumentBuf>)> = Vec::new();
+    let mut journaled = Vec::new();
+    for e in entries {
+        let key = crate::scan::id_text(&e.id);
+        let cur = current.get(&key);
+        // The planned before-fingerprint is in field order; "already done" is compared
+        // as the guard can write it.
+        let (cur_fp, cur_state) = match cur {
+            Some(c) => {
+                let v = decode(c.as_bytes())?;
+                (Some(fp(&v)), Some(state_fp(&v, t.guard)))
+            }
+            None => (None, None),
+        };
+        let after_state = e.after.as_ref().map(|a| state_fp(a, t.guard));
+        let need = match (e.action.as_str(), cur_fp) {
+            ("insert", None) => Need::Write,
+            ("insert", Some(_)) if cur_state == after_state => Need::Already,
+            ("insert", Some(_)) => Need::Conflict(Reason::IdTaken),
+            ("delete" | "quarantine", None) => Need::Already,
+            ("replace", None) => Need::Conflict(Reason::NotFound),
+            ("replace", Some(_)) if cur_state == after_state => Need::Already,
+            ("replace" | "delete" | "quarantine", Some(c)) if Some(c) == e.before => Need::Write,
+            ("replace" | "delete" | "quarantine", Some(_)) => {
+                Need::Conflict(Reason::ChangedSincePlan)
+            }
+            (other, _) => return Err(usage(format!("_id {key}: unknown action {other:?}"))),
+        };
+        match need {
+            Need::Already => tally.already.push(t.key(&key)),
+            Need::Conflict(reason) => tally.conflicts.push(Conflict::new(t.key(&key), reason)),
+            Need::Write => {
+                let mut rec = json!({"action": e.action, "_id": e.id, "before": Value::Null, "after": e.after});
+                if let Some(c) = cur {
+                    rec["before"] = decode(c.as_bytes())?;
+                    rec["before_bson"] = Value::from(b64(c.as_bytes()));
+                }
+                if let Some(to) = &e.to {
+                    rec["to"] = Value::from(to.as_str());
+                }
+                journaled.push(rec);
+                todo.push((e, cur));
+            }
+        }
+    }
+    // The intent is durable before the first write.
+    failpoint("apply.before-batch");
+    if !journaled.is_empty() {
+        jr.append(
+            &json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}),
+        )?;
+        failpoint("apply.batch-journaled");
+    }
+    for (i, (e, cur)) in todo.into_iter().enumerate() {
+        if i == 1 {
+            failpoint("apply.mid-batch");
+        }
+        throttle.tick();
+        let key = crate::scan::id_text(&e.id);
+        let after = e.after.clone().unwrap_or(Value::Null);
+        let r = match (e.action.as_str(), cur) {
+            ("replace", Some(cur)) => {
+                let new = to_raw(after_bytes(Some(cur.as_bytes()), &after)?, &key)?;
+                guarded_replace(t, &t.coll, cur, &new, Reason::ChangedSincePlan)?
+            }
+            ("delete", Some(cur)) => guarded_delete(t, &t.coll, cur, Reason::ChangedSincePlan)?.0,
+            ("quarantine", Some(cur)) => quarantine(t, e, cur, files)?,
+            ("insert", None) => {
+                let raw = to_raw(after_bytes(None, &after)?, &key)?;
+                insert_absent(t, &t.coll, &raw)?
+            }
+            (other, _) => {
+                return Err(usage(format!(
+                    "_id {key}: {other} of a document that is {}",
+                    if cur.is_some() { "there" } else { "absent" }
+                )))
+            }
+        };
+        tally.settle(t.key(&key), r);
+    }
+    jr.append(&tally.done(n))?;
+    failpoint("apply.batch-done");
+    run.absorb(tally);
+    Ok(())
+}
