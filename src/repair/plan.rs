@@ -484,6 +484,354 @@ fn apply_chain(chain: &[Bound], doc: &Value, baseline: Option<&Value>) -> Result
     })
 }
 
+/// Why an after-image does not pass the target version, if it does not.
+fn after_refusal(contract: &Contract, id: &Value, after: &Value) -> Option<String> {
+    let target = contract.target_version();
+    if target.validator.is_valid(after) {
+        return None;
+    }
+    let first = target
+        .validator
+        .iter_errors(after)
+        .next()
+        .map(|e| {
+            let at = e.instance_path().as_str().to_string();
+            format!(
+                "{} at {}",
+                e.masked(),
+                if at.is_empty() { "/".to_string() } else { at }
+            )
+        })
+        .unwrap_or_default();
+    Some(format!("  _id {}: {first}", scan::id_text(id)))
+}
+
+/// The index actions of a chain, as entries.
+fn index_entries(chain: &[Bound]) -> Vec<Entry> {
+    let entry = |action: &str, after: Value| Entry {
+        action: action.into(),
+        id: Value::Null,
+        before: None,
+        after: Some(after),
+        to: None,
+        at: None,
+        collection: None,
+    };
+    chain
+        .iter()
+        .flat_map(Bound::collection_actions)
+        .map(|action| match action {
+            CollectionAction::CreateIndex {
+                key,
+                unique,
+                sparse,
+                name,
+            } => {
+                let name = name.unwrap_or_else(|| key.default_name());
+                let mut after = json!({"key": key.to_json(), "name": name});
+                for (option, set) in INDEX_OPTIONS.into_iter().zip([unique, sparse]) {
+                    if set {
+                        after[option] = Value::Bool(true);
+                    }
+                }
+                entry("create_index", after)
+            }
+            CollectionAction::DropIndex { name } => entry("drop_index", json!({ "name": name })),
+        })
+        .collect()
+}
+
+/// The entry for what the chain made of a document (None: unchanged).
+fn document_entry(
+    outcome: Outcome,
+    coll: &str,
+    id: Value,
+    before: Option<u128>,
+    at: Option<u64>,
+) -> Option<Entry> {
+    let entry = |action: &str, after: Option<Value>, to: Option<String>| Entry {
+        action: action.into(),
+        id: id.clone(),
+        before,
+        after,
+        to,
+        at,
+        collection: None,
+    };
+    match outcome {
+        Outcome::Unchanged => None,
+        Outcome::Replace(after) => Some(entry("replace", Some(after), None)),
+        Outcome::Delete => Some(entry("delete", None, None)),
+        Outcome::Quarantine { to, doc } => {
+            let to = match to {
+                QuarantineTarget::DefaultCollection => format!("collection:{coll}_quarantine"),
+                QuarantineTarget::Collection(c) => format!("collection:{c}"),
+                QuarantineTarget::File(p) => format!("file:{}", p.display()),
+            };
+            Some(entry("quarantine", Some(doc), Some(to)))
+        }
+    }
+}
+
+/// One plan being made: the request, what it selects, and what it found so far.
+struct Planner<'r, 'a> {
+    req: &'r Request<'a>,
+    coll: &'r str,
+    selection: Selection,
+    needs_baseline: bool,
+    /// The `_id`s a collection-wide finding picks (None: the selection is by class).
+    picked: Option<HashSet<String>>,
+    entries: Vec<Entry>,
+    /// After-images that do not pass the target version.
+    refused: Vec<String>,
+    /// Documents a delete or quarantine would have removed but that equal their baseline.
+    protected: u64,
+}
+
+impl Planner<'_, '_> {
+    /// The `_id`s of the documents a collection-wide finding picks (orphans, duplicates,
+    /// and against the baseline missing, changed, added), by a scan.
+    fn pick(&mut self) -> Result<(), PlanError> {
+        let finding = match &self.selection {
+            Selection::Orphan(f) => format!("orphan:{f}"),
+            Selection::Duplicate(f) => format!("duplicate:{f}"),
+            Selection::Missing => "missing".to_string(),
+            Selection::Changed => "changed".to_string(),
+            Selection::Added => "added".to_string(),
+            _ => return Ok(()),
+        };
+        let mut picker = Picker {
+            finding,
+            ids: HashSet::new(),
+        };
+        let req = self.req;
+        let outcome = scan::scan(
+            req.source,
+            req.baseline,
+            req.contracts,
+            &[self.coll.to_string()],
+            req.scan,
+            &mut picker,
+        )?;
+        if let Some(e) = outcome.failure {
+            return Err(PlanError::Source(e));
+        }
+        if let Selection::Orphan(field) = &self.selection {
+            refuse_unverified(req.source, &outcome.collections, self.coll, field)?;
+        }
+        self.picked = Some(picker.ids);
+        Ok(())
+    }
+
+    /// Missing documents come from the baseline and are inserted.
+    fn inserts(&mut self) -> Result<(), PlanError> {
+        let ids = self.picked.take().unwrap_or_default();
+        let baseline = self
+            .req
+            .baseline
+            .ok_or_else(|| PlanError::Usage("no baseline".into()))?;
+        let mut ordered: Vec<(String, Value)> = baseline_docs(baseline, self.coll, &ids)?
+            .into_iter()
+            .collect();
+        ordered.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, base) in ordered {
+            let id = base.get("_id").cloned().unwrap_or(Value::Null);
+            // The document is absent now: the template sees a stub and the baseline.
+            let stub = json!({ "_id": id.clone() });
+            let outcome = apply_chain(self.req.chain, &stub, Some(&base))
+                .map_err(|e| PlanError::Usage(format!("_id {}: {e}", scan::id_text(&id))))?;
+            let Outcome::Replace(after) = outcome else {
+                continue;
+            };
+            self.refused
+                .extend(after_refusal(self.req.contract, &id, &after));
+            self.entries.push(Entry {
+                action: "insert".into(),
+                id,
+                before: None,
+                after: Some(after),
+                to: None,
+                at: None,
+                collection: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// The baseline documents of the selected ones, for templates that restore from it.
+    fn baseline_for_restores(
+        &self,
+        cs: &crate::source::CollectionSource,
+    ) -> Result<HashMap<String, Value>, PlanError> {
+        let req = self.req;
+        let Some(b) = req.baseline.filter(|_| self.needs_baseline) else {
+            return Ok(HashMap::new());
+        };
+        let ids = match &self.picked {
+            Some(p) => p.clone(),
+            // A selection by class: a first pass finds the selected documents.
+            None => {
+                let mut ids = HashSet::new();
+                scan::read_documents(req.source, cs, &mut |_, doc| {
+                    let Some(doc) = doc else { return Ok(()) };
+                    if selected_by_class(&self.selection, req.contract, &doc).unwrap_or(true) {
+                        ids.insert(doc.get("_id").map(scan::id_text).unwrap_or_default());
+                    }
+                    Ok(())
+                })?;
+                ids
+            }
+        };
+        baseline_docs(b, self.coll, &ids)
+    }
+
+    /// Duplicate groups with a member equal to its baseline image (kept; the others go).
+    fn groups_with_a_baseline_member(
+        &self,
+        cs: &crate::source::CollectionSource,
+        keep: Keep,
+        equals_baseline: &dyn Fn(&Value) -> bool,
+    ) -> Result<HashSet<u128>, PlanError> {
+        let mut groups = HashSet::new();
+        let (Selection::Duplicate(fields), Keep::Baseline) = (&self.selection, keep) else {
+            return Ok(groups);
+        };
+        scan::read_documents(self.req.source, cs, &mut |_, doc| {
+            let Some(doc) = doc else { return Ok(()) };
+            let id = doc.get("_id").map(scan::id_text).unwrap_or_default();
+            if self.picked.as_ref().is_some_and(|p| p.contains(&id)) && equals_baseline(&doc) {
+                groups.insert(duplicate_key(&doc, fields));
+            }
+            Ok(())
+        })?;
+        Ok(groups)
+    }
+
+    /// Every selected document of the source, through the chain.
+    fn documents(&mut self, cs: &crate::source::CollectionSource) -> Result<(), PlanError> {
+        let req = self.req;
+        let first = &req.chain[0];
+        let restores = self.baseline_for_restores(cs)?;
+        // A document that equals its baseline image is never deleted or quarantined: with
+        // a baseline, the copies that changed are the ones to go.
+        let removes = req.chain.iter().any(|b| {
+            b.steps()
+                .iter()
+                .any(|s| matches!(s, Step::Delete | Step::Quarantine { .. }))
+        });
+        let protect = match req.baseline {
+            Some(b) if removes => baseline_images(b, self.coll, req.scan)?,
+            _ => None,
+        };
+        let keep = keep_policy(first, req.baseline.is_some())?;
+        let equals_baseline = |doc: &Value| {
+            protect.as_ref().is_some_and(|r| {
+                let id = doc.get("_id").map(crate::value::key_hash).unwrap_or(0);
+                r.equals_baseline(id, crate::value::fingerprint(doc).content)
+            })
+        };
+        let baseline_groups = self.groups_with_a_baseline_member(cs, keep, &equals_baseline)?;
+        let mut first_of_group: HashSet<u128> = HashSet::new();
+        let mut step_error = None;
+        scan::read_documents(req.source, cs, &mut |location, doc| {
+            let Some(doc) = doc else { return Ok(()) };
+            if step_error.is_some() {
+                return Ok(());
+            }
+            let id = doc.get("_id").cloned().unwrap_or(Value::Null);
+            let id_str = scan::id_text(&id);
+            let picked = self.picked.as_ref().is_some_and(|p| p.contains(&id_str));
+            let selected = match &self.selection {
+                Selection::All => true,
+                Selection::Valid | Selection::Invalid | Selection::OtherVersion(_) => {
+                    selected_by_class(&self.selection, req.contract, &doc).unwrap_or(false)
+                }
+                // One document of each group is kept as it is: the one equal to its
+                // baseline image where there is one, else the first.
+                Selection::Duplicate(fields) => {
+                    let key = duplicate_key(&doc, fields);
+                    picked
+                        && if baseline_groups.contains(&key) {
+                            !equals_baseline(&doc)
+                        } else {
+                            !first_of_group.insert(key)
+                        }
+                }
+                _ => picked,
+            };
+            if !selected || !first.matches_filter(&doc) || id.is_null() {
+                return Ok(());
+            }
+            let outcome = match apply_chain(req.chain, &doc, restores.get(&id_str)) {
+                Ok(o) => o,
+                Err(e) => {
+                    step_error = Some(format!("_id {id_str}: {e}"));
+                    return Ok(());
+                }
+            };
+            if matches!(outcome, Outcome::Delete | Outcome::Quarantine { .. })
+                && equals_baseline(&doc)
+            {
+                self.protected += 1;
+                return Ok(());
+            }
+            if let Outcome::Replace(after) = &outcome {
+                self.refused.extend(after_refusal(req.contract, &id, after));
+            }
+            let at = match location {
+                crate::source::Location::Offset(o) => Some(o),
+                _ => None,
+            };
+            let before = Some(crate::value::fingerprint(&doc).ordered);
+            self.entries
+                .extend(document_entry(outcome, self.coll, id, before, at));
+            Ok(())
+        })?;
+        match step_error {
+            Some(e) => Err(PlanError::Usage(format!(
+                "template {}: {e}",
+                first.template().name
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The plan's header.
+    fn header(&self) -> Value {
+        let req = self.req;
+        let params: Vec<Value> = req
+            .chain
+            .iter()
+            .map(|b| {
+                let p: Map<String, Value> = b.params().iter().cloned().collect();
+                json!({"template": b.template().name, "params": p})
+            })
+            .collect();
+        let names: Vec<&str> = req
+            .chain
+            .iter()
+            .map(|b| b.template().name.as_str())
+            .collect();
+        let mut header = json!({
+            "kind": "plan",
+            "format": FORMAT,
+            "template": names.join("+"),
+            "templates": names,
+            "params": params,
+            "select": self.selection.as_str(),
+            "collection": self.coll,
+            "source": req.source.spec.to_string(),
+            "database": req.source.database,
+            "target_version": req.contract.target,
+            "created_at": req.created_at,
+        });
+        if self.protected > 0 {
+            header["kept_as_baseline"] = Value::from(self.protected);
+        }
+        header
+    }
+}
+
 /// Computes a plan. Nothing is written to the data.
 pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
     let coll = req.contract.collection.as_str();
@@ -491,7 +839,6 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
         .chain
         .first()
         .ok_or_else(|| PlanError::Usage("no template given".into()))?;
-    let template = first.template();
     let cs = req
         .source
         .collection(coll)
@@ -504,313 +851,39 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
     if needs_baseline && req.baseline.is_none() {
         return Err(PlanError::Usage(format!(
             "template {} needs a baseline: pass --baseline (a `snapshot --full` file or a source)",
-            template.name
+            first.template().name
         )));
     }
-    // Selections that only a collection-wide check can tell need a scan first.
-    let finding = match &selection {
-        Selection::Orphan(f) => Some(format!("orphan:{f}")),
-        Selection::Duplicate(f) => Some(format!("duplicate:{f}")),
-        Selection::Missing => Some("missing".to_string()),
-        Selection::Changed => Some("changed".to_string()),
-        Selection::Added => Some("added".to_string()),
-        _ => None,
+    let mut planner = Planner {
+        req,
+        coll,
+        selection,
+        needs_baseline,
+        picked: None,
+        entries: index_entries(req.chain),
+        refused: Vec::new(),
+        protected: 0,
     };
-    let picked = match finding {
-        Some(finding) => {
-            let mut picker = Picker {
-                finding,
-                ids: HashSet::new(),
-            };
-            let outcome = scan::scan(
-                req.source,
-                req.baseline,
-                req.contracts,
-                &[coll.to_string()],
-                req.scan,
-                &mut picker,
-            )?;
-            if let Some(e) = outcome.failure {
-                return Err(PlanError::Source(e));
-            }
-            if let Selection::Orphan(field) = &selection {
-                refuse_unverified(req.source, &outcome.collections, coll, field)?;
-            }
-            Some(picker.ids)
-        }
-        None => None,
-    };
-
-    let mut entries = Vec::new();
-    let mut refused = Vec::new();
-    // Documents a delete or quarantine would have removed but that equal their baseline.
-    let mut protected = 0u64;
-    let target = req.contract.target_version();
-    let check_after = |id: &Value, after: &Value, refused: &mut Vec<String>| {
-        if !target.validator.is_valid(after) {
-            let first = target
-                .validator
-                .iter_errors(after)
-                .next()
-                .map(|e| {
-                    let at = e.instance_path().as_str().to_string();
-                    format!(
-                        "{} at {}",
-                        e.masked(),
-                        if at.is_empty() { "/".to_string() } else { at }
-                    )
-                })
-                .unwrap_or_default();
-            refused.push(format!("  _id {}: {first}", scan::id_text(id)));
-        }
-    };
-
-    for action in req.chain.iter().flat_map(Bound::collection_actions) {
-        entries.push(match action {
-            CollectionAction::CreateIndex {
-                key,
-                unique,
-                sparse,
-                name,
-            } => {
-                let mut after = json!({"key": key.to_json(), "name": name.clone().unwrap_or_else(|| key.default_name())});
-                for (option, set) in INDEX_OPTIONS.into_iter().zip([unique, sparse]) {
-                    if set {
-                        after[option] = Value::Bool(true);
-                    }
-                }
-                Entry { action: "create_index".into(), id: Value::Null, before: None, after: Some(after), to: None, at: None, collection: None }
-            }
-            CollectionAction::DropIndex { name } => Entry {
-                action: "drop_index".into(),
-                id: Value::Null,
-                before: None,
-                after: Some(json!({ "name": name })),
-                to: None,
-                at: None,
-                collection: None,
-            },
-        });
-    }
-
-    if matches!(selection, Selection::Missing) {
-        // The documents come from the baseline and are inserted.
-        let ids = picked.unwrap_or_default();
-        let docs = baseline_docs(
-            req.baseline
-                .ok_or_else(|| PlanError::Usage("no baseline".into()))?,
-            coll,
-            &ids,
-        )?;
-        let mut ordered: Vec<(String, Value)> = docs.into_iter().collect();
-        ordered.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, base) in ordered {
-            let id = base.get("_id").cloned().unwrap_or(Value::Null);
-            // The document is absent now: the template sees a stub and the baseline.
-            let stub = json!({ "_id": id.clone() });
-            let outcome = apply_chain(req.chain, &stub, Some(&base))
-                .map_err(|e| PlanError::Usage(format!("_id {}: {e}", scan::id_text(&id))))?;
-            let after = match outcome {
-                Outcome::Replace(v) => v,
-                _ => continue,
-            };
-            check_after(&id, &after, &mut refused);
-            entries.push(Entry {
-                action: "insert".into(),
-                id,
-                before: None,
-                after: Some(after),
-                to: None,
-                at: None,
-                collection: None,
-            });
-        }
+    planner.pick()?;
+    if matches!(planner.selection, Selection::Missing) {
+        planner.inserts()?;
     } else {
-        // Templates that restore from the baseline need the baseline documents of the
-        // selected ones: a first pass finds them when the selection is by class.
-        let baseline_for_changed = match req.baseline {
-            Some(b) if needs_baseline => {
-                let ids = match &picked {
-                    Some(p) => p.clone(),
-                    None => {
-                        let mut ids = HashSet::new();
-                        scan::read_documents(req.source, cs, &mut |_, doc| {
-                            let Some(doc) = doc else { return Ok(()) };
-                            if selected_by_class(&selection, req.contract, &doc).unwrap_or(true) {
-                                ids.insert(doc.get("_id").map(scan::id_text).unwrap_or_default());
-                            }
-                            Ok(())
-                        })?;
-                        ids
-                    }
-                };
-                baseline_docs(b, coll, &ids)?
-            }
-            _ => HashMap::new(),
-        };
-        // A document that equals its baseline image is never deleted or quarantined: with
-        // a baseline, the copies that changed are the ones to go.
-        let removes = req.chain.iter().any(|b| {
-            b.steps()
-                .iter()
-                .any(|s| matches!(s, Step::Delete | Step::Quarantine { .. }))
-        });
-        let protect = match req.baseline {
-            Some(b) if removes => baseline_images(b, coll, req.scan)?,
-            _ => None,
-        };
-        let keep = keep_policy(first, req.baseline.is_some())?;
-        let equals_baseline = |doc: &Value| {
-            protect.as_ref().is_some_and(|r| {
-                let id = doc.get("_id").map(crate::value::key_hash).unwrap_or(0);
-                r.equals_baseline(id, crate::value::fingerprint(doc).content)
-            })
-        };
-        // Duplicate groups that have a member equal to its baseline image: that member is
-        // kept, the others go (`keep = "baseline"`).
-        let mut baseline_groups: HashSet<u128> = HashSet::new();
-        if let (Selection::Duplicate(fields), Keep::Baseline) = (&selection, keep) {
-            scan::read_documents(req.source, cs, &mut |_, doc| {
-                let Some(doc) = doc else { return Ok(()) };
-                let id = doc.get("_id").map(scan::id_text).unwrap_or_default();
-                if picked.as_ref().is_some_and(|p| p.contains(&id)) && equals_baseline(&doc) {
-                    baseline_groups.insert(duplicate_key(&doc, fields));
-                }
-                Ok(())
-            })?;
-        }
-        let mut first_of_group: HashSet<u128> = HashSet::new();
-        let mut step_error = None;
-        scan::read_documents(req.source, cs, &mut |location, doc| {
-            let Some(doc) = doc else { return Ok(()) };
-            let at = match location {
-                crate::source::Location::Offset(o) => Some(o),
-                _ => None,
-            };
-            if step_error.is_some() {
-                return Ok(());
-            }
-            let id = doc.get("_id").cloned().unwrap_or(Value::Null);
-            let id_str = scan::id_text(&id);
-            let selected = match &selection {
-                Selection::All => true,
-                Selection::Valid | Selection::Invalid | Selection::OtherVersion(_) => {
-                    selected_by_class(&selection, req.contract, &doc).unwrap_or(false)
-                }
-                Selection::Duplicate(fields) => {
-                    // One document of each group is kept as it is: the one equal to its
-                    // baseline image where there is one, else the first.
-                    let key = duplicate_key(&doc, fields);
-                    picked.as_ref().is_some_and(|p| p.contains(&id_str))
-                        && if baseline_groups.contains(&key) {
-                            !equals_baseline(&doc)
-                        } else {
-                            !first_of_group.insert(key)
-                        }
-                }
-                _ => picked.as_ref().is_some_and(|p| p.contains(&id_str)),
-            };
-            if !selected || !first.matches_filter(&doc) || id.is_null() {
-                return Ok(());
-            }
-            let before = Some(crate::value::fingerprint(&doc).ordered);
-            let base = baseline_for_changed.get(&id_str);
-            let outcome = apply_chain(req.chain, &doc, base);
-            if matches!(outcome, Ok(Outcome::Delete | Outcome::Quarantine { .. }))
-                && equals_baseline(&doc)
-            {
-                protected += 1;
-                return Ok(());
-            }
-            match outcome {
-                Err(e) => step_error = Some(format!("_id {id_str}: {e}")),
-                Ok(Outcome::Unchanged) => {}
-                Ok(Outcome::Replace(after)) => {
-                    check_after(&id, &after, &mut refused);
-                    entries.push(Entry {
-                        action: "replace".into(),
-                        id,
-                        before,
-                        after: Some(after),
-                        to: None,
-                        at,
-                        collection: None,
-                    });
-                }
-                Ok(Outcome::Delete) => entries.push(Entry {
-                    action: "delete".into(),
-                    id,
-                    before,
-                    after: None,
-                    to: None,
-                    at,
-                    collection: None,
-                }),
-                Ok(Outcome::Quarantine { to, doc }) => {
-                    let to = match to {
-                        QuarantineTarget::DefaultCollection => {
-                            format!("collection:{coll}_quarantine")
-                        }
-                        QuarantineTarget::Collection(c) => format!("collection:{c}"),
-                        QuarantineTarget::File(p) => format!("file:{}", p.display()),
-                    };
-                    entries.push(Entry {
-                        action: "quarantine".into(),
-                        id,
-                        before,
-                        after: Some(doc),
-                        to: Some(to),
-                        at,
-                        collection: None,
-                    });
-                }
-            }
-            Ok(())
-        })?;
-        if let Some(e) = step_error {
-            return Err(PlanError::Usage(format!("template {}: {e}", template.name)));
-        }
+        planner.documents(cs)?;
     }
-    if !refused.is_empty() {
-        let count = refused.len();
-        refused.truncate(20);
+    if !planner.refused.is_empty() {
+        let count = planner.refused.len();
+        planner.refused.truncate(20);
         return Err(PlanError::Refused {
             collection: coll.to_string(),
             version: req.contract.target,
             count,
-            details: refused.join("\n"),
+            details: planner.refused.join("\n"),
         });
     }
-    let params: Vec<Value> = req
-        .chain
-        .iter()
-        .map(|b| {
-            let p: Map<String, Value> = b.params().iter().cloned().collect();
-            json!({"template": b.template().name, "params": p})
-        })
-        .collect();
-    let names: Vec<&str> = req
-        .chain
-        .iter()
-        .map(|b| b.template().name.as_str())
-        .collect();
-    let mut header = json!({
-        "kind": "plan",
-        "format": FORMAT,
-        "template": names.join("+"),
-        "templates": names,
-        "params": params,
-        "select": selection.as_str(),
-        "collection": coll,
-        "source": req.source.spec.to_string(),
-        "database": req.source.database,
-        "target_version": req.contract.target,
-        "created_at": req.created_at,
-    });
-    if protected > 0 {
-        header["kept_as_baseline"] = Value::from(protected);
-    }
-    Ok(Plan { header, entries })
+    Ok(Plan {
+        header: planner.header(),
+        entries: planner.entries,
+    })
 }
 
 #[cfg(test)]
