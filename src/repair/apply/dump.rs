@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::files::{
     bson_name, copy_others, dump_db_dir, dump_root, fresh_partial, lock_out, offset_of, open_in,
-    open_out, refuse_overlap, sync_tree, write_quarantine, Passthrough,
+    open_out, refuse_overlap, sync_tree, write_quarantine, Output, Passthrough,
 };
 use super::metadata::{rewrite_metadata, settle_indexes};
 use super::{
@@ -175,6 +175,32 @@ pub(super) struct DumpApply<'a> {
     batch_no: u64,
 }
 
+/// One collection's file being rewritten.
+struct Rewrite<'p> {
+    coll: &'p str,
+    in_file: std::path::PathBuf,
+    /// The plan's entries that change a document in place, by matcher index.
+    in_place: Vec<usize>,
+    matcher: Matcher,
+    /// `_id` text → (entry, fingerprint of its after-image), for the inserts.
+    inserts: HashMap<String, (usize, u128)>,
+    /// Quarantined images, by target.
+    quarantine: HashMap<String, Vec<Value>>,
+}
+
+/// What one input record becomes: (offset, length in the input, bytes to write; None for
+/// an unreadable region).
+type Write1 = (u64, u64, Option<Vec<u8>>);
+
+/// A batch's records, rewritten, with the journal lines of its changes.
+#[derive(Default)]
+struct Rewritten {
+    writes: Vec<Write1>,
+    journaled: Vec<Value>,
+    /// Which writes are journaled changes (their output position goes in `done`).
+    journaled_writes: Vec<usize>,
+}
+
 impl DumpApply<'_> {
     /// Rewrites one collection's file: its entries applied, every other record kept.
     fn collection(&mut self, coll: &str) -> Result<(), ApplyError> {
@@ -190,186 +216,224 @@ impl DumpApply<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let mut rw = self.targets(coll, &mine, in_file.clone());
+        let mut out = open_out(&self.partial.join(&out_name), gzip)?;
+        let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
+        let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
+        while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
+            let mut done = Rewritten::default();
+            for rec in &batch.records {
+                self.record(&mut rw, &mut done, batch.bytes(rec), rec)?;
+            }
+            self.write_batch(&rw, done, &mut pass, &mut out)?;
+        }
+        self.append_inserts(&rw, &mut out)?;
+        pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
+        out.finish(&self.partial.join(&out_name))?;
+        for (to, docs) in std::mem::take(&mut rw.quarantine) {
+            write_quarantine(self.partial, coll, &to, &docs, gzip)?;
+        }
+        let entries: Vec<Entry> = mine.iter().map(|&i| plan.entries[i].clone()).collect();
+        rewrite_metadata(self.partial, coll, &entries, false)?;
+        failpoint("apply.collection-done");
+        for (k, s) in rw
+            .matcher
+            .finish(Reason::ChangedSincePlan)
+            .into_iter()
+            .enumerate()
+        {
+            self.settled[rw.in_place[k]] = Some(s);
+        }
+        Ok(())
+    }
 
-        // The documents the plan changes in place, and those it inserts.
+    /// The documents the plan changes in place (found by `_id` and fingerprint), and those
+    /// it inserts (one per `_id`: a second insert of one is a conflict).
+    fn targets<'p>(
+        &mut self,
+        coll: &'p str,
+        mine: &[usize],
+        in_file: std::path::PathBuf,
+    ) -> Rewrite<'p> {
+        let plan = self.plan;
         let in_place: Vec<usize> = mine
             .iter()
             .copied()
             .filter(|&i| !plan.entries[i].id.is_null() && plan.entries[i].action != "insert")
             .collect();
-        let mut matcher = Matcher::new(
+        let matcher = Matcher::new(
             in_place
                 .iter()
                 .map(|&i| want_of(&plan.entries[i]))
                 .collect(),
         );
         let mut inserts: HashMap<String, (usize, u128)> = HashMap::new();
-        for &i in &mine {
+        for &i in mine {
             let e = &plan.entries[i];
-            if e.action == "insert" {
-                let fp =
-                    crate::value::fingerprint(e.after.as_ref().unwrap_or(&Value::Null)).ordered;
-                let id = crate::scan::id_text(&e.id);
-                match inserts.entry(id) {
-                    // One document per `_id`: a second insert of it cannot be carried out.
-                    std::collections::hash_map::Entry::Occupied(_) => {
-                        self.settled[i] = Some(Settled::Conflict(Reason::SecondEntry));
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert((i, fp));
-                    }
+            if e.action != "insert" {
+                continue;
+            }
+            let fp = crate::value::fingerprint(e.after.as_ref().unwrap_or(&Value::Null)).ordered;
+            match inserts.entry(crate::scan::id_text(&e.id)) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    self.settled[i] = Some(Settled::Conflict(Reason::SecondEntry));
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((i, fp));
                 }
             }
         }
-        let mut out = open_out(&self.partial.join(&out_name), gzip)?;
-        let mut quarantine: HashMap<String, Vec<Value>> = HashMap::new();
-        let mut reader = BsonReader::new(open_in(&in_file, gzip)?, None, in_file.clone());
-        let mut pass = Passthrough::new(open_in(&in_file, gzip)?);
-        while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
-            // (offset, length in the input, bytes to write; None for an unreadable region)
-            let mut writes: Vec<(u64, u64, Option<Vec<u8>>)> = Vec::with_capacity(batch.len());
-            let mut journaled = Vec::new();
-            // Which writes are journaled entries (their output position goes in `done`).
-            let mut journaled_writes = Vec::new();
-            for rec in &batch.records {
-                let bytes = batch.bytes(rec);
-                let (at, len) = (offset_of(rec.location), bytes.len() as u64);
-                if rec.broken.is_some() {
-                    writes.push((at, 0, None));
-                    continue;
-                }
-                let keep = |writes: &mut Vec<_>| writes.push((at, len, Some(bytes.to_vec())));
-                let Ok(decoded) = crate::value::from_bson(bytes) else {
-                    keep(&mut writes);
-                    continue;
-                };
-                let doc = decoded.value;
-                let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
-                if let Some((i, after_fp)) = inserts.get(&id) {
-                    // An insert whose `_id` exists again is a conflict, never a duplicate.
-                    let fp = crate::value::fingerprint(&doc).ordered;
-                    self.settled[*i] = Some(match self.settled[*i] {
-                        None if fp == *after_fp => Settled::Already,
-                        _ => Settled::Conflict(Reason::IdTaken),
-                    });
-                }
-                if !matcher.wants(&id) {
-                    keep(&mut writes);
-                    continue;
-                }
-                let fp = crate::value::fingerprint(&doc).ordered;
-                let Found::Act(k) = matcher.offer(&id, fp, at) else {
-                    keep(&mut writes);
-                    continue;
-                };
-                let entry = &plan.entries[in_place[k]];
-                // The original bytes too: undo restores them exactly (relaxed JSON cannot
-                // tell Int32 from Int64).
-                use base64::Engine as _;
-                let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
-                let mut j = json!({"action": entry.action, "_id": entry.id, "before": doc, "before_bson": raw, "after": entry.after});
-                if let Some(to) = &entry.to {
-                    j["to"] = Value::from(to.as_str());
-                }
-                journaled.push(j);
-                journaled_writes.push(writes.len());
-                match entry.action.as_str() {
-                    "replace" => {
-                        let after = entry.after.clone().unwrap_or(Value::Null);
-                        writes.push((at, len, Some(after_bytes(Some(bytes), &after)?)));
-                    }
-                    "quarantine" => {
-                        // The image the plan set aside (the document as earlier steps of the
-                        // plan left it); the document as read for older plans.
-                        let to = entry.to.clone().unwrap_or_default();
-                        quarantine
-                            .entry(to)
-                            .or_default()
-                            .push(entry.after.clone().unwrap_or(doc));
-                        writes.push((at, len, Some(Vec::new())));
-                    }
-                    // "delete" (the actions are checked above)
-                    _ => writes.push((at, len, Some(Vec::new()))),
-                }
-            }
-            // The journal holds the batch before any of it is written.
-            failpoint("apply.before-batch");
-            if !journaled.is_empty() {
-                self.journal.append(&json!({"kind": "batch", "n": self.batch_no, "collection": coll, "entries": journaled}))?;
-                failpoint("apply.batch-journaled");
-            }
-            // Where each journaled change lies in the new file, so that undo puts a removed
-            // record back exactly where it was.
-            let mut out_at = Vec::with_capacity(journaled_writes.len());
-            let mut next_journaled = journaled_writes.iter().peekable();
-            for (w, (at, len, bytes)) in writes.into_iter().enumerate() {
-                match bytes {
-                    Some(b) => {
-                        pass.record(at, len, &mut out)
-                            .map_err(|e| io(&in_file, e))?;
-                        if next_journaled.next_if_eq(&&w).is_some() {
-                            out_at.push(out.position());
-                        }
-                        out.write_all(&b).map_err(|e| io(&in_file, e))?;
-                    }
-                    None => pass.broken(at, &mut out).map_err(|e| io(&in_file, e))?,
-                }
-            }
-            if !journaled.is_empty() {
-                self.journal
-                    .append(&json!({"kind": "done", "n": self.batch_no, "out_at": out_at}))?;
-                failpoint("apply.batch-done");
-            }
-            self.batch_no += 1;
+        Rewrite {
+            coll,
+            in_file,
+            in_place,
+            matcher,
+            inserts,
+            quarantine: HashMap::new(),
         }
-        // Restored documents (inserts) go at the end, before a trailing unreadable region
-        // (which must stay last: its length prefix would swallow anything after it).
-        let mut to_insert: Vec<usize> = inserts
+    }
+
+    /// What one input record becomes.
+    fn record(
+        &mut self,
+        rw: &mut Rewrite<'_>,
+        done: &mut Rewritten,
+        bytes: &[u8],
+        rec: &crate::source::Record,
+    ) -> Result<(), ApplyError> {
+        let (at, len) = (offset_of(rec.location), bytes.len() as u64);
+        if rec.broken.is_some() {
+            done.writes.push((at, 0, None));
+            return Ok(());
+        }
+        let keep = |done: &mut Rewritten| done.writes.push((at, len, Some(bytes.to_vec())));
+        let Ok(decoded) = crate::value::from_bson(bytes) else {
+            keep(done);
+            return Ok(());
+        };
+        let doc = decoded.value;
+        let id = doc.get("_id").map(crate::scan::id_text).unwrap_or_default();
+        if let Some((i, after_fp)) = rw.inserts.get(&id) {
+            // An insert whose `_id` exists again is a conflict, never a duplicate.
+            let fp = crate::value::fingerprint(&doc).ordered;
+            self.settled[*i] = Some(match self.settled[*i] {
+                None if fp == *after_fp => Settled::Already,
+                _ => Settled::Conflict(Reason::IdTaken),
+            });
+        }
+        if !rw.matcher.wants(&id) {
+            keep(done);
+            return Ok(());
+        }
+        let fp = crate::value::fingerprint(&doc).ordered;
+        let Found::Act(k) = rw.matcher.offer(&id, fp, at) else {
+            keep(done);
+            return Ok(());
+        };
+        let entry = &self.plan.entries[rw.in_place[k]];
+        // The original bytes too: undo restores them exactly (relaxed JSON cannot tell
+        // Int32 from Int64).
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut j = json!({"action": entry.action, "_id": entry.id, "before": doc, "before_bson": raw, "after": entry.after});
+        if let Some(to) = &entry.to {
+            j["to"] = Value::from(to.as_str());
+        }
+        done.journaled.push(j);
+        done.journaled_writes.push(done.writes.len());
+        let written = match entry.action.as_str() {
+            "replace" => after_bytes(Some(bytes), entry.after.as_ref().unwrap_or(&Value::Null))?,
+            "quarantine" => {
+                // The image the plan set aside (the document as earlier steps of the plan
+                // left it); the document as read for older plans.
+                let to = entry.to.clone().unwrap_or_default();
+                let image = entry.after.clone().unwrap_or(doc);
+                rw.quarantine.entry(to).or_default().push(image);
+                Vec::new()
+            }
+            // "delete" (the actions are checked before the apply starts)
+            _ => Vec::new(),
+        };
+        done.writes.push((at, len, Some(written)));
+        Ok(())
+    }
+
+    /// Journals a batch's changes, then writes it; then journals where each change lies
+    /// in the new file (undo puts a removed record back exactly there).
+    fn write_batch(
+        &mut self,
+        rw: &Rewrite<'_>,
+        done: Rewritten,
+        pass: &mut Passthrough,
+        out: &mut Output,
+    ) -> Result<(), ApplyError> {
+        let in_file = &rw.in_file;
+        // The journal holds the batch before any of it is written.
+        failpoint("apply.before-batch");
+        if !done.journaled.is_empty() {
+            self.journal.append(&json!({"kind": "batch", "n": self.batch_no, "collection": rw.coll, "entries": done.journaled}))?;
+            failpoint("apply.batch-journaled");
+        }
+        let mut out_at = Vec::with_capacity(done.journaled_writes.len());
+        let mut next_journaled = done.journaled_writes.iter().peekable();
+        for (w, (at, len, bytes)) in done.writes.into_iter().enumerate() {
+            match bytes {
+                Some(b) => {
+                    pass.record(at, len, out).map_err(|e| io(in_file, e))?;
+                    if next_journaled.next_if_eq(&&w).is_some() {
+                        out_at.push(out.position());
+                    }
+                    out.write_all(&b).map_err(|e| io(in_file, e))?;
+                }
+                None => pass.broken(at, out).map_err(|e| io(in_file, e))?,
+            }
+        }
+        if !done.journaled.is_empty() {
+            self.journal
+                .append(&json!({"kind": "done", "n": self.batch_no, "out_at": out_at}))?;
+            failpoint("apply.batch-done");
+        }
+        self.batch_no += 1;
+        Ok(())
+    }
+
+    /// Restored documents (inserts) go at the end, before a trailing unreadable region
+    /// (which must stay last: its length prefix would swallow anything after it).
+    fn append_inserts(&mut self, rw: &Rewrite<'_>, out: &mut Output) -> Result<(), ApplyError> {
+        let plan = self.plan;
+        let mut to_insert: Vec<usize> = rw
+            .inserts
             .values()
             .map(|&(i, _)| i)
             .filter(|&i| self.settled[i].is_none())
             .collect();
+        if to_insert.is_empty() {
+            return Ok(());
+        }
         to_insert.sort_unstable();
-        if !to_insert.is_empty() {
-            let journaled: Vec<Value> = to_insert
-                .iter()
-                .map(|&i| {
-                    let e = &plan.entries[i];
-                    json!({"action": "insert", "_id": e.id, "before": Value::Null, "after": e.after})
-                })
-                .collect();
-            failpoint("apply.before-batch");
-            self.journal.append(&json!({"kind": "batch", "n": self.batch_no, "collection": coll, "entries": journaled}))?;
-            failpoint("apply.batch-journaled");
-            let mut out_at = Vec::with_capacity(to_insert.len());
-            for &i in &to_insert {
+        let journaled: Vec<Value> = to_insert
+            .iter()
+            .map(|&i| {
                 let e = &plan.entries[i];
-                let b = crate::value::to_bson(e.after.as_ref().unwrap_or(&Value::Null))
-                    .map_err(|err| ApplyError::Usage(format!("insert: {err}")))?;
-                out_at.push(out.position());
-                out.write_all(&b).map_err(|err| io(&in_file, err))?;
-                self.settled[i] = Some(Settled::Acted);
-            }
-            self.journal
-                .append(&json!({"kind": "done", "n": self.batch_no, "out_at": out_at}))?;
-            failpoint("apply.batch-done");
-            self.batch_no += 1;
+                json!({"action": "insert", "_id": e.id, "before": Value::Null, "after": e.after})
+            })
+            .collect();
+        failpoint("apply.before-batch");
+        self.journal.append(&json!({"kind": "batch", "n": self.batch_no, "collection": rw.coll, "entries": journaled}))?;
+        failpoint("apply.batch-journaled");
+        let mut out_at = Vec::with_capacity(to_insert.len());
+        for &i in &to_insert {
+            let e = &plan.entries[i];
+            let b = crate::value::to_bson(e.after.as_ref().unwrap_or(&Value::Null))
+                .map_err(|err| ApplyError::Usage(format!("insert: {err}")))?;
+            out_at.push(out.position());
+            out.write_all(&b).map_err(|err| io(&rw.in_file, err))?;
+            self.settled[i] = Some(Settled::Acted);
         }
-        pass.finish(&mut out).map_err(|e| io(&in_file, e))?;
-        out.finish(&self.partial.join(&out_name))?;
-        for (to, docs) in quarantine {
-            write_quarantine(self.partial, coll, &to, &docs, gzip)?;
-        }
-        let entries: Vec<Entry> = mine.iter().map(|&i| plan.entries[i].clone()).collect();
-        rewrite_metadata(self.partial, coll, &entries, false)?;
-        failpoint("apply.collection-done");
-        for (k, s) in matcher
-            .finish(Reason::ChangedSincePlan)
-            .into_iter()
-            .enumerate()
-        {
-            self.settled[in_place[k]] = Some(s);
-        }
+        self.journal
+            .append(&json!({"kind": "done", "n": self.batch_no, "out_at": out_at}))?;
+        failpoint("apply.batch-done");
+        self.batch_no += 1;
         Ok(())
     }
 }
