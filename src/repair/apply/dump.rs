@@ -23,6 +23,44 @@ use crate::repair::plan::{Entry, Plan};
 use crate::repair::settle::Reason;
 use crate::source::{BsonReader, RecordReader, BATCH_RECORDS};
 
+/// An output that exists: this plan's (what that run did, from its journal) or refused.
+fn applied_before(final_dir: &Path, checksum: &str) -> Result<Outcome, ApplyError> {
+    let marker = final_dir.join(".docsweep").join("applied");
+    let journal_path = final_dir.join(".docsweep").join("journal");
+    let done = std::fs::read_to_string(&marker).unwrap_or_default();
+    if done.trim() != checksum {
+        return Err(ApplyError::Usage(format!(
+            "{} exists and is not the output of this plan: choose a new --out",
+            final_dir.display()
+        )));
+    }
+    let read = journal::read(&journal_path)?;
+    // The output is published only when complete: a cut finish line lost the counts, not
+    // the work; the journaled changes are what was applied.
+    let finish = read
+        .records
+        .iter()
+        .find(|r| r["kind"] == "finish")
+        .cloned()
+        .unwrap_or_else(|| {
+            let applied: usize = read
+                .records
+                .iter()
+                .filter(|r| r["kind"] == "batch")
+                .map(|r| r["entries"].as_array().map_or(0, Vec::len))
+                .sum();
+            json!({"applied": applied})
+        });
+    Ok(Outcome {
+        already_done: true,
+        applied: finish["applied"].as_u64().unwrap_or(0),
+        already: finish["already"].as_u64().unwrap_or(0),
+        conflicts: conflicts_of(&finish),
+        output: final_dir.to_path_buf(),
+        journal: journal_path,
+    })
+}
+
 /// Applies `plan` to the dump it was made from, writing a new dump under `out_root`.
 ///
 /// Every entry of the plan ends exactly once: applied, already in its after-state, or a
@@ -40,42 +78,9 @@ pub fn apply_dump(
     let coll = plan.collection().to_string();
     let checksum = plan_checksum(plan_path)?;
     let final_dir = out_root.join(&db_name);
-    let marker = final_dir.join(".docsweep").join("applied");
     let journal_path = final_dir.join(".docsweep").join("journal");
     if final_dir.exists() {
-        let done = std::fs::read_to_string(&marker).unwrap_or_default();
-        if done.trim() == checksum {
-            // Report what that run did, from its journal.
-            let read = journal::read(&journal_path)?;
-            // The output is published only when complete: a cut finish line lost the
-            // counts, not the work; the journaled changes are what was applied.
-            let finish = read
-                .records
-                .iter()
-                .find(|r| r["kind"] == "finish")
-                .cloned()
-                .unwrap_or_else(|| {
-                    let applied: usize = read
-                        .records
-                        .iter()
-                        .filter(|r| r["kind"] == "batch")
-                        .map(|r| r["entries"].as_array().map_or(0, Vec::len))
-                        .sum();
-                    json!({"applied": applied})
-                });
-            return Ok(Outcome {
-                already_done: true,
-                applied: finish["applied"].as_u64().unwrap_or(0),
-                already: finish["already"].as_u64().unwrap_or(0),
-                conflicts: conflicts_of(&finish),
-                output: final_dir,
-                journal: journal_path,
-            });
-        }
-        return Err(ApplyError::Usage(format!(
-            "{} exists and is not the output of this plan: choose a new --out",
-            final_dir.display()
-        )));
+        return applied_before(&final_dir, &checksum);
     }
     // A dump is never modified in place: the output is neither inside the source nor around it.
     refuse_overlap(&dump_root(source, &in_dir), out_root)?;

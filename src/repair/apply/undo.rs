@@ -19,17 +19,16 @@ use crate::repair::matcher::{Found, Matcher, Settled, Want};
 use crate::repair::plan::Entry;
 use crate::source::{BsonReader, RecordReader, BATCH_RECORDS};
 
-/// Undoes an applied dump journal: writes a new dump under `out_root` where every
-/// journaled change is reversed (compare-and-set against the after-image).
-pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyError> {
-    let read = journal::read(journal_path)?;
-    let header = &read.records[0];
-    let collections = journal::collections(header);
-    // The journal lives in the dump it describes (`<db>/.docsweep/journal`), so that dump
-    // is found wherever it was moved and whatever the working directory; the recorded
-    // target is the fallback for a journal kept elsewhere.
-    let target = header["target"].as_str().unwrap_or_default();
-    let beside = journal_path
+/// The applied dump a journal lives in (`<db>/.docsweep/journal`), found wherever it was
+/// moved and whatever the working directory; only the very output of this journal's apply
+/// (its `applied` marker holds the plan's checksum). None for a journal kept elsewhere,
+/// whose recorded target is then read.
+fn applied_dump_beside<'j>(
+    journal_path: &'j Path,
+    header: &Value,
+    collections: &[String],
+) -> Option<&'j Path> {
+    journal_path
         .parent()
         .filter(|p| p.file_name().is_some_and(|n| n == ".docsweep"))
         .and_then(Path::parent)
@@ -40,24 +39,21 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
                 d
             }
         })
-        // Only the very output of this journal's apply.
         .filter(|d| {
             let marker = d.join(".docsweep").join("applied");
             std::fs::read_to_string(marker).is_ok_and(|m| m.trim() == header["plan_checksum"])
         })
-        .filter(|d| collections.iter().all(|c| bson_name(d, c).is_some()));
-    // A dump's output is published (renamed into place, with its `applied` marker) only
-    // after every batch was written, so a published dump's journal is complete even when
-    // its last line, the finish, was cut; anywhere else, a journal without it is an apply
-    // that never finished.
-    if beside.is_none() && !read.records.iter().any(|r| r["kind"] == "finish") {
-        return Err(ApplyError::Usage(format!(
-            "{}: the apply did not finish and its output was never published: nothing to undo; \
-             re-run `docsweep repair apply {}` to complete it, then undo that output's journal",
-            journal_path.display(),
-            header["plan"].as_str().unwrap_or("PLAN")
-        )));
-    }
+        .filter(|d| collections.iter().all(|c| bson_name(d, c).is_some()))
+}
+
+/// Undoes an applied dump journal: writes a new dump under `out_root` where every
+/// journaled change is reversed (compare-and-set against the after-image).
+pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyError> {
+    let read = journal::read(journal_path)?;
+    let header = &read.records[0];
+    let collections = journal::collections(header);
+    let target = header["target"].as_str().unwrap_or_default();
+    let beside = applied_dump_beside(journal_path, header, &collections);
     let recorded = PathBuf::from(target.strip_prefix("dump:").unwrap_or(target));
     let in_dir = match beside {
         Some(d) => d.to_path_buf(),

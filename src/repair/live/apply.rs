@@ -42,12 +42,168 @@ pub(super) fn progress(records: &[Value]) -> Progress {
     p
 }
 
+/// An existing journal of this plan: finished (the run is a no-op) or to resume; one of
+/// another plan or target is refused.
+enum Existing {
+    None,
+    Finished(Value),
+    Resume(journal::Read),
+}
+
+fn existing_journal(
+    req: &ApplyLive<'_>,
+    checksum: &str,
+    collections: &[String],
+) -> Result<Existing, ApplyError> {
+    if !req.journal.exists() {
+        return Ok(Existing::None);
+    }
+    let plan = req.plan;
+    let source = plan.header["source"].as_str().unwrap_or_default();
+    let coll_name = plan.collection();
+    let read = journal::read(&req.journal)?;
+    let h = &read.records[0];
+    if h["plan_checksum"] != checksum {
+        return Err(usage(format!(
+            "journal {} belongs to another plan ({}): pass --journal FILE for this one",
+            req.journal.display(),
+            h["plan"].as_str().unwrap_or("?")
+        )));
+    }
+    if h["target"] != source
+        || h["collection"] != coll_name
+        || (collections.len() > 1 && h["collections"] != json!(collections))
+    {
+        return Err(usage(format!(
+            "journal {} is for {} {}, not {source} {coll_name}",
+            req.journal.display(),
+            h["target"],
+            h["collection"]
+        )));
+    }
+    Ok(match read.records.iter().find(|r| r["kind"] == "finish") {
+        Some(f) => Existing::Finished(f.clone()),
+        None => Existing::Resume(read),
+    })
+}
+
+/// Every collection's connection, and its guard checked: nothing is written unless all
+/// of them can be.
+fn connect_all(
+    req: &ApplyLive<'_>,
+    collections: &[String],
+) -> Result<Vec<(Target, Plan)>, ApplyError> {
+    let plan = req.plan;
+    let source = plan.header["source"].as_str().unwrap_or_default();
+    let mut targets = Vec::new();
+    for c in collections {
+        let mut target = Target::connect(
+            source,
+            req.uri,
+            plan.header["database"].as_str(),
+            c,
+            req.accept_top_level,
+        )?;
+        if collections.len() > 1 {
+            target.key_prefix = format!("{c}/");
+        }
+        let part = plan.of_collection(c);
+        // Without a whole-document guard, writing over or deleting documents needs consent.
+        let overwrites = part
+            .entries
+            .iter()
+            .filter(|e| matches!(e.action.as_str(), "replace" | "delete" | "quarantine"))
+            .count();
+        target.require_guard(overwrites, "planned replacements, deletions or quarantines")?;
+        targets.push((target, part));
+    }
+    if targets.is_empty() {
+        return Err(usage(format!(
+            "{}: the plan names no collection",
+            req.plan_path.display()
+        )));
+    }
+    Ok(targets)
+}
+
+/// The run's state across collections.
+struct Run<'j> {
+    jr: &'j mut Journal,
+    /// The next batch number.
+    n: u64,
+    throttle: Throttle,
+    files: FileQuarantine,
+    tally: Tally,
+    /// Second entries for one `_id` or index name.
+    seconds: Vec<Conflict>,
+}
+
+/// Applies one collection's entries that are not settled yet: dropped indexes first (a
+/// wrong unique one would refuse documents the plan brings back), then the documents in
+/// batches, then created indexes (a unique one needs its duplicates resolved).
+fn apply_collection(
+    target: &Target,
+    part: &Plan,
+    settled: &HashSet<String>,
+    batch_size: usize,
+    run: &mut Run<'_>,
+) -> Result<(), ApplyError> {
+    // One change per `_id` (and index name): a later entry for the same one is a conflict.
+    let mut first = HashSet::new();
+    let mut entries = Vec::new();
+    for e in &part.entries {
+        let key = target.key(&entry_key(e));
+        if first.insert(key.clone()) {
+            entries.push(e);
+        } else {
+            run.seconds.push(Conflict::new(key, Reason::SecondEntry));
+        }
+    }
+    let open = |e: &&Entry| !settled.contains(&target.key(&entry_key(e)));
+    let pick = |index: Option<&str>| -> Vec<&Entry> {
+        entries
+            .iter()
+            .copied()
+            .filter(|e| match index {
+                Some(action) => e.id.is_null() && e.action == action,
+                None => !e.id.is_null(),
+            })
+            .filter(open)
+            .collect()
+    };
+    let (drops, docs, creates) = (
+        pick(Some("drop_index")),
+        pick(None),
+        pick(Some("create_index")),
+    );
+    if !drops.is_empty() {
+        apply_indexes(target, &drops, run.jr, run.n, &mut run.tally)?;
+        run.n += 1;
+    }
+    for chunk in docs.chunks(batch_size.max(1)) {
+        apply_batch(
+            target,
+            chunk,
+            run.jr,
+            run.n,
+            &mut run.throttle,
+            &mut run.files,
+            &mut run.tally,
+        )?;
+        run.n += 1;
+    }
+    if !creates.is_empty() {
+        apply_indexes(target, &creates, run.jr, run.n, &mut run.tally)?;
+        run.n += 1;
+    }
+    Ok(())
+}
+
 /// Applies `plan` to the live deployment it was made from.
 pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     let plan = req.plan;
     let source = plan.header["source"].as_str().unwrap_or_default();
     let collections = plan.collections();
-    let multi = collections.len() > 1;
     let coll_name = plan.collection().to_string();
     let changes = plan.entries.iter().filter(|e| !e.id.is_null()).count() as u64;
     if let Some(max) = req.max_changes {
@@ -63,29 +219,8 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
         entries: plan.entries.len() as u64,
         ..LiveOutcome::default()
     };
-    // An existing journal: this plan's (finished: nothing to do; else resume) or refused.
-    let existing = if req.journal.exists() {
-        let read = journal::read(&req.journal)?;
-        let h = &read.records[0];
-        if h["plan_checksum"] != checksum.as_str() {
-            return Err(usage(format!(
-                "journal {} belongs to another plan ({}): pass --journal FILE for this one",
-                req.journal.display(),
-                h["plan"].as_str().unwrap_or("?")
-            )));
-        }
-        if h["target"] != source
-            || h["collection"] != coll_name.as_str()
-            || (multi && h["collections"] != json!(collections))
-        {
-            return Err(usage(format!(
-                "journal {} is for {} {}, not {source} {coll_name}",
-                req.journal.display(),
-                h["target"],
-                h["collection"]
-            )));
-        }
-        if let Some(f) = read.records.iter().find(|r| r["kind"] == "finish") {
+    let existing = match existing_journal(req, &checksum, &collections)? {
+        Existing::Finished(f) => {
             out.finished_before = true;
             out.applied = f["applied"].as_u64().unwrap_or(0);
             out.already = f["already"].as_u64().unwrap_or(0);
@@ -93,41 +228,12 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
             out.target = format!("{source} {coll_name}");
             return Ok(out);
         }
-        Some(read)
-    } else {
-        None
+        Existing::Resume(read) => Some(read),
+        Existing::None => None,
     };
-    // Every collection's connection and guard first: nothing is written unless all of
-    // them can be.
-    let mut targets = Vec::new();
-    for c in &collections {
-        let mut target = Target::connect(
-            source,
-            req.uri,
-            plan.header["database"].as_str(),
-            c,
-            req.accept_top_level,
-        )?;
-        if multi {
-            target.key_prefix = format!("{c}/");
-        }
-        let part = plan.of_collection(c);
-        // Without a whole-document guard, writing over or deleting documents needs consent.
-        let overwrites = part
-            .entries
-            .iter()
-            .filter(|e| matches!(e.action.as_str(), "replace" | "delete" | "quarantine"))
-            .count();
-        target.require_guard(overwrites, "planned replacements, deletions or quarantines")?;
-        targets.push((target, part));
-    }
-    let Some((first_target, _)) = targets.first() else {
-        return Err(usage(format!(
-            "{}: the plan names no collection",
-            req.plan_path.display()
-        )));
-    };
-    out.target = if multi {
+    let targets = connect_all(req, &collections)?;
+    let first_target = &targets[0].0;
+    out.target = if collections.len() > 1 {
         format!(
             "{} {} ({})",
             first_target.redacted,
@@ -137,10 +243,8 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     } else {
         first_target.describe()
     };
-    out.guard = Some(first_target.guard);
     let guard = first_target.guard;
-    let database = first_target.database.clone();
-
+    out.guard = Some(guard);
     let (mut jr, prog) = match existing {
         Some(read) => {
             out.resumed = true;
@@ -158,7 +262,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
             j.append(&json!({
                 "kind": "header", "format": journal::FORMAT,
                 "plan": req.plan_path.display().to_string(), "plan_checksum": checksum,
-                "target": source, "database": database, "collection": coll_name,
+                "target": source, "database": first_target.database, "collection": coll_name,
                 "collections": collections,
                 "template": plan.header["template"], "params": plan.header["params"],
                 "started_at": crate::report::now_rfc3339(),
@@ -168,67 +272,22 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
             (j, Progress::default())
         }
     };
-    let mut n = prog.batches;
-    let mut throttle = Throttle::new(req.rate);
-    let mut run = Tally::default();
-    let mut seconds = Vec::new();
-    let mut files = FileQuarantine::default();
+    let mut run = Run {
+        jr: &mut jr,
+        n: prog.batches,
+        throttle: Throttle::new(req.rate),
+        files: FileQuarantine::default(),
+        tally: Tally::default(),
+        seconds: Vec::new(),
+    };
     for (target, part) in &targets {
-        // One change per `_id` (and index name): a later entry for the same one is a
-        // conflict.
-        let mut first = HashSet::new();
-        let mut entries = Vec::new();
-        for e in &part.entries {
-            let key = target.key(&entry_key(e));
-            if first.insert(key.clone()) {
-                entries.push(e);
-            } else {
-                seconds.push(Conflict::new(key, Reason::SecondEntry));
-            }
-        }
-        let open = |e: &&Entry| !prog.settled.contains(&target.key(&entry_key(e)));
-        // Dropped indexes go first (a wrong unique one would refuse documents the plan
-        // brings back), created ones last (a unique one needs its duplicates resolved).
-        let index_entries = |action: &str| -> Vec<&Entry> {
-            entries
-                .iter()
-                .copied()
-                .filter(|e| e.id.is_null() && e.action == action)
-                .filter(open)
-                .collect()
-        };
-        let (drops, creates) = (index_entries("drop_index"), index_entries("create_index"));
-        if !drops.is_empty() {
-            apply_indexes(target, &drops, &mut jr, n, &mut run)?;
-            n += 1;
-        }
-        let docs: Vec<&Entry> = entries
-            .iter()
-            .copied()
-            .filter(|e| !e.id.is_null())
-            .filter(open)
-            .collect();
-        for chunk in docs.chunks(req.batch_size.max(1)) {
-            apply_batch(
-                target,
-                chunk,
-                &mut jr,
-                n,
-                &mut throttle,
-                &mut files,
-                &mut run,
-            )?;
-            n += 1;
-        }
-        if !creates.is_empty() {
-            apply_indexes(target, &creates, &mut jr, n, &mut run)?;
-            n += 1;
-        }
+        apply_collection(target, part, &prog.settled, req.batch_size, &mut run)?;
     }
-    out.applied = prog.applied + run.applied.len() as u64;
-    out.already = prog.already + run.already.len() as u64;
+    let (tally, seconds) = (run.tally, run.seconds);
+    out.applied = prog.applied + tally.applied.len() as u64;
+    out.already = prog.already + tally.already.len() as u64;
     out.conflicts = prog.conflicts;
-    out.conflicts.extend(run.conflicts);
+    out.conflicts.extend(tally.conflicts);
     out.conflicts.extend(seconds);
     debug_assert_eq!(
         out.applied + out.already + out.conflicts.len() as u64,
