@@ -9,7 +9,7 @@
 //! original position, and gives documents a plan inserts positions past every real one, so
 //! an entry of a later step is always traced back to the entry it continues.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -179,11 +179,21 @@ impl crate::source::Overlay for Composition {
     fn wrap(&self, collection: &str, reader: Box<dyn RecordReader>) -> Box<dyn RecordReader> {
         let all = self.collections.read().unwrap_or_else(|p| p.into_inner());
         match all.get(collection) {
-            Some(c) if !c.entries.is_empty() => Box::new(View {
-                inner: reader,
-                composed: c.clone(),
-                inserts_done: false,
-            }),
+            Some(c) if !c.entries.is_empty() => {
+                // Records are known by their offset in a dump: only those at a changed
+                // offset need decoding. A live collection's have no offset.
+                let offsets = c
+                    .in_place
+                    .keys()
+                    .map(|(_, at)| *at)
+                    .collect::<Option<HashSet<u64>>>();
+                Box::new(View {
+                    inner: reader,
+                    composed: c.clone(),
+                    offsets,
+                    inserts_done: false,
+                })
+            }
             _ => reader,
         }
     }
@@ -193,6 +203,8 @@ impl crate::source::Overlay for Composition {
 struct View {
     inner: Box<dyn RecordReader>,
     composed: Composed,
+    /// The offsets of the changed records (None: records without offsets, live).
+    offsets: Option<HashSet<u64>>,
     inserts_done: bool,
 }
 
@@ -210,12 +222,17 @@ impl View {
 
     /// The entry for an original record, if any.
     fn entry_for(&self, bytes: &[u8], location: Location) -> Option<&Entry> {
-        let doc = crate::value::from_bson(bytes).ok()?.value;
-        let id = crate::scan::id_text(doc.get("_id")?);
         let at = match location {
             Location::Offset(o) => Some(o),
             _ => None,
         };
+        if let (Some(offsets), Some(at)) = (&self.offsets, at) {
+            if !offsets.contains(&at) {
+                return None;
+            }
+        }
+        let doc = crate::value::from_bson(bytes).ok()?.value;
+        let id = crate::scan::id_text(doc.get("_id")?);
         let k = *self.composed.in_place.get(&(id, at))?;
         self.composed.entries[k].as_ref()
     }
