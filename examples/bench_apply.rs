@@ -105,7 +105,7 @@ fn make_plan(docs: &[Vec<u8>], source: &str, db: &str, coll: &str, path: &Path) 
         let mut after = v.clone();
         after["bench_note"] = Value::from("applied");
         entries.push(Entry {
-            action: "replace".into(),
+            action: docsweep::repair::plan::Action::Replace,
             id: v["_id"].clone(),
             before: Some(docsweep::value::fingerprint(&v).ordered),
             after: Some(after.clone()),

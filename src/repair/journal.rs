@@ -59,7 +59,7 @@ pub(super) fn line_for(v: &Value) -> String {
 
 /// One line whose checksum is seeded with `seed`, and that checksum (also the plan
 /// file's line format).
-pub(super) fn chained_line(v: &Value, seed: u64) -> (String, u64) {
+pub fn chained_line(v: &Value, seed: u64) -> (String, u64) {
     let json = v.to_string();
     let sum = xxh3_64_with_seed(json.as_bytes(), seed);
     (format!("{sum:016x} {json}\n"), sum)

@@ -9,6 +9,7 @@
 //! original position, and gives documents a plan inserts positions past every real one, so
 //! an entry of a later step is always traced back to the entry it continues.
 
+use crate::repair::plan::Action;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
@@ -93,9 +94,9 @@ impl Composition {
                 let Some(earlier) = slot.as_mut() else {
                     continue;
                 };
-                match e.action.as_str() {
-                    "replace" => earlier.after = e.after,
-                    "delete" => {
+                match e.action {
+                    Action::Replace => earlier.after = e.after,
+                    Action::Delete => {
                         *slot = None;
                         c.inserted.remove(&id);
                     }
@@ -116,11 +117,11 @@ impl Composition {
                     let Some(earlier) = c.entries[k].as_mut() else {
                         continue;
                     };
-                    match e.action.as_str() {
-                        "replace" => earlier.after = e.after,
+                    match e.action {
+                        Action::Replace => earlier.after = e.after,
                         // What a removal takes away is the document as the earlier steps
                         // left it: a quarantine keeps that image.
-                        "delete" | "quarantine" => {
+                        Action::Delete | Action::Quarantine => {
                             earlier.action = e.action;
                             earlier.after = e.after;
                             earlier.to = e.to;
@@ -133,7 +134,7 @@ impl Composition {
                         }
                     }
                 }
-                None if e.action == "insert" => {
+                None if e.action == Action::Insert => {
                     c.inserted.insert(id, c.entries.len());
                     c.entries.push(Some(e));
                 }
@@ -156,7 +157,7 @@ impl Composition {
         for name in order.iter() {
             let Some(c) = all.get(name) else { continue };
             for e in c.entries.iter().flatten().chain(&c.indexes) {
-                if e.action == "replace"
+                if e.action == Action::Replace
                     && e.before.is_some()
                     && e.after
                         .as_ref()
@@ -255,7 +256,7 @@ impl RecordReader for View {
             self.inserts_done = true;
             let mut out = Batch::default();
             for (k, e) in self.composed.entries.iter().enumerate() {
-                let Some(e) = e.as_ref().filter(|e| e.action == "insert") else {
+                let Some(e) = e.as_ref().filter(|e| e.action == Action::Insert) else {
                     continue;
                 };
                 let bytes = crate::value::to_bson(e.after.as_ref().unwrap_or(&Value::Null))
@@ -281,7 +282,7 @@ impl RecordReader for View {
             }
             match self.entry_for(bytes, rec.location) {
                 None => Self::push(&mut out, bytes, rec.location, None),
-                Some(e) if e.action == "replace" => {
+                Some(e) if e.action == Action::Replace => {
                     let after = after_bytes(Some(bytes), e.after.as_ref().unwrap_or(&Value::Null))
                         .map_err(|err| SourceError::Other(err.to_string()))?;
                     Self::push(&mut out, &after, rec.location, None);

@@ -67,10 +67,73 @@ pub enum PlanError {
     File { path: String, message: String },
 }
 
+/// What a plan entry does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// The document is replaced by the after-image.
+    Replace,
+    Delete,
+    /// The document is removed from the collection and kept in `to`.
+    Quarantine,
+    /// The after-image is inserted (a document restored from the baseline).
+    Insert,
+    CreateIndex,
+    DropIndex,
+}
+
+impl Action {
+    pub const ALL: [Action; 6] = [
+        Action::Replace,
+        Action::Delete,
+        Action::Quarantine,
+        Action::Insert,
+        Action::CreateIndex,
+        Action::DropIndex,
+    ];
+
+    /// The name plans and journals use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::Quarantine => "quarantine",
+            Action::Insert => "insert",
+            Action::CreateIndex => "create_index",
+            Action::DropIndex => "drop_index",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// An index action (the entry has no `_id`).
+    pub fn is_index(self) -> bool {
+        matches!(self, Action::CreateIndex | Action::DropIndex)
+    }
+
+    /// Writes over or removes an existing document.
+    pub fn overwrites(self) -> bool {
+        matches!(self, Action::Replace | Action::Delete | Action::Quarantine)
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One planned change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    pub action: String,
+    pub action: Action,
     pub id: Value,
     pub before: Option<u128>,
     pub after: Option<Value>,
@@ -107,10 +170,13 @@ impl Entry {
     }
 
     fn from_json(v: &Value) -> Result<Entry, String> {
-        let action = v["action"]
-            .as_str()
-            .ok_or("entry without action")?
-            .to_string();
+        let name = v["action"].as_str().ok_or("entry without action")?;
+        let action = Action::parse(name).ok_or_else(|| {
+            format!(
+                "unknown action {name:?} (for _id {}): a plan from another docsweep version?",
+                scan::id_text(&v["_id"])
+            )
+        })?;
         let before = match v.get("before").and_then(Value::as_str) {
             Some(h) => Some(u128::from_str_radix(h, 16).map_err(|_| "bad before fingerprint")?),
             None => None,
@@ -508,8 +574,8 @@ fn after_refusal(contract: &Contract, id: &Value, after: &Value) -> Option<Strin
 
 /// The index actions of a chain, as entries.
 fn index_entries(chain: &[Bound]) -> Vec<Entry> {
-    let entry = |action: &str, after: Value| Entry {
-        action: action.into(),
+    let entry = |action: Action, after: Value| Entry {
+        action,
         id: Value::Null,
         before: None,
         after: Some(after),
@@ -534,9 +600,11 @@ fn index_entries(chain: &[Bound]) -> Vec<Entry> {
                         after[option] = Value::Bool(true);
                     }
                 }
-                entry("create_index", after)
+                entry(Action::CreateIndex, after)
             }
-            CollectionAction::DropIndex { name } => entry("drop_index", json!({ "name": name })),
+            CollectionAction::DropIndex { name } => {
+                entry(Action::DropIndex, json!({ "name": name }))
+            }
         })
         .collect()
 }
@@ -549,8 +617,8 @@ fn document_entry(
     before: Option<u128>,
     at: Option<u64>,
 ) -> Option<Entry> {
-    let entry = |action: &str, after: Option<Value>, to: Option<String>| Entry {
-        action: action.into(),
+    let entry = |action: Action, after: Option<Value>, to: Option<String>| Entry {
+        action,
         id: id.clone(),
         before,
         after,
@@ -560,15 +628,15 @@ fn document_entry(
     };
     match outcome {
         Outcome::Unchanged => None,
-        Outcome::Replace(after) => Some(entry("replace", Some(after), None)),
-        Outcome::Delete => Some(entry("delete", None, None)),
+        Outcome::Replace(after) => Some(entry(Action::Replace, Some(after), None)),
+        Outcome::Delete => Some(entry(Action::Delete, None, None)),
         Outcome::Quarantine { to, doc } => {
             let to = match to {
                 QuarantineTarget::DefaultCollection => format!("collection:{coll}_quarantine"),
                 QuarantineTarget::Collection(c) => format!("collection:{c}"),
                 QuarantineTarget::File(p) => format!("file:{}", p.display()),
             };
-            Some(entry("quarantine", Some(doc), Some(to)))
+            Some(entry(Action::Quarantine, Some(doc), Some(to)))
         }
     }
 }
@@ -646,7 +714,7 @@ impl Planner<'_, '_> {
             self.refused
                 .extend(after_refusal(self.req.contract, &id, &after));
             self.entries.push(Entry {
-                action: "insert".into(),
+                action: Action::Insert,
                 id,
                 before: None,
                 after: Some(after),
@@ -892,7 +960,7 @@ mod tests {
 
     fn entry(n: u64) -> Entry {
         Entry {
-            action: "delete".into(),
+            action: Action::Delete,
             id: json!(n),
             before: Some(u128::from(n)),
             after: None,

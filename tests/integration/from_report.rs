@@ -193,7 +193,7 @@ fn only_picks_findings_and_a_unique_index_waits_for_its_duplicates() {
         let p = Plan::read(&w.path().join(plan)).unwrap();
         p.entries
             .iter()
-            .filter(|e| p.collection_of(e) == coll && e.action == "create_index")
+            .filter(|e| p.collection_of(e) == coll && e.action.as_str() == "create_index")
             .map(|e| {
                 e.after.as_ref().unwrap()["name"]
                     .as_str()

@@ -580,9 +580,19 @@ fn a_plan_with_an_unknown_action_is_refused_before_anything_is_written() {
     let d = dump();
     args.extend(["--collection", "orders", "--source", &d, "--out", "r.plan"]);
     assert_eq!(plan(&w, &args).code, 0);
-    let mut p = Plan::read(&w.path().join("r.plan")).unwrap();
-    p.entries[0].action = "frobnicate".into();
-    p.write(&w.path().join("odd.plan")).unwrap();
+    // The plan's lines, the first entry's action renamed, chained again as a plan file's.
+    let text = std::fs::read_to_string(w.path().join("r.plan")).unwrap();
+    let (mut odd, mut seed) = (String::new(), 0);
+    for (i, line) in text.lines().enumerate() {
+        let mut v: Value = serde_json::from_str(&line[17..]).unwrap();
+        if i == 1 {
+            v["action"] = "frobnicate".into();
+        }
+        let (l, sum) = docsweep::repair::journal::chained_line(&v, seed);
+        odd.push_str(&l);
+        seed = sum;
+    }
+    std::fs::write(w.path().join("odd.plan"), odd).unwrap();
     let run = w.docsweep(&[
         "repair", "apply", "odd.plan", "--out", "dump:out", "--audit", "a.jsonl",
     ]);

@@ -14,7 +14,7 @@ fn deleted(w: &Workdir, plan_file: &str) -> Vec<Value> {
         .unwrap()
         .entries
         .into_iter()
-        .filter(|e| e.action == "delete")
+        .filter(|e| e.action.as_str() == "delete")
         .map(|e| e.id)
         .collect()
 }

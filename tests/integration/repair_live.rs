@@ -1599,7 +1599,7 @@ fn deleting_without_a_whole_document_guard_needs_consent() {
         .plan("q.plan")
         .entries
         .iter()
-        .filter(|e| e.action == "quarantine")
+        .filter(|e| e.action.as_str() == "quarantine")
         .count();
     assert!(quarantined > 0);
     assert_eq!(f.orders().len(), f.original.len() - quarantined);
@@ -1661,7 +1661,7 @@ fn one_plan_from_a_live_report_applies_with_one_journal_and_undoes() {
     let edited = plan
         .entries
         .iter()
-        .find(|e| plan.collection_of(e) == "orders" && e.action == "replace")
+        .find(|e| plan.collection_of(e) == "orders" && e.action.as_str() == "replace")
         .unwrap();
     let edited_id = docsweep::scan::id_text(&edited.id);
     client

@@ -1,6 +1,7 @@
 //! Index actions on a dump: its `<collection>.metadata.json` files, rewritten in the form
 //! mongodump wrote them.
 
+use crate::repair::plan::Action;
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -21,7 +22,7 @@ pub(super) fn rewrite_metadata(
 ) -> Result<(), ApplyError> {
     let touches_indexes = plan_entries
         .iter()
-        .any(|e| matches!(e.action.as_str(), "create_index" | "drop_index"));
+        .any(|e| matches!(e.action, Action::CreateIndex | Action::DropIndex));
     let Some((path, gzip)) = metadata_file(dir, coll).filter(|_| touches_indexes) else {
         // Nothing to change: the copied file stays byte for byte.
         return Ok(());
@@ -39,9 +40,9 @@ pub(super) fn rewrite_metadata(
     for e in plan_entries {
         let Some(after) = &e.after else { continue };
         let name = after["name"].as_str().unwrap_or_default().to_string();
-        let (create, drop) = match (e.action.as_str(), undo) {
-            ("create_index", false) | ("drop_index", true) => (true, false),
-            ("drop_index", false) | ("create_index", true) => (false, true),
+        let (create, drop) = match (e.action, undo) {
+            (Action::CreateIndex, false) | (Action::DropIndex, true) => (true, false),
+            (Action::DropIndex, false) | (Action::CreateIndex, true) => (false, true),
             _ => continue,
         };
         if drop {
@@ -117,14 +118,14 @@ pub(super) fn settle_indexes(
         let after = e.after.clone().unwrap_or(Value::Null);
         let name = after["name"].as_str().unwrap_or_default();
         let existing = indexes.iter().find(|ix| ix["name"] == name);
-        let in_place = match e.action.as_str() {
-            "create_index" => existing.is_some_and(|ix| same_index(ix, &after)),
+        let in_place = match e.action {
+            Action::CreateIndex => existing.is_some_and(|ix| same_index(ix, &after)),
             _ => existing.is_none(),
         };
-        settled[i] = Some(match (e.action.as_str(), existing) {
+        settled[i] = Some(match (e.action, existing) {
             _ if in_place => Settled::Already,
             // Another index under the planned name: creating it would need a drop.
-            ("create_index", Some(_)) => Settled::Conflict(Reason::IndexDiffers),
+            (Action::CreateIndex, Some(_)) => Settled::Conflict(Reason::IndexDiffers),
             _ => {
                 acted.push(json!({"action": e.action, "_id": Value::Null, "before": Value::Null, "after": e.after}));
                 Settled::Acted

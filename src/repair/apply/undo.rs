@@ -16,7 +16,7 @@ use super::metadata::rewrite_metadata;
 use super::{entry_label, io, ApplyError, Conflict, Outcome, Reason};
 use crate::repair::journal;
 use crate::repair::matcher::{Found, Matcher, Settled, Want};
-use crate::repair::plan::Entry;
+use crate::repair::plan::{Action, Entry};
 use crate::source::{BsonReader, RecordReader, BATCH_RECORDS};
 
 /// The applied dump a journal lives in (`<db>/.docsweep/journal`), found wherever it was
@@ -159,7 +159,7 @@ pub(super) fn undo_collection(
     let reversed: Vec<usize> = mine
         .iter()
         .copied()
-        .filter(|&i| matches!(changes[i].action.as_str(), "replace" | "insert"))
+        .filter(|&i| matches!(changes[i].action, Action::Replace | Action::Insert))
         .collect();
     let mut matcher = Matcher::new(
         reversed
@@ -169,11 +169,11 @@ pub(super) fn undo_collection(
                 Want {
                     id: c.id.clone(),
                     expect: crate::value::fingerprint(&c.after).ordered,
-                    done: (c.action == "replace")
+                    done: (c.action == Action::Replace)
                         .then(|| crate::value::fingerprint(&c.before).ordered),
                     at: c.out_at,
                     // A removed insert is already undone.
-                    absent_is_done: c.action == "insert",
+                    absent_is_done: c.action == Action::Insert,
                 }
             })
             .collect(),
@@ -183,7 +183,7 @@ pub(super) fn undo_collection(
     let mut restores: Vec<usize> = mine
         .iter()
         .copied()
-        .filter(|&i| matches!(changes[i].action.as_str(), "delete" | "quarantine"))
+        .filter(|&i| matches!(changes[i].action, Action::Delete | Action::Quarantine))
         .collect();
     restores.sort_by_key(|&i| changes[i].out_at.unwrap_or(u64::MAX));
     let present = ids_present(&in_file, gzip, &restores, changes)?;
@@ -239,7 +239,7 @@ pub(super) fn undo_collection(
                 Err(_) => Found::Other,
             };
             match found {
-                Found::Act(k) if changes[reversed[k]].action == "replace" => out
+                Found::Act(k) if changes[reversed[k]].action == Action::Replace => out
                     .write_all(&changes[reversed[k]].before_bytes)
                     .map_err(|e| io(&in_file, e))?,
                 // An inserted (restored) document is removed again.
@@ -273,7 +273,7 @@ pub(super) fn unquarantine(
     // By quarantine collection; older journals do not name it ("" : any of them).
     let mut back: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
     for (c, s) in changes.iter().zip(settled) {
-        if c.action == "quarantine" && *s == Some(Settled::Acted) {
+        if c.action == Action::Quarantine && *s == Some(Settled::Acted) {
             let target =
                 c.to.as_deref()
                     .and_then(|t| t.strip_prefix("collection:"))
@@ -334,7 +334,7 @@ pub(super) fn undo_indexes(
         .flat_map(|r| r["entries"].as_array().cloned().unwrap_or_default())
         .filter_map(|e| {
             Some(Entry {
-                action: e["action"].as_str()?.to_string(),
+                action: crate::repair::plan::Action::parse(e["action"].as_str()?)?,
                 id: e["_id"].clone(),
                 before: None,
                 after: Some(e["after"].clone()),
@@ -381,7 +381,7 @@ pub(super) struct Change {
     collection: String,
     /// Where a quarantined document went (`collection:NAME`; older journals do not say).
     to: Option<String>,
-    action: String,
+    action: Action,
     /// `_id` text.
     id: String,
     before: Value,
@@ -436,7 +436,8 @@ pub(super) fn journaled_changes(
                     .map(str::to_string)
                     .unwrap_or_else(|| header_collection.clone()),
                 to: e["to"].as_str().map(str::to_string),
-                action: e["action"].as_str().unwrap_or_default().to_string(),
+                action: Action::parse(e["action"].as_str().unwrap_or_default())
+                    .ok_or_else(|| bad(format!("entry {id}: unknown action {}", e["action"])))?,
                 id,
                 before: e["before"].clone(),
                 before_bytes,

@@ -1,6 +1,7 @@
 //! Applying a plan to a live deployment, and resuming an interrupted apply.
 
 use super::*;
+use crate::repair::plan::Action;
 
 /// What a batch found a document to need.
 pub(super) enum Need {
@@ -112,7 +113,12 @@ fn connect_all(
         let overwrites = part
             .entries
             .iter()
-            .filter(|e| matches!(e.action.as_str(), "replace" | "delete" | "quarantine"))
+            .filter(|e| {
+                matches!(
+                    e.action,
+                    Action::Replace | Action::Delete | Action::Quarantine
+                )
+            })
             .count();
         target.require_guard(overwrites, "planned replacements, deletions or quarantines")?;
         targets.push((target, part));
@@ -160,7 +166,7 @@ fn apply_collection(
         }
     }
     let open = |e: &&Entry| !settled.contains(&target.key(&entry_key(e)));
-    let pick = |index: Option<&str>| -> Vec<&Entry> {
+    let pick = |index: Option<Action>| -> Vec<&Entry> {
         entries
             .iter()
             .copied()
@@ -172,9 +178,9 @@ fn apply_collection(
             .collect()
     };
     let (drops, docs, creates) = (
-        pick(Some("drop_index")),
+        pick(Some(Action::DropIndex)),
         pick(None),
-        pick(Some("create_index")),
+        pick(Some(Action::CreateIndex)),
     );
     if !drops.is_empty() {
         apply_indexes(target, &drops, run.jr, run.n, &mut run.tally)?;
@@ -319,8 +325,8 @@ pub(super) fn apply_indexes(
         let after = e.after.clone().unwrap_or(Value::Null);
         let name = after["name"].as_str().unwrap_or_default().to_string();
         let id = t.key(&index_id(e));
-        match (e.action.as_str(), existing.get(&name)) {
-            ("create_index", Some(ix)) => {
+        match (e.action, existing.get(&name)) {
+            (Action::CreateIndex, Some(ix)) => {
                 // The same index only with the same key and options the plan asks for.
                 let option = |v: &Value, o: &str| v[o] == true;
                 let same = crate::value::key_hash(&ix["key"])
@@ -336,7 +342,7 @@ pub(super) fn apply_indexes(
                         .push(Conflict::new(id, Reason::IndexDiffers));
                 }
             }
-            ("drop_index", None) => tally.already.push(id),
+            (Action::DropIndex, None) => tally.already.push(id),
             (action, before) => {
                 journaled.push(
                     json!({"action": action, "_id": Value::Null, "before": before, "after": after}),
@@ -354,7 +360,7 @@ pub(super) fn apply_indexes(
     }
     for (e, name, id) in todo {
         let after = e.after.clone().unwrap_or(Value::Null);
-        let result = if e.action == "create_index" {
+        let result = if e.action == Action::CreateIndex {
             let mut ix = doc! {"key": index_key(&after["key"])?, "name": &name};
             for option in crate::repair::plan::INDEX_OPTIONS {
                 if after[option] == true {
@@ -416,15 +422,19 @@ pub(super) fn apply_batch(
             None => (None, None),
         };
         let after_state = e.after.as_ref().map(|a| state_fp(a, t.guard));
-        let need = match (e.action.as_str(), cur_fp) {
-            ("insert", None) => Need::Write,
-            ("insert", Some(_)) if cur_state == after_state => Need::Already,
-            ("insert", Some(_)) => Need::Conflict(Reason::IdTaken),
-            ("delete" | "quarantine", None) => Need::Already,
-            ("replace", None) => Need::Conflict(Reason::NotFound),
-            ("replace", Some(_)) if cur_state == after_state => Need::Already,
-            ("replace" | "delete" | "quarantine", Some(c)) if Some(c) == e.before => Need::Write,
-            ("replace" | "delete" | "quarantine", Some(_)) => {
+        let need = match (e.action, cur_fp) {
+            (Action::Insert, None) => Need::Write,
+            (Action::Insert, Some(_)) if cur_state == after_state => Need::Already,
+            (Action::Insert, Some(_)) => Need::Conflict(Reason::IdTaken),
+            (Action::Delete | Action::Quarantine, None) => Need::Already,
+            (Action::Replace, None) => Need::Conflict(Reason::NotFound),
+            (Action::Replace, Some(_)) if cur_state == after_state => Need::Already,
+            (Action::Replace | Action::Delete | Action::Quarantine, Some(c))
+                if Some(c) == e.before =>
+            {
+                Need::Write
+            }
+            (Action::Replace | Action::Delete | Action::Quarantine, Some(_)) => {
                 Need::Conflict(Reason::ChangedSincePlan)
             }
             (other, _) => return Err(usage(format!("_id {key}: unknown action {other:?}"))),
@@ -461,14 +471,16 @@ pub(super) fn apply_batch(
         throttle.tick();
         let key = crate::scan::id_text(&e.id);
         let after = e.after.clone().unwrap_or(Value::Null);
-        let r = match (e.action.as_str(), cur) {
-            ("replace", Some(cur)) => {
+        let r = match (e.action, cur) {
+            (Action::Replace, Some(cur)) => {
                 let new = to_raw(after_bytes(Some(cur.as_bytes()), &after)?, &key)?;
                 guarded_replace(t, &t.coll, cur, &new, Reason::ChangedSincePlan)?
             }
-            ("delete", Some(cur)) => guarded_delete(t, &t.coll, cur, Reason::ChangedSincePlan)?.0,
-            ("quarantine", Some(cur)) => quarantine(t, e, cur, files)?,
-            ("insert", None) => {
+            (Action::Delete, Some(cur)) => {
+                guarded_delete(t, &t.coll, cur, Reason::ChangedSincePlan)?.0
+            }
+            (Action::Quarantine, Some(cur)) => quarantine(t, e, cur, files)?,
+            (Action::Insert, None) => {
                 let raw = to_raw(after_bytes(None, &after)?, &key)?;
                 insert_absent(t, &t.coll, &raw)?
             }

@@ -311,7 +311,7 @@ impl Tally {
 pub fn action_counts(plan: &Plan) -> std::collections::BTreeMap<String, u64> {
     let mut m = std::collections::BTreeMap::new();
     for e in &plan.entries {
-        *m.entry(e.action.clone()).or_insert(0) += 1;
+        *m.entry(e.action.to_string()).or_insert(0) += 1;
     }
     m
 }

@@ -1,12 +1,13 @@
 //! Undoing a live apply from its journal.
 
 use super::*;
+use crate::repair::plan::Action;
 
 /// One journaled change, for undo.
 pub(super) struct Journaled {
     /// The collection it changed.
     collection: String,
-    action: String,
+    action: Action,
     id: Value,
     before: Option<Vec<u8>>,
     before_json: Value,
@@ -52,7 +53,13 @@ pub(super) fn journaled_changes(path: &Path) -> Result<(Value, Vec<Journaled>), 
             String::new()
         };
         for e in r["entries"].as_array().into_iter().flatten() {
-            let action = e["action"].as_str().unwrap_or_default().to_string();
+            let name = e["action"].as_str().unwrap_or_default();
+            let action = Action::parse(name).ok_or_else(|| {
+                usage(format!(
+                    "{}: unknown action {name:?}: a journal of another docsweep version?",
+                    path.display()
+                ))
+            })?;
             let key = if e["_id"].is_null() {
                 format!(
                     "{prefix}index:{}",
@@ -93,7 +100,7 @@ pub fn journal_counts(
     let (h, changes) = journaled_changes(path)?;
     let mut m = std::collections::BTreeMap::new();
     for c in &changes {
-        *m.entry(c.action.clone()).or_insert(0) += 1;
+        *m.entry(c.action.to_string()).or_insert(0) += 1;
     }
     Ok((
         format!(
@@ -146,7 +153,7 @@ pub fn undo_live(
         // Undoing a replace writes over a document, undoing an insert deletes one.
         let overwrites = mine
             .iter()
-            .filter(|c| matches!(c.action.as_str(), "replace" | "insert"))
+            .filter(|c| matches!(c.action, Action::Replace | Action::Insert))
             .count();
         t.require_guard(overwrites, "journaled replacements or inserts to undo")?;
         targets.push((t, mine));
@@ -198,7 +205,7 @@ pub(super) fn undo_collection(
 ) -> Result<(), ApplyError> {
     let existing = t.indexes()?;
     // Created indexes go first (a unique one would refuse the documents coming back).
-    for c in changes.iter().filter(|c| c.action == "create_index") {
+    for c in changes.iter().filter(|c| c.action == Action::CreateIndex) {
         let name = c.after["name"].as_str().unwrap_or_default();
         let key = t.key(&format!("index:{name}"));
         if !existing.contains_key(name) {
@@ -240,29 +247,31 @@ pub(super) fn undo_collection(
             };
             throttle.tick();
             let changed = Reason::ChangedSinceApply;
-            let r = match (c.action.as_str(), cur) {
-                ("replace", None) => Cas::Conflict(Reason::NotFound),
-                ("replace", Some(d)) if cur_state == after_state => match &before_raw {
+            let r = match (c.action, cur) {
+                (Action::Replace, None) => Cas::Conflict(Reason::NotFound),
+                (Action::Replace, Some(d)) if cur_state == after_state => match &before_raw {
                     Some(b) => guarded_replace(t, &t.coll, d, b, changed)?,
                     None => Cas::Conflict(changed),
                 },
-                ("replace", Some(_)) if cur_state == before_state => Cas::Already,
-                ("insert", None) => Cas::Already,
-                ("insert", Some(d)) if cur_state == after_state => {
+                (Action::Replace, Some(_)) if cur_state == before_state => Cas::Already,
+                (Action::Insert, None) => Cas::Already,
+                (Action::Insert, Some(d)) if cur_state == after_state => {
                     guarded_delete(t, &t.coll, d, changed)?.0
                 }
-                ("delete" | "quarantine", None) => match &before_raw {
+                (Action::Delete | Action::Quarantine, None) => match &before_raw {
                     Some(b) => insert_absent(t, &t.coll, b)?,
                     None => Cas::Conflict(changed),
                 },
-                ("delete" | "quarantine", Some(_)) if cur_state == before_state => Cas::Already,
-                ("delete" | "quarantine", Some(_)) => Cas::Conflict(Reason::IdTaken),
+                (Action::Delete | Action::Quarantine, Some(_)) if cur_state == before_state => {
+                    Cas::Already
+                }
+                (Action::Delete | Action::Quarantine, Some(_)) => Cas::Conflict(Reason::IdTaken),
                 _ => Cas::Conflict(changed),
             };
             // A document back from quarantine leaves the quarantine collection.
-            if c.action == "quarantine" && !matches!(r, Cas::Conflict(_)) {
+            if c.action == Action::Quarantine && !matches!(r, Cas::Conflict(_)) {
                 let e = Entry {
-                    action: c.action.clone(),
+                    action: c.action,
                     id: c.id.clone(),
                     before: None,
                     after: None,
@@ -286,7 +295,7 @@ pub(super) fn undo_collection(
         }
     }
     // Dropped indexes come back last.
-    for c in changes.iter().filter(|c| c.action == "drop_index") {
+    for c in changes.iter().filter(|c| c.action == Action::DropIndex) {
         let name = c.after["name"].as_str().unwrap_or_default();
         let key = t.key(&format!("index:{name}"));
         if existing.contains_key(name) || t.indexes()?.contains_key(name) {
