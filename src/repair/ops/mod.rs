@@ -390,4 +390,6 @@ use spec::{Given, Scope, Val};
 pub use table::{Step, OPS};
 
 #[cfg(test)]
+mod table_tests;
+#[cfg(test)]
 mod tests;

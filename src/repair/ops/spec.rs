@@ -462,10 +462,11 @@ macro_rules! ops {
             /// The step of op `spec` with these arguments (`None` when they do not fit it).
             pub fn build(spec: &OpSpec, given: Vec<Given>) -> Option<Step> {
                 let mut _it = given.into_iter();
-                Some(match spec.name {
+                let step = match spec.name {
                     $($name => Step::$v $({ $($f: Field::from_given(_it.next()?)?),* })?,)*
                     _ => return None,
-                })
+                };
+                _it.next().is_none().then_some(step)
             }
 
             /// Applies the step to a document.
