@@ -71,6 +71,8 @@ ops! {
         separator: Arg<String> = req(K::NonEmpty),
         keep: Arg<bool> = def_bool(false),
     } check (check_into: into),
+    /// Lower-case a string `field` (Unicode; absent or null: nothing).
+    Lowercase("lowercase", Document, lowercase) { field: Arg<String> = req(K::Target) },
     /// Move fields into the sub-document `into` (created when missing).
     MoveIn("move_in", Document, move_in) {
         fields: Vec<Arg<String>> = list(K::Target, true),
@@ -280,6 +282,16 @@ fn split(
         }
     }
     Ok(())
+}
+
+fn lowercase(r: &mut Run<'_>, field: &Arg<String>) -> Result<(), Failure> {
+    let f = lit(field, "")?;
+    let lower = match get(&r.doc, f) {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::String(s)) => s.to_lowercase(),
+        Some(other) => return Err(not_a_string(f, other, "lower-cased")),
+    };
+    insert(&mut r.doc, f, Value::String(lower), None).map_err(path_err(f))
 }
 
 fn move_in(r: &mut Run<'_>, fields: &[Arg<String>], into: &Arg<String>) -> Result<(), Failure> {
