@@ -39,9 +39,12 @@ pub enum OpError {
     ExistsInTarget,
     #[error("already exists next to the sub-document")]
     ExistsNextTo,
-    /// A path cannot be written (through an array or a scalar).
-    #[error("{0}")]
-    Path(String),
+    /// A path to write goes through an array that has no element of that index.
+    #[error("`{0}` is an array without that element")]
+    NoSuchElement(String),
+    /// A path to write goes through a value that is not a document.
+    #[error("`{path}` is a {kind}, not a document")]
+    ParentNotADocument { path: String, kind: &'static str },
     /// A value cannot be converted, scaled, computed or joined.
     #[error("{0}")]
     Value(String),
@@ -71,9 +74,9 @@ impl Failure {
     }
 }
 
-/// Maps a string error of the path helpers to a failure at `field`.
-pub(crate) fn path_err(field: &str) -> impl Fn(String) -> Failure + '_ {
-    move |m| Failure::at(field, OpError::Path(m))
+/// Maps an error of the path helpers to a failure at `field`.
+pub(crate) fn path_err(field: &str) -> impl Fn(OpError) -> Failure + '_ {
+    move |e| Failure::at(field, e)
 }
 
 /// Maps a string error of the value helpers to a failure at `field`.

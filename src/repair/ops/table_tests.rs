@@ -89,3 +89,31 @@ fn scopes() {
     assert_eq!(of(Scope::Terminal), ["delete", "quarantine"]);
     assert_eq!(of(Scope::Collection), ["create_index", "drop_index"]);
 }
+
+#[test]
+fn paths_that_cannot_be_written_are_typed_errors() {
+    use super::{apply_steps, OpError};
+    let set = |f: &str| Step::Set {
+        field: Arg::Lit(f.to_string()),
+        value: Arg::Lit(json!(1)),
+    };
+    let doc = json!({"_id": 1, "a": 5, "l": [1]});
+    let e = apply_steps(&[set("a.b")], &doc, None).unwrap_err();
+    assert_eq!(
+        e.message,
+        OpError::ParentNotADocument {
+            path: "a".into(),
+            kind: "int"
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "step 1 (set), field `a.b`: `a` is a int, not a document"
+    );
+    let e = apply_steps(&[set("l.5.x")], &doc, None).unwrap_err();
+    assert_eq!(e.message, OpError::NoSuchElement("l".into()));
+    assert_eq!(
+        e.to_string(),
+        "step 1 (set), field `l.5.x`: `l` is an array without that element"
+    );
+}
