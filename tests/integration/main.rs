@@ -10,6 +10,7 @@ mod gate;
 mod harden;
 mod kubernetes;
 mod live;
+mod lowercase;
 mod notify;
 mod outputs;
 mod partition;

@@ -18,6 +18,7 @@ const BUNDLED: &[&str] = &[
     "set-default",
     "rename-field",
     "convert-field-type",
+    "lowercase-email",
 ];
 
 #[test]

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::convert::kind;
+use super::error::OpError;
 
 pub(super) fn get<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = doc;
@@ -79,7 +80,7 @@ pub(super) fn insert(
     path: &str,
     value: Value,
     at: Option<usize>,
-) -> Result<(), String> {
+) -> Result<(), OpError> {
     let parts: Vec<&str> = path.split('.').collect();
     let mut cur = doc;
     for (i, part) in parts.iter().enumerate() {
@@ -110,12 +111,7 @@ pub(super) fn insert(
                     .parse::<usize>()
                     .ok()
                     .filter(|i| *i < a.len())
-                    .ok_or_else(|| {
-                        format!(
-                            "`{}` is an array without that element",
-                            parts[..i].join(".")
-                        )
-                    })?;
+                    .ok_or_else(|| OpError::NoSuchElement(parts[..i].join(".")))?;
                 if last {
                     a[idx] = value;
                     return Ok(());
@@ -123,11 +119,10 @@ pub(super) fn insert(
                 cur = &mut a[idx];
             }
             other => {
-                return Err(format!(
-                    "`{}` is a {}, not a document",
-                    parts[..i].join("."),
-                    kind(other)
-                ))
+                return Err(OpError::ParentNotADocument {
+                    path: parts[..i].join("."),
+                    kind: kind(other),
+                })
             }
         }
     }

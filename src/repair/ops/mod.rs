@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::contract::IndexKey;
 
@@ -22,10 +22,10 @@ pub enum Arg<T> {
 
 impl<T> Arg<T> {
     /// The literal; a parameter reference here means the step was not bound.
-    pub fn lit(&self) -> Result<&T, String> {
+    pub fn lit(&self) -> Result<&T, OpError> {
         match self {
             Arg::Lit(v) => Ok(v),
-            Arg::Param(p) => Err(format!("parameter `{p}` is not bound")),
+            Arg::Param(p) => Err(OpError::Unbound(p.clone())),
         }
     }
 }
@@ -168,233 +168,53 @@ pub(crate) fn check_collection_name(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// One operation of a template, with its typed arguments.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Step {
-    /// Set `field` to `value` (created, with missing parent documents, when absent).
-    Set {
-        field: Arg<String>,
-        value: Arg<Value>,
-    },
-    /// Remove `field` (nothing when absent).
-    Unset { field: Arg<String> },
-    /// Move a value to another path (nothing when `from` is absent; `to` is overwritten).
-    Rename { from: Arg<String>, to: Arg<String> },
-    /// Copy a value to another path (nothing when `from` is absent).
-    Copy { from: Arg<String>, to: Arg<String> },
-    /// Set `field` to `value` only when it is missing.
-    Default {
-        field: Arg<String>,
-        value: Arg<Value>,
-    },
-    /// Change the type of `field` (absent or null: nothing).
-    Convert {
-        field: Arg<String>,
-        to: Arg<TypeName>,
-        round: Arg<Rounding>,
-    },
-    /// Multiply a numeric `field` by `factor` (exact decimal arithmetic) into type `to`.
-    Scale {
-        field: Arg<String>,
-        factor: Arg<f64>,
-        to: Arg<TypeName>,
-        round: Arg<Rounding>,
-    },
-    /// Set `field` to the value of an arithmetic expression over fields and numbers.
-    Compute {
-        field: Arg<String>,
-        expr: Arg<Expr>,
-        to: Option<Arg<TypeName>>,
-        round: Arg<Rounding>,
-    },
-    /// Join the (string or number) values of `fields` with `separator` into `to`; the
-    /// sources are removed unless `keep`.
-    Join {
-        fields: Vec<Arg<String>>,
-        to: Arg<String>,
-        separator: Arg<String>,
-        keep: Arg<bool>,
-    },
-    /// Split a string `field` at `separator` into the fields `into` (the last one takes the
-    /// rest); the source is removed unless `keep`.
-    Split {
-        field: Arg<String>,
-        into: Vec<Arg<String>>,
-        separator: Arg<String>,
-        keep: Arg<bool>,
-    },
-    /// Move fields into the sub-document `into` (created when missing).
-    MoveIn {
-        fields: Vec<Arg<String>>,
-        into: Arg<String>,
-    },
-    /// Lift fields (all when `fields` is empty) out of the sub-document `from` into its
-    /// parent; `from` is removed when it becomes empty.
-    MoveOut {
-        from: Arg<String>,
-        fields: Vec<Arg<String>>,
-    },
-    /// The document is to be deleted.
-    Delete,
-    /// The document is to be removed from the collection and kept in `to`.
-    Quarantine { to: Arg<QuarantineTarget> },
-    /// Replace the document with its baseline version.
-    RestoreFromBaseline,
-    /// Collection level: create an index.
-    CreateIndex {
-        key: Arg<IndexKey>,
-        unique: Arg<bool>,
-        sparse: Arg<bool>,
-        name: Arg<Option<String>>,
-    },
-    /// Collection level: drop an index.
-    DropIndex { name: Arg<String> },
-}
-
 impl Step {
     pub fn op(&self) -> &'static str {
-        match self {
-            Step::Set { .. } => "set",
-            Step::Unset { .. } => "unset",
-            Step::Rename { .. } => "rename",
-            Step::Copy { .. } => "copy",
-            Step::Default { .. } => "default",
-            Step::Convert { .. } => "convert",
-            Step::Scale { .. } => "scale",
-            Step::Compute { .. } => "compute",
-            Step::Join { .. } => "join",
-            Step::Split { .. } => "split",
-            Step::MoveIn { .. } => "move_in",
-            Step::MoveOut { .. } => "move_out",
-            Step::Delete => "delete",
-            Step::Quarantine { .. } => "quarantine",
-            Step::RestoreFromBaseline => "restore_from_baseline",
-            Step::CreateIndex { .. } => "create_index",
-            Step::DropIndex { .. } => "drop_index",
-        }
+        self.spec().name
     }
 
     /// Ends the processing of a document (delete, quarantine).
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Step::Delete | Step::Quarantine { .. })
+        self.spec().scope == Scope::Terminal
     }
 
     pub fn is_collection_level(&self) -> bool {
-        matches!(self, Step::CreateIndex { .. } | Step::DropIndex { .. })
+        self.spec().scope == Scope::Collection
     }
 
-    /// The arguments as `(name, shown value)` pairs, for display.
+    /// The arguments as `(name, shown value)` pairs, for display: absent ones and empty
+    /// lists are left out.
     pub fn args(&self) -> Vec<(&'static str, String)> {
-        fn s(a: &Arg<String>) -> String {
-            show(a, |v| format!("{v:?}"))
-        }
-        fn list(a: &[Arg<String>]) -> String {
-            let parts: Vec<String> = a.iter().map(s).collect();
-            format!("[{}]", parts.join(", "))
-        }
-        fn show<T>(a: &Arg<T>, f: impl Fn(&T) -> String) -> String {
+        fn show(a: &Arg<Val>) -> String {
             match a {
-                Arg::Lit(v) => f(v),
+                Arg::Lit(v) => v.show(),
                 Arg::Param(p) => format!("\"{{{{{p}}}}}\""),
             }
         }
-        let json = |a: &Arg<Value>| show(a, |v| v.to_string());
-        let ty = |a: &Arg<TypeName>| show(a, |t| format!("{:?}", t.as_str()));
-        let round = |a: &Arg<Rounding>| show(a, |r| format!("{:?}", r.as_str()));
-        let b = |a: &Arg<bool>| show(a, |v| v.to_string());
-        match self {
-            Step::Set { field, value } | Step::Default { field, value } => {
-                vec![("field", s(field)), ("value", json(value))]
+        let spec = self.spec();
+        let given = self.given();
+        let absent = |name: &str| {
+            spec.args
+                .iter()
+                .zip(&given)
+                .any(|(a, g)| a.name == name && *g == Given::Absent)
+        };
+        let mut out = Vec::new();
+        for (a, g) in spec.args.iter().zip(&given) {
+            if a.shown_with.is_some_and(absent) {
+                continue;
             }
-            Step::Unset { field } => vec![("field", s(field))],
-            Step::Rename { from, to } | Step::Copy { from, to } => {
-                vec![("from", s(from)), ("to", s(to))]
-            }
-            Step::Convert {
-                field,
-                to,
-                round: r,
-            } => {
-                vec![("field", s(field)), ("to", ty(to)), ("round", round(r))]
-            }
-            Step::Scale {
-                field,
-                factor,
-                to,
-                round: r,
-            } => vec![
-                ("field", s(field)),
-                ("factor", show(factor, |f| f.to_string())),
-                ("to", ty(to)),
-                ("round", round(r)),
-            ],
-            Step::Compute {
-                field,
-                expr,
-                to,
-                round: r,
-            } => {
-                let mut v = vec![
-                    ("field", s(field)),
-                    ("expr", show(expr, |e| format!("{:?}", e.text))),
-                ];
-                if let Some(t) = to {
-                    v.push(("to", ty(t)));
-                    v.push(("round", round(r)));
+            match g {
+                Given::Absent => {}
+                Given::One(x) => out.push((a.name, show(x))),
+                Given::List(items) if items.is_empty() => {}
+                Given::List(items) => {
+                    let parts: Vec<String> = items.iter().map(show).collect();
+                    out.push((a.name, format!("[{}]", parts.join(", "))));
                 }
-                v
             }
-            Step::Join {
-                fields,
-                to,
-                separator,
-                keep,
-            } => vec![
-                ("fields", list(fields)),
-                ("to", s(to)),
-                ("separator", s(separator)),
-                ("keep", b(keep)),
-            ],
-            Step::Split {
-                field,
-                into,
-                separator,
-                keep,
-            } => vec![
-                ("field", s(field)),
-                ("into", list(into)),
-                ("separator", s(separator)),
-                ("keep", b(keep)),
-            ],
-            Step::MoveIn { fields, into } => vec![("fields", list(fields)), ("into", s(into))],
-            Step::MoveOut { from, fields } => {
-                let mut v = vec![("from", s(from))];
-                if !fields.is_empty() {
-                    v.push(("fields", list(fields)));
-                }
-                v
-            }
-            Step::Delete | Step::RestoreFromBaseline => vec![],
-            Step::Quarantine { to } => vec![("to", show(to, |t| format!("{:?}", t.to_string())))],
-            Step::CreateIndex {
-                key,
-                unique,
-                sparse,
-                name,
-            } => vec![
-                ("key", show(key, |k| k.to_json().to_string())),
-                ("unique", b(unique)),
-                ("sparse", b(sparse)),
-                (
-                    "name",
-                    show(name, |n| match n {
-                        Some(n) => format!("{n:?}"),
-                        None => "(default)".into(),
-                    }),
-                ),
-            ],
-            Step::DropIndex { name } => vec![("name", s(name))],
         }
+        out
     }
 }
 
@@ -423,18 +243,6 @@ pub enum CollectionAction {
     DropIndex {
         name: String,
     },
-}
-
-/// A step that cannot be applied to a document. Names the step and the field, never values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("step {step} ({op}){}: {message}", if field.is_empty() { String::new() } else { format!(", field `{field}`") })]
-pub struct StepError {
-    /// 1-based step number.
-    pub step: usize,
-    pub op: &'static str,
-    /// The field concerned ("" when none).
-    pub field: String,
-    pub message: String,
 }
 
 /// Checks a dotted path: non-empty components, no `$` at the start of a component.
@@ -479,39 +287,45 @@ pub(crate) fn same_exact(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// A document while steps are applied to it.
+pub(crate) struct Run<'a> {
+    pub(crate) doc: Value,
+    pub(crate) baseline: Option<&'a Value>,
+    /// Set by a terminal step.
+    pub(crate) end: Option<End>,
+}
+
+/// How a terminal step ends a document's processing.
+pub(crate) enum End {
+    Delete,
+    Quarantine(QuarantineTarget),
+}
+
 /// Applies resolved steps to one document.
 pub(crate) fn apply_steps(
     steps: &[Step],
     doc: &Value,
     baseline: Option<&Value>,
 ) -> Result<Outcome, StepError> {
-    let mut cur = doc.clone();
+    let mut run = Run {
+        doc: doc.clone(),
+        baseline,
+        end: None,
+    };
     for (i, step) in steps.iter().enumerate() {
-        let n = i + 1;
-        let err = |field: &str, message: String| StepError {
-            step: n,
+        step.run(&mut run).map_err(|f| StepError {
+            step: i + 1,
             op: step.op(),
-            field: field.to_string(),
-            message,
-        };
-        match step {
-            Step::Delete => return Ok(Outcome::Delete),
-            Step::Quarantine { to } => {
-                return Ok(Outcome::Quarantine {
-                    to: to.lit().map_err(|m| err("", m))?.clone(),
-                    doc: cur,
-                })
-            }
-            Step::RestoreFromBaseline => {
-                let b = baseline.ok_or_else(|| {
-                    err("", "the document has no baseline version to restore".into())
-                })?;
-                cur = b.clone();
-            }
-            Step::CreateIndex { .. } | Step::DropIndex { .. } => {}
-            other => apply_one(other, &mut cur).map_err(|(f, m)| err(&f, m))?,
+            field: f.field,
+            message: f.error,
+        })?;
+        match run.end.take() {
+            Some(End::Delete) => return Ok(Outcome::Delete),
+            Some(End::Quarantine(to)) => return Ok(Outcome::Quarantine { to, doc: run.doc }),
+            None => {}
         }
     }
+    let mut cur = run.doc;
     if same_exact(&cur, doc) {
         return Ok(Outcome::Unchanged);
     }
@@ -523,274 +337,6 @@ pub(crate) fn apply_steps(
         }
     }
     Ok(Outcome::Replace(cur))
-}
-
-type OpResult = Result<(), (String, String)>;
-
-fn apply_one(step: &Step, doc: &mut Value) -> OpResult {
-    fn bad(f: &str) -> impl Fn(String) -> (String, String) + '_ {
-        move |m: String| (f.to_string(), m)
-    }
-    let lit = |a: &Arg<String>| -> Result<String, (String, String)> {
-        a.lit().cloned().map_err(|m| (String::new(), m))
-    };
-    match step {
-        Step::Set { field, value } => {
-            let f = lit(field)?;
-            let v = value.lit().map_err(bad(&f))?.clone();
-            insert(doc, &f, v, None).map_err(bad(&f))
-        }
-        Step::Default { field, value } => {
-            let f = lit(field)?;
-            if get(doc, &f).is_none() {
-                let v = value.lit().map_err(bad(&f))?.clone();
-                insert(doc, &f, v, None).map_err(bad(&f))?;
-            }
-            Ok(())
-        }
-        Step::Unset { field } => {
-            let f = lit(field)?;
-            remove(doc, &f);
-            Ok(())
-        }
-        Step::Rename { from, to } => {
-            let (from, to) = (lit(from)?, lit(to)?);
-            if get(doc, &from).is_none() {
-                return Ok(());
-            }
-            let at = anchor(doc, &from, &to);
-            let v = remove(doc, &from).ok_or_else(|| {
-                (
-                    from.clone(),
-                    "cannot remove the field (inside an array)".into(),
-                )
-            })?;
-            insert(doc, &to, v, at).map_err(bad(&to))
-        }
-        Step::Copy { from, to } => {
-            let (from, to) = (lit(from)?, lit(to)?);
-            let Some(v) = get(doc, &from).cloned() else {
-                return Ok(());
-            };
-            let at = anchor(doc, &from, &to);
-            insert(doc, &to, v, at).map_err(bad(&to))
-        }
-        Step::Convert { field, to, round } => {
-            let f = lit(field)?;
-            let to = *to.lit().map_err(bad(&f))?;
-            let round = *round.lit().map_err(bad(&f))?;
-            match get(doc, &f) {
-                None | Some(Value::Null) => Ok(()),
-                Some(v) => {
-                    let nv = convert::convert(v, to, round).map_err(bad(&f))?;
-                    insert(doc, &f, nv, None).map_err(bad(&f))
-                }
-            }
-        }
-        Step::Scale {
-            field,
-            factor,
-            to,
-            round,
-        } => {
-            let f = lit(field)?;
-            let factor = *factor.lit().map_err(bad(&f))?;
-            let to = *to.lit().map_err(bad(&f))?;
-            let round = *round.lit().map_err(bad(&f))?;
-            let v = match get(doc, &f) {
-                None | Some(Value::Null) => return Ok(()),
-                Some(v) => v,
-            };
-            let x = Num::from_value(v).map_err(bad(&f))?;
-            let k = Dec::from_f64(factor).map_or(Num::Float(factor), |d| Num::Exact(d, true));
-            let r = x.binop(b'*', k).map_err(bad(&f))?;
-            let nv = r.into_value(Some(to), round).map_err(bad(&f))?;
-            insert(doc, &f, nv, None).map_err(bad(&f))
-        }
-        Step::Compute {
-            field,
-            expr,
-            to,
-            round,
-        } => {
-            let f = lit(field)?;
-            let expr = expr.lit().map_err(bad(&f))?;
-            let to = match to {
-                Some(t) => Some(*t.lit().map_err(bad(&f))?),
-                None => None,
-            };
-            let round = *round.lit().map_err(bad(&f))?;
-            let r = expr.eval(doc).map_err(|(g, m)| {
-                let g = if g.is_empty() { f.clone() } else { g };
-                (g, m)
-            })?;
-            let nv = r.into_value(to, round).map_err(bad(&f))?;
-            insert(doc, &f, nv, None).map_err(bad(&f))
-        }
-        Step::Join {
-            fields,
-            to,
-            separator,
-            keep,
-        } => {
-            let to = lit(to)?;
-            let sep = lit(separator)?;
-            let keep = *keep.lit().map_err(bad(&to))?;
-            let mut parts = Vec::new();
-            let mut present = Vec::new();
-            for a in fields {
-                let f = lit(a)?;
-                match get(doc, &f) {
-                    None | Some(Value::Null) => {}
-                    Some(v) => {
-                        parts.push(join_text(v).map_err(bad(&f))?);
-                        present.push(f);
-                    }
-                }
-            }
-            let Some(first) = present.first() else {
-                return Ok(());
-            };
-            let at = anchor(doc, first, &to);
-            insert(doc, &to, Value::String(parts.join(&sep)), at).map_err(bad(&to))?;
-            if !keep {
-                for f in present.iter().filter(|f| **f != to) {
-                    remove(doc, f);
-                }
-            }
-            Ok(())
-        }
-        Step::Split {
-            field,
-            into,
-            separator,
-            keep,
-        } => {
-            let f = lit(field)?;
-            let sep = lit(separator)?;
-            let keep = *keep.lit().map_err(bad(&f))?;
-            let into: Vec<String> = into.iter().map(lit).collect::<Result<_, _>>()?;
-            let text = match get(doc, &f) {
-                None | Some(Value::Null) => return Ok(()),
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => {
-                    return Err((
-                        f,
-                        format!("a {} cannot be split (not a string)", kind(other)),
-                    ))
-                }
-            };
-            let parts: Vec<&str> = text.splitn(into.len(), sep.as_str()).collect();
-            if parts.len() < into.len() {
-                return Err((
-                    f,
-                    format!(
-                        "the text has {} part(s), fewer than the {} fields of `into`",
-                        parts.len(),
-                        into.len()
-                    ),
-                ));
-            }
-            let mut at = anchor(doc, &f, &into[0]);
-            if !keep && !into.contains(&f) {
-                remove(doc, &f);
-            }
-            for (name, part) in into.iter().zip(parts) {
-                let existed = get(doc, name).is_some();
-                insert(doc, name, Value::String(part.to_string()), at).map_err(bad(name))?;
-                if !existed {
-                    at = at.map(|i| i + 1);
-                }
-            }
-            Ok(())
-        }
-        Step::MoveIn { fields, into } => {
-            let into = lit(into)?;
-            let fields: Vec<String> = fields.iter().map(lit).collect::<Result<_, _>>()?;
-            let present: Vec<&String> = fields.iter().filter(|f| get(doc, f).is_some()).collect();
-            let Some(first) = present.first() else {
-                return Ok(());
-            };
-            match get(doc, &into) {
-                None => {
-                    let at = anchor(doc, first, &into);
-                    insert(doc, &into, Value::Object(Map::new()), at).map_err(bad(&into))?;
-                }
-                Some(Value::Object(_)) => {}
-                Some(other) => {
-                    return Err((
-                        into.clone(),
-                        format!("is a {}, not a document", kind(other)),
-                    ))
-                }
-            }
-            for f in present {
-                let (_, key) = split_parent(f);
-                let dest = format!("{into}.{key}");
-                if get(doc, &dest).is_some() {
-                    return Err((dest, "already exists in the target sub-document".into()));
-                }
-                let v = remove(doc, f).ok_or_else(|| {
-                    (
-                        f.clone(),
-                        "cannot remove the field (inside an array)".into(),
-                    )
-                })?;
-                insert(doc, &dest, v, None).map_err(bad(&dest))?;
-            }
-            Ok(())
-        }
-        Step::MoveOut { from, fields } => {
-            let from = lit(from)?;
-            let fields: Vec<String> = fields.iter().map(lit).collect::<Result<_, _>>()?;
-            let keys: Vec<String> = match get(doc, &from) {
-                None | Some(Value::Null) => return Ok(()),
-                Some(Value::Object(m)) => {
-                    if fields.is_empty() {
-                        m.keys().cloned().collect()
-                    } else {
-                        fields
-                            .iter()
-                            .filter(|k| m.contains_key(*k))
-                            .cloned()
-                            .collect()
-                    }
-                }
-                Some(other) => {
-                    return Err((
-                        from.clone(),
-                        format!("is a {}, not a document", kind(other)),
-                    ))
-                }
-            };
-            let (parent, _) = split_parent(&from);
-            for key in keys {
-                let dest = match parent {
-                    Some(p) => format!("{p}.{key}"),
-                    None => key.clone(),
-                };
-                let src = format!("{from}.{key}");
-                if get(doc, &dest).is_some() {
-                    return Err((dest, "already exists next to the sub-document".into()));
-                }
-                let at = anchor(doc, &src, &dest);
-                let v = remove(doc, &src).unwrap_or(Value::Null);
-                insert(doc, &dest, v, at).map_err(bad(&dest))?;
-            }
-            if get(doc, &from)
-                .and_then(Value::as_object)
-                .is_some_and(Map::is_empty)
-            {
-                remove(doc, &from);
-            }
-            Ok(())
-        }
-        Step::Delete
-        | Step::Quarantine { .. }
-        | Step::RestoreFromBaseline
-        | Step::CreateIndex { .. }
-        | Step::DropIndex { .. } => Ok(()),
-    }
 }
 
 /// MongoDB-style equality for filters: numbers by value, arrays also element-wise.
@@ -827,13 +373,23 @@ fn loose_eq(a: &Value, b: &Value) -> bool {
 mod convert;
 mod decimal;
 mod doc_path;
+mod error;
 mod expr;
+pub mod spec;
+mod table;
 
-use convert::join_text;
 pub use convert::kind;
 pub(crate) use convert::normalise;
-use decimal::{Dec, Num};
-use doc_path::{anchor, get, insert, remove, split_parent};
+#[cfg(test)]
+use decimal::Dec;
+use doc_path::get;
+pub use error::{OpError, StepError};
 pub use expr::Expr;
+pub use spec::OpSpec;
+use spec::{Given, Scope, Val};
+pub use table::{Step, OPS};
+
+#[cfg(test)]
+mod table_tests;
 #[cfg(test)]
 mod tests;

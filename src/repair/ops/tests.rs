@@ -594,3 +594,56 @@ fn filters() {
     assert!(filter_matches(&doc, "c.id", &json!(2)));
     assert!(filter_matches(&doc, "missing", &Value::Null));
 }
+
+#[test]
+fn lowercase() {
+    let step = || Step::Lowercase {
+        field: lit("c.email"),
+    };
+    assert_eq!(
+        text(&replaced(
+            step(),
+            json!({"_id": 1, "c": {"email": "Ada.LOVELACE@Example.COM", "z": 0}, "y": 2})
+        )),
+        r#"{"_id":1,"c":{"email":"ada.lovelace@example.com","z":0},"y":2}"#
+    );
+    // Unicode, not only ASCII.
+    assert_eq!(
+        text(&replaced(
+            step(),
+            json!({"_id": 1, "c": {"email": "ÉLODIE@ΣΧΟΛΗ.GR"}})
+        )),
+        r#"{"_id":1,"c":{"email":"élodie@σχολη.gr"}}"#
+    );
+    for nothing in [
+        json!({"_id": 1}),
+        json!({"_id": 1, "c": {"email": null}}),
+        json!({"_id": 1, "c": {"email": "already@lower.case"}}),
+    ] {
+        assert_eq!(run(step(), nothing).unwrap(), Outcome::Unchanged);
+    }
+    for (doc, kind) in [
+        (json!({"_id": 1, "c": {"email": 12}}), "int"),
+        (json!({"_id": 1, "c": {"email": {"a": "B"}}}), "document"),
+        (json!({"_id": 1, "c": {"email": ["A"]}}), "array"),
+    ] {
+        let e = run(step(), doc).unwrap_err();
+        assert_eq!(
+            (e.step, e.op, e.field.as_str()),
+            (1, "lowercase", "c.email")
+        );
+        assert_eq!(
+            e.message,
+            OpError::NotAString {
+                kind,
+                verb: "lower-cased"
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "step 1 (lowercase), field `c.email`: a {kind} cannot be lower-cased (not a string)"
+            )
+        );
+    }
+}

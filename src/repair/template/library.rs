@@ -26,6 +26,10 @@ pub(super) const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../../repair-templates/drop-unexpected-index.toml"),
     ),
     (
+        "lowercase-email.toml",
+        include_str!("../../../repair-templates/lowercase-email.toml"),
+    ),
+    (
         "quarantine-invalid.toml",
         include_str!("../../../repair-templates/quarantine-invalid.toml"),
     ),

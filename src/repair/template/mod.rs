@@ -360,13 +360,12 @@ mod library;
 mod selection;
 mod steps;
 
+use super::ops::spec::Slot;
 pub use config::TemplateConfig;
 use config::{collect_refs, param_ref, toml_to_json};
 pub use library::{Library, BUNDLED_DIR};
 pub use selection::Selection;
-use steps::{
-    lookup, parse_step, resolve_step, step_is_literal, substitute, validate_step, Cx, Slot,
-};
+use steps::{lookup, parse_step, resolve_step, step_is_literal, substitute, validate_step, Cx};
 
 #[cfg(test)]
 mod tests;

@@ -72,6 +72,7 @@ fn every_bundled_template_loads_binds_and_applies() {
         "set-default",
         "rename-field",
         "convert-field-type",
+        "lowercase-email",
     ] {
         assert!(names.contains(&want), "{want} not bundled: {names:?}");
     }
@@ -168,6 +169,14 @@ fn every_bundled_template_loads_binds_and_applies() {
                     json!({"_id": 1, "qty": "3"}),
                     None,
                     Outcome::Replace(json!({"_id": 1, "qty": 3})),
+                ),
+                "lowercase-email" => (
+                    vec![],
+                    json!({"_id": 1, "email": "Ada.Lovelace@Example.COM", "z": 0}),
+                    None,
+                    Outcome::Replace(
+                        json!({"_id": 1, "email": "ada.lovelace@example.com", "z": 0}),
+                    ),
                 ),
                 other => panic!("no sample for bundled template {other}"),
             };
