@@ -449,7 +449,16 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
 
     let started = std::time::Instant::now();
     let mut report = new_report(&s);
-    let csv_path = s.report_dir.join("violations.csv");
+    // A partition writes only its partial result; a report is written into a staging
+    // directory and swapped in as a whole.
+    let stage = match s.partition {
+        Some(_) => None,
+        None => Some(stage_dir(&s.report_dir)?),
+    };
+    let csv_path = match &stage {
+        Some(st) => st.path().join("violations.csv"),
+        None => s.report_dir.join("violations.csv"),
+    };
     let mut sink = CsvSink::create(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
     // The previous run is read now, before anything in the (locked) report directory is
@@ -542,7 +551,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         append_audit(&s, &record);
         return Ok(status);
     }
-    let written = write_outputs(&s, &contracts, report, sink, previous, started)?;
+    let stage = stage.context("a report without a staging directory")?;
+    let written = write_outputs(&s, &contracts, report, sink, previous, started, stage)?;
     let status = written.report.status;
     if let (Some(cp), Some(path)) = (checkpoint, &s.checkpoint) {
         drop(cp);
@@ -575,6 +585,25 @@ fn report_dir(dir: &std::path::Path) -> anyhow::Result<crate::os::DirLock> {
     Ok(lock)
 }
 
+/// The staging directory this run's reports are written into (see
+/// [`crate::os::StagedDir`]); the caller holds the report directory's lock.
+fn stage_dir(dir: &std::path::Path) -> anyhow::Result<crate::os::StagedDir> {
+    crate::os::StagedDir::create(dir).with_context(|| {
+        format!(
+            "cannot create a staging directory for the report directory {}",
+            dir.display()
+        )
+    })
+}
+
+/// Crash injection for the tests: when `DOCSWEEP_FAILPOINT` names this point, the process
+/// aborts on the spot (no unwinding, no cleanup), like a SIGKILL.
+fn failpoint(name: &str) {
+    if std::env::var("DOCSWEEP_FAILPOINT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
 /// `docsweep merge`: folds the partitions' records (in partition order) into one report.
 pub fn merge(
     args: CheckArgs,
@@ -600,6 +629,7 @@ pub fn merge(
         }
     }
     let _lock = report_dir(&s.report_dir)?;
+    let stage = stage_dir(&s.report_dir)?;
     let started = std::time::Instant::now();
     let mut report = new_report(&s);
     if let Some(at) = started_at {
@@ -607,7 +637,7 @@ pub fn merge(
     }
     let h = readers[0].header.clone();
     report.database = h["database"].as_str().map(str::to_string);
-    let csv_path = s.report_dir.join("violations.csv");
+    let csv_path = stage.path().join("violations.csv");
     let mut sink = CsvSink::create(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
     let previous = previous_run(&s, &mut sink);
@@ -658,7 +688,7 @@ pub fn merge(
             }
         }
     }
-    let written = write_outputs(&s, &contracts, report, sink, previous, started)?;
+    let written = write_outputs(&s, &contracts, report, sink, previous, started, stage)?;
     Ok(after_report(&s, &written, "merge"))
 }
 
@@ -880,8 +910,9 @@ fn write_outputs(
     mut sink: CsvSink,
     previous: trend::Loaded,
     started: std::time::Instant,
+    stage: crate::os::StagedDir,
 ) -> anyhow::Result<Written> {
-    let csv_path = s.report_dir.join("violations.csv");
+    let csv_path = stage.path().join("violations.csv");
     // Remediations name the bundled templates (and any in --templates directories).
     match crate::repair::Library::load(&s.template_dirs) {
         Ok(library) => {
@@ -912,24 +943,45 @@ fn write_outputs(
     report.judge(&s.gate);
     report.status = report.derive_status();
     let duration = started.elapsed().as_secs_f64();
-    // The files outside the report directory first: if one fails, the report directory
-    // keeps the previous run's report.json and violations.csv together.
+    // Files in the report directory are written into the staging directory; the report
+    // directory is replaced as a whole once every file is written, and stays as it was
+    // when any of them fails (or the run is killed).
+    let place = |p: &PathBuf| -> anyhow::Result<PathBuf> {
+        let Some(staged) = stage.staged(p) else {
+            return Ok(p.clone());
+        };
+        if let Some(parent) = staged.parent() {
+            crate::os::create_dir_all(parent, crate::os::Access::Private)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        Ok(staged)
+    };
     if let Some(p) = &s.html {
-        report::write_html(&report, p).with_context(|| format!("cannot write {}", p.display()))?;
+        report::write_html(&report, &place(p)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &s.junit {
-        report::write_junit(&report, p).with_context(|| format!("cannot write {}", p.display()))?;
+        report::write_junit(&report, &place(p)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &s.metrics {
-        report::write_metrics(&report, duration, p)
+        report::write_metrics(&report, duration, &place(p)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     let rows = sink
         .finish()
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    failpoint("check.before-report-json");
     let json_path = s.report_dir.join("report.json");
-    report::write_json(&report, &json_path)
+    report::write_json(&report, &stage.path().join("report.json"))
         .with_context(|| format!("cannot write {}", json_path.display()))?;
+    failpoint("check.before-swap");
+    stage.commit().with_context(|| {
+        format!(
+            "cannot update the report directory {}",
+            s.report_dir.display()
+        )
+    })?;
     // The reports are written; a closed stdout must not change the outcome.
     let mut summary = Vec::new();
     let _ = report::write_summary(
