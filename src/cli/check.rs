@@ -490,6 +490,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         None => None,
     };
     let mut partial = None;
+    let mut scope = report::Scope::default();
     let opened = Source::open_with(&s.source, s.db.as_deref(), &s.live).and_then(|mut source| {
         source.partition = s.partition;
         let baseline = open_baseline(&s, snapshot)?;
@@ -529,6 +530,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
             report.collections = outcome.collections;
             report.warnings = outcome.warnings;
             report.error = outcome.failure.map(|e| e.to_string());
+            if s.partition.is_none() {
+                scope.read = source.read_location();
+            }
         }
     }
     if let Some(p) = s.partition {
@@ -552,7 +556,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         return Ok(status);
     }
     let stage = stage.context("a report without a staging directory")?;
-    let written = write_outputs(&s, &contracts, report, sink, previous, started, stage)?;
+    let written = write_outputs(
+        &s, &contracts, report, &scope, sink, previous, started, stage,
+    )?;
     let status = written.report.status;
     if let (Some(cp), Some(path)) = (checkpoint, &s.checkpoint) {
         drop(cp);
@@ -688,7 +694,10 @@ pub fn merge(
             }
         }
     }
-    let written = write_outputs(&s, &contracts, report, sink, previous, started, stage)?;
+    let scope = report::Scope::default();
+    let written = write_outputs(
+        &s, &contracts, report, &scope, sink, previous, started, stage,
+    )?;
     Ok(after_report(&s, &written, "merge"))
 }
 
@@ -903,10 +912,12 @@ struct Written {
 }
 
 /// Fills the remediations and writes every output.
+#[allow(clippy::too_many_arguments)]
 fn write_outputs(
     s: &Settings,
     contracts: &ContractSet,
     mut report: Report,
+    scope: &report::Scope,
     mut sink: CsvSink,
     previous: trend::Loaded,
     started: std::time::Instant,
@@ -973,7 +984,7 @@ fn write_outputs(
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
     failpoint("check.before-report-json");
     let json_path = s.report_dir.join("report.json");
-    report::write_json(&report, &stage.path().join("report.json"))
+    report::write_json(&report, scope, &stage.path().join("report.json"))
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     failpoint("check.before-swap");
     stage.commit().with_context(|| {
@@ -987,6 +998,7 @@ fn write_outputs(
     let _ = report::write_summary(
         &mut summary,
         &report,
+        scope,
         &s.report_dir.display().to_string(),
         rows,
     );

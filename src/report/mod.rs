@@ -334,9 +334,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     crate::os::write_atomic(path, bytes, crate::os::Access::Private)
 }
 
+/// What a run adds to report.json beyond [`Report`]: where a live source was read
+/// (`read`) and what the scan was narrowed to (`filter`). Both absent for a full scan of
+/// files.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// `{"read_preference": …, "servers": [{"host", "role", "replica_set", "lag_seconds",
+    /// "lag_from"}]}`.
+    pub read: Option<Value>,
+    /// `{"query": …, "ns_include": […], "ns_exclude": […], "excluded": […]}`.
+    pub filter: Option<Value>,
+}
+
+impl Scope {
+    /// `report` as JSON with `read` and `filter` placed before `warnings`/`collections`.
+    pub fn to_json(&self, report: &Report) -> serde_json::Result<Value> {
+        let Value::Object(fields) = serde_json::to_value(report)? else {
+            return Ok(Value::Null);
+        };
+        let mut out = serde_json::Map::new();
+        let mut pending = vec![("read", &self.read), ("filter", &self.filter)];
+        for (k, v) in fields {
+            if k == "warnings" || k == "collections" {
+                for (name, value) in pending.drain(..) {
+                    if let Some(value) = value {
+                        out.insert(name.into(), value.clone());
+                    }
+                }
+            }
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// Writes `report.json` (pretty, trailing newline) atomically.
-pub fn write_json(report: &Report, path: &Path) -> std::io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+pub fn write_json(report: &Report, scope: &Scope, path: &Path) -> std::io::Result<()> {
+    let value = scope.to_json(report).map_err(std::io::Error::other)?;
+    let mut text = serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)?;
     text.push(b'\n');
     write_atomic(path, &text)
 }

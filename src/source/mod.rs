@@ -371,6 +371,15 @@ impl Source {
         }
     }
 
+    /// Where a live source's reads were done (see [`Live::read_location`]); `None` for
+    /// files.
+    pub fn read_location(&self) -> Option<serde_json::Value> {
+        self.collections
+            .iter()
+            .find_map(|c| c.live())
+            .map(Live::read_location)
+    }
+
     /// Is this a live deployment (progress counts documents, not bytes)?
     pub fn is_live(&self) -> bool {
         matches!(self.spec, SourceSpec::Mongo(_))
