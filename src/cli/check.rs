@@ -82,6 +82,10 @@ pub struct CheckArgs {
     /// Records per batch handed to the workers (results never depend on it)
     #[arg(long, value_name = "N", hide = true)]
     pub batch_records: Option<usize>,
+    /// Live sources: check only the documents this Extended JSON filter matches, in the
+    /// one collection given with -c (a partial check: references into it are not verified)
+    #[arg(short = 'q', long, value_name = "JSON")]
+    pub query: Option<String>,
 }
 
 /// What a check reports against and where: shared by `check` and `merge`, which must
@@ -97,6 +101,13 @@ pub struct ReportArgs {
     /// Check only these collections (repeatable) [default: every contract]
     #[arg(short = 'c', long = "collection", value_name = "C")]
     pub collections: Vec<String>,
+    /// Check only the collections whose namespace DB.COLLECTION matches (repeatable; `*`
+    /// matches any characters)
+    #[arg(long = "nsInclude", value_name = "PATTERN")]
+    pub ns_include: Vec<String>,
+    /// Leave out the collections whose namespace DB.COLLECTION matches (repeatable)
+    #[arg(long = "nsExclude", value_name = "PATTERN")]
+    pub ns_exclude: Vec<String>,
     /// The state before the change, to reconcile with by _id: a snapshot file (from
     /// `docsweep snapshot`) or a dump:/archive:/export: source
     #[arg(long, value_name = "S")]
@@ -215,6 +226,8 @@ struct Settings {
     audit: PathBuf,
     /// The previous run to compare with, and whether it was named (else the default).
     previous: (PathBuf, bool),
+    /// `--nsInclude` / `--nsExclude`.
+    ns: crate::source::NsFilter,
 }
 
 fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
@@ -291,6 +304,38 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         }
         None => {}
     }
+    let ns = crate::source::NsFilter::new(&args.report.ns_include, &args.report.ns_exclude)
+        .map_err(ConfigError::Usage)?;
+    let query = match &args.query {
+        None => None,
+        Some(text) => {
+            if !matches!(source, SourceSpec::Mongo(_)) {
+                return Err(ConfigError::Usage(format!(
+                    "--query: a filter for a live source (mongodb://…); {source} is read whole \
+                     (mongodump and mongoexport take --query when the files are made)"
+                ))
+                .into());
+            }
+            let chosen = if args.report.collections.is_empty() {
+                &cfg.collections
+            } else {
+                &args.report.collections
+            };
+            let [coll] = chosen.as_slice() else {
+                return Err(ConfigError::Usage(
+                    "--query needs exactly one --collection (-c), the collection it filters".into(),
+                )
+                .into());
+            };
+            if args.report.baseline.is_some() || cfg.baseline.is_some() {
+                return Err(ConfigError::Usage(
+                    "--query cannot be combined with a baseline: every document the query leaves out would count as missing".into(),
+                )
+                .into());
+            }
+            Some(crate::source::Query::parse(coll, text).map_err(ConfigError::Usage)?)
+        }
+    };
     if threads > 1024 {
         return Err(ConfigError::Usage(format!("--threads {threads}: at most 1024")).into());
     }
@@ -328,6 +373,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         (None, None) => PathBuf::from(crate::audit::DEFAULT_FILE),
     };
     Ok(Settings {
+        ns,
         gate,
         notify,
         previous,
@@ -373,6 +419,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
             estimate_counts: !args.no_progress && std::io::stderr().is_terminal(),
             read_preference: read_pref,
             max_staleness,
+            query,
             ..crate::source::LiveOptions::default()
         },
         scan: ScanOptions {
@@ -502,6 +549,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         Err(e) => report.error = Some(e.to_string()),
         Ok((source, baseline)) => {
             report.database = source.database.clone();
+            let (chosen, excluded) = choose(&s, &contracts, source.database.as_deref())?;
+            scope.filter = filter_json(&s, &excluded);
             if s.partition.is_some() {
                 let mut header = header.clone();
                 header["database"] = serde_json::json!(source.database);
@@ -522,7 +571,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
                 &source,
                 baseline.as_ref(),
                 &contracts,
-                &s.collections,
+                &chosen,
                 &s.scan,
                 &mut sink,
                 &mut facts,
@@ -530,15 +579,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
             report.collections = outcome.collections;
             report.warnings = outcome.warnings;
             report.error = outcome.failure.map(|e| e.to_string());
-            if s.partition.is_none() {
-                scope.read = source.read_location();
-            }
+            scope.read = source.read_location();
         }
     }
     if let Some(p) = s.partition {
         drop(sink);
         let _ = std::fs::remove_file(&csv_path);
-        let status = finish_partition(partial, p, &report)?;
+        let status = finish_partition(partial, p, &report, &scope)?;
         let mut record = audit_record(&s, &report, "check");
         record["partition"] = serde_json::json!(p.to_string());
         record["status"] = serde_json::json!(if status == Status::Failed {
@@ -663,6 +710,11 @@ pub fn merge(
         })
         .unwrap_or_default();
     let source = Source::recorded(s.source.clone(), report.database.clone(), collections);
+    let (chosen, excluded) = choose(&s, &contracts, report.database.as_deref())?;
+    let mut scope = report::Scope {
+        read: None,
+        filter: filter_json(&s, &excluded),
+    };
     match open_baseline(&s, snapshot) {
         Err(e) => report.error = Some(e.to_string()),
         Ok(baseline) => {
@@ -670,7 +722,7 @@ pub fn merge(
                 &source,
                 baseline.as_ref(),
                 &contracts,
-                &s.collections,
+                &chosen,
                 &s.scan,
                 &mut sink,
                 &mut Facts::Merge(&mut readers),
@@ -680,7 +732,12 @@ pub fn merge(
             report.error = outcome.failure.map(|e| e.to_string());
             if report.error.is_none() {
                 for r in &mut readers {
-                    match r.next_chunk()? {
+                    let mut chunk = r.next_chunk()?;
+                    if let Some(crate::scan::Chunk::Note(note)) = &chunk {
+                        merge_read(&mut scope.read, &note["read"]);
+                        chunk = r.next_chunk()?;
+                    }
+                    match chunk {
                         Some(crate::scan::Chunk::End) => {}
                         _ => {
                             return Err(ConfigError::Usage(format!(
@@ -694,7 +751,6 @@ pub fn merge(
             }
         }
     }
-    let scope = report::Scope::default();
     let written = write_outputs(
         &s, &contracts, report, &scope, sink, previous, started, stage,
     )?;
@@ -710,6 +766,78 @@ fn previous_run(s: &Settings, sink: &mut CsvSink) -> trend::Loaded {
         sink.tracker = Some(trend::Tracker::default());
     }
     loaded
+}
+
+/// The collections to check: `--collection`'s (else every contract's) that
+/// `--nsInclude`/`--nsExclude` take in `database`, and the contracts' collections they
+/// left out. Nothing left is a usage error (an empty list would mean every contract).
+fn choose(
+    s: &Settings,
+    contracts: &ContractSet,
+    database: Option<&str>,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    if s.ns.is_empty() {
+        return Ok((s.collections.clone(), Vec::new()));
+    }
+    let all: Vec<String> = if s.collections.is_empty() {
+        contracts.contracts.keys().cloned().collect()
+    } else {
+        s.collections.clone()
+    };
+    let (chosen, excluded): (Vec<String>, Vec<String>) =
+        all.into_iter().partition(|c| s.ns.takes(database, c));
+    if chosen.is_empty() {
+        let mut flags: Vec<String> =
+            s.ns.include
+                .iter()
+                .map(|p| format!("--nsInclude {p}"))
+                .collect();
+        flags.extend(s.ns.exclude.iter().map(|p| format!("--nsExclude {p}")));
+        return Err(ConfigError::Usage(format!(
+            "{}: no collection with a contract in {} is left in database {} (contracts for: {})",
+            flags.join(" "),
+            s.schemas.display(),
+            database.unwrap_or("(none: an export)"),
+            excluded.join(", ")
+        ))
+        .into());
+    }
+    Ok((chosen, excluded))
+}
+
+/// report.json's `filter` for a narrowed run (`None` when the scan was not narrowed by
+/// `--query` or namespace patterns).
+fn filter_json(s: &Settings, excluded: &[String]) -> Option<serde_json::Value> {
+    let query = s.live.query.as_ref();
+    if query.is_none() && s.ns.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({
+        "query": query.map(|q| q.shown.clone()),
+        "query_collection": query.map(|q| q.collection.clone()),
+        "ns_include": s.ns.include,
+        "ns_exclude": s.ns.exclude,
+        "excluded": excluded,
+    }))
+}
+
+/// Adds a partition's `read` to the merge's: the servers of all partitions, each once.
+fn merge_read(into: &mut Option<serde_json::Value>, read: &serde_json::Value) {
+    if read.is_null() {
+        return;
+    }
+    let Some(mine) = into else {
+        *into = Some(read.clone());
+        return;
+    };
+    let Some(servers) = mine["servers"].as_array_mut() else {
+        return;
+    };
+    for s in read["servers"].as_array().into_iter().flatten() {
+        if !servers.iter().any(|m| m["host"] == s["host"]) {
+            servers.push(s.clone());
+        }
+    }
 }
 
 /// The file a partition writes into its report directory.
@@ -798,6 +926,9 @@ fn run_settings(s: &Settings) -> anyhow::Result<serde_json::Value> {
         "baseline": s.baseline.as_ref().map(BaselineSpec::describe),
         "max_errors": s.scan.max_errors,
         "show_values": s.scan.show_values,
+        "query": s.live.query.as_ref().map(|q| q.shown.to_string()),
+        "ns_include": s.ns.include,
+        "ns_exclude": s.ns.exclude,
     }))
 }
 
@@ -883,6 +1014,7 @@ fn finish_partition(
     w: Option<PartialWriter>,
     p: Partition,
     report: &Report,
+    scope: &report::Scope,
 ) -> anyhow::Result<Status> {
     let (Some(w), None) = (w, &report.error) else {
         // The writer's temporary file is removed on drop: no partial result exists.
@@ -891,7 +1023,11 @@ fn finish_partition(
         eoutln!("docsweep: partition {p}: no partial result written; run it again");
         return Ok(Status::Failed);
     };
-    let path = w.finish()?;
+    // Where a live partition read, for the merge's report.
+    let path = match &scope.read {
+        Some(read) => w.finish_with_note(&serde_json::json!({ "read": read }))?,
+        None => w.finish()?,
+    };
     for warning in &report.warnings {
         eoutln!("docsweep: warning: {warning}");
     }

@@ -36,10 +36,19 @@ pub struct SnapshotArgs {
     /// Worker threads (0: one per core)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    /// Only the collections whose namespace DB.COLLECTION matches (repeatable; `*` matches
+    /// any characters)
+    #[arg(long = "nsInclude", value_name = "PATTERN")]
+    pub ns_include: Vec<String>,
+    /// Leave out the collections whose namespace DB.COLLECTION matches (repeatable)
+    #[arg(long = "nsExclude", value_name = "PATTERN")]
+    pub ns_exclude: Vec<String>,
 }
 
 pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
     let spec = SourceSpec::parse(&args.source)?;
+    let ns = crate::source::NsFilter::new(&args.ns_include, &args.ns_exclude)
+        .map_err(crate::config::ConfigError::Usage)?;
     let source = Source::open(&spec, args.db.as_deref())?;
     for c in &args.collections {
         if source.collection(c).is_none() {
@@ -63,6 +72,9 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
     let mut data = Vec::new();
     for cs in &source.collections {
         if !args.collections.is_empty() && !args.collections.contains(&cs.name) {
+            continue;
+        }
+        if !ns.takes(source.database.as_deref(), &cs.name) {
             continue;
         }
         let indexes = source
@@ -93,6 +105,13 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
             ids,
             documents,
         });
+    }
+    if header.collections.is_empty() && !ns.is_empty() {
+        return Err(crate::config::ConfigError::Usage(format!(
+            "--nsInclude/--nsExclude: no collection of the source is left (database {})",
+            source.database.as_deref().unwrap_or("(none)")
+        ))
+        .into());
     }
     let bytes = snapshot::write(&args.out, &header, &data)?;
     let docs: u64 = header.collections.iter().map(|c| c.documents).sum();

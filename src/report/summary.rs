@@ -317,7 +317,10 @@ pub fn read_line(read: &serde_json::Value) -> String {
 pub fn filter_line(filter: &serde_json::Value) -> String {
     let mut parts = Vec::new();
     if let Some(q) = filter.get("query").filter(|q| !q.is_null()) {
-        parts.push(format!("query {q}"));
+        let on = filter["query_collection"].as_str().unwrap_or("?");
+        parts.push(format!(
+            "--query {q} on {on} (references into {on} not verified)"
+        ));
     }
     let list = |k: &str| -> Vec<String> {
         filter[k]

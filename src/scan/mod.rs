@@ -357,6 +357,10 @@ pub fn scan_with(
     // could not be read).
     let mut unverified: BTreeMap<String, String> = BTreeMap::new();
     for (coll, _) in &needed {
+        // Read with --query: what it did not match was not read.
+        if let Some(reason) = source.filtered(coll) {
+            unverified.insert(coll.clone(), reason);
+        }
         if source.collection(coll).is_none() && absent.insert(coll.clone()) {
             warnings.push(format!(
                 "references to {coll:?} are not checked: the source has no collection {coll:?}"
@@ -456,7 +460,9 @@ pub fn scan_with(
         for (f, set) in exported_sets {
             keys.insert((contract.collection.clone(), f), set);
         }
-        if let Some(reason) = incomplete(&report, failed) {
+        if let Some(reason) =
+            incomplete(&report, failed).or_else(|| source.filtered(&contract.collection))
+        {
             unverified.insert(contract.collection.clone(), reason);
         }
         reports.insert(contract.collection.clone(), report);
@@ -806,7 +812,7 @@ fn describe_chunk(c: Option<&Chunk>) -> String {
         Some(Chunk::Section(m)) => format!("the records of {}", m["collection"]),
         Some(Chunk::Records(_)) => "records".into(),
         Some(Chunk::SectionEnd(_)) => "the end of a collection".into(),
-        Some(Chunk::End) => "the end of the results".into(),
+        Some(Chunk::Note(_)) | Some(Chunk::End) => "the end of the results".into(),
     }
 }
 
@@ -1604,10 +1610,11 @@ impl<'a> CollectionScan<'a> {
         failed: bool,
         sink: &mut dyn ViolationSink,
     ) -> Result<(CollectionReport, ExportedKeys), ScanError> {
-        let _ = source;
         // References within the collection are resolved against what was read of it:
         // not verified when that is not all of it.
-        if let Some(reason) = incomplete(&self.report, failed) {
+        if let Some(reason) =
+            incomplete(&self.report, failed).or_else(|| source.filtered(&self.contract.collection))
+        {
             let own = &self.contract.collection;
             for finding in &mut self.report.references {
                 if finding.checked && finding.collection == *own {

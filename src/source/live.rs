@@ -40,6 +40,8 @@ pub struct LiveOptions {
     pub read_preference: Option<String>,
     /// `--max-staleness`: seconds a secondary may lag to be read from (`maxStalenessSeconds`).
     pub max_staleness: Option<u64>,
+    /// `--query`: the filter one collection is read with (the others are read whole).
+    pub query: Option<super::Query>,
 }
 
 impl Default for LiveOptions {
@@ -53,6 +55,7 @@ impl Default for LiveOptions {
             estimate_counts: false,
             read_preference: None,
             max_staleness: None,
+            query: None,
         }
     }
 }
@@ -371,6 +374,12 @@ impl Live {
                 }
             }
         };
+        // --query: only the documents it matches, in the same `_id` order and ranges.
+        let range = match self.query_of(name) {
+            None => range,
+            Some(q) if range.is_empty() => q.filter.clone(),
+            Some(q) => doc! {"$and": [range, q.filter.clone()]},
+        };
         let last_id = resume.after_id.as_ref().map(bson_of).transpose()?;
         let mut r = LiveReader {
             live: self.clone(),
@@ -588,6 +597,11 @@ impl Live {
             ))
             .run()
             .ok()
+    }
+
+    /// The `--query` collection `name` is read with, if any.
+    pub fn query_of(&self, name: &str) -> Option<&super::Query> {
+        self.options.query.as_ref().filter(|q| q.collection == name)
     }
 
     pub(super) fn estimated_count(&self, name: &str) -> u64 {

@@ -348,3 +348,122 @@ fn a_connection_cut_mid_scan_is_resumed_without_double_counting() {
     );
     client.database(&db).drop().run().unwrap();
 }
+
+/// `--query` reads one collection of a live source through an Extended JSON filter (query
+/// operators included): the report says it was filtered, and references into that
+/// collection (here its own `parent`) are not verified, because what the query left out
+/// was not read. `repair plan --query` plans among the matching documents only and refuses
+/// an orphan selection on such a reference.
+#[test]
+fn a_query_narrows_a_live_check_and_its_references_are_not_verified() {
+    let Some(uri) = server() else { return };
+    let db = fresh_db("query");
+    let client = Client::with_uri_str(&uri).unwrap();
+    let nodes = client.database(&db).collection::<Document>("nodes");
+    nodes
+        .insert_many([
+            doc! {"_id": 1, "kind": "a"},
+            doc! {"_id": 2, "kind": "b", "parent": 1},
+            doc! {"_id": 3, "kind": "b", "parent": 99},
+            doc! {"_id": 4, "kind": "zzz"},
+            doc! {"_id": 5, "kind": "zzz", "tag": "x"},
+        ])
+        .run()
+        .unwrap();
+    let w = Workdir::new();
+    let dir = w.path().join("schemas/nodes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("contract.toml"),
+        "collection = \"nodes\"\ntarget = 1\n[[versions]]\nversion = 1\nschema = \"v1.schema.json\"\n\
+         references = [ { field = \"parent\", collection = \"nodes\" } ]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("v1.schema.json"),
+        r#"{"type": "object", "properties": {"kind": {"enum": ["a", "b"]}}}"#,
+    )
+    .unwrap();
+    let source = with_db(&uri, &db);
+    let check = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--no-progress",
+            "--uri",
+            &source,
+            "--schemas",
+            "schemas",
+            "--report-dir",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        let run = w.docsweep(&args);
+        (run, w.read_json(&format!("{out}/report.json")))
+    };
+    let (run, full) = check("full", &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let c = crate::util::collection(&full, "nodes");
+    assert_eq!(c["documents"], 5);
+    assert_eq!(c["references"][0]["checked"], true, "{c}");
+    assert_eq!(c["references"][0]["orphans"], 1, "{c}");
+    assert!(full.get("filter").is_none());
+
+    let query = r#"{"kind": {"$in": ["b"]}}"#;
+    let (run, part) = check("part", &["-c", "nodes", "--query", query]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let c = crate::util::collection(&part, "nodes");
+    assert_eq!(c["documents"], 2, "{c}");
+    assert_eq!(c["classes"]["invalid"], 0);
+    let r = &c["references"][0];
+    assert_eq!(r["checked"], false, "{r}");
+    assert_eq!(r["reason"], "nodes: read with --query", "{r}");
+    assert_eq!(r["orphans"], 0);
+    assert_eq!(r["orphans_unverified"], 2, "{r}");
+    assert_eq!(
+        part["filter"]["query"],
+        serde_json::json!({"kind": {"$in": ["b"]}})
+    );
+    assert_eq!(part["filter"]["query_collection"], "nodes");
+    assert!(
+        run.stdout.contains("FILTERED (a partial check): --query")
+            && run.stdout.contains("references into nodes not verified"),
+        "{}",
+        run.stdout
+    );
+
+    let plan = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "repair",
+            "plan",
+            "--template",
+            "quarantine-invalid",
+            "-c",
+            "nodes",
+            "--uri",
+            &source,
+            "--schemas",
+            "schemas",
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        w.docsweep(&args)
+    };
+    let all = plan("all.plan", &[]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    assert!(all.stdout.contains(": 2 change(s)"), "{}", all.stdout);
+    let some = plan("some.plan", &["--query", r#"{"_id": {"$gte": 5}}"#]);
+    assert_eq!(some.code, 0, "{}", some.stderr);
+    assert!(some.stdout.contains(": 1 change(s)"), "{}", some.stdout);
+    assert!(some.stdout.contains("FILTERED"), "{}", some.stdout);
+    let orphans = plan(
+        "orphans.plan",
+        &["--query", query, "--select", "orphan:parent"],
+    );
+    assert_eq!(orphans.code, 2, "{}{}", orphans.stdout, orphans.stderr);
+    assert!(
+        orphans.stderr.contains("read with --query"),
+        "{}",
+        orphans.stderr
+    );
+}
