@@ -43,13 +43,21 @@ pub struct SnapshotArgs {
     /// Leave out the collections whose namespace DB.COLLECTION matches (repeatable)
     #[arg(long = "nsExclude", value_name = "PATTERN")]
     pub ns_exclude: Vec<String>,
+    /// Never draw progress bars (they are drawn only when stderr is a terminal)
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
     let spec = SourceSpec::parse(&args.source)?;
     let ns = crate::source::NsFilter::new(&args.ns_include, &args.ns_exclude)
         .map_err(crate::config::ConfigError::Usage)?;
-    let source = Source::open(&spec, args.db.as_deref())?;
+    let progress = !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let live = crate::source::LiveOptions {
+        estimate_counts: progress,
+        ..Default::default()
+    };
+    let source = Source::open_with(&spec, args.db.as_deref(), &live)?;
     for c in &args.collections {
         if source.collection(c).is_none() {
             return Err(crate::config::ConfigError::Usage(format!(
@@ -89,6 +97,8 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
             &pool,
             crate::source::BATCH_RECORDS,
             compressed.as_mut().map(|c| c as &mut dyn std::io::Write),
+            progress,
+            "",
         )?;
         let documents = match compressed {
             Some(c) => Some(c.finish().context("cannot compress the documents")?),
