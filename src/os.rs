@@ -387,8 +387,10 @@ impl DirLock {
 /// the new one does not replace (the lock file, a checkpoint, anything of the user's) are
 /// hard-linked into it just before the swap, so they stay, the same files (the lock keeps
 /// holding). Where that cannot be done (the parent folder is not writable, the folder is a
-/// mount point, the file system cannot exchange or hard-link, not Linux), the staging folder
-/// is inside the folder and each file is renamed into place on its own, as before.
+/// mount point, the file system cannot exchange or hard-link, not Linux), or should not be
+/// (the folder holds sub-folders, so it is more than a report directory, or it is the
+/// working directory or one of its parents), the staging folder is inside the folder and
+/// each file is renamed into place on its own.
 ///
 /// The caller holds the folder's [`DirLock`]: no other run writes a staging folder for it,
 /// so any that exists is a killed run's and is removed. Dropped without a commit, the
@@ -434,7 +436,19 @@ impl StagedDir {
             std::fs::remove_dir_all(&inner)?;
         }
         let mode = std::fs::metadata(&dir)?.permissions();
-        let beside = cfg!(target_os = "linux") && !name.is_empty() && dir.parent().is_some();
+        // Only a folder of files is swapped: never one the process works in (its working
+        // directory would be the removed old folder), never one with sub-folders.
+        let holds_cwd = std::env::current_dir()
+            .and_then(|d| d.canonicalize())
+            .map_or(true, |cwd| cwd.starts_with(&dir));
+        let only_files = std::fs::read_dir(&dir)?
+            .flatten()
+            .all(|e| e.file_type().is_ok_and(|t| !t.is_dir()) || e.file_name() == INNER_STAGE);
+        let beside = cfg!(target_os = "linux")
+            && !name.is_empty()
+            && dir.parent().is_some()
+            && !holds_cwd
+            && only_files;
         if beside {
             let stage = temp_path(&dir);
             if std::fs::create_dir(&stage).is_ok() {
@@ -481,7 +495,10 @@ impl StagedDir {
             match self.swap() {
                 Ok(()) => {
                     self.done = true;
-                    // The old folder now has the staging name.
+                    // The old folder now has the staging name. What appeared in it after
+                    // the links were made is linked too, then the old folder goes.
+                    #[cfg(target_os = "linux")]
+                    let _ = link_missing(&self.stage, &self.dir);
                     let _ = std::fs::remove_dir_all(&self.stage);
                     return Ok(());
                 }
@@ -807,6 +824,58 @@ mod tests {
         assert!(matches!(busy, LockError::Busy { .. }), "{busy}");
         drop(lock);
         DirLock::acquire(d).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_staged_folder_replaces_the_folder_whole_and_keeps_what_it_does_not_write() {
+        use std::os::unix::fs::MetadataExt;
+        let top = tempfile::tempdir().unwrap();
+        let d = top.path().join("r");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("report.json"), "old").unwrap();
+        std::fs::write(d.join("mine.txt"), "mine").unwrap();
+        let (lock, _) = DirLock::acquire(&d).unwrap();
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let lock_ino = ino(&d.join(".docsweep.lock"));
+        // Dropped without a commit: nothing changes, nothing is left.
+        let st = StagedDir::create(&d).unwrap();
+        std::fs::write(st.path().join("report.json"), "half").unwrap();
+        assert!(st.path().starts_with(top.path()) && !st.path().starts_with(&d));
+        drop(st);
+        assert_eq!(
+            std::fs::read_to_string(d.join("report.json")).unwrap(),
+            "old"
+        );
+        assert_eq!(std::fs::read_dir(top.path()).unwrap().count(), 1);
+        // Committed: the new report, the user's file and the very same lock file.
+        let st = StagedDir::create(&d).unwrap();
+        std::fs::write(st.path().join("report.json"), "new").unwrap();
+        assert_eq!(st.staged(&d.join("x.html")), Some(st.path().join("x.html")));
+        assert_eq!(st.staged(&top.path().join("x.html")), None);
+        st.commit().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.join("report.json")).unwrap(),
+            "new"
+        );
+        assert_eq!(std::fs::read_to_string(d.join("mine.txt")).unwrap(), "mine");
+        assert_eq!(ino(&d.join(".docsweep.lock")), lock_ino);
+        assert_eq!(std::fs::read_dir(top.path()).unwrap().count(), 1);
+        assert!(matches!(DirLock::acquire(&d), Err(LockError::Busy { .. })));
+        drop(lock);
+        // A folder with sub-folders is not swapped: its files are renamed in one by one.
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/keep"), "k").unwrap();
+        let st = StagedDir::create(&d).unwrap();
+        assert!(st.path().starts_with(&d));
+        std::fs::write(st.path().join("report.json"), "newer").unwrap();
+        st.commit().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.join("report.json")).unwrap(),
+            "newer"
+        );
+        assert_eq!(std::fs::read_to_string(d.join("sub/keep")).unwrap(), "k");
+        assert!(!d.join(INNER_STAGE).exists());
     }
 
     #[cfg(unix)]
