@@ -266,22 +266,6 @@ fn gate(w: &mut dyn Write, report: &Report) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn thousands() {
-        for (n, s) in [
-            (0, "0"),
-            (999, "999"),
-            (1000, "1,000"),
-            (60300, "60,300"),
-            (1234567, "1,234,567"),
-        ] {
-            assert_eq!(super::num(n), s);
-        }
-    }
-}
-
 /// `read: HOST (ROLE, lag N s) …; read preference MODE`, from report.json's `read`.
 pub fn read_line(read: &serde_json::Value) -> String {
     let servers: Vec<String> = read["servers"]
@@ -341,4 +325,20 @@ pub fn filter_line(filter: &serde_json::Value) -> String {
         parts.push(format!("left out: {}", out.join(", ")));
     }
     format!("FILTERED (a partial check): {}", parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands() {
+        for (n, s) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (60300, "60,300"),
+            (1234567, "1,234,567"),
+        ] {
+            assert_eq!(super::num(n), s);
+        }
+    }
 }

@@ -273,7 +273,7 @@ pub(super) fn open(
                 0
             },
             name,
-            kind: CollectionKind::Live(live.clone()),
+            kind: CollectionKind::Live(Box::new(live.clone())),
         })
         .collect();
     Ok(Source {

@@ -305,7 +305,7 @@ enum CollectionKind {
     /// One collection of a `mongodump --archive` file.
     Archive(Box<archive::ArchiveCollection>),
     Export,
-    Live(live::Live),
+    Live(Box<live::Live>),
     /// Known only from a partial result (`docsweep merge`): its name, file and indexes,
     /// no records.
     Recorded {

@@ -717,3 +717,38 @@ fn namespace_patterns_narrow_the_check_and_the_report_says_so() {
     );
     assert!(!r.stdout.contains("customers"), "{}", r.stdout);
 }
+
+/// The README's quick start prints exactly what `docsweep check` prints in examples/shop
+/// (run here in a copy, so that nothing is written into the repository).
+#[test]
+fn the_readme_shows_the_example_summary_as_printed() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("```\ndocsweep check  dump:./data/dump")
+        .expect("the README shows the example's summary")
+        + 4;
+    let len = readme[start..].find("```").unwrap();
+    let shown = &readme[start..start + len];
+    let w = Workdir::new();
+    let shop = w.path().join("shop");
+    std::fs::create_dir_all(&shop).unwrap();
+    for entry in ["data", "schemas", "docsweep.toml"] {
+        let from = example().join(entry);
+        if from.is_dir() {
+            copy_dir(&from, &shop.join(entry));
+        } else {
+            std::fs::copy(&from, shop.join(entry)).unwrap();
+        }
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"))
+        .arg("check")
+        .current_dir(&shop)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let printed = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        shown, printed,
+        "README.md's example summary differs from the output"
+    );
+}
