@@ -6,6 +6,10 @@
 //! - `format`: `"docsweep-report/1"`; `status`: `clean`, `findings` or `failed`;
 //!   `source` (passwords redacted), `started_at`, `finished_at` (RFC 3339, UTC);
 //!   `error`: why the scan failed (only when `status` is `failed`).
+//! - `read` (live sources only, see [`Scope`]): `read_preference` and `servers[]`, each with
+//!   `host`, `role`, `replica_set`, `lag_seconds` and `lag_from` (null without a replica
+//!   set). `filter` (only for a narrowed check): `query`, `query_collection`, `ns_include`,
+//!   `ns_exclude`, `excluded`.
 //! - `collections[]`: `name`, `target_version`, `present` (false when the source has no
 //!   such collection), `documents` (readable documents), `unreadable`, `classes`
 //!   (`valid`, `other_version` by version, `invalid`), `indexes` (`available`: false when
@@ -31,7 +35,9 @@
 //! and `repair plan` refuses an `orphan:` selection on it. When the referenced collection
 //! was read in part, `orphans_unverified` counts the documents whose reference was not found
 //! among the records that were read: an upper bound, for information. `reason` and
-//! `orphans_unverified` are absent for verified references.
+//! `orphans_unverified` are absent for verified references. A collection read with
+//! `--query` is read in part too: references into it are not verified
+//! (`"orders: read with --query"`).
 
 mod csv;
 pub mod gate;
