@@ -378,6 +378,241 @@ impl DirLock {
     }
 }
 
+/// A folder (a report directory) replaced as a whole: its new files are written into a
+/// staging folder, and [`commit`](StagedDir::commit) swaps the staging folder in with one
+/// atomic exchange of the two names (Linux `renameat2(RENAME_EXCHANGE)`), so a reader, or a
+/// run killed at any moment, sees the old folder complete or the new one complete.
+///
+/// The staging folder is `.<name>.tmp-<pid>` next to the folder. Entries of the old folder
+/// the new one does not replace (the lock file, a checkpoint, anything of the user's) are
+/// hard-linked into it just before the swap, so they stay, the same files (the lock keeps
+/// holding). Where that cannot be done (the parent folder is not writable, the folder is a
+/// mount point, the file system cannot exchange or hard-link, not Linux), or should not be
+/// (the folder holds sub-folders, so it is more than a report directory, or it is the
+/// working directory or one of its parents), the staging folder is inside the folder and
+/// each file is renamed into place on its own.
+///
+/// The caller holds the folder's [`DirLock`]: no other run writes a staging folder for it,
+/// so any that exists is a killed run's and is removed. Dropped without a commit, the
+/// staging folder is removed.
+#[derive(Debug)]
+pub struct StagedDir {
+    /// The folder, resolved (a symbolic link to it is kept and its target replaced).
+    dir: PathBuf,
+    /// Where the new files are written.
+    stage: PathBuf,
+    /// Whether `stage` is next to `dir` (swapped in) or inside it (files renamed in).
+    beside: bool,
+    done: bool,
+}
+
+/// The name of the staging folder inside a folder that cannot be swapped.
+const INNER_STAGE: &str = ".docsweep-stage";
+
+impl StagedDir {
+    pub fn create(dir: &Path) -> std::io::Result<StagedDir> {
+        let dir = dir.canonicalize()?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Leftovers of killed runs: beside the folder and inside it.
+        if let Some(parent) = dir.parent() {
+            let prefix = format!(".{name}{TEMP_MARK}");
+            if let Ok(entries) = std::fs::read_dir(parent) {
+                for e in entries.flatten() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n.starts_with(&prefix)
+                        && temp_pid(&n).is_some()
+                        && e.file_type().is_ok_and(|t| t.is_dir())
+                    {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let inner = dir.join(INNER_STAGE);
+        if inner.exists() {
+            std::fs::remove_dir_all(&inner)?;
+        }
+        let mode = std::fs::metadata(&dir)?.permissions();
+        // Only a folder of files is swapped: never one the process works in (its working
+        // directory would be the removed old folder), never one with sub-folders.
+        let holds_cwd = std::env::current_dir()
+            .and_then(|d| d.canonicalize())
+            .map_or(true, |cwd| cwd.starts_with(&dir));
+        let only_files = std::fs::read_dir(&dir)?
+            .flatten()
+            .all(|e| e.file_type().is_ok_and(|t| !t.is_dir()) || e.file_name() == INNER_STAGE);
+        let beside = cfg!(target_os = "linux")
+            && !name.is_empty()
+            && dir.parent().is_some()
+            && !holds_cwd
+            && only_files;
+        if beside {
+            let stage = temp_path(&dir);
+            if std::fs::create_dir(&stage).is_ok() {
+                let _ = std::fs::set_permissions(&stage, mode);
+                return Ok(StagedDir {
+                    dir,
+                    stage,
+                    beside: true,
+                    done: false,
+                });
+            }
+        }
+        std::fs::create_dir(&inner)?;
+        let _ = std::fs::set_permissions(&inner, mode);
+        Ok(StagedDir {
+            dir,
+            stage: inner,
+            beside: false,
+            done: false,
+        })
+    }
+
+    /// Where the new files go.
+    pub fn path(&self) -> &Path {
+        &self.stage
+    }
+
+    /// Where `path`, a path in the folder (as given or resolved), is written: the same
+    /// place in the staging folder. `None` for a path outside the folder.
+    pub fn staged(&self, path: &Path) -> Option<PathBuf> {
+        let resolved = resolve(path).ok()?;
+        let rel = resolved.strip_prefix(&self.dir).ok()?;
+        if rel.as_os_str().is_empty() {
+            return None;
+        }
+        Some(self.stage.join(rel))
+    }
+
+    /// Puts the staged files in place: with one exchange when the staging folder is beside
+    /// the folder (falling back to file by file when the file system refuses), else file
+    /// by file.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        if self.beside {
+            match self.swap() {
+                Ok(()) => {
+                    self.done = true;
+                    // The old folder now has the staging name. What appeared in it after
+                    // the links were made is linked too, then the old folder goes.
+                    #[cfg(target_os = "linux")]
+                    let _ = link_missing(&self.stage, &self.dir);
+                    let _ = std::fs::remove_dir_all(&self.stage);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Other => return Err(e),
+                Err(_) => {}
+            }
+        }
+        move_entries(&self.stage, &self.dir)?;
+        self.done = true;
+        let _ = std::fs::remove_dir_all(&self.stage);
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Links what the staging folder lacks from the folder, syncs, and exchanges the two.
+    /// An error of kind `Other` is final; any other means "cannot here" (fall back).
+    #[cfg(target_os = "linux")]
+    fn swap(&self) -> std::io::Result<()> {
+        link_missing(&self.dir, &self.stage)?;
+        if let Ok(d) = File::open(&self.stage) {
+            d.sync_all()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        let c = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        };
+        let (from, to) = (c(&self.stage)?, c(&self.dir)?);
+        // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if let Some(parent) = self.dir.parent() {
+            if let Ok(d) = File::open(parent) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn swap(&self) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.stage);
+        }
+    }
+}
+
+/// Hard-links into `to` every entry of `from` that `to` lacks (folders recreated and
+/// filled the same way, symbolic links copied), except temporary files and staging
+/// folders. An error means the file system cannot (the caller falls back).
+#[cfg(target_os = "linux")]
+fn link_missing(from: &Path, to: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if temp_pid(&n).is_some() || n == INNER_STAGE {
+            continue;
+        }
+        let target = to.join(&name);
+        let t = e.file_type()?;
+        if t.is_dir() {
+            if !target.exists() {
+                std::fs::create_dir(&target)?;
+                std::fs::set_permissions(&target, e.metadata()?.permissions())?;
+            }
+            if target.is_dir() {
+                link_missing(&e.path(), &target)?;
+            }
+        } else if std::fs::symlink_metadata(&target).is_err() {
+            if t.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(e.path())?, &target)?;
+            } else {
+                std::fs::hard_link(e.path(), &target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renames every entry of `from` into `to` (replacing what is there; a folder into an
+/// existing folder entry by entry).
+fn move_entries(from: &Path, to: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() && target.is_dir() {
+            move_entries(&e.path(), &target)?;
+        } else {
+            std::fs::rename(e.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 /// Renames a complete, synced `tmp` over `path` and syncs the folder, so the new entry
 /// survives a crash.
 pub fn rename_into_place(tmp: &Path, path: &Path) -> std::io::Result<()> {
@@ -589,6 +824,58 @@ mod tests {
         assert!(matches!(busy, LockError::Busy { .. }), "{busy}");
         drop(lock);
         DirLock::acquire(d).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_staged_folder_replaces_the_folder_whole_and_keeps_what_it_does_not_write() {
+        use std::os::unix::fs::MetadataExt;
+        let top = tempfile::tempdir().unwrap();
+        let d = top.path().join("r");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("report.json"), "old").unwrap();
+        std::fs::write(d.join("mine.txt"), "mine").unwrap();
+        let (lock, _) = DirLock::acquire(&d).unwrap();
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let lock_ino = ino(&d.join(".docsweep.lock"));
+        // Dropped without a commit: nothing changes, nothing is left.
+        let st = StagedDir::create(&d).unwrap();
+        std::fs::write(st.path().join("report.json"), "half").unwrap();
+        assert!(st.path().starts_with(top.path()) && !st.path().starts_with(&d));
+        drop(st);
+        assert_eq!(
+            std::fs::read_to_string(d.join("report.json")).unwrap(),
+            "old"
+        );
+        assert_eq!(std::fs::read_dir(top.path()).unwrap().count(), 1);
+        // Committed: the new report, the user's file and the very same lock file.
+        let st = StagedDir::create(&d).unwrap();
+        std::fs::write(st.path().join("report.json"), "new").unwrap();
+        assert_eq!(st.staged(&d.join("x.html")), Some(st.path().join("x.html")));
+        assert_eq!(st.staged(&top.path().join("x.html")), None);
+        st.commit().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.join("report.json")).unwrap(),
+            "new"
+        );
+        assert_eq!(std::fs::read_to_string(d.join("mine.txt")).unwrap(), "mine");
+        assert_eq!(ino(&d.join(".docsweep.lock")), lock_ino);
+        assert_eq!(std::fs::read_dir(top.path()).unwrap().count(), 1);
+        assert!(matches!(DirLock::acquire(&d), Err(LockError::Busy { .. })));
+        drop(lock);
+        // A folder with sub-folders is not swapped: its files are renamed in one by one.
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/keep"), "k").unwrap();
+        let st = StagedDir::create(&d).unwrap();
+        assert!(st.path().starts_with(&d));
+        std::fs::write(st.path().join("report.json"), "newer").unwrap();
+        st.commit().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.join("report.json")).unwrap(),
+            "newer"
+        );
+        assert_eq!(std::fs::read_to_string(d.join("sub/keep")).unwrap(), "k");
+        assert!(!d.join(INNER_STAGE).exists());
     }
 
     #[cfg(unix)]

@@ -82,6 +82,10 @@ pub struct CheckArgs {
     /// Records per batch handed to the workers (results never depend on it)
     #[arg(long, value_name = "N", hide = true)]
     pub batch_records: Option<usize>,
+    /// Live sources: check only the documents this Extended JSON filter matches, in the
+    /// one collection given with -c (a partial check: references into it are not verified)
+    #[arg(short = 'q', long, value_name = "JSON")]
+    pub query: Option<String>,
 }
 
 /// What a check reports against and where: shared by `check` and `merge`, which must
@@ -97,6 +101,13 @@ pub struct ReportArgs {
     /// Check only these collections (repeatable) [default: every contract]
     #[arg(short = 'c', long = "collection", value_name = "C")]
     pub collections: Vec<String>,
+    /// Check only the collections whose namespace DB.COLLECTION matches (repeatable; `*`
+    /// matches any characters)
+    #[arg(long = "nsInclude", value_name = "PATTERN")]
+    pub ns_include: Vec<String>,
+    /// Leave out the collections whose namespace DB.COLLECTION matches (repeatable)
+    #[arg(long = "nsExclude", value_name = "PATTERN")]
+    pub ns_exclude: Vec<String>,
     /// The state before the change, to reconcile with by _id: a snapshot file (from
     /// `docsweep snapshot`) or a dump:/archive:/export: source
     #[arg(long, value_name = "S")]
@@ -216,6 +227,8 @@ struct Settings {
     audit: PathBuf,
     /// The previous run to compare with, and whether it was named (else the default).
     previous: (PathBuf, bool),
+    /// `--nsInclude` / `--nsExclude`.
+    ns: crate::source::NsFilter,
 }
 
 fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
@@ -292,6 +305,38 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         }
         None => {}
     }
+    let ns = crate::source::NsFilter::new(&args.report.ns_include, &args.report.ns_exclude)
+        .map_err(ConfigError::Usage)?;
+    let query = match &args.query {
+        None => None,
+        Some(text) => {
+            if !matches!(source, SourceSpec::Mongo(_)) {
+                return Err(ConfigError::Usage(format!(
+                    "--query: a filter for a live source (mongodb://…); {source} is read whole \
+                     (mongodump and mongoexport take --query when the files are made)"
+                ))
+                .into());
+            }
+            let chosen = if args.report.collections.is_empty() {
+                &cfg.collections
+            } else {
+                &args.report.collections
+            };
+            let [coll] = chosen.as_slice() else {
+                return Err(ConfigError::Usage(
+                    "--query needs exactly one --collection (-c), the collection it filters".into(),
+                )
+                .into());
+            };
+            if args.report.baseline.is_some() || cfg.baseline.is_some() {
+                return Err(ConfigError::Usage(
+                    "--query cannot be combined with a baseline: every document the query leaves out would count as missing".into(),
+                )
+                .into());
+            }
+            Some(crate::source::Query::parse(coll, text).map_err(ConfigError::Usage)?)
+        }
+    };
     if threads > 1024 {
         return Err(ConfigError::Usage(format!("--threads {threads}: at most 1024")).into());
     }
@@ -329,6 +374,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
         (None, None) => PathBuf::from(crate::audit::DEFAULT_FILE),
     };
     Ok(Settings {
+        ns,
         gate,
         notify,
         previous,
@@ -374,6 +420,7 @@ fn settings(args: CheckArgs) -> anyhow::Result<Settings> {
             estimate_counts: !args.no_progress && std::io::stderr().is_terminal(),
             read_preference: read_pref,
             max_staleness,
+            query,
             ..crate::source::LiveOptions::default()
         },
         scan: ScanOptions {
@@ -450,7 +497,16 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
 
     let started = std::time::Instant::now();
     let mut report = new_report(&s);
-    let csv_path = s.report_dir.join("violations.csv");
+    // A partition writes only its partial result; a report is written into a staging
+    // directory and swapped in as a whole.
+    let stage = match s.partition {
+        Some(_) => None,
+        None => Some(stage_dir(&s.report_dir)?),
+    };
+    let csv_path = match &stage {
+        Some(st) => st.path().join("violations.csv"),
+        None => s.report_dir.join("violations.csv"),
+    };
     let mut sink = CsvSink::create(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
     // The previous run is read now, before anything in the (locked) report directory is
@@ -482,6 +538,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         None => None,
     };
     let mut partial = None;
+    let mut scope = report::Scope::default();
     let opened = Source::open_with(&s.source, s.db.as_deref(), &s.live).and_then(|mut source| {
         source.partition = s.partition;
         let baseline = open_baseline(&s, snapshot)?;
@@ -493,6 +550,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         Err(e) => report.error = Some(e.to_string()),
         Ok((source, baseline)) => {
             report.database = source.database.clone();
+            let (chosen, excluded) = choose(&s, &contracts, source.database.as_deref())?;
+            scope.filter = filter_json(&s, &excluded);
             if s.partition.is_some() {
                 let mut header = header.clone();
                 header["database"] = serde_json::json!(source.database);
@@ -513,7 +572,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
                 &source,
                 baseline.as_ref(),
                 &contracts,
-                &s.collections,
+                &chosen,
                 &s.scan,
                 &mut sink,
                 &mut facts,
@@ -521,12 +580,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
             report.collections = outcome.collections;
             report.warnings = outcome.warnings;
             report.error = outcome.failure.map(|e| e.to_string());
+            scope.read = source.read_location();
         }
     }
     if let Some(p) = s.partition {
         drop(sink);
         let _ = std::fs::remove_file(&csv_path);
-        let status = finish_partition(partial, p, &report)?;
+        let status = finish_partition(partial, p, &report, &scope)?;
         let mut record = audit_record(&s, &report, "check");
         record["partition"] = serde_json::json!(p.to_string());
         record["status"] = serde_json::json!(if status == Status::Failed {
@@ -550,7 +610,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
         append_audit(&s, &record);
         return Ok(status);
     }
-    let written = write_outputs(&s, &contracts, report, sink, previous, started)?;
+    let stage = stage.context("a report without a staging directory")?;
+    let written = write_outputs(
+        &s, &contracts, report, &scope, sink, previous, started, stage,
+    )?;
     let status = written.report.status;
     if let (Some(cp), Some(path)) = (checkpoint, &s.checkpoint) {
         drop(cp);
@@ -583,6 +646,25 @@ fn report_dir(dir: &std::path::Path) -> anyhow::Result<crate::os::DirLock> {
     Ok(lock)
 }
 
+/// The staging directory this run's reports are written into (see
+/// [`crate::os::StagedDir`]); the caller holds the report directory's lock.
+fn stage_dir(dir: &std::path::Path) -> anyhow::Result<crate::os::StagedDir> {
+    crate::os::StagedDir::create(dir).with_context(|| {
+        format!(
+            "cannot create a staging directory for the report directory {}",
+            dir.display()
+        )
+    })
+}
+
+/// Crash injection for the tests: when `DOCSWEEP_FAILPOINT` names this point, the process
+/// aborts on the spot (no unwinding, no cleanup), like a SIGKILL.
+fn failpoint(name: &str) {
+    if std::env::var("DOCSWEEP_FAILPOINT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
 /// `docsweep merge`: folds the partitions' records (in partition order) into one report.
 pub fn merge(
     args: CheckArgs,
@@ -608,6 +690,7 @@ pub fn merge(
         }
     }
     let _lock = report_dir(&s.report_dir)?;
+    let stage = stage_dir(&s.report_dir)?;
     let started = std::time::Instant::now();
     let mut report = new_report(&s);
     if let Some(at) = started_at {
@@ -615,7 +698,7 @@ pub fn merge(
     }
     let h = readers[0].header.clone();
     report.database = h["database"].as_str().map(str::to_string);
-    let csv_path = s.report_dir.join("violations.csv");
+    let csv_path = stage.path().join("violations.csv");
     let mut sink = CsvSink::create(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
     let previous = previous_run(&s, &mut sink);
@@ -635,6 +718,11 @@ pub fn merge(
         })
         .unwrap_or_default();
     let source = Source::recorded(s.source.clone(), report.database.clone(), collections);
+    let (chosen, excluded) = choose(&s, &contracts, report.database.as_deref())?;
+    let mut scope = report::Scope {
+        read: None,
+        filter: filter_json(&s, &excluded),
+    };
     match open_baseline(&s, snapshot) {
         Err(e) => report.error = Some(e.to_string()),
         Ok(baseline) => {
@@ -642,7 +730,7 @@ pub fn merge(
                 &source,
                 baseline.as_ref(),
                 &contracts,
-                &s.collections,
+                &chosen,
                 &s.scan,
                 &mut sink,
                 &mut Facts::Merge(&mut readers),
@@ -652,7 +740,12 @@ pub fn merge(
             report.error = outcome.failure.map(|e| e.to_string());
             if report.error.is_none() {
                 for r in &mut readers {
-                    match r.next_chunk()? {
+                    let mut chunk = r.next_chunk()?;
+                    if let Some(crate::scan::Chunk::Note(note)) = &chunk {
+                        merge_read(&mut scope.read, &note["read"]);
+                        chunk = r.next_chunk()?;
+                    }
+                    match chunk {
                         Some(crate::scan::Chunk::End) => {}
                         _ => {
                             return Err(ConfigError::Usage(format!(
@@ -666,7 +759,9 @@ pub fn merge(
             }
         }
     }
-    let written = write_outputs(&s, &contracts, report, sink, previous, started)?;
+    let written = write_outputs(
+        &s, &contracts, report, &scope, sink, previous, started, stage,
+    )?;
     Ok(after_report(&s, &written, "merge"))
 }
 
@@ -679,6 +774,78 @@ fn previous_run(s: &Settings, sink: &mut CsvSink) -> trend::Loaded {
         sink.tracker = Some(trend::Tracker::default());
     }
     loaded
+}
+
+/// The collections to check: `--collection`'s (else every contract's) that
+/// `--nsInclude`/`--nsExclude` take in `database`, and the contracts' collections they
+/// left out. Nothing left is a usage error (an empty list would mean every contract).
+fn choose(
+    s: &Settings,
+    contracts: &ContractSet,
+    database: Option<&str>,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    if s.ns.is_empty() {
+        return Ok((s.collections.clone(), Vec::new()));
+    }
+    let all: Vec<String> = if s.collections.is_empty() {
+        contracts.contracts.keys().cloned().collect()
+    } else {
+        s.collections.clone()
+    };
+    let (chosen, excluded): (Vec<String>, Vec<String>) =
+        all.into_iter().partition(|c| s.ns.takes(database, c));
+    if chosen.is_empty() {
+        let mut flags: Vec<String> =
+            s.ns.include
+                .iter()
+                .map(|p| format!("--nsInclude {p}"))
+                .collect();
+        flags.extend(s.ns.exclude.iter().map(|p| format!("--nsExclude {p}")));
+        return Err(ConfigError::Usage(format!(
+            "{}: no collection with a contract in {} is left in database {} (contracts for: {})",
+            flags.join(" "),
+            s.schemas.display(),
+            database.unwrap_or("(none: an export)"),
+            excluded.join(", ")
+        ))
+        .into());
+    }
+    Ok((chosen, excluded))
+}
+
+/// report.json's `filter` for a narrowed run (`None` when the scan was not narrowed by
+/// `--query` or namespace patterns).
+fn filter_json(s: &Settings, excluded: &[String]) -> Option<serde_json::Value> {
+    let query = s.live.query.as_ref();
+    if query.is_none() && s.ns.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({
+        "query": query.map(|q| q.shown.clone()),
+        "query_collection": query.map(|q| q.collection.clone()),
+        "ns_include": s.ns.include,
+        "ns_exclude": s.ns.exclude,
+        "excluded": excluded,
+    }))
+}
+
+/// Adds a partition's `read` to the merge's: the servers of all partitions, each once.
+fn merge_read(into: &mut Option<serde_json::Value>, read: &serde_json::Value) {
+    if read.is_null() {
+        return;
+    }
+    let Some(mine) = into else {
+        *into = Some(read.clone());
+        return;
+    };
+    let Some(servers) = mine["servers"].as_array_mut() else {
+        return;
+    };
+    for s in read["servers"].as_array().into_iter().flatten() {
+        if !servers.iter().any(|m| m["host"] == s["host"]) {
+            servers.push(s.clone());
+        }
+    }
 }
 
 /// The file a partition writes into its report directory.
@@ -767,6 +934,9 @@ fn run_settings(s: &Settings) -> anyhow::Result<serde_json::Value> {
         "baseline": s.baseline.as_ref().map(BaselineSpec::describe),
         "max_errors": s.scan.max_errors,
         "show_values": s.scan.show_values,
+        "query": s.live.query.as_ref().map(|q| q.shown.to_string()),
+        "ns_include": s.ns.include,
+        "ns_exclude": s.ns.exclude,
     }))
 }
 
@@ -852,6 +1022,7 @@ fn finish_partition(
     w: Option<PartialWriter>,
     p: Partition,
     report: &Report,
+    scope: &report::Scope,
 ) -> anyhow::Result<Status> {
     let (Some(w), None) = (w, &report.error) else {
         // The writer's temporary file is removed on drop: no partial result exists.
@@ -860,7 +1031,11 @@ fn finish_partition(
         eoutln!("docsweep: partition {p}: no partial result written; run it again");
         return Ok(Status::Failed);
     };
-    let path = w.finish()?;
+    // Where a live partition read, for the merge's report.
+    let path = match &scope.read {
+        Some(read) => w.finish_with_note(&serde_json::json!({ "read": read }))?,
+        None => w.finish()?,
+    };
     for warning in &report.warnings {
         eoutln!("docsweep: warning: {warning}");
     }
@@ -881,15 +1056,18 @@ struct Written {
 }
 
 /// Fills the remediations and writes every output.
+#[allow(clippy::too_many_arguments)]
 fn write_outputs(
     s: &Settings,
     contracts: &ContractSet,
     mut report: Report,
+    scope: &report::Scope,
     mut sink: CsvSink,
     previous: trend::Loaded,
     started: std::time::Instant,
+    stage: crate::os::StagedDir,
 ) -> anyhow::Result<Written> {
-    let csv_path = s.report_dir.join("violations.csv");
+    let csv_path = stage.path().join("violations.csv");
     // Remediations name the bundled templates (and any in --templates directories).
     match crate::repair::Library::load(&s.template_dirs) {
         Ok(library) => {
@@ -920,30 +1098,52 @@ fn write_outputs(
     report.judge(&s.gate);
     report.status = report.derive_status();
     let duration = started.elapsed().as_secs_f64();
-    // The files outside the report directory first: if one fails, the report directory
-    // keeps the previous run's report.json and violations.csv together.
+    // Files in the report directory are written into the staging directory; the report
+    // directory is replaced as a whole once every file is written, and stays as it was
+    // when any of them fails (or the run is killed).
+    let place = |p: &PathBuf| -> anyhow::Result<PathBuf> {
+        let Some(staged) = stage.staged(p) else {
+            return Ok(p.clone());
+        };
+        if let Some(parent) = staged.parent() {
+            crate::os::create_dir_all(parent, crate::os::Access::Private)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        Ok(staged)
+    };
     if let Some(p) = &s.html {
-        report::write_html(&report, p).with_context(|| format!("cannot write {}", p.display()))?;
+        report::write_html(&report, &place(p)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &s.junit {
-        report::write_junit(&report, p).with_context(|| format!("cannot write {}", p.display()))?;
+        report::write_junit(&report, &place(p)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &s.metrics {
         let repairs = crate::audit::repair_totals(&s.audit);
-        report::metrics::write_metrics_with(&report, duration, &repairs, p)
+        report::metrics::write_metrics_with(&report, duration, &repairs, &place(p)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     let rows = sink
         .finish()
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
+    failpoint("check.before-report-json");
     let json_path = s.report_dir.join("report.json");
-    report::write_json(&report, &json_path)
+    report::write_json(&report, scope, &stage.path().join("report.json"))
         .with_context(|| format!("cannot write {}", json_path.display()))?;
+    failpoint("check.before-swap");
+    stage.commit().with_context(|| {
+        format!(
+            "cannot update the report directory {}",
+            s.report_dir.display()
+        )
+    })?;
     // The reports are written; a closed stdout must not change the outcome.
     let mut summary = Vec::new();
     let _ = report::write_summary(
         &mut summary,
         &report,
+        scope,
         &s.report_dir.display().to_string(),
         rows,
     );

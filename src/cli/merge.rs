@@ -74,6 +74,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<Status> {
         partition: None,
         checkpoint: None,
         batch_records: None,
+        query: h["settings"]["query"].as_str().map(str::to_string),
     };
     check::merge(check, readers, started_at)
 }

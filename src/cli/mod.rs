@@ -31,7 +31,7 @@ pub enum Command {
     Contract(contract::ContractArgs),
     Templates(templates::TemplatesArgs),
     Repair(repair::RepairArgs),
-    Merge(merge::MergeArgs),
+    Merge(Box<merge::MergeArgs>),
     Audit(audit::AuditArgs),
 }
 
@@ -71,7 +71,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Outcome> 
         Command::Contract(args) => contract::run(args).map(Outcome::Done),
         Command::Templates(args) => templates::run(args).map(Outcome::Done),
         Command::Repair(args) => repair::run(args).map(Outcome::Done),
-        Command::Merge(args) => merge::run(args).map(Outcome::Done),
+        Command::Merge(args) => merge::run(*args).map(Outcome::Done),
         Command::Audit(args) => audit::run(args).map(Outcome::Done),
     }
 }

@@ -36,11 +36,28 @@ pub struct SnapshotArgs {
     /// Worker threads (0: one per core)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    /// Only the collections whose namespace DB.COLLECTION matches (repeatable; `*` matches
+    /// any characters)
+    #[arg(long = "nsInclude", value_name = "PATTERN")]
+    pub ns_include: Vec<String>,
+    /// Leave out the collections whose namespace DB.COLLECTION matches (repeatable)
+    #[arg(long = "nsExclude", value_name = "PATTERN")]
+    pub ns_exclude: Vec<String>,
+    /// Never draw progress bars (they are drawn only when stderr is a terminal)
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
     let spec = SourceSpec::parse(&args.source)?;
-    let source = Source::open(&spec, args.db.as_deref())?;
+    let ns = crate::source::NsFilter::new(&args.ns_include, &args.ns_exclude)
+        .map_err(crate::config::ConfigError::Usage)?;
+    let progress = !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let live = crate::source::LiveOptions {
+        estimate_counts: progress,
+        ..Default::default()
+    };
+    let source = Source::open_with(&spec, args.db.as_deref(), &live)?;
     for c in &args.collections {
         if source.collection(c).is_none() {
             return Err(crate::config::ConfigError::Usage(format!(
@@ -65,6 +82,9 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
         if !args.collections.is_empty() && !args.collections.contains(&cs.name) {
             continue;
         }
+        if !ns.takes(source.database.as_deref(), &cs.name) {
+            continue;
+        }
         let indexes = source
             .indexes(cs)?
             .map(|list| list.iter().map(|ix| ix.to_report_json()).collect());
@@ -77,6 +97,8 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
             &pool,
             crate::source::BATCH_RECORDS,
             compressed.as_mut().map(|c| c as &mut dyn std::io::Write),
+            progress,
+            "",
         )?;
         let documents = match compressed {
             Some(c) => Some(c.finish().context("cannot compress the documents")?),
@@ -93,6 +115,13 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
             ids,
             documents,
         });
+    }
+    if header.collections.is_empty() && !ns.is_empty() {
+        return Err(crate::config::ConfigError::Usage(format!(
+            "--nsInclude/--nsExclude: no collection of the source is left (database {})",
+            source.database.as_deref().unwrap_or("(none)")
+        ))
+        .into());
     }
     let bytes = snapshot::write(&args.out, &header, &data)?;
     let docs: u64 = header.collections.iter().map(|c| c.documents).sum();

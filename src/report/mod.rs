@@ -6,6 +6,10 @@
 //! - `format`: `"docsweep-report/1"`; `status`: `clean`, `warn`, `findings` or `failed`;
 //!   `source` (passwords redacted), `started_at`, `finished_at` (RFC 3339, UTC);
 //!   `error`: why the scan failed (only when `status` is `failed`).
+//! - `read` (live sources only, see [`Scope`]): `read_preference` and `servers[]`, each with
+//!   `host`, `role`, `replica_set`, `lag_seconds` and `lag_from` (null without a replica
+//!   set). `filter` (only for a narrowed check): `query`, `query_collection`, `ns_include`,
+//!   `ns_exclude`, `excluded`.
 //! - `collections[]`: `name`, `target_version`, `present` (false when the source has no
 //!   such collection), `documents` (readable documents), `unreadable`, `classes`
 //!   (`valid`, `other_version` by version, `invalid`), `indexes` (`available`: false when
@@ -33,7 +37,9 @@
 //! and `repair plan` refuses an `orphan:` selection on it. When the referenced collection
 //! was read in part, `orphans_unverified` counts the documents whose reference was not found
 //! among the records that were read: an upper bound, for information. `reason` and
-//! `orphans_unverified` are absent for verified references.
+//! `orphans_unverified` are absent for verified references. A collection read with
+//! `--query` is read in part too: references into it are not verified
+//! (`"orders: read with --query"`).
 
 mod csv;
 pub mod gate;
@@ -336,9 +342,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     crate::os::write_atomic(path, bytes, crate::os::Access::Private)
 }
 
+/// What a run adds to report.json beyond [`Report`]: where a live source was read
+/// (`read`) and what the scan was narrowed to (`filter`). Both absent for a full scan of
+/// files.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// `{"read_preference": …, "servers": [{"host", "role", "replica_set", "lag_seconds",
+    /// "lag_from"}]}`.
+    pub read: Option<Value>,
+    /// `{"query": …, "ns_include": […], "ns_exclude": […], "excluded": […]}`.
+    pub filter: Option<Value>,
+}
+
+impl Scope {
+    /// `report` as JSON with `read` and `filter` placed before `warnings`/`collections`.
+    pub fn to_json(&self, report: &Report) -> serde_json::Result<Value> {
+        let Value::Object(fields) = serde_json::to_value(report)? else {
+            return Ok(Value::Null);
+        };
+        let mut out = serde_json::Map::new();
+        let mut pending = vec![("read", &self.read), ("filter", &self.filter)];
+        for (k, v) in fields {
+            if k == "warnings" || k == "collections" {
+                for (name, value) in pending.drain(..) {
+                    if let Some(value) = value {
+                        out.insert(name.into(), value.clone());
+                    }
+                }
+            }
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// Writes `report.json` (pretty, trailing newline) atomically.
-pub fn write_json(report: &Report, path: &Path) -> std::io::Result<()> {
-    let mut text = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+pub fn write_json(report: &Report, scope: &Scope, path: &Path) -> std::io::Result<()> {
+    let value = scope.to_json(report).map_err(std::io::Error::other)?;
+    let mut text = serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)?;
     text.push(b'\n');
     write_atomic(path, &text)
 }

@@ -153,12 +153,19 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
 pub fn write_summary(
     w: &mut dyn Write,
     report: &Report,
+    scope: &super::Scope,
     report_dir: &str,
     violations: u64,
 ) -> io::Result<()> {
     match &report.database {
         Some(db) => writeln!(w, "docsweep check  {}  (database {db})", report.source)?,
         None => writeln!(w, "docsweep check  {}", report.source)?,
+    }
+    if let Some(read) = &scope.read {
+        writeln!(w, "{}", read_line(read))?;
+    }
+    if let Some(filter) = &scope.filter {
+        writeln!(w, "{}", filter_line(filter))?;
     }
     for c in &report.collections {
         writeln!(w)?;
@@ -263,6 +270,67 @@ fn gate(w: &mut dyn Write, report: &Report) -> io::Result<()> {
         writeln!(w)?;
     }
     Ok(())
+}
+
+/// `read: HOST (ROLE, lag N s) …; read preference MODE`, from report.json's `read`.
+pub fn read_line(read: &serde_json::Value) -> String {
+    let servers: Vec<String> = read["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let host = s["host"].as_str().unwrap_or("?");
+            let role = s["role"].as_str().unwrap_or("?");
+            let lag = match s["lag_seconds"].as_f64() {
+                Some(l) => format!("lag {l} s"),
+                None if s["replica_set"].is_null() => "no replica set: no lag".to_string(),
+                None => "lag unknown".to_string(),
+            };
+            match s["replica_set"].as_str() {
+                Some(set) => format!("{host} ({role} of {set}, {lag})"),
+                None => format!("{host} ({role}, {lag})"),
+            }
+        })
+        .collect();
+    let servers = if servers.is_empty() {
+        "no server answered a read".to_string()
+    } else {
+        servers.join(", ")
+    };
+    format!(
+        "read: {servers}; read preference {}",
+        read["read_preference"].as_str().unwrap_or("?")
+    )
+}
+
+/// `FILTERED: …`, from report.json's `filter`: a partial check must not look like a full one.
+pub fn filter_line(filter: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(q) = filter.get("query").filter(|q| !q.is_null()) {
+        let on = filter["query_collection"].as_str().unwrap_or("?");
+        parts.push(format!(
+            "--query {q} on {on} (references into {on} not verified)"
+        ));
+    }
+    let list = |k: &str| -> Vec<String> {
+        filter[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let (inc, exc, out) = (list("ns_include"), list("ns_exclude"), list("excluded"));
+    if !inc.is_empty() {
+        parts.push(format!("--nsInclude {}", inc.join(" ")));
+    }
+    if !exc.is_empty() {
+        parts.push(format!("--nsExclude {}", exc.join(" ")));
+    }
+    if !out.is_empty() {
+        parts.push(format!("left out: {}", out.join(", ")));
+    }
+    format!("FILTERED (a partial check): {}", parts.join("; "))
 }
 
 #[cfg(test)]

@@ -17,10 +17,11 @@ mod ids;
 pub mod partial;
 mod path;
 mod prehashed;
+mod progress;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+pub use progress::{progress_line, Meter, Unit};
 use rayon::prelude::*;
 
 use crate::contract::{Contract, ContractSet, IndexSpec};
@@ -181,7 +182,7 @@ impl Baseline {
                 let cs = s.collection(name)?;
                 let mut out = HashMap::new();
                 let mut ordinal = 0u32;
-                let pb = ProgressBar::hidden();
+                let pb = Meter::hidden();
                 let r = stream_batches(s, cs, &pb, batch_records, |encoding, batch| {
                     for rec in &batch.records {
                         if rec.broken.is_some() {
@@ -231,16 +232,28 @@ impl Baseline {
         pool: &rayon::ThreadPool,
         batch_records: usize,
     ) -> Option<Result<BaselineCollection<'_>, SourceError>> {
+        self.entries_shown(name, pool, batch_records, false)
+    }
+
+    /// [`Baseline::entries`], with a progress line while a source is read when `progress`.
+    pub(crate) fn entries_shown(
+        &self,
+        name: &str,
+        pool: &rayon::ThreadPool,
+        batch_records: usize,
+        progress: bool,
+    ) -> Option<Result<BaselineCollection<'_>, SourceError>> {
         match self {
             Baseline::Source(s) => {
                 let cs = s.collection(name)?;
                 Some(
-                    fingerprint_collection(s, cs, pool, batch_records, None).map(|(e, ids)| {
-                        (
-                            std::borrow::Cow::Owned(reconcile::Reconciler::new(&e)),
-                            std::borrow::Cow::Owned(ids),
-                        )
-                    }),
+                    fingerprint_collection(s, cs, pool, batch_records, None, progress, "baseline")
+                        .map(|(e, ids)| {
+                            (
+                                std::borrow::Cow::Owned(reconcile::Reconciler::new(&e)),
+                                std::borrow::Cow::Owned(ids),
+                            )
+                        }),
                 )
             }
             Baseline::Snapshot(s) => {
@@ -357,6 +370,10 @@ pub fn scan_with(
     // could not be read).
     let mut unverified: BTreeMap<String, String> = BTreeMap::new();
     for (coll, _) in &needed {
+        // Read with --query: what it did not match was not read.
+        if let Some(reason) = source.filtered(coll) {
+            unverified.insert(coll.clone(), reason);
+        }
         if source.collection(coll).is_none() && absent.insert(coll.clone()) {
             warnings.push(format!(
                 "references to {coll:?} are not checked: the source has no collection {coll:?}"
@@ -417,7 +434,12 @@ pub fn scan_with(
         // The baseline side is read first, so each document is compared as it streams.
         let mut base = None;
         if let Some(b) = baseline {
-            match b.entries(&contract.collection, &pool, opts.batch_records) {
+            match b.entries_shown(
+                &contract.collection,
+                &pool,
+                opts.batch_records,
+                opts.progress,
+            ) {
                 None => warnings.push(format!(
                     "the baseline ({}) has no collection {:?}: not reconciled",
                     b.describe(),
@@ -456,7 +478,9 @@ pub fn scan_with(
         for (f, set) in exported_sets {
             keys.insert((contract.collection.clone(), f), set);
         }
-        if let Some(reason) = incomplete(&report, failed) {
+        if let Some(reason) =
+            incomplete(&report, failed).or_else(|| source.filtered(&contract.collection))
+        {
             unverified.insert(contract.collection.clone(), reason);
         }
         reports.insert(contract.collection.clone(), report);
@@ -507,12 +531,14 @@ pub fn fingerprint_collection(
     pool: &rayon::ThreadPool,
     batch_records: usize,
     mut keep_documents: Option<&mut dyn std::io::Write>,
+    progress: bool,
+    label: &str,
 ) -> Result<(Vec<Entry>, IdArena), SourceError> {
     let keep = keep_documents.is_some();
     let mut write_error = None;
     let mut entries = Vec::new();
     let mut ids = IdArena::default();
-    let pb = ProgressBar::hidden();
+    let pb = meter(progress, label, source, cs);
     let mut unreadable = 0u64;
     /// A document's `_id` (and its key hash), fingerprints and kept bytes.
     type Fingerprinted = (
@@ -572,6 +598,7 @@ pub fn fingerprint_collection(
         Ok(())
     };
     let r = stream_mapped(reader, &pb, batch_records, pool, &map, &mut fold);
+    pb.finish();
     if let Some(e) = write_error {
         return Err(SourceError::Other(format!(
             "cannot keep the documents of {}: {e}",
@@ -598,7 +625,7 @@ pub fn read_documents(
     cs: &CollectionSource,
     f: &mut dyn FnMut(crate::source::Location, Option<serde_json::Value>) -> Result<(), ScanError>,
 ) -> Result<(), ScanError> {
-    let pb = ProgressBar::hidden();
+    let pb = Meter::hidden();
     stream_batches(
         source,
         cs,
@@ -643,21 +670,20 @@ fn scan_order<'a>(chosen: &[&'a Contract]) -> Vec<&'a Contract> {
     done
 }
 
-fn progress_bar(opts: &ScanOptions, source: &Source, cs: &CollectionSource) -> ProgressBar {
-    if !opts.progress {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::with_draw_target(Some(cs.size), ProgressDrawTarget::stderr());
-    let template = if source.is_live() {
-        "{prefix:>12} [{bar:30}] {pos}/~{len} docs {per_sec} eta {eta}"
+/// The progress line of reading `cs` (labelled `label`, else the collection's name):
+/// bytes of a file, documents against the estimated count live.
+fn meter(show: bool, label: &str, source: &Source, cs: &CollectionSource) -> Meter {
+    let unit = if source.is_live() {
+        Unit::Docs
     } else {
-        "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        Unit::Bytes
     };
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb.set_prefix(cs.name.clone());
-    pb
+    let label = if label.is_empty() {
+        cs.name.clone()
+    } else {
+        format!("{label} {}", cs.name)
+    };
+    Meter::new(show, &label, unit, cs.size)
 }
 
 type BatchResult = Result<Option<crate::source::Batch>, SourceError>;
@@ -667,17 +693,23 @@ type BatchResult = Result<Option<crate::source::Batch>, SourceError>;
 fn spawn_reader<'s>(
     s: &'s std::thread::Scope<'s, '_>,
     mut reader: Box<dyn crate::source::RecordReader>,
-    pb: &ProgressBar,
+    pb: &Meter,
     batch_records: usize,
 ) -> crossbeam_channel::Receiver<BatchResult> {
     let (tx, rx) = crossbeam_channel::bounded(4);
     let pb = pb.clone();
-    s.spawn(move || loop {
-        let next = reader.next_batch(batch_records);
-        pb.set_position(reader.position());
-        let stop = !matches!(next, Ok(Some(_)));
-        if tx.send(next).is_err() || stop {
-            break;
+    s.spawn(move || {
+        let mut docs = 0u64;
+        loop {
+            let next = reader.next_batch(batch_records);
+            if let Ok(Some(b)) = &next {
+                docs += b.records.len() as u64;
+            }
+            pb.update(reader.position(), docs);
+            let stop = !matches!(next, Ok(Some(_)));
+            if tx.send(next).is_err() || stop {
+                break;
+            }
         }
     });
     rx
@@ -687,7 +719,7 @@ fn spawn_reader<'s>(
 fn stream_batches(
     source: &Source,
     cs: &CollectionSource,
-    pb: &ProgressBar,
+    pb: &Meter,
     batch_records: usize,
     mut consume: impl FnMut(crate::source::Encoding, crate::source::Batch) -> Result<(), ScanError>,
 ) -> Result<(), ScanError> {
@@ -711,7 +743,7 @@ fn stream_batches(
 /// of earlier batches, in source order: reading, examining and folding overlap.
 fn stream_mapped<T: Send>(
     reader: Box<dyn crate::source::RecordReader>,
-    pb: &ProgressBar,
+    pb: &Meter,
     batch_records: usize,
     pool: &rayon::ThreadPool,
     map: &(dyn Fn(&crate::source::Batch) -> T + Sync),
@@ -806,7 +838,7 @@ fn describe_chunk(c: Option<&Chunk>) -> String {
         Some(Chunk::Section(m)) => format!("the records of {}", m["collection"]),
         Some(Chunk::Records(_)) => "records".into(),
         Some(Chunk::SectionEnd(_)) => "the end of a collection".into(),
-        Some(Chunk::End) => "the end of the results".into(),
+        Some(Chunk::Note(_)) | Some(Chunk::End) => "the end of the results".into(),
     }
 }
 
@@ -865,7 +897,7 @@ fn collect_keys(
 ) -> Result<(Vec<HashSet128>, u64), SourceError> {
     let mut sets = vec![HashSet128::default(); fields.len()];
     let mut unreadable = 0u64;
-    let pb = ProgressBar::hidden();
+    let pb = Meter::hidden();
     let reader = source.reader(cs)?;
     let encoding = reader.encoding();
     let map = |batch: &crate::source::Batch| -> Vec<Option<Vec<Vec<u128>>>> {
@@ -1235,7 +1267,7 @@ impl<'a> CollectionScan<'a> {
         mut record: Option<&mut PartialWriter>,
         fold: bool,
     ) -> Result<(), ScanError> {
-        let pb = progress_bar(opts, source, self.cs);
+        let pb = meter(opts.progress, "", source, self.cs);
         let cs = self.cs;
         let contract = self.contract;
         let exported_fields = self.exported_fields.clone();
@@ -1266,7 +1298,7 @@ impl<'a> CollectionScan<'a> {
             Ok(())
         };
         let result = stream_mapped(reader, &pb, opts.batch_records, pool, &map, &mut consume);
-        pb.finish_and_clear();
+        pb.finish();
         result
     }
 
@@ -1604,10 +1636,11 @@ impl<'a> CollectionScan<'a> {
         failed: bool,
         sink: &mut dyn ViolationSink,
     ) -> Result<(CollectionReport, ExportedKeys), ScanError> {
-        let _ = source;
         // References within the collection are resolved against what was read of it:
         // not verified when that is not all of it.
-        if let Some(reason) = incomplete(&self.report, failed) {
+        if let Some(reason) =
+            incomplete(&self.report, failed).or_else(|| source.filtered(&self.contract.collection))
+        {
             let own = &self.contract.collection;
             for finding in &mut self.report.references {
                 if finding.checked && finding.collection == *own {

@@ -34,6 +34,7 @@ const SECTION: u8 = 3;
 const RECORDS: u8 = 4;
 const SECTION_END: u8 = 5;
 const END: u8 = 6;
+const NOTE: u8 = 7;
 /// Larger chunks are damage, not data.
 const MAX_CHUNK: u32 = 1 << 30;
 
@@ -67,6 +68,9 @@ pub enum Chunk {
     Section(Value),
     Records(Vec<Examined>),
     SectionEnd(Value),
+    /// What the run adds at its end (`{"read": …}`: where a live partition read), before
+    /// [`Chunk::End`].
+    Note(Value),
     End,
 }
 
@@ -273,6 +277,12 @@ impl PartialWriter {
         Ok(())
     }
 
+    /// Ends the file with a [`Chunk::Note`] and moves it into place.
+    pub fn finish_with_note(mut self, note: &Value) -> Result<PathBuf, PartialError> {
+        self.json(NOTE, note)?;
+        self.finish()
+    }
+
     /// Ends the file and (for [`create`]) moves it into place.
     pub fn finish(mut self) -> Result<PathBuf, PartialError> {
         self.chunk(&[END])?;
@@ -445,6 +455,7 @@ fn decode_chunk(p: &[u8]) -> Result<Chunk, String> {
         HEADER => Chunk::Header(json(rest)?),
         SECTION => Chunk::Section(json(rest)?),
         SECTION_END => Chunk::SectionEnd(json(rest)?),
+        NOTE => Chunk::Note(json(rest)?),
         END => Chunk::End,
         KEYS => {
             let mut d = Dec { b: rest, pos: 0 };

@@ -40,6 +40,8 @@ pub struct LiveOptions {
     pub read_preference: Option<String>,
     /// `--max-staleness`: seconds a secondary may lag to be read from (`maxStalenessSeconds`).
     pub max_staleness: Option<u64>,
+    /// `--query`: the filter one collection is read with (the others are read whole).
+    pub query: Option<super::Query>,
 }
 
 impl Default for LiveOptions {
@@ -53,6 +55,7 @@ impl Default for LiveOptions {
             estimate_counts: false,
             read_preference: None,
             max_staleness: None,
+            query: None,
         }
     }
 }
@@ -91,6 +94,11 @@ pub struct Live {
     /// The server is FerretDB, which stores no MinKey/MaxKey values and rejects `$type`
     /// queries for them.
     ferretdb: bool,
+    /// The servers that answered a `find` or `getMore` (host:port), as the driver saw them.
+    served: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    /// What the reads were routed by.
+    selection: SelectionCriteria,
+    client: Client,
 }
 
 impl std::fmt::Debug for Live {
@@ -194,6 +202,25 @@ pub(super) fn open(
         opts.connect_timeout = Some(options.selection_timeout);
     }
     opts.app_name.get_or_insert_with(|| "docsweep".to_string());
+    // Where each read was done: the address of every server that answered a find or
+    // getMore (the driver's command events; nothing else is recorded).
+    let served = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let seen = served.clone();
+    opts.command_event_handler = Some(mongodb::event::EventHandler::callback(
+        move |ev: mongodb::event::command::CommandEvent| {
+            if let mongodb::event::command::CommandEvent::Succeeded(e) = ev {
+                if e.command_name == "find" || e.command_name == "getMore" {
+                    if let Ok(mut s) = seen.lock() {
+                        s.insert(e.connection.address.to_string());
+                    }
+                }
+            }
+        },
+    ));
+    let selection = opts
+        .selection_criteria
+        .clone()
+        .unwrap_or(SelectionCriteria::ReadPreference(ReadPreference::Primary));
     let db_name = match (db, opts.default_database.clone()) {
         (Some(d), _) => d.to_string(),
         (None, Some(d)) => d,
@@ -232,6 +259,9 @@ pub(super) fn open(
         uri: uri.to_string(),
         options: options.clone(),
         ferretdb,
+        served,
+        selection,
+        client: client.clone(),
     };
     let collections = names
         .into_iter()
@@ -243,7 +273,7 @@ pub(super) fn open(
                 0
             },
             name,
-            kind: CollectionKind::Live(live.clone()),
+            kind: CollectionKind::Live(Box::new(live.clone())),
         })
         .collect();
     Ok(Source {
@@ -345,6 +375,12 @@ impl Live {
                 }
             }
         };
+        // --query: only the documents it matches, in the same `_id` order and ranges.
+        let range = match self.query_of(name) {
+            None => range,
+            Some(q) if range.is_empty() => q.filter.clone(),
+            Some(q) => doc! {"$and": [range, q.filter.clone()]},
+        };
         let last_id = resume.after_id.as_ref().map(bson_of).transpose()?;
         let mut r = LiveReader {
             live: self.clone(),
@@ -431,12 +467,187 @@ impl Live {
         Ok((at(p.index)?, at(p.index + 1)?))
     }
 
+    /// Where the reads were done (report.json's `read`): the read preference and concern,
+    /// and per server that answered a `find`/`getMore` its address, its role
+    /// (`primary`, `secondary`, `standalone`, `mongos`, from `hello`), its replica set and
+    /// its replication lag in seconds behind the primary: from `replSetGetStatus` (the
+    /// members' `optimeDate`) when the user may run it, else from `hello`'s
+    /// `lastWrite.lastWriteDate` of that server and of the primary; `null` when there is no
+    /// replica set (a standalone server, FerretDB) or neither answer gives it. When no
+    /// read was answered (no collection), the server the read preference selects now.
+    pub fn read_location(&self) -> serde_json::Value {
+        let mut hosts: Vec<String> = self
+            .served
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        if hosts.is_empty() {
+            if let Some(h) = self.hello(self.selection.clone()) {
+                if let Some(me) = h.get_str("me").ok().map(str::to_string) {
+                    hosts.push(me);
+                }
+            }
+        }
+        let status = self.repl_status();
+        let primary = self
+            .hello(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+            .filter(|h| h.get_bool("isWritablePrimary").unwrap_or(false));
+        let servers: Vec<serde_json::Value> = hosts
+            .iter()
+            .map(|host| self.server_location(host, status.as_ref(), primary.as_ref()))
+            .collect();
+        let pref = match &self.selection {
+            SelectionCriteria::ReadPreference(p) => read_preference_name(p),
+            _ => "custom".to_string(),
+        };
+        serde_json::json!({
+            "read_preference": pref,
+            "servers": servers,
+        })
+    }
+
+    fn server_location(
+        &self,
+        host: &str,
+        status: Option<&Document>,
+        primary: Option<&Document>,
+    ) -> serde_json::Value {
+        let target = host.to_string();
+        let hello = self.hello(SelectionCriteria::Predicate(std::sync::Arc::new(
+            move |s: &mongodb::ServerInfo| s.address().to_string() == target,
+        )));
+        let set = hello
+            .as_ref()
+            .and_then(|h| h.get_str("setName").ok())
+            .map(str::to_string);
+        let flag = |k: &str| {
+            hello
+                .as_ref()
+                .is_some_and(|h| h.get_bool(k).unwrap_or(false))
+        };
+        let role = if hello
+            .as_ref()
+            .is_some_and(|h| h.get_str("msg").ok() == Some("isdbgrid"))
+        {
+            "mongos"
+        } else if set.is_none() {
+            "standalone"
+        } else if flag("isWritablePrimary") {
+            "primary"
+        } else if flag("secondary") {
+            "secondary"
+        } else {
+            "other"
+        };
+        let (lag, from) = if set.is_none() {
+            (None, None)
+        } else if role == "primary" {
+            (Some(0.0), Some("primary"))
+        } else if let Some(l) = status.and_then(|s| status_lag(s, host)) {
+            (Some(l), Some("replSetGetStatus"))
+        } else {
+            let date = |h: &Document| {
+                h.get_document("lastWrite")
+                    .ok()?
+                    .get_datetime("lastWriteDate")
+                    .ok()
+                    .map(|d| d.timestamp_millis())
+            };
+            match (hello.as_ref().and_then(date), primary.and_then(date)) {
+                (Some(mine), Some(theirs)) => (
+                    Some((theirs - mine).max(0) as f64 / 1000.0),
+                    Some("hello lastWriteDate"),
+                ),
+                _ => (None, None),
+            }
+        };
+        serde_json::json!({
+            "host": host,
+            "role": role,
+            "replica_set": set,
+            "lag_seconds": lag,
+            "lag_from": from,
+        })
+    }
+
+    /// `hello` on the server `criteria` selects (`None` when it cannot be run).
+    fn hello(&self, criteria: SelectionCriteria) -> Option<Document> {
+        let admin = self.client.database("admin");
+        admin
+            .run_command(doc! {"hello": 1})
+            .selection_criteria(criteria.clone())
+            .run()
+            .or_else(|_| {
+                admin
+                    .run_command(doc! {"isMaster": 1})
+                    .selection_criteria(criteria)
+                    .run()
+            })
+            .ok()
+    }
+
+    /// `replSetGetStatus` (`None` when not a replica set or not permitted).
+    fn repl_status(&self) -> Option<Document> {
+        self.client
+            .database("admin")
+            .run_command(doc! {"replSetGetStatus": 1})
+            .selection_criteria(SelectionCriteria::ReadPreference(
+                ReadPreference::PrimaryPreferred {
+                    options: Default::default(),
+                },
+            ))
+            .run()
+            .ok()
+    }
+
+    /// The `--query` collection `name` is read with, if any.
+    pub fn query_of(&self, name: &str) -> Option<&super::Query> {
+        self.options.query.as_ref().filter(|q| q.collection == name)
+    }
+
     pub(super) fn estimated_count(&self, name: &str) -> u64 {
         self.db
             .collection::<Document>(name)
             .estimated_document_count()
             .run()
             .unwrap_or(0)
+    }
+}
+
+/// The lag of member `host` behind the primary in a `replSetGetStatus` answer, in seconds.
+fn status_lag(status: &Document, host: &str) -> Option<f64> {
+    let members = status.get_array("members").ok()?;
+    let optime = |m: &Document| {
+        m.get_datetime("optimeDate")
+            .ok()
+            .map(|d| d.timestamp_millis())
+    };
+    let mut primary = None;
+    let mut mine = None;
+    for m in members.iter().filter_map(Bson::as_document) {
+        if m.get_str("stateStr").ok() == Some("PRIMARY") {
+            primary = optime(m);
+        }
+        if m.get_str("name").ok() == Some(host) {
+            mine = optime(m);
+        }
+    }
+    Some((primary? - mine?).max(0) as f64 / 1000.0)
+}
+
+/// A read preference as its mode is spelt (with maxStalenessSeconds when set).
+fn read_preference_name(p: &ReadPreference) -> String {
+    let (mode, options) = match p {
+        ReadPreference::Primary => return "primary".into(),
+        ReadPreference::PrimaryPreferred { options } => ("primaryPreferred", options),
+        ReadPreference::Secondary { options } => ("secondary", options),
+        ReadPreference::SecondaryPreferred { options } => ("secondaryPreferred", options),
+        ReadPreference::Nearest { options } => ("nearest", options),
+        _ => return format!("{p:?}"),
+    };
+    match options.as_ref().and_then(|o| o.max_staleness) {
+        Some(d) => format!("{mode} (maxStalenessSeconds {})", d.as_secs()),
+        None => mode.to_string(),
     }
 }
 

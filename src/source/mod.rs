@@ -6,6 +6,7 @@ pub mod archive;
 mod bson_reader;
 mod dump;
 mod export;
+mod filter;
 mod json_reader;
 mod live;
 mod partition;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::contract::IndexSpec;
 
 pub use bson_reader::{BsonReader, MAX_RECORD_BYTES};
+pub use filter::{glob, NsFilter, Query};
 pub use json_reader::JsonReader;
 pub use live::{read_preference, Live, LiveOptions};
 pub use partition::{Bound, Partition, Range};
@@ -303,7 +305,7 @@ enum CollectionKind {
     /// One collection of a `mongodump --archive` file.
     Archive(Box<archive::ArchiveCollection>),
     Export,
-    Live(live::Live),
+    Live(Box<live::Live>),
     /// Known only from a partial result (`docsweep merge`): its name, file and indexes,
     /// no records.
     Recorded {
@@ -379,6 +381,23 @@ impl Source {
             SourceSpec::Export(p) => export::open(spec, p),
             SourceSpec::Mongo(uri) => live::open(spec, uri, db, live),
         }
+    }
+
+    /// Where a live source's reads were done (see [`Live::read_location`]); `None` for
+    /// files.
+    pub fn read_location(&self) -> Option<serde_json::Value> {
+        self.collections
+            .iter()
+            .find_map(|c| c.live())
+            .map(Live::read_location)
+    }
+
+    /// Why collection `name` was not read whole although every record of it could be:
+    /// it was read with `--query`.
+    pub fn filtered(&self, name: &str) -> Option<String> {
+        let live = self.collection(name)?.live()?;
+        live.query_of(name)
+            .map(|_| format!("{name}: read with --query"))
     }
 
     /// Is this a live deployment (progress counts documents, not bytes)?

@@ -591,3 +591,164 @@ fn database_tools_flags_and_hints() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no database"), "{}", r.stderr);
 }
+
+/// `--nsInclude`/`--nsExclude` narrow the collections checked (and snapshotted), and the
+/// report says so; `--query` is for live sources only, with one collection; bad patterns
+/// and filters are usage errors naming the flag.
+#[test]
+fn namespace_patterns_narrow_the_check_and_the_report_says_so() {
+    let w = Workdir::new();
+    let dump = format!("dump:{}", example().join("data/dump").display());
+    let schemas = example().join("schemas");
+    let run = |dir: &str, extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--no-progress",
+            "--source",
+            &dump,
+            "--schemas",
+            schemas.to_str().unwrap(),
+            "--report-dir",
+            dir,
+        ];
+        args.extend_from_slice(extra);
+        w.docsweep(&args)
+    };
+    let full = run("full", &[]);
+    assert_eq!(full.code, 1, "{}", full.stderr);
+    assert!(w.read_json("full/report.json").get("filter").is_none());
+    assert!(!full.stdout.contains("FILTERED"), "{}", full.stdout);
+
+    let r = run("ns", &["--nsInclude", "shop.ord*"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report = w.read_json("ns/report.json");
+    let names: Vec<&str> = report["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders"]);
+    assert_eq!(report["filter"]["ns_include"], json!(["shop.ord*"]));
+    assert_eq!(report["filter"]["excluded"], json!(["customers"]));
+    assert!(report["filter"]["query"].is_null());
+    // The referenced collection is still read whole: the references are verified, and
+    // orders is reported exactly as in the full run.
+    assert_eq!(
+        collection(&report, "orders"),
+        collection(&w.read_json("full/report.json"), "orders")
+    );
+    let header: Vec<&str> = r.stdout.lines().take(2).collect();
+    assert!(
+        header[1]
+            .starts_with("FILTERED (a partial check): --nsInclude shop.ord*; left out: customers"),
+        "{header:?}"
+    );
+    // Excluding by pattern; a pattern of another database takes nothing.
+    let r = run("ex", &["--nsExclude", "*.orders"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        w.read_json("ex/report.json")["filter"]["excluded"],
+        json!(["orders"])
+    );
+    for (flag, value, says) in [
+        ("--nsInclude", "other.*", "no collection with a contract"),
+        ("--nsInclude", "orders", "DB.COLLECTION"),
+        ("--nsExclude", "shop.*", "no collection with a contract"),
+        ("--query", "{\"status\": \"paid\"}", "live source"),
+    ] {
+        let r = run("bad", &[flag, value, "-c", "orders"]);
+        assert_eq!(r.code, 2, "{flag} {value}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(flag) && r.stderr.contains(says),
+            "{}",
+            r.stderr
+        );
+    }
+    // --query: one collection, valid Extended JSON, no baseline; all found before connecting.
+    let live = "mongodb://127.0.0.1:1/shop";
+    for (extra, says) in [
+        (&["--query", "{}"][..], "exactly one --collection"),
+        (
+            &["--query", "{\"a\": {\"$oid\": \"x\"}}", "-c", "orders"][..],
+            "Extended JSON",
+        ),
+        (&["--query", "[1]", "-c", "orders"][..], "not a JSON object"),
+        (
+            &["--query", "{}", "-c", "orders", "--baseline", &dump][..],
+            "baseline",
+        ),
+    ] {
+        let mut args = vec![
+            "check",
+            "--no-progress",
+            "--source",
+            live,
+            "--schemas",
+            schemas.to_str().unwrap(),
+            "--report-dir",
+            "bad",
+        ];
+        args.extend_from_slice(extra);
+        let r = w.docsweep(&args);
+        assert_eq!(r.code, 2, "{extra:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("--query") && r.stderr.contains(says),
+            "{}",
+            r.stderr
+        );
+    }
+    // snapshot takes the patterns too.
+    let baseline = format!("dump:{}", example().join("data/baseline").display());
+    let r = w.docsweep(&[
+        "snapshot",
+        "--source",
+        &baseline,
+        "--out",
+        "s.snap",
+        "--nsExclude",
+        "shop.customers",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("1 collection(s)") && r.stdout.contains("orders"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("customers"), "{}", r.stdout);
+}
+
+/// The README's quick start prints exactly what `docsweep check` prints in examples/shop
+/// (run here in a copy, so that nothing is written into the repository).
+#[test]
+fn the_readme_shows_the_example_summary_as_printed() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("```\ndocsweep check  dump:./data/dump")
+        .expect("the README shows the example's summary")
+        + 4;
+    let len = readme[start..].find("```").unwrap();
+    let shown = &readme[start..start + len];
+    let w = Workdir::new();
+    let shop = w.path().join("shop");
+    std::fs::create_dir_all(&shop).unwrap();
+    for entry in ["data", "schemas", "docsweep.toml"] {
+        let from = example().join(entry);
+        if from.is_dir() {
+            copy_dir(&from, &shop.join(entry));
+        } else {
+            std::fs::copy(&from, shop.join(entry)).unwrap();
+        }
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_docsweep"))
+        .arg("check")
+        .current_dir(&shop)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let printed = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        shown, printed,
+        "README.md's example summary differs from the output"
+    );
+}

@@ -424,6 +424,70 @@ fn leftovers_of_a_killed_check_are_removed_by_the_next_run_and_runs_do_not_share
     assert!(!w.path().join("r/.report.json.tmp-777").exists());
 }
 
+/// The report directory is replaced as a whole or not at all: a run killed while it writes
+/// its reports (before report.json, or with every file written but not yet in place)
+/// leaves the previous report complete and as it was, and the next run cleans up after it.
+#[cfg(unix)]
+#[test]
+fn a_check_killed_while_writing_its_reports_leaves_the_previous_report_whole() {
+    let w = Workdir::new();
+    let (d, s) = (dump(), schemas());
+    let base = [
+        "check",
+        "--no-progress",
+        "--source",
+        &d,
+        "--schemas",
+        &s,
+        "--report-dir",
+        "r",
+    ];
+    let only_customers = [&base[..], &["--collection", "customers"]].concat();
+    assert_eq!(w.docsweep(&only_customers).code, 1);
+    std::fs::write(w.path().join("r/notes.txt"), "mine").unwrap();
+    let before = tree(&w.path().join("r"));
+    assert!(before.iter().any(|(p, _)| p.ends_with("report.json")));
+    // A different report: every collection, and an HTML page in the report directory.
+    let all = [&base[..], &["--html", "r/report.html"]].concat();
+    for point in ["check.before-report-json", "check.before-swap"] {
+        let (code, stderr) = run_env(&w, &all, &[("DOCSWEEP_FAILPOINT", point)]);
+        assert!(
+            ![0, 1, 2, 3].contains(&code),
+            "{point}: not killed: {stderr}"
+        );
+        assert_eq!(
+            tree(&w.path().join("r")),
+            before,
+            "{point}: the report changed"
+        );
+        let r = w.read_json("r/report.json");
+        assert_eq!(r["collections"].as_array().unwrap().len(), 1, "{point}");
+    }
+    // The killed runs' staging directories are there until the next run removes them.
+    let staged = |w: &Workdir| {
+        std::fs::read_dir(w.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".r.tmp-"))
+            .count()
+    };
+    assert!(staged(&w) > 0);
+    let run = w.docsweep(&all);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(staged(&w), 0, "staging directories left");
+    let r = w.read_json("r/report.json");
+    assert_eq!(r["collections"].as_array().unwrap().len(), 2);
+    let csv = w.read("r/violations.csv");
+    assert!(csv.lines().any(|l| l.starts_with("orders,")), "{csv}");
+    assert!(w.path().join("r/report.html").is_file());
+    // What was there and is not a report stays, the same file.
+    assert_eq!(w.read("r/notes.txt"), "mine");
+    assert!(w.path().join("r/.docsweep.lock").is_file());
+    // Since the previous run: it compared with the report it replaced.
+    let customers = crate::util::collection(&r, "customers");
+    assert!(customers["since_previous"].is_object(), "{customers}");
+}
+
 #[cfg(unix)]
 /// Every file under `dir`, by relative path, with its bytes.
 fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {

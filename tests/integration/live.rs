@@ -122,6 +122,10 @@ fn comparable(mut r: Value) -> Value {
     for k in ["source", "started_at", "finished_at", "database"] {
         r[k] = Value::Null;
     }
+    // Where a live read was done (a dump has no such thing).
+    if let Some(o) = r.as_object_mut() {
+        o.remove("read");
+    }
     // Remediation commands name the source.
     for c in r["collections"].as_array_mut().into_iter().flatten() {
         for rem in c["remediation"].as_array_mut().into_iter().flatten() {
@@ -146,7 +150,7 @@ fn live_report_equals_the_dump_report() {
     assert_eq!(live_code, 1, "{stderr}");
     assert_eq!(dump_code, 1);
     assert_eq!(live["database"], db);
-    assert_eq!(comparable(live.clone()), comparable(dump));
+    assert_eq!(comparable(live.clone()), comparable(dump.clone()));
     // The live scan saw every loaded document.
     let orders = live["collections"]
         .as_array()
@@ -157,6 +161,39 @@ fn live_report_equals_the_dump_report() {
     assert!(orders["documents"].as_u64().unwrap() > 1400);
     assert_eq!(orders["indexes"]["available"], true);
     assert_eq!(w.read("live/violations.csv"), w.read("dump/violations.csv"));
+    // Where the live read was done: the server that answered, its role and lag.
+    assert!(dump.get("read").is_none());
+    let read = &live["read"];
+    assert_eq!(read["read_preference"], "primary", "{read}");
+    let servers = read["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 1, "{read}");
+    let host = servers[0]["host"].as_str().unwrap();
+    let port = uri.rsplit(':').next().unwrap().trim_end_matches('/');
+    assert!(host.ends_with(&format!(":{port}")), "{host} is not {uri}");
+    if servers[0]["replica_set"].is_null() {
+        // Not a replica set (FerretDB, a standalone mongod): no lag to give.
+        assert!(servers[0]["lag_seconds"].is_null(), "{read}");
+        assert!(["standalone", "mongos"].contains(&servers[0]["role"].as_str().unwrap()));
+    } else {
+        assert_eq!(servers[0]["role"], "primary", "{read}");
+        assert_eq!(servers[0]["lag_seconds"], 0.0, "{read}");
+    }
+    let run = w.docsweep(&[
+        "check",
+        "--no-progress",
+        "--source",
+        &with_db(&uri, &db),
+        "--schemas",
+        example().join("schemas").to_str().unwrap(),
+        "--report-dir",
+        "again",
+    ]);
+    let header: Vec<&str> = run.stdout.lines().take(2).collect();
+    assert!(
+        header[1].starts_with(&format!("read: {host} ("))
+            && header[1].contains("read preference primary"),
+        "{header:?}"
+    );
     // Off the primary when asked, with a staleness bound: the same data, the same report.
     let (code, nearest, stderr) = check(
         &w,
@@ -310,4 +347,123 @@ fn a_connection_cut_mid_scan_is_resumed_without_double_counting() {
         w.read("direct/violations.csv")
     );
     client.database(&db).drop().run().unwrap();
+}
+
+/// `--query` reads one collection of a live source through an Extended JSON filter (query
+/// operators included): the report says it was filtered, and references into that
+/// collection (here its own `parent`) are not verified, because what the query left out
+/// was not read. `repair plan --query` plans among the matching documents only and refuses
+/// an orphan selection on such a reference.
+#[test]
+fn a_query_narrows_a_live_check_and_its_references_are_not_verified() {
+    let Some(uri) = server() else { return };
+    let db = fresh_db("query");
+    let client = Client::with_uri_str(&uri).unwrap();
+    let nodes = client.database(&db).collection::<Document>("nodes");
+    nodes
+        .insert_many([
+            doc! {"_id": 1, "kind": "a"},
+            doc! {"_id": 2, "kind": "b", "parent": 1},
+            doc! {"_id": 3, "kind": "b", "parent": 99},
+            doc! {"_id": 4, "kind": "zzz"},
+            doc! {"_id": 5, "kind": "zzz", "tag": "x"},
+        ])
+        .run()
+        .unwrap();
+    let w = Workdir::new();
+    let dir = w.path().join("schemas/nodes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("contract.toml"),
+        "collection = \"nodes\"\ntarget = 1\n[[versions]]\nversion = 1\nschema = \"v1.schema.json\"\n\
+         references = [ { field = \"parent\", collection = \"nodes\" } ]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("v1.schema.json"),
+        r#"{"type": "object", "properties": {"kind": {"enum": ["a", "b"]}}}"#,
+    )
+    .unwrap();
+    let source = with_db(&uri, &db);
+    let check = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--no-progress",
+            "--uri",
+            &source,
+            "--schemas",
+            "schemas",
+            "--report-dir",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        let run = w.docsweep(&args);
+        (run, w.read_json(&format!("{out}/report.json")))
+    };
+    let (run, full) = check("full", &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let c = crate::util::collection(&full, "nodes");
+    assert_eq!(c["documents"], 5);
+    assert_eq!(c["references"][0]["checked"], true, "{c}");
+    assert_eq!(c["references"][0]["orphans"], 1, "{c}");
+    assert!(full.get("filter").is_none());
+
+    let query = r#"{"kind": {"$in": ["b"]}}"#;
+    let (run, part) = check("part", &["-c", "nodes", "--query", query]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let c = crate::util::collection(&part, "nodes");
+    assert_eq!(c["documents"], 2, "{c}");
+    assert_eq!(c["classes"]["invalid"], 0);
+    let r = &c["references"][0];
+    assert_eq!(r["checked"], false, "{r}");
+    assert_eq!(r["reason"], "nodes: read with --query", "{r}");
+    assert_eq!(r["orphans"], 0);
+    assert_eq!(r["orphans_unverified"], 2, "{r}");
+    assert_eq!(
+        part["filter"]["query"],
+        serde_json::json!({"kind": {"$in": ["b"]}})
+    );
+    assert_eq!(part["filter"]["query_collection"], "nodes");
+    assert!(
+        run.stdout.contains("FILTERED (a partial check): --query")
+            && run.stdout.contains("references into nodes not verified"),
+        "{}",
+        run.stdout
+    );
+
+    let plan = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "repair",
+            "plan",
+            "--template",
+            "quarantine-invalid",
+            "-c",
+            "nodes",
+            "--uri",
+            &source,
+            "--schemas",
+            "schemas",
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        w.docsweep(&args)
+    };
+    let all = plan("all.plan", &[]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    assert!(all.stdout.contains(": 2 change(s)"), "{}", all.stdout);
+    let some = plan("some.plan", &["--query", r#"{"_id": {"$gte": 5}}"#]);
+    assert_eq!(some.code, 0, "{}", some.stderr);
+    assert!(some.stdout.contains(": 1 change(s)"), "{}", some.stdout);
+    assert!(some.stdout.contains("FILTERED"), "{}", some.stdout);
+    let orphans = plan(
+        "orphans.plan",
+        &["--query", query, "--select", "orphan:parent"],
+    );
+    assert_eq!(orphans.code, 2, "{}{}", orphans.stdout, orphans.stderr);
+    assert!(
+        orphans.stderr.contains("read with --query"),
+        "{}",
+        orphans.stderr
+    );
 }

@@ -57,7 +57,7 @@ pub struct PlanArgs {
     /// One plan from every remediation of a check's report (REPORT_DIR/report.json), in a
     /// safe order: restores, version reverts, dedupes, quarantines, then indexes; each step
     /// is planned against the state the earlier ones leave
-    #[arg(long, value_name = "REPORT_DIR", conflicts_with_all = ["templates", "params", "select", "collection"])]
+    #[arg(long, value_name = "REPORT_DIR", conflicts_with_all = ["templates", "params", "select", "collection", "query"])]
     pub from_report: Option<PathBuf>,
     /// With --from-report: only these findings (repeatable): a finding as the report
     /// names it (`other_version:2`, `orphan:customer_id`), its kind (`orphan`), or
@@ -99,6 +99,11 @@ pub struct PlanArgs {
     /// Project configuration [default: ./docsweep.toml when present]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Live sources: plan only for the documents this Extended JSON filter matches (the
+    /// selection is made among them; references into the collection are not verified, so
+    /// an orphan selection on such a reference is refused)
+    #[arg(short = 'q', long, value_name = "JSON")]
+    pub query: Option<String>,
 }
 
 /// Apply a plan with a journal. On a dump, a new dump directory is written (the input is
@@ -374,7 +379,30 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
             p.schemas.display()
         ))
     })?;
-    let source = Source::open(&spec, p.db.as_deref())?;
+    let live = match &a.query {
+        None => crate::source::LiveOptions::default(),
+        Some(text) => {
+            if !matches!(spec, SourceSpec::Mongo(_)) {
+                return Err(ConfigError::Usage(format!(
+                    "--query: a filter for a live source (mongodb://…); {spec} is read whole"
+                ))
+                .into());
+            }
+            if p.baseline.is_some() {
+                return Err(ConfigError::Usage(
+                    "--query cannot be combined with a baseline: every document the query leaves out would count as missing".into(),
+                )
+                .into());
+            }
+            crate::source::LiveOptions {
+                query: Some(
+                    crate::source::Query::parse(&collection, text).map_err(ConfigError::Usage)?,
+                ),
+                ..Default::default()
+            }
+        }
+    };
+    let source = Source::open_with(&spec, p.db.as_deref(), &live)?;
     let baseline = p
         .baseline
         .as_deref()
@@ -405,6 +433,12 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
         "every after-image passes {collection} version {}",
         contract_ref.target
     );
+    if let Some(q) = &live.query {
+        outln!(
+            "FILTERED: only documents matching --query {} were selected",
+            q.shown
+        );
+    }
     if let Some(n) = p.header["kept_as_baseline"].as_u64() {
         outln!("kept {n} document(s) that equal their baseline image (never removed)");
     }
