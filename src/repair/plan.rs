@@ -13,6 +13,12 @@
 //!   after-image, relaxed Extended JSON), `to` (quarantine target).
 //! - `summary` last: counts per action and `entries`; a plan without it is truncated.
 //!
+//! A plan over several collections (`repair plan --from-report`, see [`super::from_report`])
+//! has `template: "from-report"`, `from_report` (the report directory), `collections`,
+//! `target_versions` (per collection) and `parts` (per remediation: its finding, collection,
+//! templates, stage, entries, and why it was refused if it was) in its header, and every
+//! entry names its `collection`.
+//!
 //! Every `replace` and `insert` after-image passes the target version's schema, or no
 //! plan is written and the refusal names the documents and why.
 
