@@ -365,21 +365,8 @@ fn indexes(ctx: &Context<'_>, r: &CollectionReport, coll: &str, out: &mut Vec<Re
     }
 }
 
-/// Commands on an archive or an export say plainly what apply needs instead.
+/// Commands on an export say plainly that it cannot be repaired.
 fn annotate(ctx: &Context<'_>, out: &mut [Remediation]) {
-    let archive = crate::source::SourceSpec::parse(ctx.source).is_ok_and(|s| s.is_archive());
-    if archive {
-        // A plan can be made and reviewed on an archive, but apply needs a dump directory.
-        for rem in out.iter_mut().filter(|rem| !rem.template.is_empty()) {
-            rem.command = format!(
-                "# {} is a mongodump archive: this plans and lets you review the repair, \
-                 but repair apply needs a dump directory (mongorestore the archive into a \
-                 scratch server, mongodump it with --out DIR, and run this with --source \
-                 dump:DIR/DB to get a plan you can apply): {}",
-                ctx.source, rem.command
-            );
-        }
-    }
     if ctx.source.starts_with("export:") {
         // An export is a copy: repairs go to the dump or deployment it came from.
         for rem in out.iter_mut().filter(|rem| !rem.template.is_empty()) {

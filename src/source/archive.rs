@@ -431,6 +431,11 @@ pub(super) struct ArchiveCollection {
     metadata_offset: u64,
 }
 
+/// A collection's metadata as the prelude holds it (a dump's `.metadata.json`).
+pub(super) fn metadata(c: &ArchiveCollection) -> &str {
+    &c.metadata
+}
+
 /// The `indexes` of a collection's metadata.
 pub(super) fn indexes(
     path: &Path,

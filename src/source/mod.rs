@@ -492,6 +492,45 @@ impl Source {
         }
     }
 
+    /// Writes a mongodump archive's collections as a dump database folder into `dir`:
+    /// `<collection>.bson` (the records as the archive holds them) and
+    /// `<collection>.metadata.json` (the prelude's metadata). An archive with unreadable
+    /// records is refused: their bytes are not kept, so the folder would lose them. Other
+    /// sources: nothing to do.
+    pub fn extract_archive(&self, dir: &Path) -> Result<(), SourceError> {
+        for c in &self.collections {
+            let CollectionKind::Archive(a) = &c.kind else {
+                continue;
+            };
+            let bson = dir.join(format!("{}.bson", c.name));
+            let mut out = std::io::BufWriter::new(
+                std::fs::File::create(&bson).map_err(|e| io_err(&bson, e))?,
+            );
+            let mut reader = archive::reader(&c.file, &c.name, a)?;
+            while let Some(batch) = reader.next_batch(BATCH_RECORDS)? {
+                for rec in &batch.records {
+                    if let Some(why) = &rec.broken {
+                        return Err(io_err(
+                            &c.file,
+                            format!(
+                                "{}: an unreadable record at {} ({why}); a dump folder made from \
+                                 this archive would lose it, so nothing is written: repair or \
+                                 replace the archive first",
+                                c.name, rec.location
+                            ),
+                        ));
+                    }
+                    std::io::Write::write_all(&mut out, batch.bytes(rec))
+                        .map_err(|e| io_err(&bson, e))?;
+                }
+            }
+            std::io::Write::flush(&mut out).map_err(|e| io_err(&bson, e))?;
+            let meta = dir.join(format!("{}.metadata.json", c.name));
+            std::fs::write(&meta, archive::metadata(a)).map_err(|e| io_err(&meta, e))?;
+        }
+        Ok(())
+    }
+
     /// A source known only from partial results: collections with their files and
     /// indexes, no records.
     pub fn recorded(

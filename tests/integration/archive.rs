@@ -2,7 +2,7 @@
 //! dump (written here as mongodump writes one: prelude, interleaved blocks, end-of-namespace
 //! headers with their CRC) gives the same report as the dump directory, plain, gzipped and
 //! as `dump:FILE`; a file that is not an archive is a usage error; `repair plan` works on an
-//! archive and `repair apply` refuses its plan.
+//! archive and `repair apply` writes the repaired data as a dump directory.
 
 use std::io::Write;
 use std::path::Path;
@@ -343,20 +343,28 @@ fn not_an_archive_is_a_usage_error() {
 }
 
 #[test]
-fn repair_plan_works_on_an_archive_and_apply_refuses_it() {
+fn a_plan_made_on_an_archive_applies_as_a_dump_directory_and_undoes() {
     let w = Workdir::new();
+    // The example without its cut-off last order: an archive of it holds every byte.
+    let clean = w.path().join("clean/shop");
+    crate::util::copy_dir(&example_db(), &clean);
+    let orders = std::fs::read(clean.join("orders.bson")).unwrap();
+    let (docs, tail) = split(&orders);
+    assert!(!tail.is_empty());
+    std::fs::write(clean.join("orders.bson"), docs.concat()).unwrap();
+    std::fs::write(w.path().join("shop.archive"), write_archive(&clean, 250)).unwrap();
     std::fs::write(
-        w.path().join("shop.archive"),
+        w.path().join("cut.archive"),
         write_archive(&example_db(), 250),
     )
     .unwrap();
     let schemas = example().join("schemas");
-    let dump = format!("dump:{}", example().join("data/dump").display());
     let mut plans = Vec::new();
     for (source, out) in [
-        (dump.as_str(), "dump.plan"),
+        ("dump:clean", "dump.plan"),
         ("archive:shop.archive", "archive.plan"),
         ("dump:shop.archive", "dump-file.plan"),
+        ("archive:cut.archive", "cut.plan"),
     ] {
         let run = w.docsweep(&[
             "repair",
@@ -376,10 +384,10 @@ fn repair_plan_works_on_an_archive_and_apply_refuses_it() {
         ]);
         assert_eq!(run.code, 0, "{source}: {}", run.stderr);
         assert!(run.stdout.contains("40 change(s)"), "{}", run.stdout);
-        // The next step after a plan on an archive is not an apply of that plan.
+        // The next step: apply, which writes a dump directory.
         assert_eq!(
-            run.stdout.contains("repair apply does not rewrite"),
-            source != dump,
+            run.stdout.contains("written as a dump directory"),
+            source != "dump:clean",
             "{}",
             run.stdout
         );
@@ -393,20 +401,56 @@ fn repair_plan_works_on_an_archive_and_apply_refuses_it() {
             .map(|e| format!("{} {} {:?} {:?}", e.action, e.id, e.before, e.after))
             .collect()
     };
-    assert_eq!(entries(&plans[0]), entries(&plans[1]));
-    assert_eq!(entries(&plans[0]), entries(&plans[2]));
+    for p in &plans[1..] {
+        assert_eq!(entries(&plans[0]), entries(p));
+    }
     assert!(plans[1].entries.iter().all(|e| e.at.is_some()));
 
-    for plan in ["archive.plan", "dump-file.plan"] {
-        let run = w.docsweep(&["repair", "apply", plan, "--out", "dump:fixed"]);
-        assert_eq!(run.code, 2, "{plan}: {}", run.stderr);
+    // Applied, the archive's plans give the dump's result, byte for byte (the archive holds
+    // the dump's records and metadata); undo gives back the archive's collections as a dump
+    // folder.
+    let files = crate::repair::files;
+    let run = w.docsweep(&["repair", "apply", "dump.plan", "--out", "dump:from-dump"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let want = files(&w.path().join("from-dump/shop"));
+    for (plan, out) in [
+        ("archive.plan", "from-archive"),
+        ("dump-file.plan", "from-file"),
+    ] {
+        let run = w.docsweep(&["repair", "apply", plan, "--out", &format!("dump:{out}")]);
+        assert_eq!(run.code, 0, "{plan}: {}{}", run.stdout, run.stderr);
         assert!(
-            run.stderr.contains("is a mongodump archive") && run.stderr.contains("mongorestore"),
+            run.stdout
+                .contains("40 applied, 0 already in place, 0 conflict(s), of 40 planned"),
             "{plan}: {}",
-            run.stderr
+            run.stdout
         );
-        assert!(!w.path().join("fixed").exists());
+        assert!(files(&w.path().join(out).join("shop")) == want, "{plan}");
+        assert!(!w.path().join(out).join(".shop.docsweep-archive").exists());
+        let undo = format!("undone-{out}");
+        let run = w.docsweep(&[
+            "repair",
+            "undo",
+            &format!("{out}/shop/.docsweep/journal"),
+            "--out",
+            &format!("dump:{undo}"),
+        ]);
+        assert_eq!(run.code, 0, "{plan}: {}", run.stderr);
+        assert!(
+            files(&w.path().join(&undo).join("shop")) == files(&clean),
+            "{plan}: undo gives back the archive's collections"
+        );
     }
+    // An archive with an unreadable record is not turned into a folder that lacks it.
+    let run = w.docsweep(&["repair", "apply", "cut.plan", "--out", "dump:from-cut"]);
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("cut.archive") && run.stderr.contains("orders: an unreadable record"),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.path().join("from-cut/shop").exists());
+    assert!(!w.path().join("from-cut/.shop.docsweep-archive").exists());
 }
 
 #[test]

@@ -28,8 +28,7 @@ pub(super) fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     if live::is_live(&source) {
         return apply_live_cmd(a, p, source);
     }
-    apply::refuse_archive(&source).map_err(apply_err)?;
-    if !source.starts_with("dump:") {
+    if !source.starts_with("dump:") && !source.starts_with("archive:") {
         return Err(ConfigError::Usage(format!(
             "the plan's source is {source}: applying to exports is not supported; \
              plan against a dump (mongodump) or a live deployment and apply to it"

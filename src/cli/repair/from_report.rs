@@ -292,15 +292,6 @@ pub(super) fn from_report_cmd(
     );
     print_steps(&outcomes, &left_out);
     outln!("each step was planned against the state the steps before it leave; every after-image passes its collection's target version");
-    if spec.is_archive() {
-        outln!(
-            "next: review the plan; {spec} is a mongodump archive, which repair apply does not rewrite"
-        );
-    } else {
-        outln!(
-            "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
-            a.out.display()
-        );
-    }
+    next_apply(&spec, &a.out);
     Ok(Status::Clean)
 }

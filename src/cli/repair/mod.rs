@@ -364,6 +364,18 @@ fn load_contracts(
     Ok(contracts)
 }
 
+/// The command that applies a plan just written.
+fn next_apply(spec: &SourceSpec, plan: &std::path::Path) {
+    let plan = crate::shell::quote(&plan.display().to_string());
+    if spec.is_archive() {
+        outln!(
+            "next: docsweep repair apply {plan} --out dump:DIR   ({spec} is a mongodump archive: the repaired data is written as a dump directory)"
+        );
+    } else {
+        outln!("next: docsweep repair apply {plan} --out dump:DIR   (or --yes for a live source)");
+    }
+}
+
 fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
     let cfg = Config::load(a.config.as_deref())?;
     if let Some(dir) = &a.from_report {
@@ -442,18 +454,7 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
     if let Some(n) = p.header["kept_as_baseline"].as_u64() {
         outln!("kept {n} document(s) that equal their baseline image (never removed)");
     }
-    if spec.is_archive() {
-        outln!(
-            "next: review the plan; {spec} is a mongodump archive, which repair apply does not \
-             rewrite: restore it (mongorestore --archive) and dump it as a directory \
-             (mongodump --out DIR), then plan against dump:DIR/DB and apply that plan"
-        );
-    } else {
-        outln!(
-            "next: docsweep repair apply {} --out dump:DIR   (or --yes for a live source)",
-            a.out.display()
-        );
-    }
+    next_apply(&spec, &a.out);
     // A plan written is a success, whatever it holds: `plan && apply` works.
     Ok(Status::Clean)
 }

@@ -75,7 +75,44 @@ pub fn apply_dump(
 ) -> Result<Outcome, ApplyError> {
     let source = plan.header["source"].as_str().unwrap_or_default();
     let db = plan.header["database"].as_str();
-    let (in_dir, db_name) = dump_db_dir(source, db)?;
+    let spec =
+        crate::source::SourceSpec::parse(source).map_err(|e| ApplyError::Usage(e.to_string()))?;
+    // An archive is read as the dump folder its collections make (extracted under the
+    // output's lock, removed when done); its records are found by `_id` and fingerprint,
+    // since the plan's offsets count from the start of the archive.
+    let archive = match spec.is_archive() {
+        true => Some(crate::source::Source::open(&spec, db)?),
+        false => None,
+    };
+    let without_offsets;
+    let plan = match archive {
+        Some(_) => {
+            without_offsets = Plan {
+                header: plan.header.clone(),
+                entries: plan
+                    .entries
+                    .iter()
+                    .map(|e| Entry {
+                        at: None,
+                        ..e.clone()
+                    })
+                    .collect(),
+            };
+            &without_offsets
+        }
+        None => plan,
+    };
+    let (mut in_dir, db_name) = match &archive {
+        // The archive file (for the overlap check), until it is extracted.
+        Some(a) => (
+            a.collections
+                .first()
+                .map(|c| c.file.clone())
+                .ok_or_else(|| ApplyError::Usage(format!("{spec}: no collections")))?,
+            a.database.clone().unwrap_or_default(),
+        ),
+        None => dump_db_dir(source, db)?,
+    };
     let coll = plan.collection().to_string();
     let checksum = plan_checksum(plan_path)?;
     let final_dir = out_root.join(&db_name);
@@ -96,6 +133,19 @@ pub fn apply_dump(
     std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
     let _lock = lock_out(out_root, &db_name)?;
     let partial = fresh_partial(out_root, &db_name)?;
+    let extracted = out_root.join(format!(".{db_name}.docsweep-archive"));
+    if let Some(a) = &archive {
+        if extracted.exists() {
+            std::fs::remove_dir_all(&extracted).map_err(|e| io(&extracted, e))?;
+        }
+        std::fs::create_dir_all(&extracted).map_err(|e| io(&extracted, e))?;
+        if let Err(e) = a.extract_archive(&extracted) {
+            let _ = std::fs::remove_dir_all(&extracted);
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(e.into());
+        }
+        in_dir = extracted.clone();
+    }
     std::fs::create_dir_all(partial.join(".docsweep")).map_err(|e| io(&partial, e))?;
     let mut journal = Journal::create(&partial.join(".docsweep").join("journal"))?;
     journal.append(&json!({
@@ -149,6 +199,9 @@ pub fn apply_dump(
     failpoint("apply.before-rename");
     std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
     failpoint("apply.after-rename");
+    if archive.is_some() {
+        let _ = std::fs::remove_dir_all(&extracted);
+    }
     if let Ok(d) = File::open(out_root) {
         let _ = d.sync_all();
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{io, refuse_archive, ApplyError};
+use super::{io, ApplyError};
 
 /// A second, sequential view of the input stream, so that bytes the record reader could
 /// not make into documents (unreadable regions) are carried over byte for byte.
@@ -82,7 +82,6 @@ pub(super) fn offset_of(loc: crate::source::Location) -> u64 {
 pub fn dump_db_dir(source: &str, db: Option<&str>) -> Result<(PathBuf, String), ApplyError> {
     let spec =
         crate::source::SourceSpec::parse(source).map_err(|e| ApplyError::Usage(e.to_string()))?;
-    refuse_archive(source)?;
     if !matches!(spec, crate::source::SourceSpec::Dump(_)) {
         return Err(ApplyError::Usage(format!(
             "{spec} is not a dump: use a dump: source here"

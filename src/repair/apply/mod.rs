@@ -63,22 +63,6 @@ pub(super) fn failpoint(name: &str) {
     }
 }
 
-/// A plan made on a mongodump archive (`archive:FILE`, or `dump:FILE`) cannot be applied:
-/// apply reads and writes dump directories.
-pub fn refuse_archive(source: &str) -> Result<(), ApplyError> {
-    let archive = crate::source::SourceSpec::parse(source).is_ok_and(|s| s.is_archive());
-    if archive {
-        return Err(ApplyError::Usage(format!(
-            "the plan's source {source} is a mongodump archive: repair apply reads a dump \
-             directory and writes a repaired one, it does not rewrite archives. Turn the \
-             archive into a dump directory first (mongorestore --archive=FILE [--gzip] into a \
-             scratch server, then mongodump --db DB --out DIR), make the plan again on \
-             dump:DIR/DB and apply that plan"
-        )));
-    }
-    Ok(())
-}
-
 /// Counts the settled entries into `result`; every entry must have ended exactly once.
 pub(super) fn tally(
     plan: &Plan,
