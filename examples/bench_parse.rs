@@ -1,67 +1,271 @@
-//! Reference workload for `scripts/bench`: parse every line of NDJSON files with
-//! `serde_json::from_slice::<serde_json::Value>` on one thread, and report the throughput.
+//! Reference workloads for `scripts/bench`: what the same libraries need to parse, validate or
+//! walk the documents a check reads, with the files in memory.
 //!
 //! ```text
-//! cargo run --release --example bench_parse -- [--repeat N] FILE...
+//! cargo run --release --example bench_parse -- [--repeat N] [--threads T]
+//!     [--mode parse|validate|walk] [--schemas DIR] FILE...
 //! ```
 //!
-//! The files are read into memory first, so only parsing is timed (the strictest reference).
-//! With `--repeat N` the fastest of N passes is reported. Prints one line:
-//! `docs=… bytes=… seconds=… docs_per_sec=… mib_per_sec=…`.
+//! Modes:
+//!
+//! - `parse` (default): `serde_json::from_slice::<serde_json::Value>` on every NDJSON line.
+//! - `validate`: the same parse, then `jsonschema` `is_valid` on every contract version of
+//!   the line's collection (the file's name without extension: `orders.json` → `orders`),
+//!   every version whatever the earlier ones answered. The contracts are loaded from
+//!   `--schemas DIR` through the library, as `docsweep check` loads them (same crates, same
+//!   options).
+//! - `walk`: FILE is a `.bson` dump file; every element of every document is visited
+//!   recursively through `bson::RawDocument` iterators, nothing decoded into values.
+//!
+//! Without `--threads` the work runs on the calling thread (one core); with `--threads T` on
+//! a rayon pool of T threads. The files are read, and split into lines or BSON records,
+//! before the clock starts, so only the per-document work is timed (the strictest
+//! reference). Lines that do not parse and a truncated last BSON record are counted as
+//! `errors=`, not as documents. With `--repeat N` the fastest of N passes is reported. Prints
+//! one line: `mode=… threads=… docs=… errors=… bytes=… seconds=… docs_per_sec=…
+//! mib_per_sec=…` (and `versions_valid=…`, the number of (document, version) pairs that
+//! validated, for `validate`).
 
+use std::hint::black_box;
+use std::path::Path;
 use std::time::Instant;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+use bson::raw::{RawArray, RawBsonRef, RawDocument};
+use docsweep::contract::ContractSet;
+use rayon::prelude::*;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+const USAGE: &str = "usage: bench_parse [--repeat N] [--threads T] [--mode parse|validate|walk] \
+                     [--schemas DIR] FILE...";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Parse,
+    Validate,
+    Walk,
+}
+
+/// One unit of work: a document's bytes and, for `validate`, its contract's validators.
+struct Item<'a> {
+    bytes: &'a [u8],
+    validators: &'a [&'a jsonschema::Validator],
+}
+
+/// (documents, errors, valid (document, version) pairs) of one item.
+type Counts = (u64, u64, u64);
+
+fn add(a: Counts, b: Counts) -> Counts {
+    (a.0 + b.0, a.1 + b.1, a.2 + b.2)
+}
+
+fn main() -> Res<()> {
     let mut repeat = 1usize;
+    let mut threads: Option<usize> = None;
+    let mut mode = Mode::Parse;
+    let mut schemas: Option<String> = None;
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match a.as_str() {
             "--repeat" => {
-                repeat = args.next().ok_or("--repeat needs a value")?.parse()?;
+                repeat = value("--repeat")?.parse()?;
                 if repeat == 0 {
                     return Err("--repeat must be at least 1".into());
                 }
             }
+            "--threads" => {
+                let t: usize = value("--threads")?.parse()?;
+                if t == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+                threads = Some(t);
+            }
+            "--mode" => {
+                mode = match value("--mode")?.as_str() {
+                    "parse" => Mode::Parse,
+                    "validate" => Mode::Validate,
+                    "walk" => Mode::Walk,
+                    other => return Err(format!("unknown mode {other:?}\n{USAGE}").into()),
+                }
+            }
+            "--schemas" => schemas = Some(value("--schemas")?),
             "-h" | "--help" => {
-                println!("usage: bench_parse [--repeat N] FILE...");
+                println!("{USAGE}");
                 return Ok(());
             }
             _ => files.push(a),
         }
     }
     if files.is_empty() {
-        return Err("usage: bench_parse [--repeat N] FILE...".into());
+        return Err(USAGE.into());
     }
+    let contracts = match (mode, &schemas) {
+        (Mode::Validate, Some(dir)) => Some(ContractSet::load_dir(Path::new(dir))?),
+        (Mode::Validate, None) => return Err("--mode validate needs --schemas DIR".into()),
+        _ => None,
+    };
     let data: Vec<Vec<u8>> = files
         .iter()
         .map(|f| std::fs::read(f).map_err(|e| format!("{f}: {e}")))
         .collect::<Result<_, _>>()?;
     let bytes: usize = data.iter().map(Vec::len).sum();
 
-    let mut best = f64::INFINITY;
-    let mut docs = 0u64;
-    for _ in 0..repeat {
-        let start = Instant::now();
-        let mut n = 0u64;
-        for buf in &data {
+    // Validators per file (validate only), then the documents of every file.
+    let mut validators: Vec<Vec<&jsonschema::Validator>> = Vec::new();
+    for f in &files {
+        let mut v = Vec::new();
+        if let Some(set) = &contracts {
+            let stem = Path::new(f)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .ok_or(format!("{f}: no file name"))?;
+            let c = set
+                .contracts
+                .get(stem)
+                .ok_or(format!("{f}: no contract for collection {stem:?}"))?;
+            v.extend(c.versions.iter().map(|v| &v.validator));
+        }
+        validators.push(v);
+    }
+    let mut items: Vec<Item> = Vec::new();
+    let mut framing_errors = 0u64;
+    for (buf, v) in data.iter().zip(&validators) {
+        if mode == Mode::Walk {
+            let mut at = 0;
+            while at < buf.len() {
+                let len = buf
+                    .get(at..at + 4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .unwrap_or(0);
+                if len < 5 || at + len as usize > buf.len() {
+                    framing_errors += 1; // a truncated record ends the file
+                    break;
+                }
+                items.push(Item {
+                    bytes: &buf[at..at + len as usize],
+                    validators: v,
+                });
+                at += len as usize;
+            }
+        } else {
             for line in buf.split(|&b| b == b'\n') {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let v: serde_json::Value = serde_json::from_slice(line)?;
-                std::hint::black_box(&v);
-                n += 1;
+                items.push(Item {
+                    bytes: line,
+                    validators: v,
+                });
             }
         }
+    }
+
+    let work = |item: &Item| -> Counts {
+        match mode {
+            Mode::Parse => match serde_json::from_slice::<serde_json::Value>(item.bytes) {
+                Ok(v) => {
+                    black_box(&v);
+                    (1, 0, 0)
+                }
+                Err(_) => (0, 1, 0),
+            },
+            Mode::Validate => match serde_json::from_slice::<serde_json::Value>(item.bytes) {
+                Ok(v) => {
+                    let ok = item.validators.iter().filter(|x| x.is_valid(&v)).count();
+                    (1, 0, ok as u64)
+                }
+                Err(_) => (0, 1, 0),
+            },
+            Mode::Walk => match RawDocument::from_bytes(item.bytes) {
+                Ok(d) if walk_doc(d) => (1, 0, 0),
+                _ => (0, 1, 0),
+            },
+        }
+    };
+    let pool = match threads {
+        Some(t) => Some(rayon::ThreadPoolBuilder::new().num_threads(t).build()?),
+        None => None,
+    };
+
+    let mut best = f64::INFINITY;
+    let mut counts = (0, 0, 0);
+    for _ in 0..repeat {
+        let start = Instant::now();
+        let c = match &pool {
+            None => items.iter().map(work).fold((0, 0, 0), add),
+            Some(pool) => pool.install(|| {
+                items
+                    .par_iter()
+                    .with_min_len(256)
+                    .map(work)
+                    .reduce(|| (0, 0, 0), add)
+            }),
+        };
         let secs = start.elapsed().as_secs_f64();
         best = best.min(secs);
-        docs = n;
+        counts = c;
     }
+    let (docs, errors, valid) = counts;
+    let mode_name = match mode {
+        Mode::Parse => "parse",
+        Mode::Validate => "validate",
+        Mode::Walk => "walk",
+    };
+    let extra = if mode == Mode::Validate {
+        format!(" versions_valid={valid}")
+    } else {
+        String::new()
+    };
     println!(
-        "docs={docs} bytes={bytes} seconds={best:.6} docs_per_sec={:.0} mib_per_sec={:.2}",
+        "mode={mode_name} threads={} docs={docs} errors={} bytes={bytes} seconds={best:.6} docs_per_sec={:.0} mib_per_sec={:.2}{extra}",
+        threads.unwrap_or(1),
+        errors + framing_errors,
         docs as f64 / best,
         bytes as f64 / best / (1024.0 * 1024.0)
     );
     Ok(())
+}
+
+/// Visits every element of `doc`, recursing into documents and arrays; false when a
+/// record is malformed.
+fn walk_doc(doc: &RawDocument) -> bool {
+    for el in doc.iter() {
+        match el {
+            Ok((key, value)) => {
+                black_box(key);
+                if !walk_value(value) {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn walk_array(arr: &RawArray) -> bool {
+    for el in arr {
+        match el {
+            Ok(value) => {
+                if !walk_value(value) {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn walk_value(value: RawBsonRef) -> bool {
+    match value {
+        RawBsonRef::Document(d) => walk_doc(d),
+        RawBsonRef::Array(a) => walk_array(a),
+        other => {
+            black_box(other);
+            true
+        }
+    }
 }

@@ -7,10 +7,20 @@
 //!
 //! ```text
 //! cargo run --example gen_shop -- --out examples/shop/data [--scale N] [--seed S] [--clean]
+//!     [--findings-share P]
 //! ```
 //!
-//! Output is a pure function of `--seed`, `--scale` and `--clean`: no clock, no random
-//! ObjectIds (they are built from counters), so two runs are byte-identical.
+//! Output is a pure function of `--seed`, `--scale`, `--clean` and `--findings-share`: no
+//! clock, no random ObjectIds (they are built from counters), so two runs are byte-identical.
+//!
+//! Without `--clean`, about 5 % of the documents have a finding a check reports without a
+//! baseline (another version, invalid, an orphan reference, a duplicate key, a structural
+//! problem). `--findings-share P` (a fraction, e.g. 0.25) multiplies those plants — other
+//! versions, invalid documents, orphans and the customers they point to, duplicate-email
+//! groups — by the smallest factor (in steps of 1/1000) that makes at least P of the
+//! documents have one; the plants found only against the baseline (reordered, status
+//! changed, deleted, added) keep their default counts. Without the option the output is
+//! the default dataset, unchanged.
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -73,6 +83,7 @@ struct Args {
     scale: usize,
     clean: bool,
     seed: u64,
+    findings_share: Option<f64>,
 }
 
 fn parse_args() -> Res<Args> {
@@ -81,6 +92,7 @@ fn parse_args() -> Res<Args> {
         scale: 1,
         clean: false,
         seed: 42,
+        findings_share: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -101,12 +113,26 @@ fn parse_args() -> Res<Args> {
                     .map_err(|e| format!("--seed: {e}"))?
             }
             "--clean" => args.clean = true,
+            "--findings-share" => {
+                let p: f64 = value("--findings-share")?
+                    .parse()
+                    .map_err(|e| format!("--findings-share: {e}"))?;
+                if !(p > 0.0 && p < 1.0) {
+                    return Err("--findings-share must be a fraction between 0 and 1".into());
+                }
+                args.findings_share = Some(p);
+            }
             "-h" | "--help" => {
-                println!("usage: gen_shop [--out DIR] [--scale N] [--seed S] [--clean]");
+                println!(
+                    "usage: gen_shop [--out DIR] [--scale N] [--seed S] [--clean] [--findings-share P]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument `{other}` (try --help)").into()),
         }
+    }
+    if args.clean && args.findings_share.is_some() {
+        return Err("--findings-share plants findings: it cannot be combined with --clean".into());
     }
     Ok(args)
 }
@@ -596,11 +622,105 @@ struct Plan {
     orders_tail: Option<Vec<u8>>,
     orders_broken: Option<(usize, String, String)>,
     expected: Value,
+    /// (documents with a finding a check reports without a baseline, documents).
+    findings: (usize, usize),
 }
 
-fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
+/// The planted counts that a check reports without a baseline, for `scale` and a multiplier in
+/// thousandths (1000: the default dataset, every count `per_unit * scale`).
+#[derive(Clone, Copy)]
+struct Plants {
+    c_deleted: usize,
+    c_v2: usize,
+    g2: usize,
+    g3: usize,
+    o_v2: usize,
+    o_v2_orphan: usize,
+    o_half: usize,
+    o_wrong: usize,
+    o_v1_orphan: usize,
+}
+
+impl Plants {
+    fn new(scale: usize, permille: usize) -> Self {
+        let n = |per_unit: usize| per_unit * scale * permille / 1000;
+        Plants {
+            c_deleted: n(4),
+            c_v2: n(12),
+            g2: n(3),
+            g3: n(2),
+            o_v2: n(40),
+            o_v2_orphan: n(5),
+            o_half: n(15),
+            o_wrong: n(8),
+            o_v1_orphan: n(6),
+        }
+    }
+
+    /// (documents with a finding, documents) of the current state; see `build` for the
+    /// counts that do not scale with the multiplier.
+    fn share(&self, scale: usize) -> (usize, usize) {
+        let s = scale;
+        // Orders: the deep one, the one without `_id` and the duplicate `_id` copy are
+        // findings too; o_added + 2 documents are added (one without `_id`, one copy).
+        let o_docs = 1500 * s - 20 * s + 30 * s + 2;
+        let o_find = self.o_v2 + self.o_half + self.o_wrong + 1 + self.o_v1_orphan + 2;
+        let c_docs = 300 * s - self.c_deleted + 10 * s + self.g2 + 2 * self.g3;
+        let c_find = self.c_v2 + 2 * self.g2 + 3 * self.g3;
+        (o_find + c_find, o_docs + c_docs)
+    }
+
+    /// Roles taken from the permutations must fit in them.
+    fn fits(&self, scale: usize) -> bool {
+        let s = scale;
+        let c_roles = self.c_deleted + self.c_v2 + 5 * s + self.g2 + self.g3;
+        let o_roles =
+            self.o_v2 + self.o_half + self.o_wrong + self.o_v1_orphan + (20 + 10 + 25) * s + 1;
+        c_roles <= 300 * s
+            && o_roles <= 1500 * s
+            && self.o_v2_orphan <= self.o_v2
+            && self.c_deleted > 0
+    }
+
+    /// The smallest multiplier (in thousandths, at least 1000) giving at least `share` of
+    /// the documents a finding.
+    fn for_share(scale: usize, share: f64) -> Res<Self> {
+        let mut permille = 1000;
+        loop {
+            let p = Plants::new(scale, permille);
+            if !p.fits(scale) {
+                return Err(format!(
+                    "--findings-share {share} is more than this dataset can plant"
+                )
+                .into());
+            }
+            let (find, docs) = p.share(scale);
+            if find as f64 >= share * docs as f64 {
+                return Ok(p);
+            }
+            permille += 1;
+        }
+    }
+}
+
+fn build(seed: u64, scale: usize, clean: bool, findings_share: Option<f64>) -> Res<Plan> {
     let s = scale;
     let mut rng = Rng(seed);
+    let plants = match findings_share {
+        Some(p) => Plants::for_share(scale, p)?,
+        None => Plants::new(scale, 1000),
+    };
+    let Plants {
+        c_deleted,
+        c_v2,
+        g2,
+        g3,
+        o_v2,
+        o_v2_orphan,
+        o_half,
+        o_wrong,
+        o_v1_orphan,
+    } = plants;
 
     // ---- customers (baseline)
     let n_customers = 300 * s;
@@ -630,10 +750,9 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
         .collect();
 
     // Customer roles, from a seeded permutation.
-    let c_deleted = 4 * s; // their orders become the planted orphans
-    let c_v2 = 12 * s;
+    // c_deleted: their orders become the planted orphans; g2, g3: duplicate-email groups
+    // of 2 and of 3 (see `Plants`).
     let c_reordered = 5 * s;
-    let (g2, g3) = (3 * s, 2 * s); // duplicate-email groups of 2 and of 3
     let c_added_valid = 10 * s;
     let mut perm: Vec<usize> = (0..n_customers).collect();
     rng.shuffle(&mut perm);
@@ -649,15 +768,21 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
     let cv2 = take(c_v2);
     let creord = take(c_reordered);
     let dup_orig = take(g2 + g3);
-    let is_deleted = |i: usize| deleted.contains(&i);
+    // Role of each baseline customer (the lists are disjoint); looked up per document.
+    const C_DELETED: u8 = 1;
+    const C_V2: u8 = 2;
+    const C_REORDERED: u8 = 3;
+    let mut crole = vec![0u8; n_customers];
+    for (list, role) in [(&deleted, C_DELETED), (&cv2, C_V2), (&creord, C_REORDERED)] {
+        for &i in list {
+            crole[i] = role;
+        }
+    }
+    let is_deleted = |i: usize| i < n_customers && crole[i] == C_DELETED;
 
     // ---- orders (baseline)
     let n_orders = 1500 * s;
-    let o_v2 = 40 * s;
-    let o_v2_orphan = 5 * s; // the first of the v2 ones
-    let o_half = 15 * s;
-    let o_wrong = 8 * s;
-    let o_v1_orphan = 6 * s;
+    // o_v2_orphan: the first of the v2 ones (see `Plants` for the planted findings).
     let o_deleted = 20 * s;
     let o_reordered = 10 * s;
     let o_status = 25 * s;
@@ -687,6 +812,31 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
         .chain(&r_v1_orphan)
         .copied()
         .collect();
+    let mut orphan_k = vec![usize::MAX; n_orders];
+    for (k, &o) in orphan_orders.iter().enumerate().rev() {
+        orphan_k[o] = k;
+    }
+    const O_DELETED: u8 = 1;
+    const O_V2: u8 = 2;
+    const O_HALF: u8 = 3;
+    const O_WRONG: u8 = 4;
+    const O_REORDERED: u8 = 5;
+    const O_STATUS: u8 = 6;
+    const O_DEEP: u8 = 7;
+    let mut orole = vec![0u8; n_orders];
+    for (list, role) in [
+        (&r_deleted, O_DELETED),
+        (&r_v2, O_V2),
+        (&r_half, O_HALF),
+        (&r_wrong, O_WRONG),
+        (&r_reordered, O_REORDERED),
+        (&r_status, O_STATUS),
+        (&r_deep, O_DEEP),
+    ] {
+        for &i in list {
+            orole[i] = role;
+        }
+    }
 
     let live_customers: Vec<usize> = (0..n_customers).filter(|&i| !is_deleted(i)).collect();
     let mut ocreated: Vec<i64> = (0..n_orders)
@@ -697,8 +847,8 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
     for (i, &ms) in ocreated.iter().enumerate() {
         let cust = if clean {
             rng.below(n_customers)
-        } else if let Some(k) = orphan_orders.iter().position(|&o| o == i) {
-            deleted[k % deleted.len()]
+        } else if orphan_k[i] != usize::MAX {
+            deleted[orphan_k[i] % deleted.len()]
         } else {
             live_customers[rng.below(live_customers.len())]
         };
@@ -745,6 +895,7 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
             orders_tail: None,
             orders_broken: None,
             expected,
+            findings: (0, n_orders + n_customers),
         });
     }
 
@@ -754,9 +905,9 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
         if is_deleted(i) {
             continue;
         }
-        cur_customers.push(if cv2.contains(&i) {
+        cur_customers.push(if crole[i] == C_V2 {
             c.v2()
-        } else if creord.contains(&i) {
+        } else if crole[i] == C_REORDERED {
             c.v1_reordered()
         } else {
             c.v1()
@@ -808,21 +959,22 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
     // ---- current orders
     let mut cur_orders = Vec::new();
     for (i, o) in orders.iter().enumerate() {
-        if r_deleted.contains(&i) {
+        let role = orole[i];
+        if role == O_DELETED {
             continue;
         }
-        let d = if r_v2.contains(&i) {
+        let d = if role == O_V2 {
             o.v2(&customers)
-        } else if r_half.contains(&i) {
+        } else if role == O_HALF {
             o.half_reverted(&customers)
-        } else if r_wrong.contains(&i) {
+        } else if role == O_WRONG {
             let mut d = o.v1(&customers);
             let code = STATUSES.iter().position(|s| *s == o.status).unwrap_or(0) as i32;
             d.insert("status", code);
             d
-        } else if r_reordered.contains(&i) {
+        } else if role == O_REORDERED {
             o.v1_reordered(&customers)
-        } else if r_status.contains(&i) {
+        } else if role == O_STATUS {
             let mut o2 = o.clone();
             o2.status = match o.status {
                 "new" => "paid",
@@ -831,7 +983,7 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
                 _ => "new",
             };
             o2.v1(&customers)
-        } else if r_deep.contains(&i) {
+        } else if role == O_DEEP {
             let mut d = o.v1(&customers);
             d.insert("debug", deep_doc(DEEP_DEPTH - 1));
             d
@@ -941,6 +1093,20 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
             "Duplicate emails: existing v1 customers re-registered after the baseline as new documents (added) with the same email; every document of a group is counted in duplicates.documents."
         ]
     });
+    let mut expected = expected;
+    let (find, docs) = plants.share(scale);
+    if (find, docs) != (o_find_check(&expected), o_docs + c_docs) {
+        return Err("internal: findings share computed from other counts than planted".into());
+    }
+    if let Some(p) = findings_share {
+        expected["generator"]["findings_share"] = json!(p);
+        if let Some(notes) = expected["notes"].as_array_mut() {
+            notes.push(json!(format!(
+                "--findings-share {p}: the other-version, invalid, orphan (and deleted customer) and duplicate-email plants are multiplied by {:.3} over --scale; {find} of {docs} documents have a finding a check reports without a baseline.",
+                plants.o_v2 as f64 / (40 * scale) as f64
+            )));
+        }
+    }
 
     Ok(Plan {
         baseline_customers,
@@ -950,7 +1116,27 @@ fn build(seed: u64, scale: usize, clean: bool) -> Res<Plan> {
         orders_tail: Some(tail),
         orders_broken: Some(broken),
         expected,
+        findings: (find, docs),
     })
+}
+
+/// Documents with a finding a check reports without a baseline, from the expected numbers
+/// (a cross-check of `Plants::share`).
+fn o_find_check(expected: &Value) -> usize {
+    let n = |v: &Value| v.as_u64().unwrap_or(0) as usize;
+    let mut find = 0;
+    for c in expected["collections"].as_array().into_iter().flatten() {
+        find += n(&c["classes"]["invalid"]);
+        find += c["classes"]["other_version"]
+            .as_object()
+            .map_or(0, |m| m.values().map(n).sum());
+        for d in c["duplicates"].as_array().into_iter().flatten() {
+            find += n(&d["documents"]);
+        }
+        find += n(&c["structure"]["missing_id"]) + n(&c["structure"]["duplicate_id"]);
+    }
+    // v1 orphans are valid documents with a finding (v2 orphans are counted as v2).
+    find + n(&expected["planted"]["orders"]["v1_orphans"])
 }
 
 /// A document of depth `depth` (itself = 1).
@@ -968,7 +1154,7 @@ fn deep_doc(depth: usize) -> Document {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args = parse_args()?;
-    let plan = build(args.seed, args.scale, args.clean)?;
+    let plan = build(args.seed, args.scale, args.clean, args.findings_share)?;
     let out = &args.out;
 
     let v1_customer_ix = || vec![IndexSpec::new(&[("email", 1)], true)];
@@ -1036,7 +1222,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     write_file(&out.join("expected.json"), expected.as_bytes())?;
 
     println!(
-        "gen_shop: wrote {} (seed {}, scale {}{}): customers {} docs, orders {} docs (+{} unreadable); baseline {} customers, {} orders",
+        "gen_shop: wrote {} (seed {}, scale {}{}): customers {} docs, orders {} docs (+{} unreadable); baseline {} customers, {} orders; {} of {} documents ({:.1} %) with findings",
         out.display(),
         args.seed,
         args.scale,
@@ -1045,7 +1231,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         plan.orders.len(),
         usize::from(plan.orders_tail.is_some()),
         plan.baseline_customers.len(),
-        plan.baseline_orders.len()
+        plan.baseline_orders.len(),
+        plan.findings.0,
+        plan.findings.1,
+        100.0 * plan.findings.0 as f64 / plan.findings.1 as f64
     );
     Ok(())
 }
