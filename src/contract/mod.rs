@@ -2,6 +2,7 @@
 //! loaded, checked and compiled once before any document is read.
 
 mod index;
+pub mod infer;
 pub mod pull;
 
 use std::collections::BTreeMap;
