@@ -22,6 +22,7 @@ pub struct ContractArgs {
 pub enum ContractCommand {
     Pull(PullArgs),
     Infer(InferArgs),
+    Diff(DiffArgs),
 }
 
 /// Write a collection's server-side $jsonSchema validator and its indexes as a new contract
@@ -114,6 +115,40 @@ pub struct InferArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Compare a live server with the contracts: each collection's $jsonSchema validator
+/// (translated as `contract pull` does) with its contract's target schema (properties added
+/// or removed, required, types, additionalProperties), validationLevel and validationAction
+/// (a contract needs strict and error), and the indexes (missing, unexpected, different
+/// options). Directions are the server's: "property added" is on the server, not in the
+/// contract. Exits 1 on drift, 0 when there is none.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  docsweep contract diff --source mongodb://localhost:27017/shop
+  docsweep contract diff --source mongodb://db.internal/shop --collection orders --json")]
+pub struct DiffArgs {
+    /// The live deployment: mongodb://… or mongodb+srv://… [default: from docsweep.toml]
+    #[arg(long, visible_alias = "uri", value_name = "S")]
+    pub source: Option<String>,
+    /// Compare only these collections [default: every contract]
+    #[arg(short = 'c', long = "collection", value_name = "C")]
+    pub collections: Vec<String>,
+    /// Contracts directory [default: from docsweep.toml, else ./schemas]
+    #[arg(long, value_name = "DIR")]
+    pub schemas: Option<PathBuf>,
+    /// Compare with version V of collection C instead of its target
+    #[arg(long = "target", value_name = "COLL=V")]
+    pub targets: Vec<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Database, when the URI has none
+    #[arg(short = 'd', long, value_name = "NAME")]
+    pub db: Option<String>,
+    /// Project configuration [default: ./docsweep.toml when present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 fn parse_versions(s: &str) -> Result<VersionsMode, String> {
     match s {
         "auto" => Ok(VersionsMode::Auto),
@@ -135,6 +170,7 @@ pub fn run(args: ContractArgs) -> anyhow::Result<Status> {
     match args.command {
         ContractCommand::Pull(a) => pull_cmd(a),
         ContractCommand::Infer(a) => infer_cmd(a),
+        ContractCommand::Diff(a) => diff_cmd(a),
     }
 }
 
@@ -352,6 +388,164 @@ fn infer_cmd(args: InferArgs) -> anyhow::Result<Status> {
         files.join(", ")
     );
     Ok(Status::Clean)
+}
+
+fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
+    let cfg = Config::load(args.config.as_deref())?;
+    let source = match args.source {
+        Some(s) => s,
+        None => cfg.source()?.ok_or_else(|| {
+            ConfigError::Usage("contract diff: --source mongodb://… is required".into())
+        })?,
+    };
+    let spec = SourceSpec::parse(&source)?;
+    if !matches!(spec, SourceSpec::Mongo(_)) {
+        return Err(ConfigError::Usage(format!(
+            "contract diff reads a live server's validator and indexes: --source must be \
+             mongodb://… or mongodb+srv://…, not {spec}"
+        ))
+        .into());
+    }
+    let schemas = match (&args.schemas, &cfg.schemas) {
+        (Some(s), _) => s.clone(),
+        (None, Some(s)) => cfg.resolve(s),
+        (None, None) => PathBuf::from("schemas"),
+    };
+    let mut contracts = crate::contract::ContractSet::load_dir(&schemas)?;
+    let mut targets: Vec<(String, u32)> =
+        cfg.targets.iter().map(|(c, v)| (c.clone(), *v)).collect();
+    for t in &args.targets {
+        targets.push(crate::config::parse_target(t)?);
+    }
+    for (coll, v) in &targets {
+        if let Some(c) = contracts.contracts.get_mut(coll) {
+            c.set_target(*v)?;
+        } else if args
+            .targets
+            .iter()
+            .any(|t| t.starts_with(&format!("{coll}=")))
+        {
+            return Err(ConfigError::Usage(format!(
+                "--target {coll}={v}: no contract for collection {coll:?} in {}",
+                schemas.display()
+            ))
+            .into());
+        }
+    }
+    let names: Vec<String> = if args.collections.is_empty() {
+        contracts.contracts.keys().cloned().collect()
+    } else {
+        for c in &args.collections {
+            if !contracts.contracts.contains_key(c) {
+                return Err(ConfigError::Usage(format!(
+                    "--collection {c}: no contract for it in {} (write one with `docsweep contract infer` or `contract pull`)",
+                    schemas.display()
+                ))
+                .into());
+            }
+        }
+        args.collections.clone()
+    };
+    let db = args.db.as_deref().or(cfg.db.as_deref());
+    let source = Source::open_with(&spec, db, &LiveOptions::default())?;
+    let database = source.database.clone().unwrap_or_default();
+    for c in &args.collections {
+        if source.collection(c).is_none() {
+            return Err(ConfigError::Usage(format!(
+                "--collection {c}: database {database:?} on {spec} has no such collection"
+            ))
+            .into());
+        }
+    }
+    let mut drifts = Vec::new();
+    for name in &names {
+        let contract = &contracts.contracts[name];
+        let d = crate::contract::diff::live_drift(&source, contract).map_err(|e| match e {
+            crate::contract::diff::LiveDriftError::Source(s) => anyhow::Error::new(s),
+            crate::contract::diff::LiveDriftError::Contract(c) => anyhow::Error::new(c),
+        })?;
+        drifts.push(d);
+    }
+    let drifted = drifts.iter().filter(|d| d.drifted()).count();
+    if args.json {
+        let collections: Vec<serde_json::Value> = drifts
+            .iter()
+            .map(|d| {
+                let mut j = d.to_json();
+                if let Some(o) = j.as_object_mut() {
+                    let mut m = serde_json::Map::new();
+                    m.insert("name".into(), serde_json::Value::from(d.collection.clone()));
+                    m.extend(std::mem::take(o));
+                    *o = m;
+                }
+                j
+            })
+            .collect();
+        let out = serde_json::json!({
+            "format": "docsweep-drift/1",
+            "source": spec.to_string(),
+            "database": database,
+            "drift": drifted > 0,
+            "collections": collections,
+        });
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("JSON serialises")
+        );
+    } else {
+        for d in &drifts {
+            if !d.drifted() {
+                outln!("{} (v{}): no drift", d.collection, d.target_version);
+                continue;
+            }
+            outln!(
+                "{} (v{}): {} difference(s)",
+                d.collection,
+                d.target_version,
+                d.count()
+            );
+            let header = [
+                "CHANGE".to_string(),
+                "WHERE".to_string(),
+                "CONTRACT".to_string(),
+                "SERVER".to_string(),
+            ];
+            let rows = d.rows();
+            let mut widths = [0usize; 4];
+            for r in std::iter::once(&header).chain(&rows) {
+                for (w, c) in widths.iter_mut().zip(r) {
+                    *w = (*w).max(c.chars().count());
+                }
+            }
+            for r in std::iter::once(&header).chain(&rows) {
+                let mut line = String::from(" ");
+                for (i, (w, c)) in widths.iter().zip(r).enumerate() {
+                    line.push(' ');
+                    line.push_str(c);
+                    if i < 3 {
+                        line.push_str(&" ".repeat(w - c.chars().count() + 1));
+                    }
+                }
+                outln!("{}", line.trim_end());
+            }
+        }
+        for d in &drifts {
+            for n in &d.notes {
+                eoutln!("docsweep: note: {}: {n}", d.collection);
+            }
+        }
+        if drifted > 0 {
+            outln!(
+                "drift in {drifted} of {} collection(s) of {database} on {spec}",
+                drifts.len()
+            );
+        }
+    }
+    Ok(if drifted > 0 {
+        Status::Findings
+    } else {
+        Status::Clean
+    })
 }
 
 #[cfg(test)]
