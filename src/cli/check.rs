@@ -520,6 +520,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
             )?;
             report.collections = outcome.collections;
             report.warnings = outcome.warnings;
+            crate::contract::diff::attach(
+                &source,
+                &contracts,
+                &mut report.collections,
+                &mut report.warnings,
+            );
             report.error = outcome.failure.map(|e| e.to_string());
         }
     }
@@ -649,6 +655,12 @@ pub fn merge(
             )?;
             report.collections = outcome.collections;
             report.warnings = outcome.warnings;
+            crate::contract::diff::attach(
+                &source,
+                &contracts,
+                &mut report.collections,
+                &mut report.warnings,
+            );
             report.error = outcome.failure.map(|e| e.to_string());
             if report.error.is_none() {
                 for r in &mut readers {
