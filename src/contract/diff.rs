@@ -591,26 +591,48 @@ pub enum LiveDriftError {
     Source(#[from] SourceError),
 }
 
-/// For a live check: sets the `drift` of every checked collection that exists and has a
-/// contract (report.json). A collection whose drift cannot be read gets a warning instead.
+/// For a live check: the drift of every collection with a contract, by name
+/// (`{name: drift}`); empty for other sources. A collection whose drift cannot be read gets
+/// a warning instead.
+pub fn drift_map(
+    source: &Source,
+    contracts: &super::ContractSet,
+    warnings: &mut Vec<String>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    if !source.is_live() {
+        return out;
+    }
+    for (name, contract) in &contracts.contracts {
+        match live_drift(source, contract) {
+            Ok(d) => {
+                out.insert(name.clone(), d.to_json());
+            }
+            Err(e) => warnings.push(format!("{name}: drift not read: {e}")),
+        }
+    }
+    out
+}
+
+/// Sets each report collection's `drift` from a [`drift_map`] (read now, or recorded by the
+/// partitions of a run and merged).
+pub fn attach_map(map: &Map<String, Value>, collections: &mut [crate::report::CollectionReport]) {
+    for c in collections.iter_mut() {
+        if let Some(d) = map.get(&c.name) {
+            c.drift = Some(d.clone());
+        }
+    }
+}
+
+/// For a live check: sets the `drift` of every checked collection with a contract.
 pub fn attach(
     source: &Source,
     contracts: &super::ContractSet,
     collections: &mut [crate::report::CollectionReport],
     warnings: &mut Vec<String>,
 ) {
-    if !source.is_live() {
-        return;
-    }
-    for c in collections.iter_mut() {
-        let Some(contract) = contracts.contracts.get(&c.name) else {
-            continue;
-        };
-        match live_drift(source, contract) {
-            Ok(d) => c.drift = Some(d.to_json()),
-            Err(e) => warnings.push(format!("{}: drift not read: {e}", c.name)),
-        }
-    }
+    let map = drift_map(source, contracts, warnings);
+    attach_map(&map, collections);
 }
 
 #[cfg(test)]
