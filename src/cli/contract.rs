@@ -493,42 +493,7 @@ fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
             serde_json::to_string_pretty(&out).expect("JSON serialises")
         );
     } else {
-        for d in &drifts {
-            if !d.drifted() {
-                outln!("{} (v{}): no drift", d.collection, d.target_version);
-                continue;
-            }
-            outln!(
-                "{} (v{}): {} difference(s)",
-                d.collection,
-                d.target_version,
-                d.count()
-            );
-            let header = [
-                "CHANGE".to_string(),
-                "WHERE".to_string(),
-                "CONTRACT".to_string(),
-                "SERVER".to_string(),
-            ];
-            let rows = d.rows();
-            let mut widths = [0usize; 4];
-            for r in std::iter::once(&header).chain(&rows) {
-                for (w, c) in widths.iter_mut().zip(r) {
-                    *w = (*w).max(c.chars().count());
-                }
-            }
-            for r in std::iter::once(&header).chain(&rows) {
-                let mut line = String::from(" ");
-                for (i, (w, c)) in widths.iter().zip(r).enumerate() {
-                    line.push(' ');
-                    line.push_str(c);
-                    if i < 3 {
-                        line.push_str(&" ".repeat(w - c.chars().count() + 1));
-                    }
-                }
-                outln!("{}", line.trim_end());
-            }
-        }
+        crate::out!("{}", crate::contract::diff::table(&drifts));
         for d in &drifts {
             for n in &d.notes {
                 eoutln!("docsweep: note: {}: {n}", d.collection);

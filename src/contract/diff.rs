@@ -210,7 +210,7 @@ impl Drift {
         }
         for d in &self.different {
             rows.push([
-                format!("index {} differ", d.options.join(", ")),
+                format!("index {} differs", d.options.join("+")),
                 d.contract.key.to_string(),
                 index_options(&d.contract),
                 index_options(&d.server),
@@ -218,6 +218,47 @@ impl Drift {
         }
         rows
     }
+}
+
+/// The drift of several collections as the table `contract diff` prints.
+pub fn table(drifts: &[Drift]) -> String {
+    let mut out = String::new();
+    for d in drifts {
+        if !d.drifted() {
+            out.push_str(&format!(
+                "{} (v{}): no drift\n",
+                d.collection, d.target_version
+            ));
+            continue;
+        }
+        out.push_str(&format!(
+            "{} (v{}): {} difference(s)\n",
+            d.collection,
+            d.target_version,
+            d.count()
+        ));
+        let header = ["CHANGE", "WHERE", "CONTRACT", "SERVER"].map(String::from);
+        let rows = d.rows();
+        let mut widths = [0usize; 4];
+        for r in std::iter::once(&header).chain(&rows) {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        for r in std::iter::once(&header).chain(&rows) {
+            let mut line = String::from(" ");
+            for (i, (w, c)) in widths.iter().zip(r).enumerate() {
+                line.push(' ');
+                line.push_str(c);
+                if i < 3 {
+                    line.push_str(&" ".repeat(w - c.chars().count() + 1));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
 }
 
 fn index_options(ix: &IndexSpec) -> String {

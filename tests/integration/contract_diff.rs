@@ -169,7 +169,7 @@ fn infer_from_a_live_collection_then_index_drift() {
         "{ customer_id: 1 }",
         "index unexpected",
         "{ legacy: 1 }",
-        "index unique differ",
+        "index unique differs",
         "{ status: 1, total: -1 }",
     ] {
         assert!(run.stdout.contains(line), "{line}: {}", run.stdout);

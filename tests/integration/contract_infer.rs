@@ -329,4 +329,12 @@ fn help_shows_an_example() {
         "{}",
         run.stdout
     );
+    let run = w.docsweep(&["contract", "diff", "--help"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout
+            .contains("docsweep contract diff --source mongodb://"),
+        "{}",
+        run.stdout
+    );
 }

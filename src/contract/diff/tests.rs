@@ -119,6 +119,15 @@ fn every_kind_of_drift_from_a_listcollections_reply() {
     assert_eq!(j["drift"], true);
     assert_eq!(j["indexes"]["different"][0]["server"]["unique"], true);
     assert_eq!(d.rows().len(), d.count());
+    let t = table(std::slice::from_ref(&d));
+    assert_eq!(
+        t,
+        std::fs::read_to_string(
+            repo().join("tests/fixtures/mongodb-replies/orders-drift-table.txt")
+        )
+        .unwrap(),
+        "{t}"
+    );
 }
 
 #[test]
