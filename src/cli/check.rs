@@ -525,12 +525,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
             )?;
             report.collections = outcome.collections;
             report.warnings = outcome.warnings;
-            crate::contract::diff::attach(
-                &source,
-                &contracts,
-                &mut report.collections,
-                &mut report.warnings,
-            );
+            // A source that failed is not asked again for its validators and indexes.
+            if outcome.failure.is_none() {
+                crate::contract::diff::attach(
+                    &source,
+                    &contracts,
+                    &mut report.collections,
+                    &mut report.warnings,
+                );
+            }
             report.error = outcome.failure.map(|e| e.to_string());
         }
     }

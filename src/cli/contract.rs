@@ -253,12 +253,20 @@ fn pull_cmd(args: PullArgs) -> anyhow::Result<Status> {
 
 fn infer_cmd(args: InferArgs) -> anyhow::Result<Status> {
     let cfg = Config::load(args.config.as_deref())?;
-    let source = args.source.or_else(|| cfg.source.clone()).ok_or_else(|| {
-        ConfigError::Usage(
-            "contract infer: --source is required (dump:…, export:…, mongodb://…)".into(),
-        )
-    })?;
-    let spec = SourceSpec::parse(&source)?;
+    let from_config = args.source.is_none();
+    let source = match args.source {
+        Some(s) => s,
+        None => cfg.source()?.ok_or_else(|| {
+            ConfigError::Usage(
+                "contract infer: --source is required (dump:…, export:…, mongodb://…)".into(),
+            )
+        })?,
+    };
+    let mut spec = SourceSpec::parse(&source)?;
+    if from_config {
+        // Paths in docsweep.toml are relative to its folder.
+        spec = spec.relative_to(&cfg.base);
+    }
     let out = match (&args.out, &cfg.schemas) {
         (Some(s), _) => s.clone(),
         (None, Some(s)) => cfg.resolve(s),
