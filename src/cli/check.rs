@@ -560,6 +560,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
                     .iter()
                     .map(|c| serde_json::json!({"name": c.name, "file": c.file}))
                     .collect();
+                // Live drift, read once per partition, for the merge to report.
+                let drift = crate::contract::diff::drift_map(&source, &contracts, &mut Vec::new());
+                if !drift.is_empty() {
+                    header["drift"] = serde_json::Value::Object(drift);
+                }
                 let path = s.report_dir.join(PARTIAL_FILE);
                 partial = Some(PartialWriter::create(&path, &header)?);
             }
@@ -579,6 +584,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Status> {
             )?;
             report.collections = outcome.collections;
             report.warnings = outcome.warnings;
+            // A source that failed is not asked again for its validators and indexes.
+            if outcome.failure.is_none() {
+                crate::contract::diff::attach(
+                    &source,
+                    &contracts,
+                    &mut report.collections,
+                    &mut report.warnings,
+                );
+            }
             report.error = outcome.failure.map(|e| e.to_string());
             scope.read = source.read_location();
         }
@@ -737,6 +751,9 @@ pub fn merge(
             )?;
             report.collections = outcome.collections;
             report.warnings = outcome.warnings;
+            if let Some(drift) = h["drift"].as_object() {
+                crate::contract::diff::attach_map(drift, &mut report.collections);
+            }
             report.error = outcome.failure.map(|e| e.to_string());
             if report.error.is_none() {
                 for r in &mut readers {

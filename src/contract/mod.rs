@@ -1,7 +1,9 @@
 //! Contracts: `schemas/<collection>/contract.toml` plus its versioned JSON Schemas,
 //! loaded, checked and compiled once before any document is read.
 
+pub mod diff;
 mod index;
+pub mod infer;
 pub mod pull;
 
 use std::collections::BTreeMap;

@@ -215,6 +215,10 @@ pub struct CollectionReport {
     /// The changes since the previous run (only when there was one to compare with).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since_previous: Option<trend::SincePrevious>,
+    /// Live checks: the server's validator and indexes against the contract
+    /// (`contract::diff`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Value>,
     /// A few documents of each non-valid class (`other_version:N`, `invalid`), kept to
     /// derive remediations; never written out.
     #[serde(skip)]

@@ -3,6 +3,8 @@
 mod archive;
 mod bad_input;
 mod check;
+mod contract_diff;
+mod contract_infer;
 mod contract_pull;
 mod dashboard;
 mod from_report;

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{ContractError, IndexSpec, KeyDirection};
 
 mod translate;
+pub(crate) use translate::defs_for;
 pub use translate::{
     permissive_schema, translate, translate_options, TranslateError, Translation, DRAFT_2020_12,
 };
@@ -176,7 +177,7 @@ fn toml_key(k: &str) -> String {
 }
 
 /// A TOML basic string.
-fn toml_string(s: &str) -> String {
+pub(crate) fn toml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -293,6 +293,22 @@ fn def(name: &str) -> Value {
     v
 }
 
+/// The `$defs` entries for the wrapper shapes in `used` (names as in [`DEFS`]), in the order
+/// `translate` writes them; `dbPointer` brings `objectId` along.
+pub(crate) fn defs_for(used: &BTreeSet<&'static str>) -> Map<String, Value> {
+    let mut used = used.clone();
+    if used.contains("dbPointer") {
+        used.insert("objectId");
+    }
+    let mut defs = Map::new();
+    for (name, _) in DEFS {
+        if used.contains(name) {
+            defs.insert((*name).into(), def(name));
+        }
+    }
+    defs
+}
+
 #[derive(Default)]
 struct Translator {
     used: BTreeSet<&'static str>,
