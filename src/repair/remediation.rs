@@ -88,6 +88,23 @@ fn chain_fixes(chain: &[&Bound], samples: &[Value], validator: &jsonschema::Vali
         })
 }
 
+/// A remediation that runs `repair plan` with `templates` (chained) on `coll`.
+fn runnable(
+    ctx: &Context<'_>,
+    coll: &str,
+    finding: impl Into<String>,
+    templates: &[&str],
+    params: &[(&str, String)],
+    extra: &[(&str, String)],
+    out: &str,
+) -> Remediation {
+    Remediation {
+        finding: finding.into(),
+        template: templates.join("+"),
+        command: command(ctx, coll, templates, params, extra, out),
+    }
+}
+
 /// Restores from the baseline of missing and changed documents, first: a repair that
 /// removes documents must see the restored ones.
 fn restores(ctx: &Context<'_>, r: &CollectionReport, coll: &str, out: &mut Vec<Remediation>) {
@@ -103,18 +120,15 @@ fn restores(ctx: &Context<'_>, r: &CollectionReport, coll: &str, out: &mut Vec<R
                 continue;
             }
             out.push(match ctx.restoring_baseline() {
-                Some(b) => Remediation {
-                    finding: finding.into(),
-                    template: template.into(),
-                    command: command(
-                        ctx,
-                        coll,
-                        &[template],
-                        &[],
-                        &[("--baseline", b.to_string())],
-                        &format!("{coll}-{template}.plan"),
-                    ),
-                },
+                Some(b) => runnable(
+                    ctx,
+                    coll,
+                    finding,
+                    &[template],
+                    &[],
+                    &[("--baseline", b.to_string())],
+                    &format!("{coll}-{template}.plan"),
+                ),
                 None => Remediation {
                     finding: finding.into(),
                     template: String::new(),
@@ -166,11 +180,7 @@ fn reverts(
         match found {
             Some(chain) => {
                 let names: Vec<&str> = chain.iter().map(|b| b.template().name.as_str()).collect();
-                out.push(Remediation {
-                    finding: key.clone(),
-                    template: names.join("+"),
-                    command: command(ctx, coll, &names, &[], &[], &format!("{coll}-revert-v{version}.plan")),
-                });
+                out.push(runnable(ctx, coll, key.clone(), &names, &[], &[], &format!("{coll}-revert-v{version}.plan")));
             }
             None => out.push(Remediation {
                 finding: key.clone(),
@@ -208,18 +218,15 @@ fn invalid(
             ),
             None => ("quarantine-invalid", with_baseline.to_vec()),
         };
-        out.push(Remediation {
-            finding: "invalid".into(),
-            template: template.into(),
-            command: command(
-                ctx,
-                coll,
-                &[template],
-                &[],
-                &extra,
-                &format!("{coll}-invalid.plan"),
-            ),
-        });
+        out.push(runnable(
+            ctx,
+            coll,
+            "invalid",
+            &[template],
+            &[],
+            &extra,
+            &format!("{coll}-invalid.plan"),
+        ));
     }
 }
 
@@ -238,18 +245,15 @@ fn dedupes(
             .map(|m| m.keys().map(String::as_str).collect())
             .unwrap_or_default();
         let fields = fields.join(",");
-        out.push(Remediation {
-            finding: format!("duplicate:{fields}"),
-            template: "dedupe-keep-first".into(),
-            command: command(
-                ctx,
-                coll,
-                &["dedupe-keep-first"],
-                &[("fields", fields.clone())],
-                with_baseline,
-                &format!("{coll}-dedupe.plan"),
-            ),
-        });
+        out.push(runnable(
+            ctx,
+            coll,
+            format!("duplicate:{fields}"),
+            &["dedupe-keep-first"],
+            &[("fields", fields.clone())],
+            with_baseline,
+            &format!("{coll}-dedupe.plan"),
+        ));
     }
 }
 
@@ -262,18 +266,15 @@ fn orphans(
     out: &mut Vec<Remediation>,
 ) {
     for x in r.references.iter().filter(|x| x.orphans > 0) {
-        out.push(Remediation {
-            finding: format!("orphan:{}", x.field),
-            template: "quarantine-orphans".into(),
-            command: command(
-                ctx,
-                coll,
-                &["quarantine-orphans"],
-                &[("field", x.field.clone())],
-                with_baseline,
-                &format!("{coll}-orphans-{}.plan", x.field.replace('.', "-")),
-            ),
-        });
+        out.push(runnable(
+            ctx,
+            coll,
+            format!("orphan:{}", x.field),
+            &["quarantine-orphans"],
+            &[("field", x.field.clone())],
+            with_baseline,
+            &format!("{coll}-orphans-{}.plan", x.field.replace('.', "-")),
+        ));
     }
 }
 
@@ -350,18 +351,15 @@ fn indexes(ctx: &Context<'_>, r: &CollectionReport, coll: &str, out: &mut Vec<Re
         let Some(name) = u["name"].as_str() else {
             continue;
         };
-        out.push(Remediation {
-            finding: format!("index_unexpected:{name}"),
-            template: "drop-unexpected-index".into(),
-            command: command(
-                ctx,
-                coll,
-                &["drop-unexpected-index"],
-                &[("name", name.to_string())],
-                &[],
-                &format!("{coll}-drop-{}.plan", name.replace('.', "-")),
-            ),
-        });
+        out.push(runnable(
+            ctx,
+            coll,
+            format!("index_unexpected:{name}"),
+            &["drop-unexpected-index"],
+            &[("name", name.to_string())],
+            &[],
+            &format!("{coll}-drop-{}.plan", name.replace('.', "-")),
+        ));
     }
 }
 

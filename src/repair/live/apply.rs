@@ -205,6 +205,24 @@ fn apply_collection(
     Ok(())
 }
 
+/// Journals a batch's changes (before- and after-images) before any of its writes: the
+/// intent is durable first.
+fn journal_intent(
+    jr: &mut Journal,
+    t: &Target,
+    n: u64,
+    journaled: Vec<Value>,
+) -> Result<(), ApplyError> {
+    failpoint("apply.before-batch");
+    if !journaled.is_empty() {
+        jr.append(
+            &json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}),
+        )?;
+        failpoint("apply.batch-journaled");
+    }
+    Ok(())
+}
+
 /// Applies `plan` to the live deployment it was made from.
 pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     let plan = req.plan;
@@ -351,13 +369,7 @@ pub(super) fn apply_indexes(
             }
         }
     }
-    failpoint("apply.before-batch");
-    if !journaled.is_empty() {
-        jr.append(
-            &json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}),
-        )?;
-        failpoint("apply.batch-journaled");
-    }
+    journal_intent(jr, t, n, journaled)?;
     for (e, name, id) in todo {
         let after = e.after.clone().unwrap_or(Value::Null);
         let result = if e.action == Action::CreateIndex {
@@ -456,14 +468,7 @@ pub(super) fn apply_batch(
             }
         }
     }
-    // The intent is durable before the first write.
-    failpoint("apply.before-batch");
-    if !journaled.is_empty() {
-        jr.append(
-            &json!({"kind": "batch", "n": n, "collection": t.collection, "entries": journaled}),
-        )?;
-        failpoint("apply.batch-journaled");
-    }
+    journal_intent(jr, t, n, journaled)?;
     for (i, (e, cur)) in todo.into_iter().enumerate() {
         if i == 1 {
             failpoint("apply.mid-batch");
