@@ -119,8 +119,8 @@ impl Composition {
                     };
                     match e.action {
                         Action::Replace => earlier.after = e.after,
-                        // What a removal takes away is the document as the earlier steps
-                        // left it: a quarantine keeps that image.
+                        // The earlier change is never written: the record as it is goes
+                        // (apply keeps in the quarantine what leaves the collection).
                         Action::Delete | Action::Quarantine => {
                             earlier.action = e.action;
                             earlier.after = e.after;

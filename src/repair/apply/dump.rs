@@ -391,14 +391,13 @@ impl DumpApply<'_> {
                 after_bytes(Some(bytes), entry.after.as_ref().unwrap_or(&Value::Null))?
             }
             Action::Quarantine => {
-                // The image the plan set aside (the document as earlier steps of the plan
-                // left it); the document as read for older plans.
+                // What leaves the collection is what the quarantine keeps, as on a live
+                // deployment: the record as it is in the dump.
                 let to = entry.to.clone().unwrap_or_default();
-                let image = entry.after.clone().unwrap_or(doc);
-                rw.quarantine.entry(to).or_default().push(image);
+                rw.quarantine.entry(to).or_default().push(doc);
                 Vec::new()
             }
-            // "delete" (the actions are checked before the apply starts)
+            // A delete.
             _ => Vec::new(),
         };
         done.writes.push((at, len, Some(written)));
