@@ -229,7 +229,14 @@ impl<'a> DocContext<'a> {
                     .collect()
             })
             .collect();
-        let fingerprint = value::fingerprint(doc);
+        // Only reconciliation reads fingerprints: without a baseline they are not computed.
+        let fingerprint = match self.baseline {
+            Some(_) => value::fingerprint(doc),
+            None => Fingerprint {
+                content: 0,
+                ordered: 0,
+            },
+        };
         let fields = match (self.baseline, id_key) {
             (Some(b), Some(k)) if b.is_changed(k, fingerprint.content) => {
                 Some(crate::reconcile::field_hashes(doc))

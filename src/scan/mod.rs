@@ -751,6 +751,10 @@ fn stream_mapped<T: Send>(
 ) -> Result<(), ScanError> {
     /// Batches being examined ahead of the fold.
     const AHEAD: usize = 3;
+    if pool.current_num_threads() == 1 {
+        // One thread does it all, reading included: one core, as asked.
+        return stream_inline(reader, pb, batch_records, pool, map, fold);
+    }
     std::thread::scope(|s| {
         let rx = spawn_reader(s, reader, pb, batch_records);
         pool.in_place_scope(|scope| {
@@ -787,6 +791,30 @@ fn stream_mapped<T: Send>(
         // Dropping the receivers on an early return unblocks the reader and the
         // examiners, which then end.
     })
+}
+
+/// [`stream_mapped`] on the calling thread alone: read a batch, map it (on the pool's
+/// one thread, which runs nested parallel iterators inline), fold it.
+fn stream_inline<T: Send>(
+    mut reader: Box<dyn crate::source::RecordReader>,
+    pb: &Meter,
+    batch_records: usize,
+    pool: &rayon::ThreadPool,
+    map: &(dyn Fn(&crate::source::Batch) -> T + Sync),
+    fold: &mut dyn FnMut(T) -> Result<(), ScanError>,
+) -> Result<(), ScanError> {
+    let mut docs = 0u64;
+    loop {
+        let batch = reader.next_batch(batch_records)?;
+        pb.update(reader.position(), docs);
+        let Some(batch) = batch else {
+            return Ok(());
+        };
+        docs += batch.records.len() as u64;
+        let t = pool.install(|| map(&batch));
+        drop(batch);
+        fold(t)?;
+    }
 }
 
 /// The value sets of `fields` of a collection that is referenced but not checked: the
@@ -975,6 +1003,9 @@ struct CollectionScan<'a> {
     changed: Vec<ChangedDoc>,
     /// Per unique index: its fields joined by `,` (as in `duplicate:email`).
     unique_labels: Vec<String>,
+    /// Sample classes the report already holds [`SAMPLES`] of: the examiners drop
+    /// further samples of them instead of handing them to the fold.
+    full_samples: std::sync::Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl<'a> CollectionScan<'a> {
@@ -1038,6 +1069,7 @@ impl<'a> CollectionScan<'a> {
                 .unique_indexes()
                 .map(|ix| ix.key.fields_label())
                 .collect(),
+            full_samples: Default::default(),
         }
     }
 
@@ -1279,12 +1311,15 @@ impl<'a> CollectionScan<'a> {
             opts.show_values,
         )
         .with_baseline(recon);
+        let full = std::sync::Arc::clone(&self.full_samples);
         let map = |batch: &crate::source::Batch| -> Vec<Examined> {
-            batch
+            let mut examined: Vec<Examined> = batch
                 .records
                 .par_iter()
                 .map(|rec| ctx.examine(batch.bytes(rec), rec.location, rec.broken.as_deref()))
-                .collect()
+                .collect();
+            drop_unneeded_samples(&mut examined, &full);
+            examined
         };
         let mut consume = |examined: Vec<Examined>| -> Result<(), ScanError> {
             if let Some(w) = record.as_mut() {
@@ -1361,13 +1396,15 @@ impl<'a> CollectionScan<'a> {
         let target = self.contract.target;
 
         if let Some(doc) = &facts.sample {
-            let key = match facts.class {
-                Class::OtherVersion(v) => format!("other_version:{v}"),
-                _ => "invalid".to_string(),
-            };
-            let samples = self.report.samples.entry(key).or_default();
+            let key = sample_class(facts.class);
+            let samples = self.report.samples.entry(key.clone()).or_default();
             if samples.len() < SAMPLES {
                 samples.push(doc.clone());
+                if samples.len() == SAMPLES {
+                    if let Ok(mut full) = self.full_samples.lock() {
+                        full.insert(key);
+                    }
+                }
             }
         }
         match facts.class {
@@ -1736,6 +1773,35 @@ impl<'a> CollectionScan<'a> {
             .zip(self.exported)
             .collect();
         Ok((self.report, exported))
+    }
+}
+
+/// The class a remediation sample is kept under.
+fn sample_class(class: Class) -> String {
+    match class {
+        Class::OtherVersion(v) => format!("other_version:{v}"),
+        _ => "invalid".to_string(),
+    }
+}
+
+/// Drops, on the examining thread, the samples the fold cannot keep: beyond the first
+/// [`SAMPLES`] of a class in this batch, and every one of a class the fold already has
+/// [`SAMPLES`] of. Those come from documents earlier in the source than any of this
+/// batch, so which samples the report keeps does not change.
+fn drop_unneeded_samples(examined: &mut [Examined], full: &std::sync::Mutex<HashSet<String>>) {
+    let full = full.lock().map(|f| f.clone()).unwrap_or_default();
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    for ex in examined {
+        let Ok(f) = &mut ex.outcome else { continue };
+        if f.sample.is_none() {
+            continue;
+        }
+        let key = sample_class(f.class);
+        let n = taken.entry(key).or_insert(0);
+        *n += 1;
+        if *n > SAMPLES || full.contains(&sample_class(f.class)) {
+            f.sample = None;
+        }
     }
 }
 

@@ -238,13 +238,24 @@ pub struct Batch {
     pub records: Vec<Record>,
 }
 
+/// Buffers of finished batches, reused by the next ones: a fresh 1 MiB buffer per batch
+/// costs a new mapping and the kernel zeroing its pages, over and over.
+static SPARE_BUFFERS: std::sync::Mutex<Vec<(Vec<u8>, Vec<Record>)>> =
+    std::sync::Mutex::new(Vec::new());
+/// Spare buffers kept at most: more than the batches in flight at once (the reader's
+/// hand-off queue plus the batches being examined).
+const SPARE_LIMIT: usize = 12;
+/// Room a batch buffer is allocated with, so filling a batch never reallocates.
+const BATCH_CAPACITY: usize = BATCH_BYTES + (64 << 10);
+
 impl Batch {
-    /// An empty batch with room for a full one, so filling it never reallocates.
+    /// An empty batch with room for a full one, so filling it never reallocates: a
+    /// finished batch's buffers when one is spare, else new ones.
     pub fn with_capacity() -> Batch {
-        Batch {
-            data: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
-            records: Vec::with_capacity(256),
-        }
+        let spare = SPARE_BUFFERS.lock().ok().and_then(|mut s| s.pop());
+        let (data, records) =
+            spare.unwrap_or_else(|| (Vec::with_capacity(BATCH_CAPACITY), Vec::with_capacity(256)));
+        Batch { data, records }
     }
 
     pub fn bytes(&self, r: &Record) -> &[u8] {
@@ -257,6 +268,27 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+}
+
+impl Drop for Batch {
+    /// Hands the buffers back for the next batch (buffers that grew past a batch's usual
+    /// size, for an oversized record, are freed instead).
+    fn drop(&mut self) {
+        if self.data.capacity() != BATCH_CAPACITY || self.records.capacity() > 4096 {
+            return;
+        }
+        let (mut data, mut records) = (
+            std::mem::take(&mut self.data),
+            std::mem::take(&mut self.records),
+        );
+        data.clear();
+        records.clear();
+        if let Ok(mut spare) = SPARE_BUFFERS.lock() {
+            if spare.len() < SPARE_LIMIT {
+                spare.push((data, records));
+            }
+        }
     }
 }
 
