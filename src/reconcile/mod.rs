@@ -6,7 +6,11 @@
 //! and order-sensitive 128-bit content hashes, plus its position in the scan so findings can
 //! name it. Both sides are sorted by `_id` hash and merged.
 
+mod baseline;
 pub mod snapshot;
+
+pub use baseline::Baseline;
+pub(crate) use baseline::BaselineCollection;
 
 use crate::report::Reconciliation;
 

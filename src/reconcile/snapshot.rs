@@ -34,7 +34,7 @@ use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use super::Entry;
 use crate::os::{Access, AtomicFile};
-use crate::scan::IdArena;
+use crate::value::IdArena;
 
 const MAGIC: &[u8; 8] = b"DSWSNAP\x01";
 const TRAILER: &[u8; 8] = b"DSWEND\0\0";

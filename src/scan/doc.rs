@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use super::path::values_at;
 use crate::contract::{Contract, IndexSpec, Reference};
 use crate::source::{Encoding, Location};
+use crate::value::values_at;
 use crate::value::{self, Fingerprint};
 
 /// MongoDB's document size limit.

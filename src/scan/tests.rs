@@ -2,6 +2,8 @@
 //! isolation, and results independent of thread count and batch size.
 
 use super::*;
+use crate::contract::IndexSpec;
+use crate::report::Violation;
 use crate::source::SourceSpec;
 use proptest::prelude::*;
 

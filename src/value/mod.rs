@@ -9,7 +9,9 @@ mod ejson;
 mod encode;
 mod error;
 mod fingerprint;
+mod ids;
 mod json;
+mod path;
 mod relaxed;
 
 #[cfg(test)]
@@ -20,7 +22,9 @@ pub use self::ejson::from_ejson;
 pub use self::encode::to_bson;
 pub use self::error::{BsonErrorKind, DecodeError, EjsonErrorKind};
 pub use self::fingerprint::{fingerprint, key_hash, Fingerprint};
+pub use self::ids::{id_text, IdArena};
 pub use self::json::{from_json, parse_json, JsonError};
+pub use self::path::{generalise_pointer, values_at};
 pub(crate) use self::relaxed::{hex_lower, undefined};
 
 /// Maximum nesting depth of documents/arrays (top-level document = 1). Aligned with
