@@ -204,8 +204,7 @@ impl<'a> DocContext<'a> {
         } else {
             Vec::new()
         };
-        let id = doc.get("_id").cloned();
-        let id_key = id.as_ref().map(value::key_hash);
+        let id_key = doc.get("_id").map(value::key_hash);
         let unique = self.uniques.iter().map(|ix| unique_keys(doc, ix)).collect();
         let refs = self.version_refs[matched_idx]
             .iter()
@@ -246,7 +245,13 @@ impl<'a> DocContext<'a> {
         let depth = d.depth;
         // The document itself, moved (not copied): most are dropped by the fold, which
         // keeps a few per class.
-        let sample = (class != Class::Valid).then_some(d.value);
+        let mut doc = d.value;
+        let (id, sample) = if class == Class::Valid {
+            // Dropped anyway: the `_id` is moved out, not copied.
+            (doc.as_object_mut().and_then(|m| m.swap_remove("_id")), None)
+        } else {
+            (doc.get("_id").cloned(), Some(doc))
+        };
         DocFacts {
             sample,
             fields,

@@ -148,104 +148,23 @@ pub(crate) fn classify(map: &Map<String, Value>) -> Result<Option<Wrapper<'_>>, 
     let (Some(v), 1) = (map.get(special), map.len()) else {
         return Err(shape(special, map));
     };
+    single_member(special, v, map).map(Some)
+}
+
+/// A wrapper with exactly one member, `special`, whose value is `v`.
+fn single_member<'a>(
+    special: &'static str,
+    v: &'a Value,
+    map: &Map<String, Value>,
+) -> Result<Wrapper<'a>, Kind> {
     let w = special;
-    let wrapper = match special {
-        "$oid" => {
-            let s = string(w, w, v)?;
-            Wrapper::ObjectId(
-                relaxed::parse_hex(s)
-                    .ok_or_else(|| bad_value(w, w, "expected 24 hex digits", s.len()))?,
-            )
-        }
-        "$symbol" => Wrapper::Symbol(string(w, w, v)?),
-        "$numberInt" => {
-            let s = string(w, w, v)?;
-            Wrapper::Int32(
-                relaxed::parse_int(s)
-                    .ok_or_else(|| bad_value(w, w, "not a 32-bit integer", s.len()))?,
-            )
-        }
-        "$numberLong" => {
-            let s = string(w, w, v)?;
-            Wrapper::Int64(
-                relaxed::parse_int(s)
-                    .ok_or_else(|| bad_value(w, w, "not a 64-bit integer", s.len()))?,
-            )
-        }
-        "$numberDouble" => {
-            let s = string(w, w, v)?;
-            Wrapper::Double(
-                relaxed::parse_double(s).ok_or_else(|| bad_value(w, w, "not a double", s.len()))?,
-            )
-        }
-        "$numberDecimal" => {
-            let s = string(w, w, v)?;
-            Wrapper::Decimal(relaxed::parse_decimal(s).ok_or_else(|| {
-                bad_value(w, w, "not an exactly representable decimal128", s.len())
-            })?)
-        }
-        "$uuid" => {
-            let s = string(w, w, v)?;
-            let bytes =
-                relaxed::parse_uuid(s).ok_or_else(|| bad_value(w, w, "not a UUID", s.len()))?;
-            Wrapper::Binary {
-                subtype: 4,
-                data: bytes.to_vec(),
-            }
-        }
-        "$timestamp" => {
-            let inner = v
-                .as_object()
-                .ok_or_else(|| wrong_type(w, w, "an object", v))?;
-            let (t, i) = exact2(inner, "t", "i").ok_or_else(|| shape(w, inner))?;
-            let u32_of = |member, x: &Value| {
-                x.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| wrong_type(w, member, "an unsigned 32-bit integer", x))
-            };
-            Wrapper::Timestamp {
-                t: u32_of("t", t)?,
-                i: u32_of("i", i)?,
-            }
-        }
-        "$regularExpression" => {
-            let inner = v
-                .as_object()
-                .ok_or_else(|| wrong_type(w, w, "an object", v))?;
-            let (p, o) = exact2(inner, "pattern", "options").ok_or_else(|| shape(w, inner))?;
-            let pattern = string(w, "pattern", p)?;
-            let options = string(w, "options", o)?;
-            no_nul("regex pattern", pattern)?;
-            no_nul("regex options", options)?;
-            Wrapper::Regex { pattern, options }
-        }
-        "$dbPointer" => {
-            let inner = v
-                .as_object()
-                .ok_or_else(|| wrong_type(w, w, "an object", v))?;
-            let (r, id) = exact2(inner, "$ref", "$id").ok_or_else(|| shape(w, inner))?;
-            let ns = string(w, "$ref", r)?;
-            let oid = match id.as_object().map(classify) {
-                Some(Ok(Some(Wrapper::ObjectId(oid)))) => oid,
-                Some(Err(e)) => return Err(e),
-                _ => return Err(wrong_type(w, "$id", "an ObjectId", id)),
-            };
-            Wrapper::DbPointer { ns, oid }
-        }
-        "$date" => Wrapper::Date(match v {
-            Value::String(s) => relaxed::parse_iso(s)
-                .ok_or_else(|| bad_value(w, w, "not an ISO-8601 date-time", s.len()))?,
-            Value::Object(inner) => match (inner.get("$numberLong"), inner.len()) {
-                (Some(Value::String(s)), 1) => relaxed::parse_int(s)
-                    .ok_or_else(|| bad_value(w, "$numberLong", "not a 64-bit integer", s.len()))?,
-                (Some(other), 1) => return Err(wrong_type(w, "$numberLong", "a string", other)),
-                _ => return Err(shape("$date.$numberLong", inner)),
-            },
-            Value::Number(n) => n
-                .as_i64()
-                .ok_or_else(|| wrong_type(w, w, "a 64-bit integer", v))?,
-            _ => return Err(wrong_type(w, w, "a string, object or integer", v)),
-        }),
+    Ok(match special {
+        "$oid" | "$symbol" | "$numberInt" | "$numberLong" | "$numberDouble" | "$numberDecimal"
+        | "$uuid" => string_wrapper(w, string(w, w, v)?)?,
+        "$timestamp" => timestamp(v)?,
+        "$regularExpression" => regular_expression(v)?,
+        "$dbPointer" => db_pointer(v)?,
+        "$date" => Wrapper::Date(date(v)?),
         "$minKey" | "$maxKey" => {
             if v.as_i64() != Some(1) {
                 return Err(wrong_type(w, w, "the integer 1", v));
@@ -261,8 +180,104 @@ pub(crate) fn classify(map: &Map<String, Value>) -> Result<Option<Wrapper<'_>>, 
             _ => return Err(wrong_type(w, w, "true", v)),
         },
         _ => return Err(shape(special, map)),
+    })
+}
+
+/// The wrappers whose value is one string: `$oid`, `$symbol`, the number types, `$uuid`.
+fn string_wrapper<'a>(w: &'static str, s: &'a str) -> Result<Wrapper<'a>, Kind> {
+    let bad = |what| bad_value(w, w, what, s.len());
+    Ok(match w {
+        "$oid" => {
+            Wrapper::ObjectId(relaxed::parse_hex(s).ok_or_else(|| bad("expected 24 hex digits"))?)
+        }
+        "$symbol" => Wrapper::Symbol(s),
+        "$numberInt" => {
+            Wrapper::Int32(relaxed::parse_int(s).ok_or_else(|| bad("not a 32-bit integer"))?)
+        }
+        "$numberLong" => {
+            Wrapper::Int64(relaxed::parse_int(s).ok_or_else(|| bad("not a 64-bit integer"))?)
+        }
+        "$numberDouble" => {
+            Wrapper::Double(relaxed::parse_double(s).ok_or_else(|| bad("not a double"))?)
+        }
+        "$numberDecimal" => Wrapper::Decimal(
+            relaxed::parse_decimal(s)
+                .ok_or_else(|| bad("not an exactly representable decimal128"))?,
+        ),
+        _ => Wrapper::Binary {
+            subtype: 4,
+            data: relaxed::parse_uuid(s)
+                .ok_or_else(|| bad("not a UUID"))?
+                .to_vec(),
+        },
+    })
+}
+
+/// `{"$timestamp": {"t": u32, "i": u32}}`.
+fn timestamp(v: &Value) -> Result<Wrapper<'_>, Kind> {
+    const W: &str = "$timestamp";
+    let inner = v
+        .as_object()
+        .ok_or_else(|| wrong_type(W, W, "an object", v))?;
+    let (t, i) = exact2(inner, "t", "i").ok_or_else(|| shape(W, inner))?;
+    let u32_of = |member, x: &Value| {
+        x.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| wrong_type(W, member, "an unsigned 32-bit integer", x))
     };
-    Ok(Some(wrapper))
+    Ok(Wrapper::Timestamp {
+        t: u32_of("t", t)?,
+        i: u32_of("i", i)?,
+    })
+}
+
+/// `{"$regularExpression": {"pattern": …, "options": …}}`.
+fn regular_expression(v: &Value) -> Result<Wrapper<'_>, Kind> {
+    const W: &str = "$regularExpression";
+    let inner = v
+        .as_object()
+        .ok_or_else(|| wrong_type(W, W, "an object", v))?;
+    let (p, o) = exact2(inner, "pattern", "options").ok_or_else(|| shape(W, inner))?;
+    let pattern = string(W, "pattern", p)?;
+    let options = string(W, "options", o)?;
+    no_nul("regex pattern", pattern)?;
+    no_nul("regex options", options)?;
+    Ok(Wrapper::Regex { pattern, options })
+}
+
+/// `{"$dbPointer": {"$ref": …, "$id": {"$oid": …}}}`.
+fn db_pointer(v: &Value) -> Result<Wrapper<'_>, Kind> {
+    const W: &str = "$dbPointer";
+    let inner = v
+        .as_object()
+        .ok_or_else(|| wrong_type(W, W, "an object", v))?;
+    let (r, id) = exact2(inner, "$ref", "$id").ok_or_else(|| shape(W, inner))?;
+    let ns = string(W, "$ref", r)?;
+    let oid = match id.as_object().map(classify) {
+        Some(Ok(Some(Wrapper::ObjectId(oid)))) => oid,
+        Some(Err(e)) => return Err(e),
+        _ => return Err(wrong_type(W, "$id", "an ObjectId", id)),
+    };
+    Ok(Wrapper::DbPointer { ns, oid })
+}
+
+/// The milliseconds of a `$date`: an ISO-8601 string, `{"$numberLong": …}` or an integer.
+fn date(v: &Value) -> Result<i64, Kind> {
+    const W: &str = "$date";
+    match v {
+        Value::String(s) => relaxed::parse_iso(s)
+            .ok_or_else(|| bad_value(W, W, "not an ISO-8601 date-time", s.len())),
+        Value::Object(inner) => match (inner.get("$numberLong"), inner.len()) {
+            (Some(Value::String(s)), 1) => relaxed::parse_int(s)
+                .ok_or_else(|| bad_value(W, "$numberLong", "not a 64-bit integer", s.len())),
+            (Some(other), 1) => Err(wrong_type(W, "$numberLong", "a string", other)),
+            _ => Err(shape("$date.$numberLong", inner)),
+        },
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| wrong_type(W, W, "a 64-bit integer", v)),
+        _ => Err(wrong_type(W, W, "a string, object or integer", v)),
+    }
 }
 
 fn classify_binary(map: &Map<String, Value>) -> Result<Wrapper<'_>, Kind> {
