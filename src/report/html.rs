@@ -10,58 +10,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde_json::Value;
-
-use super::{write_atomic, CollectionReport, Report, Status};
-
-/// Escapes text for HTML element content and (double- or single-quoted) attribute values.
-pub(super) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // C0 controls other than tab/newline/CR are not allowed in HTML text
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
-            '\u{7F}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-use super::summary::num;
-
-/// `{ status: 1, created_at: -1 } unique (name)` for an index entry of report.json.
-pub(super) fn index_label(ix: &Value) -> String {
-    let fields: Vec<String> = match ix.get("key").and_then(Value::as_object) {
-        Some(m) => m.iter().map(|(f, d)| format!("{f}: {d}")).collect(),
-        None => return ix.to_string(),
-    };
-    let mut s = format!("{{ {} }}", fields.join(", "));
-    for flag in ["unique", "sparse"] {
-        if ix.get(flag) == Some(&Value::Bool(true)) {
-            s.push(' ');
-            s.push_str(flag);
-        }
-    }
-    if let Some(n) = ix.get("name").and_then(Value::as_str) {
-        s.push_str(&format!(" ({n})"));
-    }
-    s
-}
-
-pub(super) fn status_word(s: Status) -> &'static str {
-    match s {
-        Status::Clean => "clean",
-        Status::Warn => "warn",
-        Status::Findings => "findings",
-        Status::Failed => "failed",
-    }
-}
+use super::format::{html as escape, index_label, num, status_word};
+use super::{write_atomic, CollectionReport, Report};
 
 const CSS: &str = r#"
 :root{--fg:#1d2330;--muted:#5b6472;--bg:#fff;--card:#f6f7f9;--line:#dde1e7;
@@ -686,24 +636,4 @@ What was scanned before the failure is reported below.</div>"#,
 /// Writes [`render`] to `path` atomically.
 pub fn write_html(report: &Report, path: &Path) -> std::io::Result<()> {
     write_atomic(path, render(report).as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_everything_that_matters() {
-        assert_eq!(
-            escape(r#"<a href='x'>&"</a>"#),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
-        );
-        assert_eq!(escape("a\u{0}b"), "a\u{FFFD}b");
-    }
-
-    #[test]
-    fn index_labels() {
-        let ix = serde_json::json!({"key": {"a": 1, "b": -1}, "unique": true, "name": "a_b"});
-        assert_eq!(index_label(&ix), "{ a: 1, b: -1 } unique (a_b)");
-    }
 }

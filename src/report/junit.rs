@@ -15,31 +15,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::html::{index_label, status_word};
-use super::summary::num;
+use super::format::{index_label, num, status_word, xml as esc};
 use super::{write_atomic, CollectionReport, Remediation, Report, Status};
-
-/// Escapes text for XML content and double-quoted attributes; drops characters XML 1.0
-/// cannot carry at all (most C0 controls, U+FFFE/U+FFFF).
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // in attributes, keep newlines/tabs as such instead of letting them normalise
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 enum Outcome {
     Pass,
@@ -598,15 +575,4 @@ pub fn render(report: &Report) -> String {
 /// Writes [`render`] to `path` atomically.
 pub fn write_junit(report: &Report, path: &Path) -> std::io::Result<()> {
     write_atomic(path, render(report).as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escapes_xml() {
-        assert_eq!(
-            super::esc("a<b>&\"'\n\u{1}"),
-            "a&lt;b&gt;&amp;&quot;&apos;&#10;\u{FFFD}"
-        );
-    }
 }

@@ -17,34 +17,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::format::{prometheus_float as float, prometheus_help, prometheus_label as label};
 use super::{CollectionReport, Report, Status};
-
-/// Escapes a label value.
-fn label(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A float as the exposition format writes it.
-fn float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
 
 /// One metric family: HELP, TYPE, then its samples.
 struct Family<'a> {
@@ -54,8 +28,7 @@ struct Family<'a> {
 
 impl<'a> Family<'a> {
     fn new(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
-        // HELP text escapes only backslash and newline
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let help = prometheus_help(help);
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
         Family { out, name }
@@ -473,12 +446,4 @@ pub fn write_metrics_with(
         render_with(report, duration_secs, repairs).as_bytes(),
         crate::os::Access::Shared,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn label_escaping() {
-        assert_eq!(super::label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
-    }
 }

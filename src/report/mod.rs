@@ -42,6 +42,7 @@
 //! (`"orders: read with --query"`).
 
 mod csv;
+mod format;
 pub mod gate;
 pub mod html;
 pub mod junit;

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::format::{num, status_word};
 use super::gate::{Kind, Level};
 use super::{CollectionReport, Report, Status};
 
@@ -510,7 +511,7 @@ fn run_command(argv: &[String], h: &Hook, ctx: &Context<'_>) -> Result<(), Failu
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
         .env("DOCSWEEP_REPORT", &report_path)
-        .env("DOCSWEEP_STATUS", status_str(ctx.report.status))
+        .env("DOCSWEEP_STATUS", status_word(ctx.report.status))
         .env("DOCSWEEP_SOURCE", &ctx.report.source)
         .stdin(Stdio::piped())
         // The hook's output goes to stderr: stdout is the summary's.
@@ -551,15 +552,6 @@ fn run_command(argv: &[String], h: &Hook, ctx: &Context<'_>) -> Result<(), Failu
     }
 }
 
-fn status_str(s: Status) -> &'static str {
-    match s {
-        Status::Clean => "clean",
-        Status::Warn => "warn",
-        Status::Findings => "findings",
-        Status::Failed => "failed",
-    }
-}
-
 /// A collection's checks with findings at `warn` or `fail` (without thresholds every
 /// finding fails); `other_version` by version when thresholds judged it.
 fn flagged(c: &CollectionReport, gated: bool) -> Vec<(String, u64, Level)> {
@@ -584,7 +576,7 @@ fn describe_checks(checks: &[(String, u64, Level)]) -> String {
         let these: Vec<String> = checks
             .iter()
             .filter(|c| c.2 == level)
-            .map(|(k, n, _)| format!("{k} {}", super::summary::num(*n)))
+            .map(|(k, n, _)| format!("{k} {}", num(*n)))
             .collect();
         if !these.is_empty() {
             parts.push(format!("{word}: {}", these.join(", ")));
@@ -624,7 +616,7 @@ pub fn payloads(format: Format, ctx: &Context<'_>, routing_key: Option<&str>) ->
     let r = ctx.report;
     match format {
         Format::Json => vec![json!({
-            "status": status_str(r.status),
+            "status": status_word(r.status),
             "source": r.source,
             "started_at": r.started_at,
             "finished_at": r.finished_at,
@@ -657,7 +649,7 @@ fn slack_text(ctx: &Context<'_>) -> String {
     let r = ctx.report;
     let mut t = format!(
         "docsweep check: *{}* — {}\n",
-        status_str(r.status).to_uppercase(),
+        status_word(r.status).to_uppercase(),
         r.source
     );
     if let Some(e) = &r.error {
@@ -683,7 +675,7 @@ fn slack_text(ctx: &Context<'_>) -> String {
         t.push_str(&format!(
             "• {} ({} documents): {what}{}\n",
             c.name,
-            super::summary::num(c.documents),
+            num(c.documents),
             changes.map(|c| format!("; {c}")).unwrap_or_default()
         ));
     }
@@ -750,7 +742,7 @@ fn pagerduty(ctx: &Context<'_>, routing_key: &str) -> Vec<Value> {
             .map(|(k, _, l)| (k.as_str(), if *l == Level::Fail { "fail" } else { "warn" }))
             .collect();
         let mut details = json!({
-            "status": status_str(r.status),
+            "status": status_word(r.status),
             "collection": c.name,
             "verdict": verdict,
             "levels": levels,

@@ -3,22 +3,8 @@
 
 use std::io::{self, Write};
 
+use super::format::{index_label, num};
 use super::{CollectionReport, Report, Status};
-
-/// Formats `n` with thousands separators.
-pub(super) fn num(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-use super::html::index_label;
 
 fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
     if !c.present {
@@ -331,20 +317,4 @@ pub fn filter_line(filter: &serde_json::Value) -> String {
         parts.push(format!("left out: {}", out.join(", ")));
     }
     format!("FILTERED (a partial check): {}", parts.join("; "))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn thousands() {
-        for (n, s) in [
-            (0, "0"),
-            (999, "999"),
-            (1000, "1,000"),
-            (60300, "60,300"),
-            (1234567, "1,234,567"),
-        ] {
-            assert_eq!(super::num(n), s);
-        }
-    }
 }

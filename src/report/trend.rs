@@ -54,9 +54,9 @@ impl SincePrevious {
             .iter()
             .flat_map(|ch| {
                 let plus =
-                    (ch.new > 0).then(|| format!("+{} {}", super::summary::num(ch.new), ch.check));
+                    (ch.new > 0).then(|| format!("+{} {}", super::format::num(ch.new), ch.check));
                 let minus = (ch.resolved > 0)
-                    .then(|| format!("-{} {}", super::summary::num(ch.resolved), ch.check));
+                    .then(|| format!("-{} {}", super::format::num(ch.resolved), ch.check));
                 plus.into_iter().chain(minus)
             })
             .collect();
