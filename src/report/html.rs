@@ -420,29 +420,9 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
 
     // structure
     out.push_str("<h3>Structure</h3>\n<table>");
-    let s = &c.structure;
-    row(
-        out,
-        "without _id",
-        "structure.missing_id",
-        s.missing_id,
-        true,
-    );
-    row(
-        out,
-        "duplicate _id",
-        "structure.duplicate_id",
-        s.duplicate_id,
-        true,
-    );
-    row(
-        out,
-        "nested deeper than 100",
-        "structure.too_deep",
-        s.too_deep,
-        true,
-    );
-    row(out, "over 16 MiB", "structure.oversize", s.oversize, true);
+    for (key, label, n) in super::checks::structure_parts(&c.structure) {
+        row(out, label, &format!("structure.{key}"), n, true);
+    }
     out.push_str("</table>\n");
 
     // reconciliation

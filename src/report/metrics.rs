@@ -56,23 +56,10 @@ impl<'a> Family<'a> {
 /// baseline; 1 for a collection that is not in the source and 1 when its indexes could
 /// not be read.
 pub fn findings(c: &CollectionReport) -> u64 {
-    let s = &c.structure;
-    let mut n = u64::from(!c.present)
-        + u64::from(c.indexes.error.is_some())
-        + c.unreadable
-        + c.classes.other_version.values().sum::<u64>()
-        + c.classes.invalid
-        + (c.indexes.missing.len() + c.indexes.unexpected.len()) as u64
-        + c.duplicates.iter().map(|d| d.documents).sum::<u64>()
-        + c.references.iter().map(|r| r.orphans).sum::<u64>()
-        + s.missing_id
-        + s.duplicate_id
-        + s.too_deep
-        + s.oversize;
-    if let Some(r) = &c.reconciliation {
-        n += r.missing + r.added + r.changed;
-    }
-    n
+    super::checks::checks(c)
+        .iter()
+        .map(|check| check.count)
+        .sum()
 }
 
 /// `0` clean, `1` findings, `3` failed: the exit code of `docsweep check`.
@@ -301,13 +288,7 @@ pub fn render_with(
         "Structural problems: missing_id, duplicate_id, too_deep (nested deeper than 100), oversize (over 16 MiB).",
     );
     for c in cs {
-        let s = &c.structure;
-        for (kind, n) in [
-            ("missing_id", s.missing_id),
-            ("duplicate_id", s.duplicate_id),
-            ("too_deep", s.too_deep),
-            ("oversize", s.oversize),
-        ] {
+        for (kind, _, n) in super::checks::structure_parts(&c.structure) {
             f.sample(&[("collection", &c.name), ("kind", kind)], n);
         }
     }

@@ -41,6 +41,7 @@
 //! `--query` is read in part too: references into it are not verified
 //! (`"orders: read with --query"`).
 
+pub mod checks;
 mod csv;
 mod format;
 pub mod gate;
@@ -267,21 +268,7 @@ impl CollectionReport {
 
     /// Does anything in this collection differ from its contract?
     pub fn has_findings(&self) -> bool {
-        let s = &self.structure;
-        !self.present
-            || self.unreadable > 0
-            || self.classes.invalid > 0
-            || self.classes.other_version.values().any(|&n| n > 0)
-            || !self.indexes.missing.is_empty()
-            || self.indexes.error.is_some()
-            || !self.indexes.unexpected.is_empty()
-            || self.duplicates.iter().any(|d| d.groups > 0)
-            || self.references.iter().any(|r| r.orphans > 0)
-            || s.missing_id + s.duplicate_id + s.too_deep + s.oversize > 0
-            || self
-                .reconciliation
-                .as_ref()
-                .is_some_and(|r| r.missing + r.added + r.changed > 0)
+        checks::checks(self).iter().any(|check| check.found)
     }
 }
 

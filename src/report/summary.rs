@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use super::checks::CheckKind;
 use super::format::{index_label, num};
 use super::{CollectionReport, Report, Status};
 
@@ -73,20 +74,12 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
         }
         writeln!(w)?;
     }
-    let s = &c.structure;
-    let mut st = Vec::new();
-    for (n, what) in [
-        (s.missing_id, "without _id"),
-        (s.duplicate_id, "duplicate _id"),
-        (s.too_deep, "nested deeper than 100"),
-        (s.oversize, "over 16 MiB"),
-    ] {
-        if n > 0 {
-            st.push(format!("{} {what}", num(n)));
-        }
-    }
-    if !st.is_empty() {
-        writeln!(w, "  structure      {}", st.join(", "))?;
+    let structure = super::checks::checks(c)
+        .into_iter()
+        .find(|check| check.kind == CheckKind::Structure)
+        .and_then(|check| check.headline);
+    if let Some(headline) = structure {
+        writeln!(w, "  structure      {headline}")?;
     }
     if let Some(r) = &c.reconciliation {
         writeln!(
