@@ -249,6 +249,34 @@ fn since_previous(out: &mut String, c: &CollectionReport) {
 }
 
 fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
+    heading(out, idx, c);
+    gate_table(out, c);
+    since_previous(out, c);
+    // documents and classification
+    out.push_str("<p>");
+    number(out, "documents", c.documents, false);
+    out.push_str(" readable documents, ");
+    number(out, "unreadable", c.unreadable, true);
+    out.push_str(
+        " unreadable (could not be decoded; file and byte offset in violations.csv)</p>\n",
+    );
+    bar(out, c);
+
+    out.push_str("<div class=\"grid\"><div>\n");
+    indexes_section(out, c);
+    unique_keys_section(out, c);
+    references_section(out, c);
+    out.push_str("</div><div>\n");
+    structure_section(out, c);
+    reconciliation_section(out, c);
+    out.push_str("</div></div>\n");
+    top_errors_section(out, c);
+    remediation_section(out, c);
+    out.push_str("</section>\n");
+}
+
+/// The section's opening tag and heading: name, target version and state.
+fn heading(out: &mut String, idx: usize, c: &CollectionReport) {
     let _ = write!(
         out,
         r#"<section class="coll" id="c{idx}" data-collection="{}">"#,
@@ -282,22 +310,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
     if !c.present {
         out.push_str("<p>The source has no such collection.</p>\n");
     }
+}
 
-    gate_table(out, c);
-    since_previous(out, c);
-
-    // documents and classification
-    out.push_str("<p>");
-    number(out, "documents", c.documents, false);
-    out.push_str(" readable documents, ");
-    number(out, "unreadable", c.unreadable, true);
-    out.push_str(
-        " unreadable (could not be decoded; file and byte offset in violations.csv)</p>\n",
-    );
-    bar(out, c);
-
-    out.push_str("<div class=\"grid\"><div>\n");
-    // indexes
+/// Indexes: missing and unexpected, or why they were not checked.
+fn indexes_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Indexes</h3>\n");
     let ix = &c.indexes;
     if let Some(e) = &ix.error {
@@ -341,8 +357,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
             out.push_str("</table>\n");
         }
     }
+}
 
-    // unique keys
+/// Unique keys: duplicate groups and their documents.
+fn unique_keys_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Unique keys</h3>\n");
     if c.duplicates.is_empty() {
         out.push_str("<p class=\"none\">No unique keys in the contract.</p>\n");
@@ -373,8 +391,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
         }
         out.push_str("</table>\n");
     }
+}
 
-    // references
+/// References: orphans, or why a reference is not verified.
+fn references_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>References</h3>\n");
     if c.references.is_empty() {
         out.push_str("<p class=\"none\">No references in the contract.</p>\n");
@@ -416,16 +436,19 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
         }
         out.push_str("</table>\n");
     }
-    out.push_str("</div><div>\n");
+}
 
-    // structure
+/// Structure: one row per structural check.
+fn structure_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Structure</h3>\n<table>");
     for (key, label, n) in super::checks::structure_parts(&c.structure) {
         row(out, label, &format!("structure.{key}"), n, true);
     }
     out.push_str("</table>\n");
+}
 
-    // reconciliation
+/// Against the baseline, when there is one.
+fn reconciliation_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Against the baseline</h3>\n");
     match &c.reconciliation {
         None => out.push_str(
@@ -459,9 +482,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
             out.push_str("</table>\n");
         }
     }
-    out.push_str("</div></div>\n");
+}
 
-    // top errors
+/// The most frequent schema errors, with example ids.
+fn top_errors_section(out: &mut String, c: &CollectionReport) {
     if !c.top_errors.is_empty() {
         let _ = writeln!(
             out,
@@ -492,8 +516,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
         }
         out.push_str("</table>\n");
     }
+}
 
-    // remediation
+/// The remediation commands.
+fn remediation_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Remediation</h3>\n");
     if c.remediation.is_empty() {
         out.push_str("<p class=\"none\">No repair template applies; see violations.csv for the documents.</p>\n");
@@ -510,7 +536,6 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
         }
         out.push_str("</table>\n");
     }
-    out.push_str("</section>\n");
 }
 
 /// The whole page.

@@ -165,37 +165,38 @@ fn duration(report: &Report) -> Option<String> {
     Some(format!("{:.3}", secs.max(0.0)))
 }
 
-/// The whole document.
-pub fn render(report: &Report) -> String {
-    struct Suite {
-        name: String,
-        classname: String,
-        cases: Vec<Case>,
-        props: Vec<(&'static str, String)>,
-        sysout: Option<String>,
-        syserr: Option<String>,
+/// A `<testsuite>`: a collection's checks, or the run itself.
+struct Suite {
+    name: String,
+    classname: String,
+    cases: Vec<Case>,
+    props: Vec<(&'static str, String)>,
+    sysout: Option<String>,
+    syserr: Option<String>,
+}
+
+/// A collection's suite: one case per check; remediations of no check as its output.
+fn collection_suite(c: &CollectionReport) -> Suite {
+    Suite {
+        name: c.name.clone(),
+        classname: format!("docsweep.{}", c.name),
+        cases: gated(cases(c), c),
+        props: vec![
+            ("target_version", c.target_version.to_string()),
+            ("documents", c.documents.to_string()),
+        ],
+        syserr: None,
+        sysout: c
+            .remediation
+            .iter()
+            .filter(|r| check_of(r).is_empty())
+            .map(|r| format!("{}  # {} ({})\n", r.command, r.finding, r.template))
+            .reduce(|a, b| a + &b),
     }
-    let mut suites: Vec<Suite> = report
-        .collections
-        .iter()
-        .map(|c| Suite {
-            name: c.name.clone(),
-            classname: format!("docsweep.{}", c.name),
-            cases: gated(cases(c), c),
-            props: vec![
-                ("target_version", c.target_version.to_string()),
-                ("documents", c.documents.to_string()),
-            ],
-            syserr: None,
-            sysout: c
-                .remediation
-                .iter()
-                .filter(|r| check_of(r).is_empty())
-                .map(|r| format!("{}  # {} ({})\n", r.command, r.finding, r.template))
-                .reduce(|a, b| a + &b),
-        })
-        .collect();
-    // the run itself
+}
+
+/// The run's suite, `docsweep`: the scan case, the run's properties and its warnings.
+fn run_suite(report: &Report) -> Suite {
     let mut props = vec![
         ("source", report.source.clone()),
         ("status", status_word(report.status).to_string()),
@@ -213,7 +214,7 @@ pub fn render(report: &Report) -> String {
         outcome: Outcome::Pass,
         out: None,
     };
-    suites.push(Suite {
+    Suite {
         name: "docsweep".into(),
         classname: "docsweep".into(),
         cases: vec![scan],
@@ -226,7 +227,13 @@ pub fn render(report: &Report) -> String {
                 .map(|w| format!("warning: {w}\n"))
                 .collect()
         }),
-    });
+    }
+}
+
+/// The whole document.
+pub fn render(report: &Report) -> String {
+    let mut suites: Vec<Suite> = report.collections.iter().map(collection_suite).collect();
+    suites.push(run_suite(report));
 
     let time = duration(report);
     let time_attr = time

@@ -92,7 +92,20 @@ pub fn render_with(
     let cs = &report.collections;
     let mut out = String::with_capacity(4 * 1024);
     let o = &mut out;
+    run(o, report, duration_secs);
+    collections(o, cs);
+    unreadable_and_indexes(o, cs);
+    duplicates_and_references(o, cs);
+    structure_and_reconciliation(o, cs);
+    totals(o, cs);
+    verdicts(o, report);
+    repair_totals(o, repairs);
+    changes(o, cs);
+    out
+}
 
+/// The run: status, duration, when it finished, warnings.
+fn run(o: &mut String, report: &Report, duration_secs: f64) {
     let mut f = Family::new(
         o,
         "docsweep_status",
@@ -126,7 +139,10 @@ pub fn render_with(
         "Warnings the last check printed (see report.json).",
     );
     f.sample(&[], report.warnings.len());
+}
 
+/// Per collection: present, target version, documents, by class.
+fn collections(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_collection_present",
@@ -181,7 +197,10 @@ pub fn render_with(
             c.classes.invalid,
         );
     }
+}
 
+/// Unreadable records and the index checks.
+fn unreadable_and_indexes(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_unreadable",
@@ -230,7 +249,10 @@ pub fn render_with(
             f.sample(&[("collection", &c.name), ("index", &d.name)], d.groups);
         }
     }
+}
 
+/// Unique keys and references.
+fn duplicates_and_references(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_duplicate_documents",
@@ -281,7 +303,10 @@ pub fn render_with(
             }
         }
     }
+}
 
+/// Structure and the baseline.
+fn structure_and_reconciliation(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_structure",
@@ -320,7 +345,10 @@ pub fn render_with(
     for c in cs {
         f.sample(&[("collection", &c.name)], findings(c));
     }
+}
 
+/// All findings, and by check kind.
+fn totals(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_check_findings",
@@ -335,7 +363,11 @@ pub fn render_with(
             }
         }
     }
+}
 
+/// The thresholds' verdicts (only when thresholds judged the findings).
+fn verdicts(o: &mut String, report: &Report) {
+    let cs = &report.collections;
     // Only when thresholds judged the findings.
     if report.gated {
         let mut f = Family::new(
@@ -362,7 +394,10 @@ pub fn render_with(
             }
         }
     }
+}
 
+/// The repairs the audit log records.
+fn repair_totals(o: &mut String, repairs: &[crate::audit::RepairTotal]) {
     for (name, help, documents) in [
         (
             "docsweep_repair_runs",
@@ -381,7 +416,10 @@ pub fn render_with(
             f.sample(&[("collection", &r.collection), ("event", r.event)], n);
         }
     }
+}
 
+/// New and resolved findings (only when compared with a previous run).
+fn changes(o: &mut String, cs: &[CollectionReport]) {
     // Only when the check was compared with a previous run (`since_previous`).
     if cs.iter().any(|c| c.since_previous.is_some()) {
         for (name, help, new) in [
@@ -405,7 +443,6 @@ pub fn render_with(
             }
         }
     }
-    out
 }
 
 /// Writes [`render`] to `path` atomically (the textfile collector must never read a
