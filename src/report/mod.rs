@@ -58,6 +58,7 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use self::csv::{CsvSink, Violation, ViolationSink};
+pub use crate::fsutil::{now_rfc3339, write_atomic};
 pub use html::write_html;
 pub use junit::write_junit;
 pub use metrics::write_metrics;
@@ -69,21 +70,6 @@ pub use summary::write_summary;
 
 /// report.json's `format`.
 pub const FORMAT: &str = "docsweep-report/1";
-
-/// Now, as RFC 3339 UTC with second precision.
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
-}
-
-/// Writes a report file atomically (see [`crate::os::write_atomic`]), owner-only: reports
-/// name documents by `_id` and, with `--show-values`, hold their values.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::os::write_atomic(path, bytes, crate::os::Access::Private)
-}
 
 /// What a run adds to report.json beyond [`Report`]: where a live source was read
 /// (`read`) and what the scan was narrowed to (`filter`). Both absent for a full scan of
