@@ -372,6 +372,13 @@ fn reconciliation(r: &Reconciliation) -> Check {
     check
 }
 
+impl CollectionReport {
+    /// Does anything in this collection differ from its contract?
+    pub fn has_findings(&self) -> bool {
+        checks(self).iter().any(|check| check.found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

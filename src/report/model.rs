@@ -1,13 +1,12 @@
 //! The report model: what a check found, per collection, as report.json has it (see the
 //! field list in [`crate::report`]). The renderers (summary, HTML, JUnit, metrics,
 //! notifications) lay it out; [`super::checks`] derives each check's findings from it.
+//! Behaviour that needs thresholds or the previous run lives with them (`gate`, `trend`).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-
-use super::{checks, gate, trend};
 
 /// The outcome of a check run (report.json's `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -224,10 +223,10 @@ pub struct CollectionReport {
     pub remediation: Vec<Remediation>,
     /// With thresholds: each check with findings and the level it reached.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub verdict: Vec<gate::Verdict>,
+    pub verdict: Vec<Verdict>,
     /// The changes since the previous run (only when there was one to compare with).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub since_previous: Option<trend::SincePrevious>,
+    pub since_previous: Option<SincePrevious>,
     /// Live checks: the server's validator and indexes against the contract
     /// (`contract::diff`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,25 +238,6 @@ pub struct CollectionReport {
 }
 
 impl CollectionReport {
-    /// What was counted, by check kind (`missing`, `added` and `changed` with a baseline
-    /// only), with `documents` and `valid`: for the audit log and notifications.
-    pub fn counts(&self) -> serde_json::Map<String, Value> {
-        let mut m = serde_json::Map::new();
-        m.insert("documents".into(), self.documents.into());
-        m.insert("valid".into(), self.classes.valid.into());
-        for kind in gate::Kind::ALL {
-            let reconciled = matches!(
-                kind,
-                gate::Kind::Missing | gate::Kind::Added | gate::Kind::Changed
-            );
-            if reconciled && self.reconciliation.is_none() {
-                continue;
-            }
-            m.insert(kind.as_str().into(), kind.observe(self).0.into());
-        }
-        m
-    }
-
     /// The collection's outcome in one word: `clean` (no findings), `pass` (findings under
     /// every threshold), `warn` or `fail`. Without thresholds (`gated` false) any finding
     /// is `fail`; a collection missing from the source, or whose indexes could not be
@@ -270,30 +250,15 @@ impl CollectionReport {
             return if self.has_findings() { "fail" } else { "clean" };
         }
         match self.verdict.iter().map(|v| v.level).max() {
-            Some(gate::Level::Fail) => "fail",
-            Some(gate::Level::Warn) => "warn",
-            Some(gate::Level::Pass) => "pass",
+            Some(Level::Fail) => "fail",
+            Some(Level::Warn) => "warn",
+            Some(Level::Pass) => "pass",
             None => "clean",
         }
-    }
-
-    /// Does anything in this collection differ from its contract?
-    pub fn has_findings(&self) -> bool {
-        checks::checks(self).iter().any(|check| check.found)
     }
 }
 
 impl Report {
-    /// Judges every collection's findings against the thresholds, when there are any.
-    pub fn judge(&mut self, gate: &gate::Gate) {
-        self.gated = gate.configured;
-        if gate.configured {
-            for c in &mut self.collections {
-                c.verdict = gate.judge(c);
-            }
-        }
-    }
-
     /// `failed` wins, then `findings`, then `warn`, else `clean`. Without thresholds any
     /// finding is `findings`; with them, a check at its `fail` level is, one at its `warn`
     /// level is `warn`, and one below both passes. A collection missing from the source,
@@ -309,23 +274,95 @@ impl Report {
                 Status::Clean
             };
         }
-        let level = |l: gate::Level| {
+        let level = |l: Level| {
             self.collections
                 .iter()
                 .flat_map(|c| &c.verdict)
                 .any(|v| v.level == l)
         };
-        if level(gate::Level::Fail)
+        if level(Level::Fail)
             || self
                 .collections
                 .iter()
                 .any(|c| !c.present || c.indexes.error.is_some())
         {
             Status::Findings
-        } else if level(gate::Level::Warn) {
+        } else if level(Level::Warn) {
             Status::Warn
         } else {
             Status::Clean
         }
     }
+}
+
+/// The level a check reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Findings below every threshold: accepted.
+    Pass,
+    /// Findings at or above the `warn` threshold, below the `fail` one.
+    Warn,
+    /// Findings at or above the `fail` threshold (without thresholds: any finding).
+    Fail,
+}
+
+/// One check's verdict in one collection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// The check kind (`gate::Kind`'s name).
+    pub check: &'static str,
+    /// For `other_version`: the version whose documents these are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The level it reached.
+    pub level: Level,
+    /// What the check observed.
+    pub observed: u64,
+    /// The threshold that decided it (the `warn` one for a pass).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Limit>,
+}
+
+impl Verdict {
+    /// The check as people read it: `invalid`, `other_version:2`.
+    pub fn label(&self) -> String {
+        match self.version {
+            Some(v) => format!("{}:{v}", self.check),
+            None => self.check.to_string(),
+        }
+    }
+}
+
+/// One level of a threshold: a count, or a percentage of the documents.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    /// At least this many.
+    Count(u64),
+    /// At least this percentage (0 to 100) of the documents.
+    Percent(f64),
+}
+
+/// A collection's changes since the previous run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SincePrevious {
+    /// The previous run's `finished_at`.
+    pub finished_at: String,
+    /// Every check kind with a non-zero previous or current value.
+    pub checks: Vec<CheckChange>,
+}
+
+/// One check kind's change since the previous run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CheckChange {
+    /// The check kind (`gate::Kind`'s name).
+    pub check: &'static str,
+    /// Its count in the previous run.
+    pub previous: u64,
+    /// Its count now.
+    pub now: u64,
+    /// Findings now that were not there before.
+    pub new: u64,
+    /// Findings before that are not there now.
+    pub resolved: u64,
 }
