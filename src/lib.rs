@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod fsutil;
 pub mod os;
 pub mod reconcile;
 pub mod repair;

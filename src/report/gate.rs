@@ -31,7 +31,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::CollectionReport;
+pub use super::model::{Level, Limit, Verdict};
+use super::{CollectionReport, Report};
 
 /// The check kinds a threshold can be set for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -172,13 +173,6 @@ impl fmt::Display for Key {
     }
 }
 
-/// One level of a threshold: a count, or a percentage of the documents.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Limit {
-    Count(u64),
-    Percent(f64),
-}
-
 impl Limit {
     /// `N` or `P%` (also as a TOML integer).
     pub fn parse(s: &str) -> Result<Limit, String> {
@@ -258,40 +252,6 @@ pub struct ThresholdsConfig {
     pub collections: BTreeMap<String, BTreeMap<String, LevelsConfig>>,
     #[serde(flatten)]
     pub kinds: BTreeMap<String, LevelsConfig>,
-}
-
-/// The level a check reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    /// Findings below every threshold: accepted.
-    Pass,
-    Warn,
-    Fail,
-}
-
-/// One check's verdict in one collection.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verdict {
-    pub check: &'static str,
-    /// For `other_version`: the version whose documents these are.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<u32>,
-    pub level: Level,
-    pub observed: u64,
-    /// The threshold that decided it (the `warn` one for a pass).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<Limit>,
-}
-
-impl Verdict {
-    /// The check as people read it: `invalid`, `other_version:2`.
-    pub fn label(&self) -> String {
-        match self.version {
-            Some(v) => format!("{}:{v}", self.check),
-            None => self.check.to_string(),
-        }
-    }
 }
 
 /// Validated thresholds.
@@ -468,6 +428,36 @@ impl Gate {
             level,
             observed,
             threshold,
+        }
+    }
+}
+
+impl CollectionReport {
+    /// What was counted, by check kind (`missing`, `added` and `changed` with a baseline
+    /// only), with `documents` and `valid`: for the audit log and notifications.
+    pub fn counts(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("documents".into(), self.documents.into());
+        m.insert("valid".into(), self.classes.valid.into());
+        for kind in Kind::ALL {
+            let reconciled = matches!(kind, Kind::Missing | Kind::Added | Kind::Changed);
+            if reconciled && self.reconciliation.is_none() {
+                continue;
+            }
+            m.insert(kind.as_str().into(), kind.observe(self).0.into());
+        }
+        m
+    }
+}
+
+impl Report {
+    /// Judges every collection's findings against the thresholds, when there are any.
+    pub fn judge(&mut self, gate: &Gate) {
+        self.gated = gate.configured;
+        if gate.configured {
+            for c in &mut self.collections {
+                c.verdict = gate.judge(c);
+            }
         }
     }
 }

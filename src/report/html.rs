@@ -10,58 +10,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde_json::Value;
-
-use super::{write_atomic, CollectionReport, Report, Status};
-
-/// Escapes text for HTML element content and (double- or single-quoted) attribute values.
-pub(super) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // C0 controls other than tab/newline/CR are not allowed in HTML text
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
-            '\u{7F}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-use super::summary::num;
-
-/// `{ status: 1, created_at: -1 } unique (name)` for an index entry of report.json.
-pub(super) fn index_label(ix: &Value) -> String {
-    let fields: Vec<String> = match ix.get("key").and_then(Value::as_object) {
-        Some(m) => m.iter().map(|(f, d)| format!("{f}: {d}")).collect(),
-        None => return ix.to_string(),
-    };
-    let mut s = format!("{{ {} }}", fields.join(", "));
-    for flag in ["unique", "sparse"] {
-        if ix.get(flag) == Some(&Value::Bool(true)) {
-            s.push(' ');
-            s.push_str(flag);
-        }
-    }
-    if let Some(n) = ix.get("name").and_then(Value::as_str) {
-        s.push_str(&format!(" ({n})"));
-    }
-    s
-}
-
-pub(super) fn status_word(s: Status) -> &'static str {
-    match s {
-        Status::Clean => "clean",
-        Status::Warn => "warn",
-        Status::Findings => "findings",
-        Status::Failed => "failed",
-    }
-}
+use super::format::{html as escape, index_label, num, status_word};
+use super::{write_atomic, CollectionReport, Report};
 
 const CSS: &str = r#"
 :root{--fg:#1d2330;--muted:#5b6472;--bg:#fff;--card:#f6f7f9;--line:#dde1e7;
@@ -299,6 +249,34 @@ fn since_previous(out: &mut String, c: &CollectionReport) {
 }
 
 fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
+    heading(out, idx, c);
+    gate_table(out, c);
+    since_previous(out, c);
+    // documents and classification
+    out.push_str("<p>");
+    number(out, "documents", c.documents, false);
+    out.push_str(" readable documents, ");
+    number(out, "unreadable", c.unreadable, true);
+    out.push_str(
+        " unreadable (could not be decoded; file and byte offset in violations.csv)</p>\n",
+    );
+    bar(out, c);
+
+    out.push_str("<div class=\"grid\"><div>\n");
+    indexes_section(out, c);
+    unique_keys_section(out, c);
+    references_section(out, c);
+    out.push_str("</div><div>\n");
+    structure_section(out, c);
+    reconciliation_section(out, c);
+    out.push_str("</div></div>\n");
+    top_errors_section(out, c);
+    remediation_section(out, c);
+    out.push_str("</section>\n");
+}
+
+/// The section's opening tag and heading: name, target version and state.
+fn heading(out: &mut String, idx: usize, c: &CollectionReport) {
     let _ = write!(
         out,
         r#"<section class="coll" id="c{idx}" data-collection="{}">"#,
@@ -332,22 +310,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
     if !c.present {
         out.push_str("<p>The source has no such collection.</p>\n");
     }
+}
 
-    gate_table(out, c);
-    since_previous(out, c);
-
-    // documents and classification
-    out.push_str("<p>");
-    number(out, "documents", c.documents, false);
-    out.push_str(" readable documents, ");
-    number(out, "unreadable", c.unreadable, true);
-    out.push_str(
-        " unreadable (could not be decoded; file and byte offset in violations.csv)</p>\n",
-    );
-    bar(out, c);
-
-    out.push_str("<div class=\"grid\"><div>\n");
-    // indexes
+/// Indexes: missing and unexpected, or why they were not checked.
+fn indexes_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Indexes</h3>\n");
     let ix = &c.indexes;
     if let Some(e) = &ix.error {
@@ -391,8 +357,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
             out.push_str("</table>\n");
         }
     }
+}
 
-    // unique keys
+/// Unique keys: duplicate groups and their documents.
+fn unique_keys_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Unique keys</h3>\n");
     if c.duplicates.is_empty() {
         out.push_str("<p class=\"none\">No unique keys in the contract.</p>\n");
@@ -423,8 +391,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
         }
         out.push_str("</table>\n");
     }
+}
 
-    // references
+/// References: orphans, or why a reference is not verified.
+fn references_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>References</h3>\n");
     if c.references.is_empty() {
         out.push_str("<p class=\"none\">No references in the contract.</p>\n");
@@ -466,36 +436,19 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
         }
         out.push_str("</table>\n");
     }
-    out.push_str("</div><div>\n");
+}
 
-    // structure
+/// Structure: one row per structural check.
+fn structure_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Structure</h3>\n<table>");
-    let s = &c.structure;
-    row(
-        out,
-        "without _id",
-        "structure.missing_id",
-        s.missing_id,
-        true,
-    );
-    row(
-        out,
-        "duplicate _id",
-        "structure.duplicate_id",
-        s.duplicate_id,
-        true,
-    );
-    row(
-        out,
-        "nested deeper than 100",
-        "structure.too_deep",
-        s.too_deep,
-        true,
-    );
-    row(out, "over 16 MiB", "structure.oversize", s.oversize, true);
+    for (key, label, n) in super::checks::structure_parts(&c.structure) {
+        row(out, label, &format!("structure.{key}"), n, true);
+    }
     out.push_str("</table>\n");
+}
 
-    // reconciliation
+/// Against the baseline, when there is one.
+fn reconciliation_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Against the baseline</h3>\n");
     match &c.reconciliation {
         None => out.push_str(
@@ -529,9 +482,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
             out.push_str("</table>\n");
         }
     }
-    out.push_str("</div></div>\n");
+}
 
-    // top errors
+/// The most frequent schema errors, with example ids.
+fn top_errors_section(out: &mut String, c: &CollectionReport) {
     if !c.top_errors.is_empty() {
         let _ = writeln!(
             out,
@@ -562,8 +516,10 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
         }
         out.push_str("</table>\n");
     }
+}
 
-    // remediation
+/// The remediation commands.
+fn remediation_section(out: &mut String, c: &CollectionReport) {
     out.push_str("<h3>Remediation</h3>\n");
     if c.remediation.is_empty() {
         out.push_str("<p class=\"none\">No repair template applies; see violations.csv for the documents.</p>\n");
@@ -580,7 +536,6 @@ fn collection(out: &mut String, idx: usize, c: &CollectionReport) {
         }
         out.push_str("</table>\n");
     }
-    out.push_str("</section>\n");
 }
 
 /// The whole page.
@@ -686,24 +641,4 @@ What was scanned before the failure is reported below.</div>"#,
 /// Writes [`render`] to `path` atomically.
 pub fn write_html(report: &Report, path: &Path) -> std::io::Result<()> {
     write_atomic(path, render(report).as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_everything_that_matters() {
-        assert_eq!(
-            escape(r#"<a href='x'>&"</a>"#),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
-        );
-        assert_eq!(escape("a\u{0}b"), "a\u{FFFD}b");
-    }
-
-    #[test]
-    fn index_labels() {
-        let ix = serde_json::json!({"key": {"a": 1, "b": -1}, "unique": true, "name": "a_b"});
-        assert_eq!(index_label(&ix), "{ a: 1, b: -1 } unique (a_b)");
-    }
 }

@@ -15,31 +15,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::html::{index_label, status_word};
-use super::summary::num;
+use super::checks::{checks, Check, CheckKind};
+use super::format::{status_word, xml as esc};
 use super::{write_atomic, CollectionReport, Remediation, Report, Status};
-
-/// Escapes text for XML content and double-quoted attributes; drops characters XML 1.0
-/// cannot carry at all (most C0 controls, U+FFFE/U+FFFF).
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // in attributes, keep newlines/tabs as such instead of letting them normalise
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 enum Outcome {
     Pass,
@@ -53,20 +31,9 @@ struct Case {
     out: Option<String>,
 }
 
-/// Which check a remediation's `finding` (`other_version:2`, `invalid`, `orphan:FIELD`,
-/// `duplicate:KEY`, `missing`, `changed`, `index…`) belongs to.
+/// The check a remediation belongs to (`""` for none).
 fn check_of(r: &Remediation) -> &'static str {
-    let kind = r.finding.split([':', ' ']).next().unwrap_or("");
-    match kind {
-        "other_version" | "invalid" => "classification",
-        "orphan" | "orphans" | "reference" => "references",
-        "duplicate" | "duplicates" | "unique" => "unique_keys",
-        "missing" | "added" | "changed" | "reordered" => "reconciliation",
-        k if k.starts_with("index") => "indexes",
-        "unreadable" => "unreadable",
-        "missing_id" | "duplicate_id" | "too_deep" | "oversize" => "structure",
-        _ => "",
-    }
+    CheckKind::of_finding(&r.finding).map_or("", CheckKind::as_str)
 }
 
 fn with_remediation(details: &mut String, c: &CollectionReport, check: &str) {
@@ -128,301 +95,32 @@ fn gated(mut cases: Vec<Case>, c: &CollectionReport) -> Vec<Case> {
 
 /// The test case a threshold's check kind belongs to.
 fn case_of(kind: &str) -> &'static str {
-    match kind {
-        "invalid" | "other_version" => "classification",
-        "orphans" => "references",
-        "duplicates" => "unique_keys",
-        "index_missing" | "index_unexpected" => "indexes",
-        "structure" => "structure",
-        "unreadable" => "unreadable",
-        "missing" | "added" | "changed" => "reconciliation",
-        _ => "",
-    }
+    CheckKind::of_gate(kind).map_or("", CheckKind::as_str)
 }
 
+/// One test case per check.
 fn cases(c: &CollectionReport) -> Vec<Case> {
-    let mut cases = Vec::new();
+    checks(c).into_iter().map(|check| case(c, check)).collect()
+}
 
-    // classification
-    let cl = &c.classes;
-    let other: u64 = cl.other_version.values().sum();
-    let outcome = if !c.present {
-        Outcome::Fail {
-            message: format!("collection {} is not in the source", c.name),
-            details: String::new(),
-        }
-    } else if other + cl.invalid > 0 {
-        let mut parts: Vec<String> = cl
-            .other_version
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(v, n)| format!("{} match v{v}", num(*n)))
-            .collect();
-        if cl.invalid > 0 {
-            parts.push(format!("{} invalid", num(cl.invalid)));
-        }
-        let message = format!(
-            "{} of {} documents do not match target v{}: {}",
-            num(other + cl.invalid),
-            num(c.documents),
-            c.target_version,
-            parts.join(", ")
-        );
-        let mut details = format!(
-            "valid {}, other version {}, invalid {}\n",
-            num(cl.valid),
-            cl.other_version
-                .iter()
-                .map(|(v, n)| format!("v{v}: {}", num(*n)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            num(cl.invalid)
-        );
-        if !c.top_errors.is_empty() {
-            let _ = writeln!(
-                details,
-                "\nmost frequent errors against v{}:",
-                c.target_version
-            );
-            for e in &c.top_errors {
-                let _ = writeln!(
-                    details,
-                    "  {} x {} at {}  e.g. {}",
-                    num(e.count),
-                    e.keyword,
-                    e.path,
-                    e.example_ids.join(", ")
-                );
+fn case(c: &CollectionReport, check: Check) -> Case {
+    let name = check.kind.as_str();
+    let outcome = match (check.headline, check.skipped) {
+        (Some(message), _) => {
+            let mut details = check.details;
+            if check.remediable {
+                with_remediation(&mut details, c, name);
             }
+            Outcome::Fail { message, details }
         }
-        with_remediation(&mut details, c, "classification");
-        Outcome::Fail { message, details }
-    } else {
-        Outcome::Pass
+        (None, Some(why)) => Outcome::Skip(why),
+        (None, None) => Outcome::Pass,
     };
-    cases.push(Case {
-        name: "classification",
+    Case {
+        name,
         outcome,
-        out: Some(format!(
-            "{} documents: {} valid (v{}), {} other version, {} invalid",
-            num(c.documents),
-            num(cl.valid),
-            c.target_version,
-            num(other),
-            num(cl.invalid)
-        )),
-    });
-
-    // unreadable
-    let outcome = if c.unreadable > 0 {
-        let mut details =
-            "the file and byte offset of each record are in violations.csv\n".to_string();
-        with_remediation(&mut details, c, "unreadable");
-        Outcome::Fail {
-            message: format!(
-                "{} unreadable {}",
-                num(c.unreadable),
-                if c.unreadable == 1 {
-                    "record"
-                } else {
-                    "records"
-                }
-            ),
-            details,
-        }
-    } else {
-        Outcome::Pass
-    };
-    cases.push(Case {
-        name: "unreadable",
-        outcome,
-        out: None,
-    });
-
-    // indexes
-    let ix = &c.indexes;
-    let outcome = if let Some(e) = &ix.error {
-        Outcome::Fail {
-            message: format!("the indexes could not be read: {e}"),
-            details: String::new(),
-        }
-    } else if !ix.available {
-        Outcome::Skip("the source carries no index information".into())
-    } else if ix.missing.is_empty() && ix.unexpected.is_empty() {
-        Outcome::Pass
-    } else {
-        let mut details = String::new();
-        for m in &ix.missing {
-            let _ = writeln!(details, "missing     {}", index_label(m));
-        }
-        for u in &ix.unexpected {
-            let _ = writeln!(details, "unexpected  {}", index_label(u));
-        }
-        with_remediation(&mut details, c, "indexes");
-        Outcome::Fail {
-            message: format!(
-                "{} missing, {} unexpected indexes",
-                ix.missing.len(),
-                ix.unexpected.len()
-            ),
-            details,
-        }
-    };
-    cases.push(Case {
-        name: "indexes",
-        outcome,
-        out: None,
-    });
-
-    // unique keys
-    let bad: Vec<_> = c.duplicates.iter().filter(|d| d.groups > 0).collect();
-    let outcome = if bad.is_empty() {
-        Outcome::Pass
-    } else {
-        let mut details = String::new();
-        for d in &bad {
-            let _ = writeln!(
-                details,
-                "{} {}: {} groups, {} documents",
-                d.name,
-                index_label(&serde_json::json!({ "key": d.key })),
-                num(d.groups),
-                num(d.documents)
-            );
-        }
-        with_remediation(&mut details, c, "unique_keys");
-        Outcome::Fail {
-            message: format!(
-                "duplicates on {}: {} groups, {} documents",
-                bad.iter()
-                    .map(|d| d.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                num(bad.iter().map(|d| d.groups).sum()),
-                num(bad.iter().map(|d| d.documents).sum())
-            ),
-            details,
-        }
-    };
-    cases.push(Case {
-        name: "unique_keys",
-        outcome,
-        out: None,
-    });
-
-    // references
-    let bad: Vec<_> = c.references.iter().filter(|r| r.orphans > 0).collect();
-    let unchecked: Vec<_> = c.references.iter().filter(|r| !r.checked).collect();
-    let outcome = if bad.is_empty() && !unchecked.is_empty() {
-        Outcome::Skip(format!(
-            "not verified: {}",
-            unchecked
-                .iter()
-                .map(|r| match &r.reason {
-                    Some(reason) => format!("{reason} (for {})", r.field),
-                    None => format!("{} not in the source (for {})", r.collection, r.field),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    } else if bad.is_empty() {
-        Outcome::Pass
-    } else {
-        let mut details = String::new();
-        for r in &bad {
-            let _ = writeln!(
-                details,
-                "{} -> {}.{}: {} orphans",
-                r.field,
-                r.collection,
-                r.to,
-                num(r.orphans)
-            );
-        }
-        for r in &unchecked {
-            let _ = writeln!(
-                details,
-                "{} -> {}.{}: not verified: {}",
-                r.field,
-                r.collection,
-                r.to,
-                r.reason.as_deref().unwrap_or("not checked")
-            );
-        }
-        with_remediation(&mut details, c, "references");
-        Outcome::Fail {
-            message: format!(
-                "{} documents with orphaned references ({})",
-                num(bad.iter().map(|r| r.orphans).sum()),
-                bad.iter()
-                    .map(|r| format!("{}: {}", r.field, num(r.orphans)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            details,
-        }
-    };
-    cases.push(Case {
-        name: "references",
-        outcome,
-        out: None,
-    });
-
-    // structure
-    let s = &c.structure;
-    let parts: Vec<String> = [
-        (s.missing_id, "without _id"),
-        (s.duplicate_id, "duplicate _id"),
-        (s.too_deep, "nested deeper than 100"),
-        (s.oversize, "over 16 MiB"),
-    ]
-    .iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, what)| format!("{} {what}", num(*n)))
-    .collect();
-    let outcome = if parts.is_empty() {
-        Outcome::Pass
-    } else {
-        let mut details = String::new();
-        with_remediation(&mut details, c, "structure");
-        Outcome::Fail {
-            message: parts.join(", "),
-            details,
-        }
-    };
-    cases.push(Case {
-        name: "structure",
-        outcome,
-        out: None,
-    });
-
-    // reconciliation
-    if let Some(r) = &c.reconciliation {
-        let summary = format!(
-            "{} in the baseline: {} missing, {} added, {} changed, {} reordered",
-            num(r.baseline_documents),
-            num(r.missing),
-            num(r.added),
-            num(r.changed),
-            num(r.reordered)
-        );
-        let outcome = if r.missing + r.added + r.changed > 0 {
-            let mut details = String::new();
-            with_remediation(&mut details, c, "reconciliation");
-            Outcome::Fail {
-                message: summary.clone(),
-                details,
-            }
-        } else {
-            Outcome::Pass
-        };
-        cases.push(Case {
-            name: "reconciliation",
-            outcome,
-            out: Some(summary),
-        });
+        out: check.summary,
     }
-    cases
 }
 
 fn write_case(out: &mut String, classname: &str, case: &Case) {
@@ -467,37 +165,38 @@ fn duration(report: &Report) -> Option<String> {
     Some(format!("{:.3}", secs.max(0.0)))
 }
 
-/// The whole document.
-pub fn render(report: &Report) -> String {
-    struct Suite {
-        name: String,
-        classname: String,
-        cases: Vec<Case>,
-        props: Vec<(&'static str, String)>,
-        sysout: Option<String>,
-        syserr: Option<String>,
+/// A `<testsuite>`: a collection's checks, or the run itself.
+struct Suite {
+    name: String,
+    classname: String,
+    cases: Vec<Case>,
+    props: Vec<(&'static str, String)>,
+    sysout: Option<String>,
+    syserr: Option<String>,
+}
+
+/// A collection's suite: one case per check; remediations of no check as its output.
+fn collection_suite(c: &CollectionReport) -> Suite {
+    Suite {
+        name: c.name.clone(),
+        classname: format!("docsweep.{}", c.name),
+        cases: gated(cases(c), c),
+        props: vec![
+            ("target_version", c.target_version.to_string()),
+            ("documents", c.documents.to_string()),
+        ],
+        syserr: None,
+        sysout: c
+            .remediation
+            .iter()
+            .filter(|r| check_of(r).is_empty())
+            .map(|r| format!("{}  # {} ({})\n", r.command, r.finding, r.template))
+            .reduce(|a, b| a + &b),
     }
-    let mut suites: Vec<Suite> = report
-        .collections
-        .iter()
-        .map(|c| Suite {
-            name: c.name.clone(),
-            classname: format!("docsweep.{}", c.name),
-            cases: gated(cases(c), c),
-            props: vec![
-                ("target_version", c.target_version.to_string()),
-                ("documents", c.documents.to_string()),
-            ],
-            syserr: None,
-            sysout: c
-                .remediation
-                .iter()
-                .filter(|r| check_of(r).is_empty())
-                .map(|r| format!("{}  # {} ({})\n", r.command, r.finding, r.template))
-                .reduce(|a, b| a + &b),
-        })
-        .collect();
-    // the run itself
+}
+
+/// The run's suite, `docsweep`: the scan case, the run's properties and its warnings.
+fn run_suite(report: &Report) -> Suite {
     let mut props = vec![
         ("source", report.source.clone()),
         ("status", status_word(report.status).to_string()),
@@ -515,7 +214,7 @@ pub fn render(report: &Report) -> String {
         outcome: Outcome::Pass,
         out: None,
     };
-    suites.push(Suite {
+    Suite {
         name: "docsweep".into(),
         classname: "docsweep".into(),
         cases: vec![scan],
@@ -528,7 +227,13 @@ pub fn render(report: &Report) -> String {
                 .map(|w| format!("warning: {w}\n"))
                 .collect()
         }),
-    });
+    }
+}
+
+/// The whole document.
+pub fn render(report: &Report) -> String {
+    let mut suites: Vec<Suite> = report.collections.iter().map(collection_suite).collect();
+    suites.push(run_suite(report));
 
     let time = duration(report);
     let time_attr = time
@@ -598,15 +303,4 @@ pub fn render(report: &Report) -> String {
 /// Writes [`render`] to `path` atomically.
 pub fn write_junit(report: &Report, path: &Path) -> std::io::Result<()> {
     write_atomic(path, render(report).as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escapes_xml() {
-        assert_eq!(
-            super::esc("a<b>&\"'\n\u{1}"),
-            "a&lt;b&gt;&amp;&quot;&apos;&#10;\u{FFFD}"
-        );
-    }
 }

@@ -17,34 +17,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::format::{prometheus_float as float, prometheus_help, prometheus_label as label};
 use super::{CollectionReport, Report, Status};
-
-/// Escapes a label value.
-fn label(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A float as the exposition format writes it.
-fn float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
 
 /// One metric family: HELP, TYPE, then its samples.
 struct Family<'a> {
@@ -54,8 +28,7 @@ struct Family<'a> {
 
 impl<'a> Family<'a> {
     fn new(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
-        // HELP text escapes only backslash and newline
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+        let help = prometheus_help(help);
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
         Family { out, name }
@@ -83,23 +56,10 @@ impl<'a> Family<'a> {
 /// baseline; 1 for a collection that is not in the source and 1 when its indexes could
 /// not be read.
 pub fn findings(c: &CollectionReport) -> u64 {
-    let s = &c.structure;
-    let mut n = u64::from(!c.present)
-        + u64::from(c.indexes.error.is_some())
-        + c.unreadable
-        + c.classes.other_version.values().sum::<u64>()
-        + c.classes.invalid
-        + (c.indexes.missing.len() + c.indexes.unexpected.len()) as u64
-        + c.duplicates.iter().map(|d| d.documents).sum::<u64>()
-        + c.references.iter().map(|r| r.orphans).sum::<u64>()
-        + s.missing_id
-        + s.duplicate_id
-        + s.too_deep
-        + s.oversize;
-    if let Some(r) = &c.reconciliation {
-        n += r.missing + r.added + r.changed;
-    }
-    n
+    super::checks::checks(c)
+        .iter()
+        .map(|check| check.count)
+        .sum()
 }
 
 /// `0` clean, `1` findings, `3` failed: the exit code of `docsweep check`.
@@ -132,7 +92,20 @@ pub fn render_with(
     let cs = &report.collections;
     let mut out = String::with_capacity(4 * 1024);
     let o = &mut out;
+    run(o, report, duration_secs);
+    collections(o, cs);
+    unreadable_and_indexes(o, cs);
+    duplicates_and_references(o, cs);
+    structure_and_reconciliation(o, cs);
+    totals(o, cs);
+    verdicts(o, report);
+    repair_totals(o, repairs);
+    changes(o, cs);
+    out
+}
 
+/// The run: status, duration, when it finished, warnings.
+fn run(o: &mut String, report: &Report, duration_secs: f64) {
     let mut f = Family::new(
         o,
         "docsweep_status",
@@ -166,7 +139,10 @@ pub fn render_with(
         "Warnings the last check printed (see report.json).",
     );
     f.sample(&[], report.warnings.len());
+}
 
+/// Per collection: present, target version, documents, by class.
+fn collections(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_collection_present",
@@ -221,7 +197,10 @@ pub fn render_with(
             c.classes.invalid,
         );
     }
+}
 
+/// Unreadable records and the index checks.
+fn unreadable_and_indexes(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_unreadable",
@@ -270,7 +249,10 @@ pub fn render_with(
             f.sample(&[("collection", &c.name), ("index", &d.name)], d.groups);
         }
     }
+}
 
+/// Unique keys and references.
+fn duplicates_and_references(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_duplicate_documents",
@@ -321,20 +303,17 @@ pub fn render_with(
             }
         }
     }
+}
 
+/// Structure and the baseline.
+fn structure_and_reconciliation(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_structure",
         "Structural problems: missing_id, duplicate_id, too_deep (nested deeper than 100), oversize (over 16 MiB).",
     );
     for c in cs {
-        let s = &c.structure;
-        for (kind, n) in [
-            ("missing_id", s.missing_id),
-            ("duplicate_id", s.duplicate_id),
-            ("too_deep", s.too_deep),
-            ("oversize", s.oversize),
-        ] {
+        for (kind, _, n) in super::checks::structure_parts(&c.structure) {
             f.sample(&[("collection", &c.name), ("kind", kind)], n);
         }
     }
@@ -366,7 +345,10 @@ pub fn render_with(
     for c in cs {
         f.sample(&[("collection", &c.name)], findings(c));
     }
+}
 
+/// All findings, and by check kind.
+fn totals(o: &mut String, cs: &[CollectionReport]) {
     let mut f = Family::new(
         o,
         "docsweep_check_findings",
@@ -381,7 +363,11 @@ pub fn render_with(
             }
         }
     }
+}
 
+/// The thresholds' verdicts (only when thresholds judged the findings).
+fn verdicts(o: &mut String, report: &Report) {
+    let cs = &report.collections;
     // Only when thresholds judged the findings.
     if report.gated {
         let mut f = Family::new(
@@ -408,7 +394,10 @@ pub fn render_with(
             }
         }
     }
+}
 
+/// The repairs the audit log records.
+fn repair_totals(o: &mut String, repairs: &[crate::audit::RepairTotal]) {
     for (name, help, documents) in [
         (
             "docsweep_repair_runs",
@@ -427,7 +416,10 @@ pub fn render_with(
             f.sample(&[("collection", &r.collection), ("event", r.event)], n);
         }
     }
+}
 
+/// New and resolved findings (only when compared with a previous run).
+fn changes(o: &mut String, cs: &[CollectionReport]) {
     // Only when the check was compared with a previous run (`since_previous`).
     if cs.iter().any(|c| c.since_previous.is_some()) {
         for (name, help, new) in [
@@ -451,7 +443,6 @@ pub fn render_with(
             }
         }
     }
-    out
 }
 
 /// Writes [`render`] to `path` atomically (the textfile collector must never read a
@@ -473,12 +464,4 @@ pub fn write_metrics_with(
         render_with(report, duration_secs, repairs).as_bytes(),
         crate::os::Access::Shared,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn label_escaping() {
-        assert_eq!(super::label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
-    }
 }

@@ -3,22 +3,9 @@
 
 use std::io::{self, Write};
 
+use super::checks::CheckKind;
+use super::format::{index_label, num};
 use super::{CollectionReport, Report, Status};
-
-/// Formats `n` with thousands separators.
-pub(super) fn num(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-use super::html::index_label;
 
 fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
     if !c.present {
@@ -87,20 +74,12 @@ fn collection(w: &mut dyn Write, c: &CollectionReport) -> io::Result<()> {
         }
         writeln!(w)?;
     }
-    let s = &c.structure;
-    let mut st = Vec::new();
-    for (n, what) in [
-        (s.missing_id, "without _id"),
-        (s.duplicate_id, "duplicate _id"),
-        (s.too_deep, "nested deeper than 100"),
-        (s.oversize, "over 16 MiB"),
-    ] {
-        if n > 0 {
-            st.push(format!("{} {what}", num(n)));
-        }
-    }
-    if !st.is_empty() {
-        writeln!(w, "  structure      {}", st.join(", "))?;
+    let structure = super::checks::checks(c)
+        .into_iter()
+        .find(|check| check.kind == CheckKind::Structure)
+        .and_then(|check| check.headline);
+    if let Some(headline) = structure {
+        writeln!(w, "  structure      {headline}")?;
     }
     if let Some(r) = &c.reconciliation {
         writeln!(
@@ -331,20 +310,4 @@ pub fn filter_line(filter: &serde_json::Value) -> String {
         parts.push(format!("left out: {}", out.join(", ")));
     }
     format!("FILTERED (a partial check): {}", parts.join("; "))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn thousands() {
-        for (n, s) in [
-            (0, "0"),
-            (999, "999"),
-            (1000, "1,000"),
-            (60300, "60,300"),
-            (1234567, "1,234,567"),
-        ] {
-            assert_eq!(super::num(n), s);
-        }
-    }
 }

@@ -18,32 +18,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::gate::Kind;
+pub use super::model::{CheckChange, SincePrevious};
 use super::{Report, Violation};
-
-/// A collection's changes since the previous run.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct SincePrevious {
-    /// The previous run's `finished_at`.
-    pub finished_at: String,
-    /// Every check kind with a non-zero previous or current value.
-    pub checks: Vec<CheckChange>,
-}
-
-/// One check kind's change since the previous run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CheckChange {
-    pub check: &'static str,
-    pub previous: u64,
-    pub now: u64,
-    /// Findings now that were not there before.
-    pub new: u64,
-    /// Findings before that are not there now.
-    pub resolved: u64,
-}
 
 impl SincePrevious {
     /// `+12 invalid, -3 orphans`: the new and resolved findings of every check that has
@@ -54,9 +33,9 @@ impl SincePrevious {
             .iter()
             .flat_map(|ch| {
                 let plus =
-                    (ch.new > 0).then(|| format!("+{} {}", super::summary::num(ch.new), ch.check));
+                    (ch.new > 0).then(|| format!("+{} {}", super::format::num(ch.new), ch.check));
                 let minus = (ch.resolved > 0)
-                    .then(|| format!("-{} {}", super::summary::num(ch.resolved), ch.check));
+                    .then(|| format!("-{} {}", super::format::num(ch.resolved), ch.check));
                 plus.into_iter().chain(minus)
             })
             .collect();
