@@ -10,10 +10,12 @@
 pub mod stdio;
 
 pub mod audit;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod fsutil;
+pub mod merge;
 pub mod os;
 pub mod reconcile;
 pub mod repair;

@@ -1,5 +1,7 @@
-//! `docsweep contract pull`: turn a live collection's `$jsonSchema` validator and indexes
-//! into a new contract version (`schemas/<C>/v<N>.schema.json` + a `[[versions]]` entry).
+//! `docsweep contract`: `pull` turns a live collection's `$jsonSchema` validator and
+//! indexes into a new contract version (`schemas/<C>/v<N>.schema.json` + a `[[versions]]`
+//! entry); `infer` writes a contract from the data; `diff` compares a server with its
+//! contracts.
 
 use std::path::PathBuf;
 
@@ -253,20 +255,7 @@ fn pull_cmd(args: PullArgs) -> anyhow::Result<Status> {
 
 fn infer_cmd(args: InferArgs) -> anyhow::Result<Status> {
     let cfg = Config::load(args.config.as_deref())?;
-    let from_config = args.source.is_none();
-    let source = match args.source {
-        Some(s) => s,
-        None => cfg.source()?.ok_or_else(|| {
-            ConfigError::Usage(
-                "contract infer: --source is required (dump:…, export:…, mongodb://…)".into(),
-            )
-        })?,
-    };
-    let mut spec = SourceSpec::parse(&source)?;
-    if from_config {
-        // Paths in docsweep.toml are relative to its folder.
-        spec = spec.relative_to(&cfg.base);
-    }
+    let spec = infer_source(&cfg, args.source.as_deref())?;
     let out = match (&args.out, &cfg.schemas) {
         (Some(s), _) => s.clone(),
         (None, Some(s)) => cfg.resolve(s),
@@ -313,10 +302,43 @@ fn infer_cmd(args: InferArgs) -> anyhow::Result<Status> {
         }
         Err(InferError::Source(e)) => return Err(e.into()),
     };
-    let mut provenance = format!(
-        "Inferred by `docsweep contract infer` from {spec}, collection {}: ",
-        cs.name
-    );
+    let provenance = provenance(&spec, &cs.name, &inference, &args);
+    let written = infer::write(&contract_path, &inference, &provenance)?;
+    for n in &inference.notes {
+        eoutln!("docsweep: note: {}: {n}", cs.name);
+    }
+    print_inference(&cs.name, &inference, &written, args.seed);
+    Ok(Status::Clean)
+}
+
+/// `--source`, else docsweep.toml's (relative to its folder).
+fn infer_source(cfg: &Config, given: Option<&str>) -> anyhow::Result<SourceSpec> {
+    let source = match given {
+        Some(s) => s.to_string(),
+        None => cfg.source()?.ok_or_else(|| {
+            ConfigError::Usage(
+                "contract infer: --source is required (dump:…, export:…, mongodb://…)".into(),
+            )
+        })?,
+    };
+    let spec = SourceSpec::parse(&source)?;
+    // Paths in docsweep.toml are relative to its folder.
+    Ok(if given.is_none() {
+        spec.relative_to(&cfg.base)
+    } else {
+        spec
+    })
+}
+
+/// The contract's comment on where it came from.
+fn provenance(
+    spec: &SourceSpec,
+    collection: &str,
+    inference: &infer::Inference,
+    args: &InferArgs,
+) -> String {
+    let mut provenance =
+        format!("Inferred by `docsweep contract infer` from {spec}, collection {collection}: ");
     if inference.used == inference.read {
         provenance.push_str(&format!("all {} document(s)", inference.read));
     } else {
@@ -332,51 +354,32 @@ fn infer_cmd(args: InferArgs) -> anyhow::Result<Status> {
     provenance.push_str(
         "\nReview the schemas, the target and the suggested references before relying on them.",
     );
-    let written = infer::write(&contract_path, &inference, &provenance)?;
-    for n in &inference.notes {
-        eoutln!("docsweep: note: {}: {n}", cs.name);
-    }
+    provenance
+}
+
+/// Prints what was inferred: the versions, their differences and suggested references,
+/// and the files written.
+fn print_inference(
+    collection: &str,
+    inference: &infer::Inference,
+    written: &infer::Written,
+    seed: u64,
+) {
     let sampled = if inference.used == inference.read {
         format!("{} document(s)", inference.read)
     } else {
         format!(
-            "a sample of {} of {} document(s) (seed {}; --all to use every one)",
-            inference.used, inference.read, args.seed
+            "a sample of {} of {} document(s) (seed {seed}; --all to use every one)",
+            inference.used, inference.read
         )
     };
     outln!(
-        "{}: inferred {} version(s) from {sampled}, {} shape(s)",
-        cs.name,
+        "{collection}: inferred {} version(s) from {sampled}, {} shape(s)",
         inference.versions.len(),
         inference.shapes
     );
     for v in &inference.versions {
-        let mut line = format!("  v{}  {:>8} document(s)", v.version, v.documents);
-        if v.version == inference.target {
-            line.push_str("  [target]");
-        }
-        outln!("{line}");
-        if inference.versions.len() > 1 {
-            if !v.only_here.is_empty() {
-                outln!(
-                    "        only in v{}: {}",
-                    v.version,
-                    infer::describe(&v.only_here, 8)
-                );
-            }
-            if !v.lacks.is_empty() {
-                let lacks: Vec<String> = v.lacks.iter().take(8).cloned().collect();
-                let more = if v.lacks.len() > 8 {
-                    format!(", … {} more", v.lacks.len() - 8)
-                } else {
-                    String::new()
-                };
-                outln!("        lacks: {}{more}", lacks.join(", "));
-            }
-        }
-        for (f, c) in &v.references {
-            outln!("        suggested reference (commented out): {f} → {c}._id");
-        }
+        print_version(inference, v);
     }
     if inference.versions.len() > 1 {
         outln!(
@@ -395,13 +398,42 @@ fn infer_cmd(args: InferArgs) -> anyhow::Result<Status> {
         written.contract_path.display(),
         files.join(", ")
     );
-    Ok(Status::Clean)
+}
+
+/// One inferred version's lines.
+fn print_version(inference: &infer::Inference, v: &infer::InferredVersion) {
+    let mut line = format!("  v{}  {:>8} document(s)", v.version, v.documents);
+    if v.version == inference.target {
+        line.push_str("  [target]");
+    }
+    outln!("{line}");
+    if inference.versions.len() > 1 {
+        if !v.only_here.is_empty() {
+            outln!(
+                "        only in v{}: {}",
+                v.version,
+                infer::describe(&v.only_here, 8)
+            );
+        }
+        if !v.lacks.is_empty() {
+            let lacks: Vec<String> = v.lacks.iter().take(8).cloned().collect();
+            let more = if v.lacks.len() > 8 {
+                format!(", … {} more", v.lacks.len() - 8)
+            } else {
+                String::new()
+            };
+            outln!("        lacks: {}{more}", lacks.join(", "));
+        }
+    }
+    for (f, c) in &v.references {
+        outln!("        suggested reference (commented out): {f} → {c}._id");
+    }
 }
 
 fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
     let cfg = Config::load(args.config.as_deref())?;
-    let source = match args.source {
-        Some(s) => s,
+    let source = match &args.source {
+        Some(s) => s.clone(),
         None => cfg.source()?.ok_or_else(|| {
             ConfigError::Usage("contract diff: --source mongodb://… is required".into())
         })?,
@@ -414,6 +446,45 @@ fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
         ))
         .into());
     }
+    let (contracts, names) = diff_contracts(&cfg, &args)?;
+    let db = args.db.as_deref().or(cfg.db.as_deref());
+    let source = Source::open_with(&spec, db, &LiveOptions::default())?;
+    let database = source.database.clone().unwrap_or_default();
+    for c in &args.collections {
+        if source.collection(c).is_none() {
+            return Err(ConfigError::Usage(format!(
+                "--collection {c}: database {database:?} on {spec} has no such collection"
+            ))
+            .into());
+        }
+    }
+    let mut drifts = Vec::new();
+    for name in &names {
+        let contract = &contracts.contracts[name];
+        let d = crate::contract::diff::live_drift(&source, contract).map_err(|e| match e {
+            crate::contract::diff::LiveDriftError::Source(s) => anyhow::Error::new(s),
+            crate::contract::diff::LiveDriftError::Contract(c) => anyhow::Error::new(c),
+        })?;
+        drifts.push(d);
+    }
+    let drifted = drifts.iter().filter(|d| d.drifted()).count();
+    if args.json {
+        print_drift_json(&drifts, &spec, &database, drifted);
+    } else {
+        print_drift_table(&drifts, &spec, &database, drifted);
+    }
+    Ok(if drifted > 0 {
+        Status::Findings
+    } else {
+        Status::Clean
+    })
+}
+
+/// The contracts to compare (with the targets applied) and the collections chosen.
+fn diff_contracts(
+    cfg: &Config,
+    args: &DiffArgs,
+) -> anyhow::Result<(crate::contract::ContractSet, Vec<String>)> {
     let schemas = match (&args.schemas, &cfg.schemas) {
         (Some(s), _) => s.clone(),
         (None, Some(s)) => cfg.resolve(s),
@@ -440,85 +511,74 @@ fn diff_cmd(args: DiffArgs) -> anyhow::Result<Status> {
             .into());
         }
     }
-    let names: Vec<String> = if args.collections.is_empty() {
-        contracts.contracts.keys().cloned().collect()
-    } else {
-        for c in &args.collections {
-            if !contracts.contracts.contains_key(c) {
-                return Err(ConfigError::Usage(format!(
-                    "--collection {c}: no contract for it in {} (write one with `docsweep contract infer` or `contract pull`)",
-                    schemas.display()
-                ))
-                .into());
-            }
-        }
-        args.collections.clone()
-    };
-    let db = args.db.as_deref().or(cfg.db.as_deref());
-    let source = Source::open_with(&spec, db, &LiveOptions::default())?;
-    let database = source.database.clone().unwrap_or_default();
+    if args.collections.is_empty() {
+        let names = contracts.contracts.keys().cloned().collect();
+        return Ok((contracts, names));
+    }
     for c in &args.collections {
-        if source.collection(c).is_none() {
+        if !contracts.contracts.contains_key(c) {
             return Err(ConfigError::Usage(format!(
-                "--collection {c}: database {database:?} on {spec} has no such collection"
+                "--collection {c}: no contract for it in {} (write one with `docsweep contract infer` or `contract pull`)",
+                schemas.display()
             ))
             .into());
         }
     }
-    let mut drifts = Vec::new();
-    for name in &names {
-        let contract = &contracts.contracts[name];
-        let d = crate::contract::diff::live_drift(&source, contract).map_err(|e| match e {
-            crate::contract::diff::LiveDriftError::Source(s) => anyhow::Error::new(s),
-            crate::contract::diff::LiveDriftError::Contract(c) => anyhow::Error::new(c),
-        })?;
-        drifts.push(d);
-    }
-    let drifted = drifts.iter().filter(|d| d.drifted()).count();
-    if args.json {
-        let collections: Vec<serde_json::Value> = drifts
-            .iter()
-            .map(|d| {
-                let mut j = d.to_json();
-                if let Some(o) = j.as_object_mut() {
-                    let mut m = serde_json::Map::new();
-                    m.insert("name".into(), serde_json::Value::from(d.collection.clone()));
-                    m.extend(std::mem::take(o));
-                    *o = m;
-                }
-                j
-            })
-            .collect();
-        let out = serde_json::json!({
-            "format": "docsweep-drift/1",
-            "source": spec.to_string(),
-            "database": database,
-            "drift": drifted > 0,
-            "collections": collections,
-        });
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&out).expect("JSON serialises")
-        );
-    } else {
-        crate::out!("{}", crate::contract::diff::table(&drifts));
-        for d in &drifts {
-            for n in &d.notes {
-                eoutln!("docsweep: note: {}: {n}", d.collection);
+    Ok((contracts, args.collections.clone()))
+}
+
+/// `contract diff --json`: the drift of every collection, as one JSON document.
+fn print_drift_json(
+    drifts: &[crate::contract::diff::Drift],
+    spec: &SourceSpec,
+    database: &str,
+    drifted: usize,
+) {
+    let collections: Vec<serde_json::Value> = drifts
+        .iter()
+        .map(|d| {
+            let mut j = d.to_json();
+            if let Some(o) = j.as_object_mut() {
+                let mut m = serde_json::Map::new();
+                m.insert("name".into(), serde_json::Value::from(d.collection.clone()));
+                m.extend(std::mem::take(o));
+                *o = m;
             }
-        }
-        if drifted > 0 {
-            outln!(
-                "drift in {drifted} of {} collection(s) of {database} on {spec}",
-                drifts.len()
-            );
+            j
+        })
+        .collect();
+    let out = serde_json::json!({
+        "format": "docsweep-drift/1",
+        "source": spec.to_string(),
+        "database": database,
+        "drift": drifted > 0,
+        "collections": collections,
+    });
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(&out).expect("JSON serialises")
+    );
+}
+
+/// `contract diff`: the drift table, its notes, and a summary line when anything drifted.
+fn print_drift_table(
+    drifts: &[crate::contract::diff::Drift],
+    spec: &SourceSpec,
+    database: &str,
+    drifted: usize,
+) {
+    crate::out!("{}", crate::contract::diff::table(drifts));
+    for d in drifts {
+        for n in &d.notes {
+            eoutln!("docsweep: note: {}: {n}", d.collection);
         }
     }
-    Ok(if drifted > 0 {
-        Status::Findings
-    } else {
-        Status::Clean
-    })
+    if drifted > 0 {
+        outln!(
+            "drift in {drifted} of {} collection(s) of {database} on {spec}",
+            drifts.len()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::check::{self, CheckArgs, ReportArgs, PARTIAL_FILE};
+use super::check::{settings, ReportArgs, ScanArgs};
+use crate::check::PARTIAL_FILE;
 use crate::config::ConfigError;
+use crate::merge;
 use crate::report::Status;
+use crate::scan::partial::PartialHeader;
 use crate::scan::PartialReader;
 
 /// Merge the partial results of `check --partition i/N` (all N of them) into one
@@ -31,6 +34,8 @@ pub struct MergeArgs {
     pub report: ReportArgs,
 }
 
+/// `docsweep merge`: the partial results in partition order, the settings they ran with
+/// (over the report flags) → [`crate::merge::merge`].
 pub fn run(args: MergeArgs) -> anyhow::Result<Status> {
     let mut readers = Vec::new();
     for p in &args.partials {
@@ -48,100 +53,24 @@ pub fn run(args: MergeArgs) -> anyhow::Result<Status> {
         }
         readers.push(PartialReader::open(&file)?);
     }
-    let readers = order(readers)?;
-    let h = &readers[0].header;
-    let source = h["source"]
-        .as_str()
-        .context("a partial result without a source")?
-        .to_string();
-    let max_errors = h["settings"]["max_errors"].as_u64().map(|n| n as usize);
-    let show_values = h["settings"]["show_values"].as_bool().unwrap_or(false);
-    let started_at = h["created_at"].as_str().map(str::to_string);
-    let check = CheckArgs {
-        source: Some(source),
-        report: args.report,
-        db: h["settings"]["database"].as_str().map(str::to_string),
-        threads: None,
-        max_errors,
-        show_values,
-        no_progress: true,
-        batch_size: None,
-        max_time_ms: None,
-        retries: None,
-        connect_timeout: None,
-        read_preference: None,
-        max_staleness: None,
-        partition: None,
-        checkpoint: None,
-        batch_records: None,
-        query: h["settings"]["query"].as_str().map(str::to_string),
-    };
-    check::merge(check, readers, started_at)
+    let readers = merge::order(readers)?;
+    let h = merge::header(&readers[0])?;
+    let source = h
+        .source
+        .clone()
+        .context("a partial result without a source")?;
+    let s = settings(Some(source), args.report, recorded(&h))?;
+    merge::merge(&s, &h, readers)
 }
 
-/// Checks that the partial results are the N partitions of one run, each once, and
-/// returns them in partition order.
-fn order(readers: Vec<PartialReader>) -> anyhow::Result<Vec<PartialReader>> {
-    let usage = |m: String| anyhow::Error::from(ConfigError::Usage(m));
-    let mut slots: Vec<Option<PartialReader>> = Vec::new();
-    let mut first: Option<(PathBuf, serde_json::Value)> = None;
-    for r in readers {
-        let h = &r.header;
-        let path = r.path().display().to_string();
-        if h["kind"] != "partition" {
-            return Err(usage(format!(
-                "{path}: not a partition's result (it is a {})",
-                h["kind"]
-            )));
-        }
-        let p: crate::source::Partition = serde_json::from_value(h["partition"].clone())
-            .map_err(|_| usage(format!("{path}: no partition recorded")))?;
-        match &first {
-            None => {
-                first = Some((r.path().to_path_buf(), h.clone()));
-                slots = (0..p.count).map(|_| None).collect();
-            }
-            Some((fp, fh)) => {
-                for key in ["source", "settings"] {
-                    if h[key] != fh[key] {
-                        return Err(usage(format!(
-                            "{path} and {} are of different runs: {key} {} vs {}",
-                            fp.display(),
-                            h[key],
-                            fh[key]
-                        )));
-                    }
-                }
-                if p.count as usize != slots.len() {
-                    return Err(usage(format!(
-                        "{path} is partition {p}, {} is one of {}: different partitionings",
-                        fp.display(),
-                        slots.len()
-                    )));
-                }
-            }
-        }
-        let slot = &mut slots[p.index as usize];
-        if let Some(other) = slot {
-            return Err(usage(format!(
-                "partition {p} is given twice: {} and {path}",
-                other.path().display()
-            )));
-        }
-        *slot = Some(r);
+/// The scan flags the partitions ran with, as their header records them.
+fn recorded(h: &PartialHeader) -> ScanArgs {
+    ScanArgs {
+        db: h.settings.database.clone(),
+        max_errors: Some(h.settings.max_errors),
+        show_values: h.settings.show_values,
+        no_progress: true,
+        query: h.settings.query.clone(),
+        ..ScanArgs::default()
     }
-    let n = slots.len();
-    let missing: Vec<String> = slots
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.is_none())
-        .map(|(i, _)| format!("{i}/{n}"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(usage(format!(
-            "missing partition(s) {}: a merge needs all {n}",
-            missing.join(", ")
-        )));
-    }
-    Ok(slots.into_iter().flatten().collect())
 }

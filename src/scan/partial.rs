@@ -18,6 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::doc::{Class, DocFacts, Examined, SchemaError};
@@ -52,6 +53,60 @@ fn io(path: &Path, e: impl std::fmt::Display) -> PartialError {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
+}
+
+/// The settings that decide a run's results, as a partial result or checkpoint records
+/// them (the header's `settings`): runs agree when these are equal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// `--db`.
+    pub database: Option<String>,
+    /// A digest of the contracts directory (names and contents of every file).
+    pub contracts: String,
+    /// `--target` and `[targets]`, in the order given.
+    pub targets: Vec<(String, u32)>,
+    /// `--collection` (empty: every contract).
+    pub collections: Vec<String>,
+    /// The baseline, as the report names it.
+    pub baseline: Option<String>,
+    /// Schema errors kept per invalid document.
+    pub max_errors: usize,
+    /// Whether error messages show document values.
+    pub show_values: bool,
+    /// `--query`, as shown.
+    pub query: Option<String>,
+    /// `--nsInclude`.
+    pub ns_include: Vec<String>,
+    /// `--nsExclude`.
+    pub ns_exclude: Vec<String>,
+}
+
+/// A collection a partition read, as its header records it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordedCollection {
+    pub name: String,
+    pub file: PathBuf,
+}
+
+/// What a merge reads of a partition's header (the header is written as JSON by `check`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PartialHeader {
+    /// `partition` or `checkpoint`.
+    pub kind: String,
+    /// The source, as the report names it.
+    pub source: Option<String>,
+    /// When the partition started.
+    pub created_at: Option<String>,
+    pub settings: RunSettings,
+    /// The database the source held.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// The collections the source held.
+    #[serde(default)]
+    pub collections: Vec<RecordedCollection>,
+    /// Live drift per collection, read once per partition.
+    #[serde(default)]
+    pub drift: Option<serde_json::Map<String, Value>>,
 }
 
 /// One chunk, decoded.
@@ -776,6 +831,28 @@ fn get_facts(d: &mut Dec<'_>) -> Result<DocFacts, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A partition's header as `check` writes it reads back as a [`PartialHeader`], and
+    /// its settings serialise with the keys in the recorded order.
+    #[test]
+    fn partial_header_reads_what_check_writes() {
+        let settings = json!({
+            "database": "shop", "contracts": "00ff", "targets": [["orders", 2]],
+            "collections": [], "baseline": null, "max_errors": 10, "show_values": false,
+            "query": null, "ns_include": ["shop.*"], "ns_exclude": [],
+        });
+        let header = json!({
+            "format": FORMAT, "kind": "partition", "partition": {"index": 0, "count": 2},
+            "created_at": "2026-01-01T00:00:00Z", "source": "dump:d", "settings": settings,
+            "database": "shop", "collections": [{"name": "orders", "file": "d/orders.bson"}],
+        });
+        let h: PartialHeader = serde_json::from_value(header).unwrap();
+        assert_eq!(h.settings.targets, vec![("orders".to_string(), 2)]);
+        assert_eq!(h.collections[0].file, PathBuf::from("d/orders.bson"));
+        assert!(h.drift.is_none());
+        let back = serde_json::to_string(&serde_json::to_value(&h.settings).unwrap()).unwrap();
+        assert_eq!(back, serde_json::to_string(&settings).unwrap());
+    }
 
     fn sample_facts() -> Vec<Examined> {
         vec![

@@ -210,18 +210,17 @@ pub fn index_entry(ix: &IndexSpec) -> String {
             format!("{} = {d}", toml_key(f))
         })
         .collect();
-    let mut s = format!("{{ key = {{ {} }}", fields.join(", "));
+    let mut options = String::new();
     if ix.unique {
-        s.push_str(", unique = true");
+        options.push_str(", unique = true");
     }
     if ix.sparse {
-        s.push_str(", sparse = true");
+        options.push_str(", sparse = true");
     }
     if let Some(n) = &ix.name {
-        s.push_str(&format!(", name = {}", toml_string(n)));
+        options.push_str(&format!(", name = {}", toml_string(n)));
     }
-    s.push_str(" }");
-    s
+    format!("{{ key = {{ {} }}{options} }}", fields.join(", "))
 }
 
 /// The `[[versions]]` entry for a pulled version (the implicit `_id_` index left out).

@@ -334,221 +334,255 @@ struct TypeSet {
     object: bool,
 }
 
+/// A schema being translated: its keywords, and (kept in order) those that collide with
+/// ones already set, for `allOf`.
+#[derive(Default)]
+struct Out {
+    map: Map<String, Value>,
+    all_of: Vec<Value>,
+}
+
+impl Out {
+    fn put(&mut self, k: &str, v: Value) {
+        put(&mut self.map, &mut self.all_of, k, v);
+    }
+}
+
 impl Translator {
     fn node(&mut self, s: &Value, at: &str, root: bool) -> Result<Value, TranslateError> {
         let Some(s) = s.as_object() else {
             return fail(at, "a schema must be a document");
         };
-        let mut out = Map::new();
-        // Keywords that collide with ones already set go into allOf (kept in order).
-        let mut all_of: Vec<Value> = Vec::new();
-        let excl = |k: &str| s.get(k) == Some(&Value::Bool(true));
+        let mut out = Out::default();
         if s.contains_key("type") && s.contains_key("bsonType") {
             return fail(at, "`type` and `bsonType` cannot both be given");
         }
         for (k, v) in s {
             let here = format!("{at}/{}", token(k));
-            match k.as_str() {
-                "bsonType" | "type" => {
-                    let names: Vec<&str> = match v {
-                        Value::String(n) => vec![n.as_str()],
-                        Value::Array(items) if !items.is_empty() => items
-                            .iter()
-                            .map(|i| i.as_str().ok_or(()))
-                            .collect::<Result<_, _>>()
-                            .or_else(|_| fail(&here, "type names must be strings"))?,
-                        _ => {
-                            return fail(&here, "must be a type name or a non-empty array of them")
-                        }
-                    };
-                    let set = self.types(&names, k == "type", &here)?;
-                    for (kw, val) in self.type_keywords(set, root) {
-                        put(&mut out, &mut all_of, kw, val);
-                    }
+            self.keyword(&mut out, s, k, v, at, &here, root)?;
+        }
+        let Out { mut map, all_of } = out;
+        if !all_of.is_empty() {
+            map.insert("allOf".into(), Value::Array(all_of));
+        }
+        Ok(Value::Object(map))
+    }
+
+    /// Translates keyword `k` (value `v`, at `here`) of the schema `s` (at `at`) into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn keyword(
+        &mut self,
+        out: &mut Out,
+        s: &Map<String, Value>,
+        k: &str,
+        v: &Value,
+        at: &str,
+        here: &str,
+        root: bool,
+    ) -> Result<(), TranslateError> {
+        match k {
+            "bsonType" | "type" => {
+                let names: Vec<&str> = match v {
+                    Value::String(n) => vec![n.as_str()],
+                    Value::Array(items) if !items.is_empty() => items
+                        .iter()
+                        .map(|i| i.as_str().ok_or(()))
+                        .collect::<Result<_, _>>()
+                        .or_else(|_| fail(here, "type names must be strings"))?,
+                    _ => return fail(here, "must be a type name or a non-empty array of them"),
+                };
+                let set = self.types(&names, k == "type", here)?;
+                for (kw, val) in self.type_keywords(set, root) {
+                    out.put(kw, val);
                 }
-                "properties" | "patternProperties" | "dependentSchemas" => {
-                    let Some(props) = v.as_object() else {
-                        return fail(&here, "must be a document");
-                    };
-                    let mut m = Map::new();
-                    for (name, sub) in props {
-                        m.insert(
-                            name.clone(),
-                            self.node(sub, &format!("{here}/{}", token(name)), false)?,
-                        );
-                    }
-                    put(&mut out, &mut all_of, k, Value::Object(m));
-                }
-                "additionalProperties" => {
-                    let val = match v {
-                        Value::Bool(b) => Value::Bool(*b),
-                        _ => self.node(v, &here, false)?,
-                    };
-                    put(&mut out, &mut all_of, k, val);
-                }
-                "items" => match v {
-                    Value::Array(list) => {
-                        let mut items = Vec::with_capacity(list.len());
-                        for (i, sub) in list.iter().enumerate() {
-                            items.push(self.node(sub, &format!("{here}/{i}"), false)?);
-                        }
-                        put(&mut out, &mut all_of, "prefixItems", Value::Array(items));
-                        // Draft 4: additionalItems applies only after an array of items.
-                        match s.get("additionalItems") {
-                            None => {}
-                            Some(Value::Bool(b)) => {
-                                put(&mut out, &mut all_of, "items", Value::Bool(*b))
-                            }
-                            Some(sub) => {
-                                let t = self.node(sub, &format!("{at}/additionalItems"), false)?;
-                                put(&mut out, &mut all_of, "items", t);
-                            }
-                        }
-                    }
-                    _ => {
-                        let t = self.node(v, &here, false)?;
-                        put(&mut out, &mut all_of, "items", t);
-                    }
-                },
-                // Handled with `items`; without an array of items it has no effect.
-                "additionalItems" => {}
-                "anyOf" | "allOf" | "oneOf" => {
-                    let Some(list) = v.as_array().filter(|l| !l.is_empty()) else {
-                        return fail(&here, "must be a non-empty array of schemas");
-                    };
-                    let mut subs = Vec::with_capacity(list.len());
-                    for (i, sub) in list.iter().enumerate() {
-                        subs.push(self.node(sub, &format!("{here}/{i}"), false)?);
-                    }
-                    if k == "allOf" {
-                        all_of.extend(subs);
-                    } else {
-                        put(&mut out, &mut all_of, k, Value::Array(subs));
-                    }
-                }
-                "not" => {
-                    let t = self.node(v, &here, false)?;
-                    put(&mut out, &mut all_of, k, t);
-                }
-                "dependencies" => {
-                    let Some(deps) = v.as_object() else {
-                        return fail(&here, "must be a document");
-                    };
-                    let mut required = Map::new();
-                    let mut schemas = Map::new();
-                    for (name, dep) in deps {
-                        match dep {
-                            Value::Array(names) => {
-                                if !names.iter().all(Value::is_string) {
-                                    return fail(
-                                        &format!("{here}/{}", token(name)),
-                                        "property dependencies must be strings",
-                                    );
-                                }
-                                required.insert(name.clone(), dep.clone());
-                            }
-                            _ => {
-                                let t =
-                                    self.node(dep, &format!("{here}/{}", token(name)), false)?;
-                                schemas.insert(name.clone(), t);
-                            }
-                        }
-                    }
-                    if !required.is_empty() {
-                        put(
-                            &mut out,
-                            &mut all_of,
-                            "dependentRequired",
-                            Value::Object(required),
-                        );
-                    }
-                    if !schemas.is_empty() {
-                        put(
-                            &mut out,
-                            &mut all_of,
-                            "dependentSchemas",
-                            Value::Object(schemas),
-                        );
-                    }
-                }
-                "minimum" | "maximum" => {
-                    let n = number(v, &here)?;
-                    let kw = match (
-                        k.as_str(),
-                        excl("exclusiveMinimum"),
-                        excl("exclusiveMaximum"),
-                    ) {
-                        ("minimum", true, _) => "exclusiveMinimum",
-                        ("maximum", _, true) => "exclusiveMaximum",
-                        _ => k.as_str(),
-                    };
-                    put(&mut out, &mut all_of, kw, n);
-                }
-                "exclusiveMinimum" | "exclusiveMaximum" => match v {
-                    // Draft 4: a flag on minimum/maximum, handled there.
-                    Value::Bool(_) => {}
-                    _ => {
-                        let n = number(v, &here)?;
-                        put(&mut out, &mut all_of, k, n);
-                    }
-                },
-                "multipleOf" => {
-                    let n = number(v, &here)?;
-                    if n.as_f64().is_none_or(|x| x <= 0.0) {
-                        return fail(&here, "must be a number greater than 0");
-                    }
-                    put(&mut out, &mut all_of, k, n);
-                }
-                "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties"
-                | "maxProperties" => {
-                    let n = number(v, &here)?;
-                    let Some(x) = n.as_f64().filter(|x| *x >= 0.0 && x.fract() == 0.0) else {
-                        return fail(&here, "must be a non-negative whole number");
-                    };
-                    put(&mut out, &mut all_of, k, Value::from(x as u64));
-                }
-                "required" => {
-                    if !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
-                        return fail(&here, "must be an array of field names");
-                    }
-                    put(&mut out, &mut all_of, k, v.clone());
-                }
-                "enum" => {
-                    if !v.is_array() {
-                        return fail(&here, "must be an array");
-                    }
-                    put(&mut out, &mut all_of, k, v.clone());
-                }
-                "encrypt" => {
-                    // Client-side field level encryption: the stored value is BinData subtype 6.
-                    self.used.insert("encrypted");
-                    put(
-                        &mut out,
-                        &mut all_of,
-                        "$ref",
-                        Value::from("#/$defs/encrypted"),
+            }
+            "properties" | "patternProperties" | "dependentSchemas" => {
+                let Some(props) = v.as_object() else {
+                    return fail(here, "must be a document");
+                };
+                let mut m = Map::new();
+                for (name, sub) in props {
+                    m.insert(
+                        name.clone(),
+                        self.node(sub, &format!("{here}/{}", token(name)), false)?,
                     );
                 }
-                // uniqueItems, pattern, title, description and anything else: as is.
-                _ => {
-                    if !matches!(
-                        k.as_str(),
-                        "uniqueItems" | "pattern" | "title" | "description"
-                    ) {
-                        let place = if at.is_empty() { "/" } else { at };
-                        self.notes.push(format!(
-                            "$jsonSchema at {place}: keyword `{k}` is not one MongoDB documents; \
-                             kept as is"
-                        ));
+                out.put(k, Value::Object(m));
+            }
+            "additionalProperties" => {
+                let val = match v {
+                    Value::Bool(b) => Value::Bool(*b),
+                    _ => self.node(v, here, false)?,
+                };
+                out.put(k, val);
+            }
+            "items" => self.items(out, s, v, at, here)?,
+            // Handled with `items`; without an array of items it has no effect.
+            "additionalItems" => {}
+            "anyOf" | "allOf" | "oneOf" => {
+                let Some(list) = v.as_array().filter(|l| !l.is_empty()) else {
+                    return fail(here, "must be a non-empty array of schemas");
+                };
+                let mut subs = Vec::with_capacity(list.len());
+                for (i, sub) in list.iter().enumerate() {
+                    subs.push(self.node(sub, &format!("{here}/{i}"), false)?);
+                }
+                if k == "allOf" {
+                    out.all_of.extend(subs);
+                } else {
+                    out.put(k, Value::Array(subs));
+                }
+            }
+            "not" => {
+                let t = self.node(v, here, false)?;
+                out.put(k, t);
+            }
+            "dependencies" => self.dependencies(out, v, here)?,
+            "encrypt" => {
+                // Client-side field level encryption: the stored value is BinData subtype 6.
+                self.used.insert("encrypted");
+                out.put("$ref", Value::from("#/$defs/encrypted"));
+            }
+            _ => self.plain_keyword(out, s, k, v, at, here)?,
+        }
+        Ok(())
+    }
+
+    /// `items`: a schema, or (draft 4) an array of them with `additionalItems` after it.
+    fn items(
+        &mut self,
+        out: &mut Out,
+        s: &Map<String, Value>,
+        v: &Value,
+        at: &str,
+        here: &str,
+    ) -> Result<(), TranslateError> {
+        let Value::Array(list) = v else {
+            let t = self.node(v, here, false)?;
+            out.put("items", t);
+            return Ok(());
+        };
+        let mut items = Vec::with_capacity(list.len());
+        for (i, sub) in list.iter().enumerate() {
+            items.push(self.node(sub, &format!("{here}/{i}"), false)?);
+        }
+        out.put("prefixItems", Value::Array(items));
+        // Draft 4: additionalItems applies only after an array of items.
+        match s.get("additionalItems") {
+            None => {}
+            Some(Value::Bool(b)) => out.put("items", Value::Bool(*b)),
+            Some(sub) => {
+                let t = self.node(sub, &format!("{at}/additionalItems"), false)?;
+                out.put("items", t);
+            }
+        }
+        Ok(())
+    }
+
+    /// Draft 4 `dependencies`: property dependencies become `dependentRequired`, schema
+    /// dependencies `dependentSchemas`.
+    fn dependencies(&mut self, out: &mut Out, v: &Value, here: &str) -> Result<(), TranslateError> {
+        let Some(deps) = v.as_object() else {
+            return fail(here, "must be a document");
+        };
+        let mut required = Map::new();
+        let mut schemas = Map::new();
+        for (name, dep) in deps {
+            match dep {
+                Value::Array(names) => {
+                    if !names.iter().all(Value::is_string) {
+                        return fail(
+                            &format!("{here}/{}", token(name)),
+                            "property dependencies must be strings",
+                        );
                     }
-                    put(&mut out, &mut all_of, k, v.clone());
+                    required.insert(name.clone(), dep.clone());
+                }
+                _ => {
+                    let t = self.node(dep, &format!("{here}/{}", token(name)), false)?;
+                    schemas.insert(name.clone(), t);
                 }
             }
         }
-        if !all_of.is_empty() {
-            out.insert("allOf".into(), Value::Array(all_of));
+        if !required.is_empty() {
+            out.put("dependentRequired", Value::Object(required));
         }
-        Ok(Value::Object(out))
+        if !schemas.is_empty() {
+            out.put("dependentSchemas", Value::Object(schemas));
+        }
+        Ok(())
+    }
+
+    /// A keyword without subschemas: numeric bounds, `required`, `enum`, and anything else
+    /// (kept as is, with a note when MongoDB does not document it).
+    fn plain_keyword(
+        &mut self,
+        out: &mut Out,
+        s: &Map<String, Value>,
+        k: &str,
+        v: &Value,
+        at: &str,
+        here: &str,
+    ) -> Result<(), TranslateError> {
+        let excl = |k: &str| s.get(k) == Some(&Value::Bool(true));
+        match k {
+            "minimum" | "maximum" => {
+                let n = number(v, here)?;
+                let kw = match (k, excl("exclusiveMinimum"), excl("exclusiveMaximum")) {
+                    ("minimum", true, _) => "exclusiveMinimum",
+                    ("maximum", _, true) => "exclusiveMaximum",
+                    _ => k,
+                };
+                out.put(kw, n);
+            }
+            "exclusiveMinimum" | "exclusiveMaximum" => match v {
+                // Draft 4: a flag on minimum/maximum, handled there.
+                Value::Bool(_) => {}
+                _ => {
+                    let n = number(v, here)?;
+                    out.put(k, n);
+                }
+            },
+            "multipleOf" => {
+                let n = number(v, here)?;
+                if n.as_f64().is_none_or(|x| x <= 0.0) {
+                    return fail(here, "must be a number greater than 0");
+                }
+                out.put(k, n);
+            }
+            "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties"
+            | "maxProperties" => {
+                let n = number(v, here)?;
+                let Some(x) = n.as_f64().filter(|x| *x >= 0.0 && x.fract() == 0.0) else {
+                    return fail(here, "must be a non-negative whole number");
+                };
+                out.put(k, Value::from(x as u64));
+            }
+            "required" => {
+                if !v.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+                    return fail(here, "must be an array of field names");
+                }
+                out.put(k, v.clone());
+            }
+            "enum" => {
+                if !v.is_array() {
+                    return fail(here, "must be an array");
+                }
+                out.put(k, v.clone());
+            }
+            // uniqueItems, pattern, title, description and anything else: as is.
+            _ => {
+                if !matches!(k, "uniqueItems" | "pattern" | "title" | "description") {
+                    let place = if at.is_empty() { "/" } else { at };
+                    self.notes.push(format!(
+                        "$jsonSchema at {place}: keyword `{k}` is not one MongoDB documents; \
+                         kept as is"
+                    ));
+                }
+                out.put(k, v.clone());
+            }
+        }
+        Ok(())
     }
 
     /// The BSON types named by `bsonType` (or by `type`, with JSON type names).
