@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::ops::{CollectionAction, Step};
 use super::overlay::Composition;
-use super::plan::{self, Plan, PlanError};
+use super::plan::{self, Plan, PlanError, PlanHeader};
 use super::template::{Bound, Selection};
 use crate::contract::ContractSet;
 use crate::scan::{self, Baseline, ScanOptions};
@@ -190,18 +190,17 @@ pub fn make(source: &mut Source, req: Request) -> Result<(Plan, Vec<PartOutcome>
             targets.insert(o.collection.clone(), Value::from(c.target));
         }
     }
-    let header = json!({
-        "kind": "plan",
-        "format": plan::FORMAT,
-        "template": "from-report",
-        "from_report": req.report,
-        "parts": outcomes.iter().map(PartOutcome::to_json).collect::<Vec<_>>(),
-        "collections": collections,
-        "target_versions": targets,
-        "source": source.spec.to_string(),
-        "database": source.database,
-        "created_at": req.created_at,
-    });
+    let header = PlanHeader {
+        template: "from-report".into(),
+        from_report: Some(req.report),
+        parts: Some(outcomes.iter().map(PartOutcome::to_json).collect()),
+        collections: Some(collections),
+        target_versions: Some(targets),
+        source: source.spec.to_string(),
+        database: source.database.clone(),
+        created_at: req.created_at,
+        ..PlanHeader::new(plan::FORMAT)
+    };
     Ok((Plan { header, entries }, outcomes))
 }
 
@@ -270,7 +269,7 @@ fn plan_parts(
             Err(other) => return Err(other),
         };
         outcome.planned = planned.entries.len();
-        outcome.kept_as_baseline = planned.header["kept_as_baseline"].as_u64().unwrap_or(0);
+        outcome.kept_as_baseline = planned.header.kept_as_baseline.unwrap_or(0);
         composition
             .add(&part.collection, planned.entries)
             .map_err(|e| {

@@ -22,12 +22,9 @@
 //! Every `replace` and `insert` after-image passes the target version's schema, or no
 //! plan is written and the refusal names the documents and why.
 
+use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
-use serde_json::{json, Map, Value};
-
-use super::journal;
 use super::ops::{CollectionAction, Outcome, QuarantineTarget, Step};
 use super::template::{Bound, Selection};
 use crate::contract::{Contract, ContractSet};
@@ -35,9 +32,15 @@ use crate::report::ViolationSink;
 use crate::scan::{self, Baseline, Class, ScanOptions};
 use crate::source::Source;
 
+mod entry;
+mod file;
+mod header;
+
+pub use entry::{Action, Entry};
+pub use header::{PlanHeader, TemplateParams};
+
+/// The current plan format (chained line checksums).
 pub const FORMAT: &str = "docsweep-plan/2";
-/// The earlier format: the same lines, each checksummed on its own.
-const FORMAT_UNCHAINED: &str = "docsweep-plan/1";
 
 /// The boolean index options a `create_index` entry's after-image may set (`true` only).
 pub const INDEX_OPTIONS: [&str; 2] = ["unique", "sparse"];
@@ -73,146 +76,20 @@ pub enum PlanError {
     File { path: String, message: String },
 }
 
-/// What a plan entry does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    /// The document is replaced by the after-image.
-    Replace,
-    Delete,
-    /// The document is removed from the collection and kept in `to`.
-    Quarantine,
-    /// The after-image is inserted (a document restored from the baseline).
-    Insert,
-    CreateIndex,
-    DropIndex,
-}
-
-impl Action {
-    pub const ALL: [Action; 6] = [
-        Action::Replace,
-        Action::Delete,
-        Action::Quarantine,
-        Action::Insert,
-        Action::CreateIndex,
-        Action::DropIndex,
-    ];
-
-    /// The name plans and journals use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Replace => "replace",
-            Action::Delete => "delete",
-            Action::Quarantine => "quarantine",
-            Action::Insert => "insert",
-            Action::CreateIndex => "create_index",
-            Action::DropIndex => "drop_index",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-
-    /// An index action (the entry has no `_id`).
-    pub fn is_index(self) -> bool {
-        matches!(self, Action::CreateIndex | Action::DropIndex)
-    }
-
-    /// Writes over or removes an existing document.
-    pub fn overwrites(self) -> bool {
-        matches!(self, Action::Replace | Action::Delete | Action::Quarantine)
-    }
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for Action {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-/// One planned change.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub action: Action,
-    pub id: Value,
-    pub before: Option<u128>,
-    pub after: Option<Value>,
-    pub to: Option<String>,
-    /// Where the document was in the source (byte offset in a dump), so that apply acts
-    /// on exactly that record even when several share an `_id`.
-    pub at: Option<u64>,
-    /// The collection, in a plan over several (`--from-report`); None: the header's.
-    pub collection: Option<String>,
-}
-
-impl Entry {
-    fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("kind".into(), "entry".into());
-        m.insert("action".into(), Value::from(self.action.as_str()));
-        m.insert("_id".into(), self.id.clone());
-        if let Some(b) = self.before {
-            m.insert("before".into(), Value::from(format!("{b:032x}")));
-        }
-        if let Some(a) = &self.after {
-            m.insert("after".into(), a.clone());
-        }
-        if let Some(t) = &self.to {
-            m.insert("to".into(), Value::from(t.as_str()));
-        }
-        if let Some(at) = self.at {
-            m.insert("at".into(), Value::from(at));
-        }
-        if let Some(c) = &self.collection {
-            m.insert("collection".into(), Value::from(c.as_str()));
-        }
-        Value::Object(m)
-    }
-
-    fn from_json(v: &Value) -> Result<Entry, String> {
-        let name = v["action"].as_str().ok_or("entry without action")?;
-        let action = Action::parse(name).ok_or_else(|| {
-            format!(
-                "unknown action {name:?} (for _id {}): a plan from another docsweep version?",
-                scan::id_text(&v["_id"])
-            )
-        })?;
-        let before = match v.get("before").and_then(Value::as_str) {
-            Some(h) => Some(u128::from_str_radix(h, 16).map_err(|_| "bad before fingerprint")?),
-            None => None,
-        };
-        Ok(Entry {
-            action,
-            id: v.get("_id").cloned().unwrap_or(Value::Null),
-            before,
-            after: v.get("after").cloned(),
-            to: v.get("to").and_then(Value::as_str).map(str::to_string),
-            at: v.get("at").and_then(Value::as_u64),
-            collection: v
-                .get("collection")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        })
-    }
-}
-
 /// A plan in memory.
+///
+/// `H` is the header's type: always [`PlanHeader`] here; a hand-built header (any
+/// `Serialize`, such as a `serde_json::Value` in a benchmark) can be written too.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub header: Value,
+pub struct Plan<H = PlanHeader> {
+    pub header: H,
     pub entries: Vec<Entry>,
 }
 
 impl Plan {
     /// The collection of a plan over one collection ("" for a plan over several).
     pub fn collection(&self) -> &str {
-        self.header["collection"].as_str().unwrap_or_default()
+        self.header.collection.as_deref().unwrap_or_default()
     }
 
     /// The collection an entry changes.
@@ -238,13 +115,8 @@ impl Plan {
 
     /// The plan restricted to one collection's entries, as a plan over that collection.
     pub fn of_collection(&self, coll: &str) -> Plan {
-        let mut header = self.header.clone();
-        header["collection"] = Value::from(coll);
-        if let Some(v) = self.header["target_versions"].get(coll) {
-            header["target_version"] = v.clone();
-        }
         Plan {
-            header,
+            header: self.header.of_collection(coll),
             entries: self
                 .entries
                 .iter()
@@ -255,84 +127,6 @@ impl Plan {
                 })
                 .collect(),
         }
-    }
-
-    pub fn summary(&self) -> Value {
-        let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
-        for e in &self.entries {
-            *counts.entry(e.action.as_str()).or_insert(0) += 1;
-        }
-        json!({"kind": "summary", "entries": self.entries.len(), "actions": counts})
-    }
-
-    /// Writes the plan atomically, its lines chained.
-    pub fn write(&self, path: &Path) -> Result<(), PlanError> {
-        let mut text = String::new();
-        let mut seed = 0;
-        let records = std::iter::once(self.header.clone())
-            .chain(self.entries.iter().map(Entry::to_json))
-            .chain(std::iter::once(self.summary()));
-        for record in records {
-            let (line, sum) = journal::chained_line(&record, seed);
-            text.push_str(&line);
-            seed = sum;
-        }
-        // Owner-only: it holds after-images.
-        crate::os::write_atomic(path, text.as_bytes(), crate::os::Access::Private).map_err(|e| {
-            PlanError::File {
-                path: path.display().to_string(),
-                message: format!("cannot write: {e}"),
-            }
-        })
-    }
-
-    /// Reads and verifies a plan: every line's checksum and their chain, the header,
-    /// and the summary.
-    pub fn read(path: &Path) -> Result<Plan, PlanError> {
-        let bad = |message: String| PlanError::File {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let mut lines = Vec::new();
-        let mut seed = 0;
-        let mut chained = false;
-        for (i, line) in text.split_inclusive('\n').enumerate() {
-            if !line.ends_with('\n') {
-                return Err(bad(format!("truncated at line {}", i + 1)));
-            }
-            let (v, sum) = journal::parse_seeded(line.as_bytes(), if chained { seed } else { 0 })
-                .map_err(|m| {
-                    bad(format!(
-                        "line {}: {m}: the plan was edited or damaged; make it again with `docsweep repair plan`",
-                        i + 1
-                    ))
-                })?;
-            if i == 0 {
-                chained = v["format"] == FORMAT;
-            }
-            seed = sum;
-            lines.push(v);
-        }
-        let header = lines.first().cloned().ok_or_else(|| bad("empty".into()))?;
-        if header["kind"] != "plan"
-            || (header["format"] != FORMAT && header["format"] != FORMAT_UNCHAINED)
-        {
-            return Err(bad(format!("not a {FORMAT} plan")));
-        }
-        let summary = lines.last().cloned().unwrap_or(Value::Null);
-        if summary["kind"] != "summary" || lines.len() < 2 {
-            return Err(bad("truncated: no summary line".into()));
-        }
-        let entries = lines[1..lines.len() - 1]
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Entry::from_json(v).map_err(|m| bad(format!("entry {}: {m}", i + 1))))
-            .collect::<Result<Vec<_>, _>>()?;
-        if summary["entries"].as_u64() != Some(entries.len() as u64) {
-            return Err(bad("the summary does not match the entries".into()));
-        }
-        Ok(Plan { header, entries })
     }
 }
 
@@ -871,38 +665,34 @@ impl Planner<'_, '_> {
     }
 
     /// The plan's header.
-    fn header(&self) -> Value {
+    fn header(&self) -> PlanHeader {
         let req = self.req;
-        let params: Vec<Value> = req
+        let params = req
             .chain
             .iter()
-            .map(|b| {
-                let p: Map<String, Value> = b.params().iter().cloned().collect();
-                json!({"template": b.template().name, "params": p})
+            .map(|b| TemplateParams {
+                template: b.template().name.clone(),
+                params: b.params().iter().cloned().collect(),
             })
             .collect();
-        let names: Vec<&str> = req
+        let names: Vec<String> = req
             .chain
             .iter()
-            .map(|b| b.template().name.as_str())
+            .map(|b| b.template().name.clone())
             .collect();
-        let mut header = json!({
-            "kind": "plan",
-            "format": FORMAT,
-            "template": names.join("+"),
-            "templates": names,
-            "params": params,
-            "select": self.selection.as_str(),
-            "collection": self.coll,
-            "source": req.source.spec.to_string(),
-            "database": req.source.database,
-            "target_version": req.contract.target,
-            "created_at": req.created_at,
-        });
-        if self.protected > 0 {
-            header["kept_as_baseline"] = Value::from(self.protected);
+        PlanHeader {
+            template: names.join("+"),
+            templates: Some(names),
+            params: Some(params),
+            select: Some(self.selection.as_str()),
+            collection: Some(self.coll.to_string()),
+            source: req.source.spec.to_string(),
+            database: req.source.database.clone(),
+            target_version: Some(req.contract.target),
+            created_at: req.created_at.clone(),
+            kept_as_baseline: (self.protected > 0).then_some(self.protected),
+            ..PlanHeader::new(FORMAT)
         }
-        header
     }
 }
 
@@ -958,82 +748,4 @@ pub fn make(req: &Request<'_>) -> Result<Plan, PlanError> {
         header: planner.header(),
         entries: planner.entries,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(n: u64) -> Entry {
-        Entry {
-            action: Action::Delete,
-            id: json!(n),
-            before: Some(u128::from(n)),
-            after: None,
-            to: None,
-            at: None,
-            collection: None,
-        }
-    }
-
-    fn sample() -> Plan {
-        Plan {
-            header: json!({"kind": "plan", "format": FORMAT, "collection": "orders"}),
-            entries: (1..=3).map(entry).collect(),
-        }
-    }
-
-    fn lines(p: &Path) -> Vec<String> {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .split_inclusive('\n')
-            .map(str::to_string)
-            .collect()
-    }
-
-    #[test]
-    fn a_plan_round_trips_and_an_entry_removed_and_another_repeated_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("p.plan");
-        let plan = sample();
-        plan.write(&p).unwrap();
-        assert_eq!(Plan::read(&p).unwrap().entries, plan.entries);
-        let all = lines(&p);
-        assert_eq!(all.len(), 5);
-        // The summary still counts 3 entries: only the chain tells.
-        let orders: [(&str, &[usize]); 3] = [
-            ("entry 2 removed, entry 1 repeated", &[0, 1, 1, 3, 4]),
-            ("entry 3 removed, entry 2 repeated", &[0, 1, 2, 2, 4]),
-            ("entries swapped", &[0, 2, 1, 3, 4]),
-        ];
-        for (what, order) in orders {
-            let text: String = order.iter().map(|&i| all[i].as_str()).collect();
-            std::fs::write(&p, text).unwrap();
-            let e = Plan::read(&p).expect_err(what).to_string();
-            assert!(e.contains("checksum mismatch"), "{what}: {e}");
-            assert!(e.contains("p.plan"), "{what}: {e}");
-        }
-    }
-
-    #[test]
-    fn unchained_plans_of_the_earlier_format_are_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("old.plan");
-        let plan = sample();
-        let mut header = plan.header.clone();
-        header["format"] = json!(FORMAT_UNCHAINED);
-        let mut text = journal::line_for(&header);
-        for e in &plan.entries {
-            text.push_str(&journal::line_for(&e.to_json()));
-        }
-        text.push_str(&journal::line_for(&plan.summary()));
-        std::fs::write(&p, &text).unwrap();
-        assert_eq!(Plan::read(&p).unwrap().entries, plan.entries);
-        // The same lines claiming the chained format are refused.
-        header["format"] = json!(FORMAT);
-        let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
-        lines[0] = journal::line_for(&header);
-        std::fs::write(&p, lines.concat()).unwrap();
-        assert!(Plan::read(&p).is_err());
-    }
 }

@@ -24,7 +24,7 @@ pub(super) fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
         crate::os::set_actor(name);
     }
     let p = Plan::read(&a.plan)?;
-    let source = p.header["source"].as_str().unwrap_or_default().to_string();
+    let source = p.header.source.clone();
     if live::is_live(&source) {
         return apply_live_cmd(a, p, source);
     }
@@ -64,8 +64,8 @@ pub(super) fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
         &a.audit,
         &serde_json::json!({
             "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
-            "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
-            "params": p.header["params"], "collection": p.collection(), "collections": p.collections(), "source": source,
+            "command": "apply", "plan": a.plan.display().to_string(), "template": p.header.template,
+            "params": p.header.params, "collection": p.collection(), "collections": p.collections(), "source": source,
             "output": r.output.display().to_string(), "journal": r.journal.display().to_string(),
             "entries": p.entries.len(), "applied": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "conflict_ids": apply::conflicts_json(&r.conflicts),
@@ -114,7 +114,7 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
     }
     let target = format!(
         "{source} {}.{}",
-        p.header["database"].as_str().unwrap_or_default(),
+        p.header.database.as_deref().unwrap_or_default(),
         p.collections().join(",")
     );
     if !a.yes {
@@ -185,8 +185,8 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
         &a.audit,
         &serde_json::json!({
             "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
-            "command": "apply", "plan": a.plan.display().to_string(), "template": p.header["template"],
-            "params": p.header["params"], "collection": p.collection(), "collections": p.collections(), "source": source,
+            "command": "apply", "plan": a.plan.display().to_string(), "template": p.header.template,
+            "params": p.header.params, "collection": p.collection(), "collections": p.collections(), "source": source,
             "target": r.target, "journal": r.journal.display().to_string(),
             "entries": r.entries, "applied": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "guard": r.guard.map(live::Guard::as_str),

@@ -451,7 +451,7 @@ fn plan_cmd(a: PlanArgs) -> anyhow::Result<Status> {
             q.shown
         );
     }
-    if let Some(n) = p.header["kept_as_baseline"].as_u64() {
+    if let Some(n) = p.header.kept_as_baseline {
         outln!("kept {n} document(s) that equal their baseline image (never removed)");
     }
     next_apply(&spec, &a.out);

@@ -73,8 +73,8 @@ pub fn apply_dump(
     out_root: &Path,
     max_changes: Option<u64>,
 ) -> Result<Outcome, ApplyError> {
-    let source = plan.header["source"].as_str().unwrap_or_default();
-    let db = plan.header["database"].as_str();
+    let source = plan.header.source.as_str();
+    let db = plan.header.database.as_deref();
     let spec =
         crate::source::SourceSpec::parse(source).map_err(|e| ApplyError::Usage(e.to_string()))?;
     // An archive is read as the dump folder its collections make (extracted under the
@@ -153,8 +153,8 @@ pub fn apply_dump(
         "plan_checksum": checksum,
         "target": format!("dump:{}", std::path::absolute(&final_dir).unwrap_or_else(|_| final_dir.clone()).display()),
         "source": source, "database": db_name, "collection": coll, "collections": plan.collections(),
-        "template": plan.header["template"],
-        "params": plan.header["params"], "started_at": crate::report::now_rfc3339(),
+        "template": plan.header.template,
+        "params": plan.header.params, "started_at": crate::report::now_rfc3339(),
         "user": crate::os::actor(),
     }))?;
     let mut result = Outcome {

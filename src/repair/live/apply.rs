@@ -60,7 +60,7 @@ fn existing_journal(
         return Ok(Existing::None);
     }
     let plan = req.plan;
-    let source = plan.header["source"].as_str().unwrap_or_default();
+    let source = plan.header.source.as_str();
     let coll_name = plan.collection();
     let read = journal::read(&req.journal)?;
     let h = &read.records[0];
@@ -95,13 +95,13 @@ fn connect_all(
     collections: &[String],
 ) -> Result<Vec<(Target, Plan)>, ApplyError> {
     let plan = req.plan;
-    let source = plan.header["source"].as_str().unwrap_or_default();
+    let source = plan.header.source.as_str();
     let mut targets = Vec::new();
     for c in collections {
         let mut target = Target::connect(
             source,
             req.uri,
-            plan.header["database"].as_str(),
+            plan.header.database.as_deref(),
             c,
             req.accept_top_level,
         )?;
@@ -226,7 +226,7 @@ fn journal_intent(
 /// Applies `plan` to the live deployment it was made from.
 pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
     let plan = req.plan;
-    let source = plan.header["source"].as_str().unwrap_or_default();
+    let source = plan.header.source.as_str();
     let collections = plan.collections();
     let coll_name = plan.collection().to_string();
     let changes = plan.entries.iter().filter(|e| !e.id.is_null()).count() as u64;
@@ -288,7 +288,7 @@ pub fn apply_live(req: &ApplyLive<'_>) -> Result<LiveOutcome, ApplyError> {
                 "plan": req.plan_path.display().to_string(), "plan_checksum": checksum,
                 "target": source, "database": first_target.database, "collection": coll_name,
                 "collections": collections,
-                "template": plan.header["template"], "params": plan.header["params"],
+                "template": plan.header.template, "params": plan.header.params,
                 "started_at": crate::report::now_rfc3339(),
                 "user": crate::os::actor(),
                 "guard": guard.as_str(),
