@@ -94,7 +94,7 @@ fn bench_decode(c: &mut Criterion) {
             for d in &bson {
                 black_box(value::from_bson(black_box(d)).unwrap());
             }
-        })
+        });
     });
     g.finish();
 
@@ -105,7 +105,7 @@ fn bench_decode(c: &mut Criterion) {
             for l in &lines {
                 black_box(serde_json::from_slice::<Value>(black_box(l)).unwrap());
             }
-        })
+        });
     });
     g.bench_function("parse_and_normalise", |b| {
         b.iter(|| {
@@ -113,7 +113,7 @@ fn bench_decode(c: &mut Criterion) {
                 let v: Value = serde_json::from_slice(black_box(l)).unwrap();
                 black_box(value::from_ejson(v).unwrap());
             }
-        })
+        });
     });
     g.finish();
 }
@@ -127,14 +127,14 @@ fn bench_fingerprint(c: &mut Criterion) {
             for d in &docs {
                 black_box(value::fingerprint(black_box(d)));
             }
-        })
+        });
     });
     g.bench_function("key_hash_id", |b| {
         b.iter(|| {
             for d in &docs {
                 black_box(d.get("_id").map(value::key_hash));
             }
-        })
+        });
     });
     g.finish();
 }
@@ -157,7 +157,7 @@ fn bench_schema(c: &mut Criterion) {
                 valid += usize::from(contract.versions[v1].validator.is_valid(black_box(d)));
             }
             black_box(valid)
-        })
+        });
     });
     g.bench_function("is_valid_orders_all_versions", |b| {
         b.iter(|| {
@@ -168,7 +168,7 @@ fn bench_schema(c: &mut Criterion) {
                 }
             }
             black_box(valid)
-        })
+        });
     });
     g.finish();
 }
@@ -200,7 +200,7 @@ fn bench_scan(c: &mut Criterion) {
                 let outcome = scan(&source, None, &contracts, &[], &opts, &mut sink).expect("scan");
                 assert!(outcome.failure.is_none());
                 black_box((outcome.collections.len(), sink.len()))
-            })
+            });
         });
     }
     g.finish();

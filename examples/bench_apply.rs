@@ -121,6 +121,7 @@ fn make_plan(docs: &[Vec<u8>], source: &str, db: &str, coll: &str, path: &Path) 
         "source": source, "database": db, "target_version": 1,
         "created_at": "2024-01-01T00:00:00Z",
     });
+    let header = serde_json::from_value(header)?;
     Plan { header, entries }.write(path)?;
     Ok(afters)
 }

@@ -231,7 +231,7 @@ fn main() -> Res<()> {
 /// Visits every element of `doc`, recursing into documents and arrays; false when a
 /// record is malformed.
 fn walk_doc(doc: &RawDocument) -> bool {
-    for el in doc.iter() {
+    for el in doc {
         match el {
             Ok((key, value)) => {
                 black_box(key);

@@ -110,7 +110,7 @@ fn parse_args() -> Res<Args> {
             "--seed" => {
                 args.seed = value("--seed")?
                     .parse()
-                    .map_err(|e| format!("--seed: {e}"))?
+                    .map_err(|e| format!("--seed: {e}"))?;
             }
             "--clean" => args.clean = true,
             "--findings-share" => {

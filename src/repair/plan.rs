@@ -81,8 +81,8 @@ pub enum PlanError {
 /// `H` is the header's type: always [`PlanHeader`] here; a hand-built header (any
 /// `Serialize`, such as a `serde_json::Value` in a benchmark) can be written too.
 #[derive(Debug, Clone)]
-pub struct Plan<H = PlanHeader> {
-    pub header: H,
+pub struct Plan {
+    pub header: PlanHeader,
     pub entries: Vec<Entry>,
 }
 

@@ -69,6 +69,17 @@ pub enum Class {
     Invalid,
 }
 
+impl Class {
+    /// The key a remediation sample of this class is kept under in the report
+    /// (`other_version:N` or `invalid`).
+    pub fn sample_key(self) -> String {
+        match self {
+            Class::OtherVersion(v) => format!("other_version:{v}"),
+            _ => "invalid".to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaError {
     pub pointer: String,

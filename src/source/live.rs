@@ -266,7 +266,7 @@ pub(super) fn open(
     let collections = names
         .into_iter()
         .map(|name| CollectionSource {
-            file: format!("{}.{name}", db_name).into(),
+            file: format!("{db_name}.{name}").into(),
             size: if options.estimate_counts {
                 live.estimated_count(&name)
             } else {

@@ -67,7 +67,11 @@ fn pull_writes_a_contract_with_the_indexes_in_order() {
     let v1 = c.version(1).unwrap();
     // In the server's listIndexes order: creation order on MongoDB, by name on FerretDB
     // (docs/ferretdb.md); the order of the fields within a key is always kept.
-    let mut got: Vec<Value> = v1.indexes.iter().map(|i| i.to_report_json()).collect();
+    let mut got: Vec<Value> = v1
+        .indexes
+        .iter()
+        .map(docsweep::contract::IndexSpec::to_report_json)
+        .collect();
     let by_name = |v: &Value| v["name"].as_str().unwrap().to_string();
     let server_order: Vec<String> = orders
         .list_index_names()

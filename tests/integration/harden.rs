@@ -467,7 +467,7 @@ fn a_check_killed_while_writing_its_reports_leaves_the_previous_report_whole() {
     let staged = |w: &Workdir| {
         std::fs::read_dir(w.path())
             .unwrap()
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .filter(|e| e.file_name().to_string_lossy().starts_with(".r.tmp-"))
             .count()
     };

@@ -596,7 +596,7 @@ routing_key_env = "TEST_PD_KEY"
     let events: Vec<Value> = server
         .requests("/pd")
         .iter()
-        .map(|r| r.json())
+        .map(super::notify::Request::json)
         .filter(|e| e["payload"]["custom_details"]["collection"] == "orders")
         .collect();
     let last = events.last().unwrap();

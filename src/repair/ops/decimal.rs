@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::convert::{date_value, decimal_value, double_value, kind, wrapper};
+use super::kinds::{date_value, decimal_value, double_value, kind, wrapper};
 use super::{Rounding, TypeName};
 
 #[derive(Debug, Clone, Copy, PartialEq)]

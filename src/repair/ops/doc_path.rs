@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::convert::kind;
 use super::error::OpError;
+use super::kinds::kind;
 
 pub(super) fn get<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = doc;

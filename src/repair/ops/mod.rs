@@ -375,16 +375,17 @@ mod decimal;
 mod doc_path;
 mod error;
 mod expr;
+mod kinds;
 pub mod spec;
 mod table;
 
-pub use convert::kind;
-pub(crate) use convert::normalise;
 #[cfg(test)]
 use decimal::Dec;
 use doc_path::get;
 pub use error::{OpError, StepError};
 pub use expr::Expr;
+pub use kinds::kind;
+pub(crate) use kinds::normalise;
 pub use spec::OpSpec;
 use spec::{Given, Scope, Val};
 pub use table::{Step, OPS};

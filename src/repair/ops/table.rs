@@ -6,10 +6,11 @@
 
 use serde_json::{Map, Value};
 
-use super::convert::{self, join_text, kind};
+use super::convert::{self, join_text};
 use super::decimal::{Dec, Num};
 use super::doc_path::{anchor, get, insert, remove, split_parent};
 use super::error::{path_err, value_err, Failure, OpError};
+use super::kinds::kind;
 use super::spec::{def_bool, def_str, list, ops, opt, req, spec, ArgSpec, Field, Given};
 use super::spec::{Kind as K, Need, OpSpec};
 use super::{Arg, End, Expr, QuarantineTarget, Rounding, Run, TypeName};

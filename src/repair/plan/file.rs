@@ -11,7 +11,7 @@ use crate::repair::journal;
 /// The earlier format: the same lines, each checksummed on its own.
 pub(super) const FORMAT_UNCHAINED: &str = "docsweep-plan/1";
 
-impl<H: serde::Serialize> Plan<H> {
+impl Plan {
     /// The last line: counts per action and the number of entries.
     pub fn summary(&self) -> Value {
         let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();

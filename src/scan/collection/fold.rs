@@ -74,7 +74,7 @@ impl CollectionScan<'_> {
     /// Keeps the first [`SAMPLES`] non-valid documents of each class.
     fn keep_sample(&mut self, facts: &DocFacts) {
         let Some(doc) = &facts.sample else { return };
-        let key = sample_class(facts.class);
+        let key = facts.class.sample_key();
         let samples = self.report.samples.entry(key.clone()).or_default();
         if samples.len() < SAMPLES {
             samples.push(doc.clone());
@@ -255,14 +255,6 @@ impl CollectionScan<'_> {
     }
 }
 
-/// The class a remediation sample is kept under.
-fn sample_class(class: Class) -> String {
-    match class {
-        Class::OtherVersion(v) => format!("other_version:{v}"),
-        _ => "invalid".to_string(),
-    }
-}
-
 /// Drops, on the examining thread, the samples the fold cannot keep: beyond the first
 /// [`SAMPLES`] of a class in this batch, and every one of a class the fold already has
 /// [`SAMPLES`] of. Those come from documents earlier in the source than any of this
@@ -278,10 +270,10 @@ pub(super) fn drop_unneeded_samples(
         if f.sample.is_none() {
             continue;
         }
-        let key = sample_class(f.class);
+        let key = f.class.sample_key();
         let n = taken.entry(key).or_insert(0);
         *n += 1;
-        if *n > SAMPLES || full.contains(&sample_class(f.class)) {
+        if *n > SAMPLES || full.contains(&f.class.sample_key()) {
             f.sample = None;
         }
     }
