@@ -263,7 +263,10 @@ pub(crate) fn after_report(s: &Settings, w: &Written, command: &str) -> Status {
     let mut record = audit_record(s, &w.report, command);
     record["report"] = serde_json::json!(w.json_path.display().to_string());
     if !outcomes.is_empty() {
-        record["notify"] = outcomes.iter().map(|o| o.to_json()).collect();
+        record["notify"] = outcomes
+            .iter()
+            .map(crate::report::notify::Outcome::to_json)
+            .collect();
     }
     append_audit(s, &record);
     status

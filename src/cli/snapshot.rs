@@ -85,9 +85,11 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<Status> {
         if !ns.takes(source.database.as_deref(), &cs.name) {
             continue;
         }
-        let indexes = source
-            .indexes(cs)?
-            .map(|list| list.iter().map(|ix| ix.to_report_json()).collect());
+        let indexes = source.indexes(cs)?.map(|list| {
+            list.iter()
+                .map(crate::contract::IndexSpec::to_report_json)
+                .collect()
+        });
         let mut compressed = args
             .full
             .then(|| flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast()));

@@ -130,7 +130,9 @@ pub fn write(
         put(&mut w, &mut total, TRAILER)?;
         let end = total + 8;
         put(&mut w, &mut total, &end.to_le_bytes())?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
+        let file = w
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
         file.commit()?;
         Ok(end)
     })();

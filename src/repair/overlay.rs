@@ -63,9 +63,15 @@ impl Composition {
 
     /// Adds the entries of one step, planned against the view of the steps before it.
     pub fn add(&self, collection: &str, entries: Vec<Entry>) -> Result<(), ComposeError> {
-        let mut all = self.collections.write().unwrap_or_else(|p| p.into_inner());
+        let mut all = self
+            .collections
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         {
-            let mut order = self.order.write().unwrap_or_else(|p| p.into_inner());
+            let mut order = self
+                .order
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if !order.iter().any(|c| c == collection) {
                 order.push(collection.to_string());
             }
@@ -151,8 +157,14 @@ impl Composition {
     /// documents first, in the order first planned, then index actions. A replace whose
     /// final image is the document as it was is dropped.
     pub fn entries(&self) -> Vec<Entry> {
-        let all = self.collections.read().unwrap_or_else(|p| p.into_inner());
-        let order = self.order.read().unwrap_or_else(|p| p.into_inner());
+        let all = self
+            .collections
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let order = self
+            .order
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = Vec::new();
         for name in order.iter() {
             let Some(c) = all.get(name) else { continue };
@@ -178,7 +190,10 @@ impl Composition {
 
 impl crate::source::Overlay for Composition {
     fn wrap(&self, collection: &str, reader: Box<dyn RecordReader>) -> Box<dyn RecordReader> {
-        let all = self.collections.read().unwrap_or_else(|p| p.into_inner());
+        let all = self
+            .collections
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match all.get(collection) {
             Some(c) if !c.entries.is_empty() => {
                 // Records are known by their offset in a dump: only those at a changed

@@ -75,7 +75,9 @@ impl CsvSink {
         let buf = writer
             .into_inner()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let file = buf.into_inner().map_err(|e| e.into_error())?;
+        let file = buf
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
         file.commit()?;
         Ok(rows)
     }

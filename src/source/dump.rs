@@ -49,56 +49,67 @@ pub(super) fn open(
         }
         (name, path.to_path_buf())
     } else {
-        let mut dbs = Vec::new();
-        for entry in read_dir_sorted(path)? {
-            if entry.is_dir() && has_bson_files(&entry)? {
-                dbs.push(entry);
-            }
-        }
-        let name_of = |p: &PathBuf| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        let chosen = match db {
-            Some(want) => dbs
-                .into_iter()
-                .find(|p| name_of(p) == want)
-                .ok_or_else(|| io_err(path, format!("holds no dump of database {want:?}")))?,
-            None => {
-                let user: Vec<PathBuf> = dbs
-                    .into_iter()
-                    .filter(|p| !SYSTEM_DBS.contains(&name_of(p).as_str()))
-                    .collect();
-                match user.len() {
-                    0 => {
-                        return Err(io_err(
-                            path,
-                            "no .bson files found: not a mongodump directory",
-                        ))
-                    }
-                    1 => user
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| io_err(path, "no database"))?,
-                    _ => {
-                        let names: Vec<String> = user.iter().map(name_of).collect();
-                        return Err(io_err(
-                            path,
-                            format!(
-                                "holds several databases ({}); choose one with --db or point at its folder",
-                                names.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
-        };
-        (Some(name_of(&chosen)), chosen)
+        let chosen = choose_database(path, db)?;
+        (Some(dir_name(&chosen)), chosen)
     };
+    Ok(Source {
+        spec: spec.clone(),
+        database: db_name,
+        collections: dump_collections(&dir)?,
+        partition: None,
+        overlay: None,
+    })
+}
 
+fn dir_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The database folder of a mongodump output folder: the one `db` names, else its only
+/// user database.
+fn choose_database(path: &Path, db: Option<&str>) -> Result<PathBuf, SourceError> {
+    let mut dbs = Vec::new();
+    for entry in read_dir_sorted(path)? {
+        if entry.is_dir() && has_bson_files(&entry)? {
+            dbs.push(entry);
+        }
+    }
+    if let Some(want) = db {
+        return dbs
+            .into_iter()
+            .find(|p| dir_name(p) == want)
+            .ok_or_else(|| io_err(path, format!("holds no dump of database {want:?}")));
+    }
+    let mut user: Vec<PathBuf> = dbs
+        .into_iter()
+        .filter(|p| !SYSTEM_DBS.contains(&dir_name(p).as_str()))
+        .collect();
+    match user.len() {
+        0 => Err(io_err(
+            path,
+            "no .bson files found: not a mongodump directory",
+        )),
+        1 => Ok(user.remove(0)),
+        _ => {
+            let names: Vec<String> = user.iter().map(|p| dir_name(p)).collect();
+            Err(io_err(
+                path,
+                format!(
+                    "holds several databases ({}); choose one with --db or point at its folder",
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// The collections of one database folder: its `.bson` and `.bson.gz` files (not
+/// `system.*` or the oplog), with their metadata files when present.
+fn dump_collections(dir: &Path) -> Result<Vec<CollectionSource>, SourceError> {
     let mut collections = Vec::new();
-    for file in read_dir_sorted(&dir)? {
+    for file in read_dir_sorted(dir)? {
         let Some(fname) = file
             .file_name()
             .and_then(|n| n.to_str())
@@ -135,13 +146,7 @@ pub(super) fn open(
             },
         });
     }
-    Ok(Source {
-        spec: spec.clone(),
-        database: db_name,
-        collections,
-        partition: None,
-        overlay: None,
-    })
+    Ok(collections)
 }
 
 fn read_dir_sorted(path: &Path) -> Result<Vec<PathBuf>, SourceError> {

@@ -60,23 +60,18 @@ pub(super) fn apply_cmd(a: ApplyArgs) -> anyhow::Result<Status> {
     }
     // Every run is audited, a re-run too (it may finish one whose process died after
     // the output appeared).
-    crate::audit::append(
+    audit_run(
         &a.audit,
-        &serde_json::json!({
-            "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
-            "command": "apply", "plan": a.plan.display().to_string(), "template": p.header.template,
-            "params": p.header.params, "collection": p.collection(), "collections": p.collections(), "source": source,
+        "apply",
+        plan_fields(&a.plan, &p, &source),
+        serde_json::json!({
             "output": r.output.display().to_string(), "journal": r.journal.display().to_string(),
             "entries": p.entries.len(), "applied": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "conflict_ids": apply::conflicts_json(&r.conflicts),
             "already_applied": r.already_done,
         }),
     )?;
-    Ok(if r.conflicts.is_empty() {
-        Status::Clean
-    } else {
-        Status::Findings
-    })
+    Ok(status(&r.conflicts))
 }
 
 fn counts_text(counts: &std::collections::BTreeMap<String, u64>) -> String {
@@ -181,26 +176,60 @@ fn apply_live_cmd(a: ApplyArgs, p: Plan, source: String) -> anyhow::Result<Statu
             r.journal.display()
         );
     }
-    crate::audit::append(
+    audit_run(
         &a.audit,
-        &serde_json::json!({
-            "event": "apply", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
-            "command": "apply", "plan": a.plan.display().to_string(), "template": p.header.template,
-            "params": p.header.params, "collection": p.collection(), "collections": p.collections(), "source": source,
+        "apply",
+        plan_fields(&a.plan, &p, &source),
+        serde_json::json!({
             "target": r.target, "journal": r.journal.display().to_string(),
             "entries": r.entries, "applied": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "guard": r.guard.map(live::Guard::as_str),
             "already_applied": r.finished_before, "resumed": r.resumed,
         }),
     )?;
-    Ok(if r.conflicts.is_empty() {
+    Ok(status(&r.conflicts))
+}
+
+/// Exit 1 when any planned change was left as it was.
+fn status(conflicts: &[live::Conflict]) -> Status {
+    if conflicts.is_empty() {
         Status::Clean
     } else {
         Status::Findings
+    }
+}
+
+/// What every audit line of an apply says about its plan.
+fn plan_fields(path: &std::path::Path, p: &Plan, source: &str) -> serde_json::Value {
+    serde_json::json!({
+        "plan": path.display().to_string(), "template": p.header.template,
+        "params": p.header.params, "collection": p.collection(), "collections": p.collections(),
+        "source": source,
     })
 }
 
-/// Live conflicts, one line each (the first 20).
+/// Appends one audit line for a run of `command`: when and by whom, then `what` (the
+/// plan or journal) and `result`, in that order. Every run is audited, a re-run too.
+fn audit_run(
+    audit: &std::path::Path,
+    command: &str,
+    what: serde_json::Value,
+    result: serde_json::Value,
+) -> anyhow::Result<()> {
+    let mut line = serde_json::json!({
+        "event": command, "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
+        "command": command,
+    });
+    if let (Some(line), serde_json::Value::Object(what), serde_json::Value::Object(result)) =
+        (line.as_object_mut(), what, result)
+    {
+        line.extend(what);
+        line.extend(result);
+    }
+    crate::audit::append(audit, &line)?;
+    Ok(())
+}
+
 /// The first conflicts, each with its `_id` (or index) and reason.
 fn print_conflicts(conflicts: &[live::Conflict]) {
     const SHOWN: usize = 20;
@@ -260,20 +289,17 @@ fn undo_live_cmd(a: UndoArgs) -> anyhow::Result<Status> {
     );
     print_guard(&r);
     print_conflicts(&r.conflicts);
-    crate::audit::append(
+    audit_run(
         &a.audit,
-        &serde_json::json!({
-            "event": "undo", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
-            "command": "undo", "journal": a.journal.display().to_string(), "target": r.target,
+        "undo",
+        serde_json::json!({"journal": a.journal.display().to_string()}),
+        serde_json::json!({
+            "target": r.target,
             "entries": r.entries, "undone": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "guard": r.guard.map(live::Guard::as_str),
         }),
     )?;
-    Ok(if r.conflicts.is_empty() {
-        Status::Clean
-    } else {
-        Status::Findings
-    })
+    Ok(status(&r.conflicts))
 }
 
 pub(super) fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
@@ -293,18 +319,14 @@ pub(super) fn undo_cmd(a: UndoArgs) -> anyhow::Result<Status> {
         r.output.display()
     );
     print_conflicts(&r.conflicts);
-    crate::audit::append(
+    audit_run(
         &a.audit,
-        &serde_json::json!({
-            "event": "undo", "at": report::now_rfc3339(), "actor": actor(), "user": actor(),
-            "command": "undo", "journal": a.journal.display().to_string(),
+        "undo",
+        serde_json::json!({"journal": a.journal.display().to_string()}),
+        serde_json::json!({
             "output": r.output.display().to_string(), "undone": r.applied, "already": r.already,
             "conflicts": r.conflicts.len(), "conflict_ids": apply::conflicts_json(&r.conflicts),
         }),
     )?;
-    Ok(if r.conflicts.is_empty() {
-        Status::Clean
-    } else {
-        Status::Findings
-    })
+    Ok(status(&r.conflicts))
 }

@@ -477,7 +477,7 @@ fn build(collection: &str, acc: Accumulator, opts: &SchemaOptions) -> Inference 
         let lacks: Vec<String> = lacks_all
             .iter()
             .filter(|f| !lacks_all.iter().any(|g| is_inside(f, g)))
-            .map(|f| f.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         versions[i].only_here = only;
         versions[i].lacks = lacks;

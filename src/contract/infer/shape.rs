@@ -432,7 +432,7 @@ fn schema_at(
 
 /// Every `path:kind` of a document (arrays add `[]` to the path), for its shape.
 pub fn shape_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
-    shape_paths_at(v, prefix, out, 1)
+    shape_paths_at(v, prefix, out, 1);
 }
 
 fn shape_paths_at(v: &Value, prefix: &str, out: &mut Vec<String>, depth: usize) {

@@ -73,110 +73,58 @@ pub fn apply_dump(
     out_root: &Path,
     max_changes: Option<u64>,
 ) -> Result<Outcome, ApplyError> {
-    let source = plan.header.source.as_str();
-    let db = plan.header.database.as_deref();
-    let spec =
-        crate::source::SourceSpec::parse(source).map_err(|e| ApplyError::Usage(e.to_string()))?;
-    // An archive is read as the dump folder its collections make (extracted under the
-    // output's lock, removed when done); its records are found by `_id` and fingerprint,
-    // since the plan's offsets count from the start of the archive.
-    let archive = match spec.is_archive() {
-        true => Some(crate::source::Source::open(&spec, db)?),
-        false => None,
-    };
+    let input = DumpInput::open(plan)?;
     let without_offsets;
-    let plan = match archive {
+    let plan = match input.archive {
         Some(_) => {
-            without_offsets = Plan {
-                header: plan.header.clone(),
-                entries: plan
-                    .entries
-                    .iter()
-                    .map(|e| Entry {
-                        at: None,
-                        ..e.clone()
-                    })
-                    .collect(),
-            };
+            without_offsets = plan_without_offsets(plan);
             &without_offsets
         }
         None => plan,
     };
-    let (mut in_dir, db_name) = match &archive {
-        // The archive file (for the overlap check), until it is extracted.
-        Some(a) => (
-            a.collections
-                .first()
-                .map(|c| c.file.clone())
-                .ok_or_else(|| ApplyError::Usage(format!("{spec}: no collections")))?,
-            a.database.clone().unwrap_or_default(),
-        ),
-        None => dump_db_dir(source, db)?,
-    };
-    let coll = plan.collection().to_string();
+    let db_name = input.db_name.as_str();
     let checksum = plan_checksum(plan_path)?;
-    let final_dir = out_root.join(&db_name);
-    let journal_path = final_dir.join(".docsweep").join("journal");
+    let final_dir = out_root.join(db_name);
     if final_dir.exists() {
         return applied_before(&final_dir, &checksum);
     }
     // A dump is never modified in place: the output is neither inside the source nor around it.
-    refuse_overlap(&dump_root(source, &in_dir), out_root)?;
-    let changes = plan.entries.len() as u64;
-    if let Some(max) = max_changes {
-        if changes > max {
-            return Err(ApplyError::Usage(format!(
-                "the plan changes {changes} documents and indexes, more than --max-changes {max}"
-            )));
-        }
-    }
+    refuse_overlap(
+        &dump_root(plan.header.source.as_str(), &input.in_dir),
+        out_root,
+    )?;
+    check_max_changes(plan.entries.len() as u64, max_changes)?;
     std::fs::create_dir_all(out_root).map_err(|e| io(out_root, e))?;
-    let _lock = lock_out(out_root, &db_name)?;
-    let partial = fresh_partial(out_root, &db_name)?;
+    let _lock = lock_out(out_root, db_name)?;
+    let partial = fresh_partial(out_root, db_name)?;
     let extracted = out_root.join(format!(".{db_name}.docsweep-archive"));
-    if let Some(a) = &archive {
-        if extracted.exists() {
-            std::fs::remove_dir_all(&extracted).map_err(|e| io(&extracted, e))?;
+    let in_dir = match &input.archive {
+        Some(a) => {
+            extract_archive(a, &extracted, &partial)?;
+            extracted.clone()
         }
-        std::fs::create_dir_all(&extracted).map_err(|e| io(&extracted, e))?;
-        if let Err(e) = a.extract_archive(&extracted) {
-            let _ = std::fs::remove_dir_all(&extracted);
-            let _ = std::fs::remove_dir_all(&partial);
-            return Err(e.into());
-        }
-        in_dir = extracted.clone();
-    }
+        None => input.in_dir.clone(),
+    };
     std::fs::create_dir_all(partial.join(".docsweep")).map_err(|e| io(&partial, e))?;
     let mut journal = Journal::create(&partial.join(".docsweep").join("journal"))?;
     journal.append(&json!({
         "kind": "header", "format": journal::FORMAT, "plan": plan_path.display().to_string(),
         "plan_checksum": checksum,
         "target": format!("dump:{}", std::path::absolute(&final_dir).unwrap_or_else(|_| final_dir.clone()).display()),
-        "source": source, "database": db_name, "collection": coll, "collections": plan.collections(),
-        "template": plan.header.template,
+        "source": plan.header.source.as_str(), "database": db_name, "collection": plan.collection(),
+        "collections": plan.collections(), "template": plan.header.template,
         "params": plan.header.params, "started_at": crate::report::now_rfc3339(),
         "user": crate::os::actor(),
     }))?;
     let mut result = Outcome {
         output: final_dir.clone(),
-        journal: journal_path.clone(),
+        journal: final_dir.join(".docsweep").join("journal"),
         ..Outcome::default()
     };
     let mut settled: Vec<Option<Settled>> = vec![None; plan.entries.len()];
     // The files of the collections the plan changes are rewritten; the others are copied.
     let collections = plan.collections();
-    let mut rewritten = Vec::new();
-    for coll in &collections {
-        let (in_file, _) = bson_name(&in_dir, coll)
-            .ok_or_else(|| ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display())))?;
-        rewritten.push(
-            in_file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        );
-    }
-    copy_others(&in_dir, &partial, &rewritten)?;
+    copy_others(&in_dir, &partial, &rewritten_files(&in_dir, &collections)?)?;
     let mut cx = DumpApply {
         plan,
         in_dir: &in_dir,
@@ -193,19 +141,125 @@ pub fn apply_dump(
         "kind": "finish", "entries": plan.entries.len(), "applied": result.applied,
         "already": result.already, "conflicts": conflicts_json(&result.conflicts),
     }))?;
-    std::fs::write(partial.join(".docsweep").join("applied"), &checksum)
-        .map_err(|e| io(&partial, e))?;
-    sync_tree(&partial)?;
-    failpoint("apply.before-rename");
-    std::fs::rename(&partial, &final_dir).map_err(|e| io(&final_dir, e))?;
-    failpoint("apply.after-rename");
-    if archive.is_some() {
+    publish(&partial, &final_dir, &checksum)?;
+    if input.archive.is_some() {
         let _ = std::fs::remove_dir_all(&extracted);
     }
     if let Ok(d) = File::open(out_root) {
         let _ = d.sync_all();
     }
     Ok(result)
+}
+
+/// The dump a plan was made from: its database folder, or an archive read as the dump
+/// folder its collections make (extracted under the output's lock, removed when done).
+struct DumpInput {
+    archive: Option<crate::source::Source>,
+    /// The database folder; for an archive, the archive file (for the overlap check)
+    /// until it is extracted.
+    in_dir: std::path::PathBuf,
+    db_name: String,
+}
+
+impl DumpInput {
+    fn open(plan: &Plan) -> Result<Self, ApplyError> {
+        let source = plan.header.source.as_str();
+        let db = plan.header.database.as_deref();
+        let spec = crate::source::SourceSpec::parse(source)
+            .map_err(|e| ApplyError::Usage(e.to_string()))?;
+        if !spec.is_archive() {
+            let (in_dir, db_name) = dump_db_dir(source, db)?;
+            return Ok(DumpInput {
+                archive: None,
+                in_dir,
+                db_name,
+            });
+        }
+        let archive = crate::source::Source::open(&spec, db)?;
+        let in_dir = archive
+            .collections
+            .first()
+            .map(|c| c.file.clone())
+            .ok_or_else(|| ApplyError::Usage(format!("{spec}: no collections")))?;
+        let db_name = archive.database.clone().unwrap_or_default();
+        Ok(DumpInput {
+            archive: Some(archive),
+            in_dir,
+            db_name,
+        })
+    }
+}
+
+/// An archive's records are found by `_id` and fingerprint, since the plan's offsets count
+/// from the start of the archive.
+fn plan_without_offsets(plan: &Plan) -> Plan {
+    Plan {
+        header: plan.header.clone(),
+        entries: plan
+            .entries
+            .iter()
+            .map(|e| Entry {
+                at: None,
+                ..e.clone()
+            })
+            .collect(),
+    }
+}
+
+fn check_max_changes(changes: u64, max_changes: Option<u64>) -> Result<(), ApplyError> {
+    match max_changes {
+        Some(max) if changes > max => Err(ApplyError::Usage(format!(
+            "the plan changes {changes} documents and indexes, more than --max-changes {max}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Extracts `archive` into a fresh `extracted` folder; on failure removes it and the
+/// partial output.
+fn extract_archive(
+    archive: &crate::source::Source,
+    extracted: &Path,
+    partial: &Path,
+) -> Result<(), ApplyError> {
+    if extracted.exists() {
+        std::fs::remove_dir_all(extracted).map_err(|e| io(extracted, e))?;
+    }
+    std::fs::create_dir_all(extracted).map_err(|e| io(extracted, e))?;
+    if let Err(e) = archive.extract_archive(extracted) {
+        let _ = std::fs::remove_dir_all(extracted);
+        let _ = std::fs::remove_dir_all(partial);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// The file names of the collections the plan rewrites.
+fn rewritten_files(in_dir: &Path, collections: &[String]) -> Result<Vec<String>, ApplyError> {
+    collections
+        .iter()
+        .map(|coll| {
+            let (in_file, _) = bson_name(in_dir, coll).ok_or_else(|| {
+                ApplyError::Usage(format!("{}: no {coll}.bson", in_dir.display()))
+            })?;
+            Ok(in_file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Marks the complete output as this plan's, makes it durable and publishes it under its
+/// final name.
+fn publish(partial: &Path, final_dir: &Path, checksum: &str) -> Result<(), ApplyError> {
+    std::fs::write(partial.join(".docsweep").join("applied"), checksum)
+        .map_err(|e| io(partial, e))?;
+    sync_tree(partial)?;
+    failpoint("apply.before-rename");
+    std::fs::rename(partial, final_dir).map_err(|e| io(final_dir, e))?;
+    failpoint("apply.after-rename");
+    Ok(())
 }
 
 /// A dump apply in progress: the collections are rewritten one by one into `partial`,

@@ -96,7 +96,7 @@ pub fn undo_dump(journal_path: &Path, out_root: &Path) -> Result<Outcome, ApplyE
     }
     let quarantine_files: Vec<String> = std::fs::read_dir(&in_dir)
         .map_err(|e| io(&in_dir, e))?
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with("_quarantine.bson") || n.ends_with("_quarantine.bson.gz"))
         .collect();

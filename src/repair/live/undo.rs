@@ -310,7 +310,7 @@ pub(super) fn undo_collection(
         {
             Ok(_) => tally.applied.push(key),
             Err(e) if is_duplicate_key(&e) => {
-                tally.conflicts.push(Conflict::new(key, Reason::Refused))
+                tally.conflicts.push(Conflict::new(key, Reason::Refused));
             }
             Err(e) => return Err(t.err(&format!("createIndexes {name}"), e)),
         }

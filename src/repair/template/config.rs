@@ -51,118 +51,20 @@ impl TemplateConfig {
             path: path.to_path_buf(),
             message,
         };
-        if self.name.is_empty()
-            || !self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(invalid(format!(
-                "invalid template name {:?} (letters, digits, - and _)",
-                self.name
-            )));
-        }
-        if self.description.trim().is_empty() {
-            return Err(invalid("`description` is empty".into()));
-        }
-        if let Some(c) = &self.collection {
-            check_collection_name(c).map_err(|m| invalid(format!("`collection`: {m}")))?;
-        }
-
-        let mut params = Vec::new();
-        for (name, raw) in &self.params {
-            if param_ref(&format!("{{{{{name}}}}}")).is_none() {
-                return Err(invalid(format!(
-                    "parameter {name:?}: invalid name (letters, digits and _)"
-                )));
-            }
-            let pc: ParamConfig = raw.clone().try_into().map_err(|e: toml::de::Error| {
-                invalid(format!("parameter `{name}`: {}", e.message()))
-            })?;
-            let kind = ParamType::parse(&pc.kind)
-                .map_err(|m| invalid(format!("parameter `{name}`: {m}")))?;
-            let default = match pc.default {
-                None => None,
-                Some(d) => Some(
-                    toml_to_json(&d)
-                        .and_then(|v| kind.check_value(v))
-                        .map_err(|m| invalid(format!("parameter `{name}`: {m}")))?,
-                ),
-            };
-            params.push(Param {
-                name: name.clone(),
-                kind,
-                default,
-                description: pc.description,
-            });
-        }
+        self.check_names().map_err(invalid)?;
+        let params = self.params().map_err(invalid)?;
         let cx = Cx { params: &params };
-
-        let select = Selection::parse(&self.select).map_err(&invalid)?;
+        let select = Selection::parse(&self.select).map_err(invalid)?;
         if let Some(p) = select.arg_ref() {
             let slot = if matches!(select, Selection::Orphan(_)) {
                 Slot::Field
             } else {
                 Slot::Str
             };
-            cx.check_ref(p, "select", slot).map_err(&invalid)?;
+            cx.check_ref(p, "select", slot).map_err(invalid)?;
         }
-
-        let mut filter = Vec::new();
-        let fj = toml_to_json(&toml::Value::Table(self.filter.clone()))
-            .map_err(|m| invalid(format!("filter: {m}")))?;
-        if let Value::Object(m) = fj {
-            flatten_filter("", m, &mut filter);
-        }
-        for (p, v) in &mut filter {
-            check_path(p).map_err(|m| invalid(format!("filter: {m}")))?;
-            let a = cx
-                .value_arg(&format!("filter `{p}`"), v.clone())
-                .map_err(|m| invalid(format!("filter: {m}")))?;
-            *v = match a {
-                Arg::Lit(v) => v,
-                Arg::Param(n) => Value::String(format!("{{{{{n}}}}}")),
-            };
-        }
-
-        if self.steps.is_empty() {
-            return Err(invalid("no [[steps]] declared".into()));
-        }
-        let default_quarantine = match &self.collection {
-            Some(c) => QuarantineTarget::Collection(format!("{c}_quarantine")),
-            None => QuarantineTarget::DefaultCollection,
-        };
-        let mut steps = Vec::with_capacity(self.steps.len());
-        for (i, table) in self.steps.iter().enumerate() {
-            let n = i + 1;
-            let op = table
-                .get("op")
-                .and_then(toml::Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let step_err = |message: String| TemplateError::Step {
-                path: path.to_path_buf(),
-                step: n,
-                op: if op.is_empty() {
-                    "?".into()
-                } else {
-                    op.clone()
-                },
-                message,
-            };
-            if let Some(prev) = steps.last().filter(|s: &&Step| s.is_terminal()) {
-                return Err(step_err(format!(
-                    "comes after `{}`, which ends the document's processing",
-                    prev.op()
-                )));
-            }
-            let step = parse_step(table, &cx, &default_quarantine).map_err(step_err)?;
-            if step_is_literal(&step) {
-                validate_step(&step).map_err(step_err)?;
-            }
-            steps.push(step);
-        }
-
+        let filter = self.filter(&cx).map_err(invalid)?;
+        let steps = self.steps(&cx, path)?;
         let template = Template {
             name: self.name,
             description: self.description.trim_end().to_string(),
@@ -184,6 +86,119 @@ impl TemplateConfig {
         }
         Ok(template)
     }
+
+    /// The template's name, description and collection.
+    fn check_names(&self) -> Result<(), String> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "invalid template name {:?} (letters, digits, - and _)",
+                self.name
+            ));
+        }
+        if self.description.trim().is_empty() {
+            return Err("`description` is empty".into());
+        }
+        if let Some(c) = &self.collection {
+            check_collection_name(c).map_err(|m| format!("`collection`: {m}"))?;
+        }
+        Ok(())
+    }
+
+    /// The declared parameters, their types and checked defaults.
+    fn params(&self) -> Result<Vec<Param>, String> {
+        let mut params = Vec::new();
+        for (name, raw) in &self.params {
+            if param_ref(&format!("{{{{{name}}}}}")).is_none() {
+                return Err(format!(
+                    "parameter {name:?}: invalid name (letters, digits and _)"
+                ));
+            }
+            let pc: ParamConfig = raw
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| format!("parameter `{name}`: {}", e.message()))?;
+            let kind =
+                ParamType::parse(&pc.kind).map_err(|m| format!("parameter `{name}`: {m}"))?;
+            let default = match pc.default {
+                None => None,
+                Some(d) => Some(
+                    toml_to_json(&d)
+                        .and_then(|v| kind.check_value(v))
+                        .map_err(|m| format!("parameter `{name}`: {m}"))?,
+                ),
+            };
+            params.push(Param {
+                name: name.clone(),
+                kind,
+                default,
+                description: pc.description,
+            });
+        }
+        Ok(params)
+    }
+
+    /// The filter as (dotted path, literal or `{{param}}` value) pairs.
+    fn filter(&self, cx: &Cx<'_>) -> Result<Vec<(String, Value)>, String> {
+        let mut filter = Vec::new();
+        let fj = toml_to_json(&toml::Value::Table(self.filter.clone()))
+            .map_err(|m| format!("filter: {m}"))?;
+        if let Value::Object(m) = fj {
+            flatten_filter("", m, &mut filter);
+        }
+        for (p, v) in &mut filter {
+            check_path(p).map_err(|m| format!("filter: {m}"))?;
+            let a = cx
+                .value_arg(&format!("filter `{p}`"), v.clone())
+                .map_err(|m| format!("filter: {m}"))?;
+            *v = match a {
+                Arg::Lit(v) => v,
+                Arg::Param(n) => Value::String(format!("{{{{{n}}}}}")),
+            };
+        }
+        Ok(filter)
+    }
+
+    /// The steps, parsed in order; nothing may follow a step that ends the document's
+    /// processing.
+    fn steps(&self, cx: &Cx<'_>, path: &Path) -> Result<Vec<Step>, TemplateError> {
+        if self.steps.is_empty() {
+            return Err(TemplateError::Invalid {
+                path: path.to_path_buf(),
+                message: "no [[steps]] declared".into(),
+            });
+        }
+        let default_quarantine = match &self.collection {
+            Some(c) => QuarantineTarget::Collection(format!("{c}_quarantine")),
+            None => QuarantineTarget::DefaultCollection,
+        };
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for (i, table) in self.steps.iter().enumerate() {
+            let op = table.get("op").and_then(toml::Value::as_str).unwrap_or("");
+            let step_err = |message: String| TemplateError::Step {
+                path: path.to_path_buf(),
+                step: i + 1,
+                op: if op.is_empty() { "?" } else { op }.to_string(),
+                message,
+            };
+            if let Some(prev) = steps.last().filter(|s: &&Step| s.is_terminal()) {
+                return Err(step_err(format!(
+                    "comes after `{}`, which ends the document's processing",
+                    prev.op()
+                )));
+            }
+            let step = parse_step(table, cx, &default_quarantine).map_err(step_err)?;
+            if step_is_literal(&step) {
+                validate_step(&step).map_err(step_err)?;
+            }
+            steps.push(step);
+        }
+        Ok(steps)
+    }
 }
 
 pub(super) fn flatten_filter(prefix: &str, m: Map<String, Value>, out: &mut Vec<(String, Value)>) {
@@ -197,7 +212,7 @@ pub(super) fn flatten_filter(prefix: &str, m: Map<String, Value>, out: &mut Vec<
             Value::Object(inner)
                 if !inner.is_empty() && !inner.keys().any(|k| k.starts_with('$')) =>
             {
-                flatten_filter(&path, inner, out)
+                flatten_filter(&path, inner, out);
             }
             other => out.push((path, other)),
         }

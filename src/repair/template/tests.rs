@@ -188,7 +188,7 @@ fn every_bundled_template_loads_binds_and_applies() {
             .unwrap_or_else(|e| panic!("{}: {e}", t.name));
         match (&got, &want) {
             (Outcome::Replace(g), Outcome::Replace(w)) => {
-                assert_eq!(text(g), text(w), "{}", t.name)
+                assert_eq!(text(g), text(w), "{}", t.name);
             }
             _ => assert_eq!(got, want, "{}", t.name),
         }

@@ -187,7 +187,7 @@ impl<'a> CollectionScan<'a> {
             "indexes": self.actual_indexes.as_ref().map(|l| {
                 l.iter().map(IndexSpec::to_report_json).collect::<Vec<_>>()
             }),
-            "index_error": self.index_error.as_ref().map(|e| e.to_string()),
+            "index_error": self.index_error.as_ref().map(std::string::ToString::to_string),
         })
     }
 

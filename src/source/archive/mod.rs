@@ -559,13 +559,13 @@ impl ArchiveReader {
                             self.ns(),
                             stored as u64
                         ),
-                    ))
+                    ));
                 }
                 None => {
                     self.pending = Some((
                         at,
                         format!("the end-of-collection header of {} has no CRC", self.ns()),
-                    ))
+                    ));
                 }
             }
             return;

@@ -66,7 +66,7 @@ fn strict_json_parsing_otherwise_is_serde_json() {
     for text in [r#"{"a":1"#, r#"{"a":1} x"#, "not json", r#"{"a":1,}"#, ""] {
         match parse_json(text.as_bytes()) {
             Err(e @ JsonError::Syntax(_)) => {
-                assert!(e.to_string().starts_with("not valid JSON: "), "{e}")
+                assert!(e.to_string().starts_with("not valid JSON: "), "{e}");
             }
             other => panic!("{text:?}: {other:?}"),
         }
