@@ -7,6 +7,7 @@
 //! nothing `from_bson` would rewrite, so the view needs no error handling of its own. Accessors
 //! still never panic on any input (a malformed container simply ends early).
 
+mod check;
 mod preflight;
 mod project;
 
@@ -18,6 +19,8 @@ use jsonschema::json::{cmp, Array, Json, Node, NodeIdentity, Object};
 use jsonschema::JsonType;
 use serde_json::{Map, Number, Value};
 
+#[doc(hidden)]
+pub use self::check::{agreement, agreement_schemas, agreement_validators};
 pub use self::preflight::preflight;
 pub use self::project::project;
 
@@ -490,10 +493,9 @@ impl<'a> Node<'a, RawBson> for RawNode<'a> {
             }),
             Value::Object(map) => self.as_object().is_some_and(|object| {
                 object.len() == map.len()
-                    && object.members().all(|(name, got)| {
-                        map.get(name)
-                            .is_some_and(|want| got.equals_value(want))
-                    })
+                    && object
+                        .members()
+                        .all(|(name, got)| map.get(name).is_some_and(|want| got.equals_value(want)))
             }),
         }
     }
@@ -524,9 +526,9 @@ impl<'a> Iterator for RawMembers<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            RawMembers::Doc(elements) => elements
-                .next()
-                .map(|(key, t, at)| (utf8(key), node(t, at))),
+            RawMembers::Doc(elements) => {
+                elements.next().map(|(key, t, at)| (utf8(key), node(t, at)))
+            }
             RawMembers::Fixed(members) => members.next().flatten(),
         }
     }
@@ -617,4 +619,3 @@ impl<'a> Array<'a, RawBson> for RawArray<'a> {
 pub fn to_value(doc: &[u8]) -> Value {
     materialize(&RawBson::root(doc), 0)
 }
-

@@ -95,7 +95,13 @@ impl Walk<'_> {
 
     /// A document at `start` (level `depth`) bounded by `lim`; `embedded`: one `from_bson`
     /// passes through `wrapper_like`, so a `$`-prefixed key sends it to the decode path.
-    fn document(&mut self, start: usize, lim: usize, depth: usize, embedded: bool) -> Option<usize> {
+    fn document(
+        &mut self,
+        start: usize,
+        lim: usize,
+        depth: usize,
+        embedded: bool,
+    ) -> Option<usize> {
         let end = self.frame(start, lim)?;
         let last = end - 1;
         let base = self.top;
