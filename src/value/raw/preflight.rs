@@ -10,6 +10,11 @@ use super::{le_i32, MAX_DEPTH};
 /// beyond this many the document takes the decode path.
 const KEY_STACK: usize = 512;
 
+/// Whether `bytes` is UTF-8; the common all-ASCII case is decided inline.
+fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
+}
+
 /// `Some(depth)` (the nesting depth `from_bson` would report) when `doc` is one well-formed
 /// BSON document that `from_bson` decodes without rewriting anything: no repeated key and no
 /// embedded document with a `$`-prefixed key. `None`: take the decode path.
@@ -67,8 +72,7 @@ impl Walk<'_> {
 
     fn cstr(&self, pos: usize, lim: usize) -> Option<usize> {
         let (bytes, next) = self.cstring(pos, lim)?;
-        std::str::from_utf8(bytes).ok()?;
-        Some(next)
+        is_utf8(bytes).then_some(next)
     }
 
     fn string(&self, pos: usize, lim: usize) -> Option<usize> {
@@ -81,8 +85,7 @@ impl Walk<'_> {
         if end > lim || self.buf.get(end - 1) != Some(&0) {
             return None;
         }
-        std::str::from_utf8(self.buf.get(body..end - 1)?).ok()?;
-        Some(end)
+        is_utf8(self.buf.get(body..end - 1)?).then_some(end)
     }
 
     fn enter(&mut self, depth: usize) -> Option<usize> {
@@ -116,7 +119,9 @@ impl Walk<'_> {
                 return Some(end);
             }
             let (key, value_pos) = self.cstring(pos + 1, last)?;
-            std::str::from_utf8(key).ok()?;
+            if !is_utf8(key) {
+                return None;
+            }
             if embedded && key.first() == Some(&b'$') {
                 return None;
             }
