@@ -159,6 +159,9 @@ pub struct DocContext<'a> {
     pub show_values: bool,
     /// With a baseline: documents that changed get their top-level field hashes.
     pub baseline: Option<&'a crate::reconcile::Reconciler>,
+    /// BSON documents the preflight accepts are validated in place (the facts are the same
+    /// either way; tests compare both paths).
+    pub in_place: bool,
 }
 
 impl<'a> DocContext<'a> {
@@ -204,6 +207,7 @@ impl<'a> DocContext<'a> {
             max_errors,
             show_values,
             baseline: None,
+            in_place: true,
         }
     }
 
@@ -231,7 +235,7 @@ impl<'a> DocContext<'a> {
     /// then decoded whole (their errors and sample come from the decoded value).
     /// `None`: take the decode path.
     fn examine_raw(&self, bytes: &[u8]) -> Option<Box<DocFacts>> {
-        if self.encoding != Encoding::Bson || self.baseline.is_some() {
+        if !self.in_place || self.encoding != Encoding::Bson || self.baseline.is_some() {
             return None;
         }
         let depth = raw::preflight(bytes)?;

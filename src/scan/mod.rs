@@ -484,4 +484,6 @@ fn scan_order<'a>(chosen: &[&'a Contract]) -> Vec<&'a Contract> {
 }
 
 #[cfg(test)]
+mod doc_tests;
+#[cfg(test)]
 mod tests;
