@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::value::raw::RawBson;
+
 pub use index::{IndexKey, IndexSpec, KeyDirection};
 
 /// Everything that can be wrong with a contract. Each message names the file.
@@ -63,6 +65,9 @@ pub struct Version {
     pub version: u32,
     pub schema_path: PathBuf,
     pub validator: jsonschema::Validator,
+    /// The same schema compiled for in-place validation of BSON documents that passed
+    /// [`crate::value::raw::preflight`].
+    pub raw_validator: jsonschema::Validator<RawBson>,
     pub indexes: Vec<IndexSpec>,
     pub references: Vec<Reference>,
 }
@@ -191,7 +196,7 @@ pub fn load(path: &Path) -> Result<Contract, ContractError> {
             return Err(invalid(format!("version {} is declared twice", vf.version)));
         }
         let schema_path = dir.join(&vf.schema);
-        let validator = compile_schema(&schema_path, vf.version)?;
+        let (validator, raw_validator) = compile_schema(&schema_path, vf.version)?;
         let mut indexes = Vec::with_capacity(vf.indexes.len());
         for (i, raw) in vf.indexes.iter().enumerate() {
             let spec = IndexSpec::from_toml(raw)
@@ -222,6 +227,7 @@ pub fn load(path: &Path) -> Result<Contract, ContractError> {
             version: vf.version,
             schema_path,
             validator,
+            raw_validator,
             indexes,
             references,
         });
@@ -238,8 +244,12 @@ pub fn load(path: &Path) -> Result<Contract, ContractError> {
     Ok(contract)
 }
 
-/// Reads, meta-validates (draft 2020-12) and compiles one schema file.
-fn compile_schema(path: &Path, version: u32) -> Result<jsonschema::Validator, ContractError> {
+/// Reads, meta-validates (draft 2020-12) and compiles one schema file: for `serde_json` values
+/// and for in-place BSON.
+fn compile_schema(
+    path: &Path,
+    version: u32,
+) -> Result<(jsonschema::Validator, jsonschema::Validator<RawBson>), ContractError> {
     let text = std::fs::read_to_string(path).map_err(|source| ContractError::Io {
         path: path.to_path_buf(),
         source,
@@ -268,14 +278,27 @@ fn compile_schema(path: &Path, version: u32) -> Result<jsonschema::Validator, Co
             location: display_pointer(e.instance_path().as_str()),
         });
     }
-    jsonschema::draft202012::options()
+    let compile_error = |e: jsonschema::ValidationError<'_>| ContractError::SchemaCompile {
+        path: path.to_path_buf(),
+        version,
+        message: e.to_string(),
+    };
+    let validator = jsonschema::draft202012::options()
         .should_validate_formats(true)
         .build(&schema)
-        .map_err(|e| ContractError::SchemaCompile {
-            path: path.to_path_buf(),
-            version,
-            message: e.to_string(),
-        })
+        .map_err(compile_error)?;
+    let raw = raw_validator(&schema).map_err(compile_error)?;
+    Ok((validator, raw))
+}
+
+/// `schema` compiled for in-place BSON with the options of the `serde_json` validator.
+pub fn raw_validator(
+    schema: &Value,
+) -> Result<jsonschema::Validator<RawBson>, jsonschema::ValidationError<'static>> {
+    jsonschema::options_for::<RawBson>()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(schema)
 }
 
 fn display_pointer(p: &str) -> String {

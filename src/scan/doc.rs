@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::contract::{Contract, IndexSpec, Reference};
 use crate::source::{Encoding, Location};
+use crate::value::raw::{self, RawBson, RawNode};
 use crate::value::values_at;
 use crate::value::{self, Fingerprint};
 
@@ -31,6 +32,30 @@ pub fn classify(contract: &Contract, doc: &Value) -> (Class, usize) {
         .rev()
         .filter(|(_, v)| v.version != contract.target)
         .find(|(_, v)| v.validator.is_valid(doc));
+    match other {
+        Some((i, v)) => (Class::OtherVersion(v.version), i),
+        None => (Class::Invalid, target_idx),
+    }
+}
+
+/// [`classify`] for a BSON document that passed [`raw::preflight`], validated in place with
+/// each version's `raw_validator`. Gives the same answer as [`classify`] on the decoded value.
+pub fn classify_raw(contract: &Contract, doc: RawNode<'_>) -> (Class, usize) {
+    let target_idx = contract
+        .versions
+        .iter()
+        .position(|v| v.version == contract.target)
+        .unwrap_or(0);
+    if contract.target_version().raw_validator.is_valid(doc) {
+        return (Class::Valid, target_idx);
+    }
+    let other = contract
+        .versions
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, v)| v.version != contract.target)
+        .find(|(_, v)| v.raw_validator.is_valid(doc));
     match other {
         Some((i, v)) => (Class::OtherVersion(v.version), i),
         None => (Class::Invalid, target_idx),
@@ -127,10 +152,16 @@ pub struct DocContext<'a> {
     /// For each version (same order as `contract.versions`): indexes into `refs`.
     pub version_refs: Vec<Vec<usize>>,
     pub exported_fields: Vec<String>,
+    /// The top-level fields the facts of a valid document read: `_id` and the first segment
+    /// of every unique-index, reference and exported path (the projection decode).
+    pub projection: Vec<String>,
     pub max_errors: usize,
     pub show_values: bool,
     /// With a baseline: documents that changed get their top-level field hashes.
     pub baseline: Option<&'a crate::reconcile::Reconciler>,
+    /// BSON documents the preflight accepts are validated in place (the facts are the same
+    /// either way; tests compare both paths).
+    pub in_place: bool,
 }
 
 impl<'a> DocContext<'a> {
@@ -152,16 +183,31 @@ impl<'a> DocContext<'a> {
                     .collect()
             })
             .collect();
+        let uniques: Vec<&IndexSpec> = contract.unique_indexes().collect();
+        let mut projection = vec!["_id".to_string()];
+        let paths = uniques
+            .iter()
+            .flat_map(|ix| ix.key.0.iter().map(|(f, _)| f.as_str()))
+            .chain(refs.iter().map(|r| r.field.as_str()))
+            .chain(exported_fields.iter().map(String::as_str));
+        for path in paths {
+            let first = path.split('.').next().unwrap_or(path);
+            if !projection.iter().any(|p| p == first) {
+                projection.push(first.to_string());
+            }
+        }
         DocContext {
             contract,
             encoding,
-            uniques: contract.unique_indexes().collect(),
+            uniques,
             refs,
             version_refs,
             exported_fields,
+            projection,
             max_errors,
             show_values,
             baseline: None,
+            in_place: true,
         }
     }
 
@@ -173,11 +219,37 @@ impl<'a> DocContext<'a> {
     pub fn examine(&self, bytes: &[u8], location: Location, broken: Option<&str>) -> Examined {
         let outcome = match broken {
             Some(msg) => Err(msg.to_string()),
-            None => self
-                .decode(bytes, location)
-                .map(|(d, oversize)| Box::new(self.facts(d, oversize))),
+            None => match self.examine_raw(bytes) {
+                Some(facts) => Ok(facts),
+                None => self
+                    .decode(bytes, location)
+                    .map(|(d, oversize)| Box::new(self.facts(d, oversize, None))),
+            },
         };
         Examined { location, outcome }
+    }
+
+    /// The in-place path for BSON documents the preflight accepts (only without a baseline:
+    /// fingerprints need the whole document). Valid documents are validated in place and
+    /// only the fields their facts need are decoded; the others are classified in place and
+    /// then decoded whole (their errors and sample come from the decoded value).
+    /// `None`: take the decode path.
+    fn examine_raw(&self, bytes: &[u8]) -> Option<Box<DocFacts>> {
+        if !self.in_place || self.encoding != Encoding::Bson || self.baseline.is_some() {
+            return None;
+        }
+        let depth = raw::preflight(bytes)?;
+        let classified = classify_raw(self.contract, RawBson::root(bytes));
+        let oversize = bytes.len() > MAX_BSON_BYTES;
+        let d = if classified.0 == Class::Valid {
+            value::Decoded {
+                value: raw::project(bytes, &self.projection)?,
+                depth,
+            }
+        } else {
+            value::from_bson(bytes).ok()?
+        };
+        Some(Box::new(self.facts(d, oversize, Some(classified))))
     }
 
     fn decode(&self, bytes: &[u8], location: Location) -> Result<(value::Decoded, bool), String> {
@@ -206,10 +278,16 @@ impl<'a> DocContext<'a> {
         }
     }
 
-    fn facts(&self, d: value::Decoded, oversize: bool) -> DocFacts {
+    /// The facts of a decoded document; `classified`: its class when already known (then
+    /// `d.value` may hold only the projection's fields of a valid document).
+    fn facts(
+        &self,
+        d: value::Decoded,
+        oversize: bool,
+        classified: Option<(Class, usize)>,
+    ) -> DocFacts {
         let doc = &d.value;
-        let contract = self.contract;
-        let (class, matched_idx) = classify(contract, doc);
+        let (class, matched_idx) = classified.unwrap_or_else(|| classify(self.contract, doc));
         let errors = if class == Class::Invalid {
             self.schema_errors(doc)
         } else {

@@ -35,7 +35,8 @@ use pipeline::collect_keys;
 
 pub use collection::index_coverage;
 pub use doc::{
-    classify, Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES, MAX_NESTING,
+    classify, classify_raw, Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES,
+    MAX_NESTING,
 };
 pub use error::ScanError;
 pub use partial::{Chunk, PartialError, PartialReader, PartialWriter};
@@ -482,5 +483,7 @@ fn scan_order<'a>(chosen: &[&'a Contract]) -> Vec<&'a Contract> {
     done
 }
 
+#[cfg(test)]
+mod doc_tests;
 #[cfg(test)]
 mod tests;

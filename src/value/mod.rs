@@ -12,6 +12,7 @@ mod fingerprint;
 mod ids;
 mod json;
 mod path;
+pub mod raw;
 mod relaxed;
 
 #[cfg(test)]

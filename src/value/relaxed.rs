@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde_json::{Map, Number, Value};
 
 /// Largest date (ms since epoch) that is rendered as an ISO string: 9999-12-31T23:59:59.999Z.
-const MAX_ISO_MS: i64 = 253_402_300_799_999;
+pub(crate) const MAX_ISO_MS: i64 = 253_402_300_799_999;
 const MS_PER_DAY: i64 = 86_400_000;
 
 fn wrap(key: &str, inner: Value) -> Value {
@@ -241,7 +241,7 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` for a millisecond timestamp in 1970..=9999.
-fn format_iso(ms: i64) -> String {
+pub(crate) fn format_iso(ms: i64) -> String {
     let mut buf = [0u8; ISO_MAX_LEN];
     let n = format_iso_into(ms, &mut buf);
     // Only ASCII digits and separators are written.

@@ -127,7 +127,7 @@ fn ejson_error_paths_and_no_values_in_messages() {
 }
 
 /// BSON bytes that must be rejected, with the expected error offset where it is meaningful.
-fn bson_bad_cases() -> Vec<(&'static str, Vec<u8>, Option<usize>)> {
+pub(super) fn bson_bad_cases() -> Vec<(&'static str, Vec<u8>, Option<usize>)> {
     let mut v: Vec<(&'static str, Vec<u8>, Option<usize>)> = vec![
         ("empty", vec![], Some(0)),
         ("short prefix", vec![4, 0, 0, 0], Some(0)),
@@ -337,7 +337,7 @@ fn bson_errors_with_offsets() {
     assert_eq!(e.offset(), Some(pos));
 }
 
-fn sample_document() -> Document {
+pub(super) fn sample_document() -> Document {
     let mut d = Document::new();
     for (i, case) in cases().into_iter().enumerate() {
         d.insert(format!("f{i}"), case.bson);
@@ -378,7 +378,7 @@ fn byte_mutations_never_panic() {
     }
 }
 
-fn nested_bson(levels: usize, array: bool) -> Vec<u8> {
+pub(super) fn nested_bson(levels: usize, array: bool) -> Vec<u8> {
     let mut inner = raw_doc(&[]);
     for _ in 1..levels {
         let mut body = vec![if array { 0x04 } else { 0x03 }, b'0', 0];

@@ -69,4 +69,5 @@ mod agreement;
 mod errors;
 mod hashing;
 mod properties;
+mod raw;
 mod repeated_keys;

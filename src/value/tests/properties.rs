@@ -59,7 +59,7 @@ fn arb_bson() -> impl Strategy<Value = Bson> {
     })
 }
 
-fn arb_document() -> impl Strategy<Value = Document> {
+pub(super) fn arb_document() -> impl Strategy<Value = Document> {
     prop::collection::vec(("[a-zA-Z0-9_]{0,6}", arb_bson()), 0..8).prop_map(to_document)
 }
 

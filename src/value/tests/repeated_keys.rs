@@ -86,7 +86,7 @@ fn text_of(v: &Value) -> String {
 
 /// A small document tree that may repeat keys, written both as JSON text and as BSON.
 #[derive(Debug, Clone)]
-enum Tree {
+pub(super) enum Tree {
     Int(i32),
     Str(String),
     Obj(Vec<(String, Tree)>),
@@ -137,7 +137,7 @@ impl Tree {
     }
 
     /// A document or array as BSON bytes (arrays keyed "0", "1", …).
-    fn bson(&self) -> Vec<u8> {
+    pub(super) fn bson(&self) -> Vec<u8> {
         let mut body = Vec::new();
         match self {
             Tree::Obj(fields) => fields.iter().for_each(|(k, v)| v.element(k, &mut body)),
@@ -151,7 +151,7 @@ impl Tree {
     }
 
     /// Objects in the tree (this one included).
-    fn objects(&self) -> usize {
+    pub(super) fn objects(&self) -> usize {
         match self {
             Tree::Obj(fields) => 1 + fields.iter().map(|(_, v)| v.objects()).sum::<usize>(),
             Tree::Arr(items) => items.iter().map(Tree::objects).sum(),
@@ -161,7 +161,7 @@ impl Tree {
 
     /// Repeats a key (the first, or `k` twice when empty) in the `n`-th object in
     /// pre-order, the repeat holding `value`; returns the path of the repeated key.
-    fn repeat_key(&mut self, n: &mut usize, path: &str, value: &Tree) -> Option<String> {
+    pub(super) fn repeat_key(&mut self, n: &mut usize, path: &str, value: &Tree) -> Option<String> {
         let join = |seg: &str| {
             if path.is_empty() {
                 seg.to_string()
@@ -195,7 +195,7 @@ impl Tree {
     }
 }
 
-fn arb_tree() -> impl Strategy<Value = Tree> {
+pub(super) fn arb_tree() -> impl Strategy<Value = Tree> {
     let leaf = prop_oneof![
         any::<i32>().prop_map(Tree::Int),
         "[a-z ]{0,6}".prop_map(Tree::Str)
@@ -209,7 +209,7 @@ fn arb_tree() -> impl Strategy<Value = Tree> {
     })
 }
 
-fn arb_top() -> impl Strategy<Value = Tree> {
+pub(super) fn arb_top() -> impl Strategy<Value = Tree> {
     prop::collection::btree_map("[a-z_]{1,3}", arb_tree(), 0..6)
         .prop_map(|m| Tree::Obj(m.into_iter().collect()))
 }
