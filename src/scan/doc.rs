@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::contract::{Contract, IndexSpec, Reference};
+use crate::contract::{Contract, IndexSpec, Reference, Version};
 use crate::source::{Encoding, Location};
 use crate::value::raw::{self, RawBson, RawNode};
 use crate::value::values_at;
@@ -17,36 +17,23 @@ pub const MAX_NESTING: usize = 100;
 /// accepts it, else invalid. Also returns the index (in `contract.versions`) of the
 /// version whose references apply: the matched one, or the target's.
 pub fn classify(contract: &Contract, doc: &Value) -> (Class, usize) {
-    let target_idx = contract
-        .versions
-        .iter()
-        .position(|v| v.version == contract.target)
-        .unwrap_or(0);
-    if contract.target_version().validator.is_valid(doc) {
-        return (Class::Valid, target_idx);
-    }
-    let other = contract
-        .versions
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, v)| v.version != contract.target)
-        .find(|(_, v)| v.validator.is_valid(doc));
-    match other {
-        Some((i, v)) => (Class::OtherVersion(v.version), i),
-        None => (Class::Invalid, target_idx),
-    }
+    classify_by(contract, |v| v.validator.is_valid(doc))
 }
 
 /// [`classify`] for a BSON document that passed [`raw::preflight`], validated in place with
 /// each version's `raw_validator`. Gives the same answer as [`classify`] on the decoded value.
 pub fn classify_raw(contract: &Contract, doc: RawNode<'_>) -> (Class, usize) {
+    classify_by(contract, |v| v.raw_validator.is_valid(doc))
+}
+
+/// The classification rule, given whether a version accepts the document.
+fn classify_by(contract: &Contract, accepts: impl Fn(&Version) -> bool) -> (Class, usize) {
     let target_idx = contract
         .versions
         .iter()
         .position(|v| v.version == contract.target)
         .unwrap_or(0);
-    if contract.target_version().raw_validator.is_valid(doc) {
+    if accepts(contract.target_version()) {
         return (Class::Valid, target_idx);
     }
     let other = contract
@@ -55,7 +42,7 @@ pub fn classify_raw(contract: &Contract, doc: RawNode<'_>) -> (Class, usize) {
         .enumerate()
         .rev()
         .filter(|(_, v)| v.version != contract.target)
-        .find(|(_, v)| v.raw_validator.is_valid(doc));
+        .find(|(_, v)| accepts(v));
     match other {
         Some((i, v)) => (Class::OtherVersion(v.version), i),
         None => (Class::Invalid, target_idx),
