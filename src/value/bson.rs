@@ -51,7 +51,8 @@ fn read_array<const N: usize>(buf: &[u8], pos: usize, lim: usize) -> Option<[u8;
     buf.get(pos..end)?.try_into().ok()
 }
 
-fn read_i32(buf: &[u8], pos: usize, lim: usize) -> Option<i32> {
+/// The little-endian i32 at `pos`, when it ends by `lim`.
+pub(super) fn read_i32(buf: &[u8], pos: usize, lim: usize) -> Option<i32> {
     read_array(buf, pos, lim).map(i32::from_le_bytes)
 }
 

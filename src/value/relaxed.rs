@@ -25,16 +25,21 @@ fn pair(k1: &str, v1: Value, k2: &str, v2: Value) -> Map<String, Value> {
 pub(crate) fn double(x: f64) -> Value {
     match Number::from_f64(x) {
         Some(n) => Value::Number(n),
-        None => {
-            let s = if x.is_nan() {
-                "NaN"
-            } else if x > 0.0 {
-                "Infinity"
-            } else {
-                "-Infinity"
-            };
-            wrap("$numberDouble", Value::String(s.to_owned()))
-        }
+        None => wrap(
+            "$numberDouble",
+            Value::String(non_finite_name(x).to_owned()),
+        ),
+    }
+}
+
+/// The `$numberDouble` text of a non-finite double.
+pub(crate) fn non_finite_name(x: f64) -> &'static str {
+    if x.is_nan() {
+        "NaN"
+    } else if x > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
     }
 }
 
@@ -120,10 +125,7 @@ pub(crate) fn timestamp(t: u32, i: u32) -> Value {
 }
 
 pub(crate) fn decimal(bytes: [u8; 16]) -> Value {
-    wrap(
-        "$numberDecimal",
-        Value::String(::bson::Decimal128::from_bytes(bytes).to_string()),
-    )
+    wrap("$numberDecimal", Value::String(decimal_string(bytes)))
 }
 
 /// Regex options sorted alphabetically (per the BSON spec).
@@ -480,8 +482,8 @@ pub(crate) fn parse_decimal(s: &str) -> Option<[u8; 16]> {
     s.parse::<::bson::Decimal128>().ok().map(|d| d.bytes())
 }
 
-#[cfg(test)]
-fn decimal_string(bytes: [u8; 16]) -> String {
+/// The `$numberDecimal` text of a decimal128.
+pub(crate) fn decimal_string(bytes: [u8; 16]) -> String {
     ::bson::Decimal128::from_bytes(bytes).to_string()
 }
 

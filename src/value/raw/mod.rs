@@ -24,7 +24,9 @@ pub use self::check::{agreement, agreement_schemas, agreement_validators};
 pub use self::preflight::preflight;
 pub use self::project::project;
 
-use super::relaxed::{format_iso, hex_lower, sort_options, MAX_ISO_MS};
+use super::relaxed::{
+    decimal_string, format_iso, hex_lower, non_finite_name, sort_options, MAX_ISO_MS,
+};
 use super::MAX_DEPTH;
 
 /// The representation: nodes point into one BSON document's bytes.
@@ -86,14 +88,6 @@ const INT_KEY: u8 = 3;
 const TEXT_MAIN: u8 = 0;
 const TEXT_SUBTYPE: u8 = 1;
 const TEXT_LONG: u8 = 2;
-
-pub(crate) fn le_i32(buf: &[u8], pos: usize, lim: usize) -> Option<i32> {
-    let end = pos.checked_add(4)?;
-    if end > lim {
-        return None;
-    }
-    buf.get(pos..end)?.try_into().ok().map(i32::from_le_bytes)
-}
 
 fn le<const N: usize>(buf: &[u8], pos: usize) -> Option<[u8; N]> {
     buf.get(pos..pos.checked_add(N)?)?.try_into().ok()
@@ -324,15 +318,7 @@ impl<'a> RawNode<'a> {
         let at = self.at;
         match (ty, part) {
             (0x01, _) => {
-                let x = le::<8>(at, 0).map_or(f64::NAN, f64::from_le_bytes);
-                if x.is_nan() {
-                    "NaN"
-                } else if x > 0.0 {
-                    "Infinity"
-                } else {
-                    "-Infinity"
-                }
-                .to_owned()
+                non_finite_name(le::<8>(at, 0).map_or(f64::NAN, f64::from_le_bytes)).to_owned()
             }
             (0x05, TEXT_SUBTYPE) => hex_lower(at.get(4..5).unwrap_or_default()),
             (0x05, _) => {
@@ -358,9 +344,7 @@ impl<'a> RawNode<'a> {
                     .unwrap_or_default();
                 hex_lower(oid)
             }
-            (0x13, _) => le::<16>(at, 0).map_or_else(String::new, |b| {
-                ::bson::Decimal128::from_bytes(b).to_string()
-            }),
+            (0x13, _) => le::<16>(at, 0).map_or_else(String::new, decimal_string),
             _ => String::new(),
         }
     }

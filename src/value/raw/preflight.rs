@@ -4,7 +4,8 @@
 //! a `$`-prefixed key (`wrapper_like`). Anything else, including every malformed document,
 //! answers `None`, and the caller takes the decode path, so errors stay today's by construction.
 
-use super::{le_i32, MAX_DEPTH};
+use super::MAX_DEPTH;
+use crate::value::bson::read_i32;
 
 /// Keys of all the documents open at once whose hashes are kept for the repeated-key check;
 /// beyond this many the document takes the decode path.
@@ -20,7 +21,7 @@ fn is_utf8(bytes: &[u8]) -> bool {
 /// embedded document with a `$`-prefixed key. `None`: take the decode path.
 #[must_use]
 pub fn preflight(doc: &[u8]) -> Option<usize> {
-    let declared = le_i32(doc, 0, doc.len())?;
+    let declared = read_i32(doc, 0, doc.len())?;
     if declared < 5 || usize::try_from(declared).ok()? != doc.len() {
         return None;
     }
@@ -51,7 +52,7 @@ impl Walk<'_> {
     }
 
     fn frame(&self, start: usize, lim: usize) -> Option<usize> {
-        let len = le_i32(self.buf, start, lim)?;
+        let len = read_i32(self.buf, start, lim)?;
         if len < 5 {
             return None;
         }
@@ -76,7 +77,7 @@ impl Walk<'_> {
     }
 
     fn string(&self, pos: usize, lim: usize) -> Option<usize> {
-        let len = le_i32(self.buf, pos, lim)?;
+        let len = read_i32(self.buf, pos, lim)?;
         if len < 1 {
             return None;
         }
@@ -187,7 +188,7 @@ impl Walk<'_> {
     }
 
     fn binary(&self, pos: usize, lim: usize) -> Option<usize> {
-        let len = le_i32(self.buf, pos, lim)?;
+        let len = read_i32(self.buf, pos, lim)?;
         let subtype_end = self.fixed(pos + 4, 1, lim)?;
         let subtype = self.buf[pos + 4];
         let end = subtype_end.checked_add(usize::try_from(len).ok()?)?;
@@ -196,7 +197,7 @@ impl Walk<'_> {
         }
         if subtype == 2 {
             // Old binary: the payload repeats its own length.
-            let inner = le_i32(self.buf, subtype_end, end)?;
+            let inner = read_i32(self.buf, subtype_end, end)?;
             if i64::from(inner) != i64::from(len) - 4 {
                 return None;
             }
@@ -205,7 +206,7 @@ impl Walk<'_> {
     }
 
     fn code_with_scope(&mut self, pos: usize, lim: usize, depth: usize) -> Option<usize> {
-        let total = le_i32(self.buf, pos, lim)?;
+        let total = read_i32(self.buf, pos, lim)?;
         if total < 14 {
             return None;
         }
