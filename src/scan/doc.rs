@@ -11,6 +11,13 @@ use crate::value::{self, Fingerprint};
 
 /// MongoDB's document size limit.
 pub const MAX_BSON_BYTES: usize = 16 * 1024 * 1024;
+thread_local! {
+    /// Each thread's export-line transcoder (its buffers are reused from line to line).
+    static TRANSCODER: std::cell::RefCell<value::Transcoder> =
+        std::cell::RefCell::new(value::Transcoder::new());
+}
+/// Buffer capacity a thread's transcoder keeps after a larger document.
+const TRANSCODER_KEEP: usize = 1 << 20;
 /// MongoDB's nesting limit.
 pub const MAX_NESTING: usize = 100;
 /// Classifies a document: valid for the target, else the newest other version that
@@ -146,8 +153,8 @@ pub struct DocContext<'a> {
     pub show_values: bool,
     /// With a baseline: documents that changed get their top-level field hashes.
     pub baseline: Option<&'a crate::reconcile::Reconciler>,
-    /// BSON documents the preflight accepts are validated in place (the facts are the same
-    /// either way; tests compare both paths).
+    /// BSON documents the preflight accepts, and export lines transcoded to such documents,
+    /// are validated in place (the facts are the same either way; tests compare both paths).
     pub in_place: bool,
 }
 
@@ -219,15 +226,33 @@ impl<'a> DocContext<'a> {
     /// The in-place path for BSON documents the preflight accepts (only without a baseline:
     /// fingerprints need the whole document). Valid documents are validated in place and
     /// only the fields their facts need are decoded; the others are classified in place and
-    /// then decoded whole (their errors and sample come from the decoded value).
+    /// then decoded whole (their errors and sample come from the decoded value). An export
+    /// line is first transcoded to its BSON bytes (exactly `to_bson` of its decoded value).
     /// `None`: take the decode path.
     fn examine_raw(&self, bytes: &[u8]) -> Option<Box<DocFacts>> {
-        if !self.in_place || self.encoding != Encoding::Bson || self.baseline.is_some() {
+        if !self.in_place || self.baseline.is_some() {
             return None;
         }
+        match self.encoding {
+            Encoding::Bson => self.examine_bson(bytes, bytes.len() > MAX_BSON_BYTES),
+            Encoding::Json => TRANSCODER.with(|cell| {
+                // Busy only if examining re-entered on this thread: then decode.
+                let mut t = cell.try_borrow_mut().ok()?;
+                let facts = t.transcode(bytes).and_then(|bson| {
+                    // `decode`'s rule, on the same BSON bytes.
+                    let oversize = bytes.len() > MAX_BSON_BYTES / 8 && bson.len() > MAX_BSON_BYTES;
+                    self.examine_bson(bson, oversize)
+                });
+                t.trim(TRANSCODER_KEEP);
+                facts
+            }),
+        }
+    }
+
+    /// [`examine_raw`](Self::examine_raw) of one BSON document.
+    fn examine_bson(&self, bytes: &[u8], oversize: bool) -> Option<Box<DocFacts>> {
         let depth = raw::preflight(bytes)?;
         let classified = classify_raw(self.contract, RawBson::root(bytes));
-        let oversize = bytes.len() > MAX_BSON_BYTES;
         let d = if classified.0 == Class::Valid {
             value::Decoded {
                 value: raw::project(bytes, &self.projection)?,

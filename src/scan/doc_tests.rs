@@ -218,3 +218,104 @@ fn the_example_dump_has_the_same_facts_on_both_paths() {
         );
     }
 }
+
+/// Both paths' facts for an export `line`, rendered; and whether the line was transcoded and
+/// went in place.
+fn both_json(line: &[u8], exported: &[&str]) -> (String, String, bool) {
+    let exported: Vec<String> = exported.iter().map(|s| (*s).to_string()).collect();
+    let mut ctx = DocContext::new(contract(), Encoding::Json, exported, 3, false);
+    let at = Location::Line { line: 2, offset: 9 };
+    let in_place = format!("{:?}", ctx.examine(line, at, None));
+    ctx.in_place = false;
+    let decoded = format!("{:?}", ctx.examine(line, at, None));
+    let ready =
+        crate::value::transcode(line).is_some_and(|b| crate::value::raw::preflight(&b).is_some());
+    (in_place, decoded, ready)
+}
+
+/// A document as export lines: canonical and relaxed Extended JSON.
+fn export_lines(d: &Document) -> [String; 2] {
+    [
+        Bson::Document(d.clone())
+            .into_canonical_extjson()
+            .to_string(),
+        Bson::Document(d.clone()).into_relaxed_extjson().to_string(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn generated_export_lines_have_the_same_facts_on_both_paths(d in arb_document()) {
+        for line in export_lines(&d) {
+            let (a, b, ready) = both_json(line.as_bytes(), &["_id", "a.x", "e.k", "z", "r.0"]);
+            prop_assert_eq!(a, b);
+            // The generated documents hold no `$` keys: all transcoded, all in place.
+            prop_assert!(ready, "{}", line);
+        }
+    }
+}
+
+#[test]
+fn hand_picked_export_lines_have_the_same_facts_on_both_paths() {
+    for line in [
+        r#"{"_id":{"$oid":"57e193d7a9cc81b4027498b5"},"c":1,"a":{"b":[1,2,[3]],"x":{"$oid":"57e193d7a9cc81b4027498b5"}},"e":[]}"#,
+        r#"{"_id":{"$numberLong":"5"},"c":"x","d":null,"a":{"b":[]},"r":[null,{"$x":1}]}"#,
+        r#"{"c":{"k":{"$numberDecimal":"1.50"}},"s":[1,2.5,{"$date":0}],"e":{"k":[1,1]}}"#,
+        r#"{"_id":"s","c":true}"#,
+        r#"{"_id":{"a":1},"c":1,"a":{"$oid":"x"}}"#,
+        r#"{"_id":1,"c":1,"c":2}"#,
+        r#"{"_id":1,"c":1,"d":{"$binary":"AQID","$type":"00"},"z":{"$regex":"a","$options":"mi"}}"#,
+        r#"{"_id":1,"c":1"#,
+    ] {
+        let (a, b, _) = both_json(line.as_bytes(), &["_id", "a.x", "e.k", "z"]);
+        assert_eq!(a, b, "{line}");
+    }
+}
+
+#[test]
+fn the_example_export_has_the_same_facts_on_both_paths() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
+    for export in ["export", "export-canonical"] {
+        for coll in ["orders", "customers"] {
+            let c = crate::contract::load(&root.join(format!("schemas/{coll}/contract.toml")))
+                .expect("contract");
+            let text =
+                std::fs::read(root.join(format!("data/{export}/{coll}.json"))).expect("export");
+            let exported: Vec<String> = vec!["_id".into()];
+            let mut ctx = DocContext::new(&c, Encoding::Json, exported, 5, false);
+            let (mut seen, mut valid, mut in_place, mut valid_in_place) = (0, 0, 0, 0);
+            for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let at = Location::Line {
+                    line: i as u64 + 1,
+                    offset: 0,
+                };
+                ctx.in_place = true;
+                let a = ctx.examine(line, at, None);
+                ctx.in_place = false;
+                let b = ctx.examine(line, at, None);
+                let (a_text, b_text) = (format!("{a:?}"), format!("{b:?}"));
+                assert_eq!(a_text, b_text, "{export}/{coll} line {}", i + 1);
+                let ready = crate::value::transcode(line)
+                    .is_some_and(|b| crate::value::raw::preflight(&b).is_some());
+                let is_valid = matches!(&b.outcome, Ok(f) if f.class == super::doc::Class::Valid);
+                seen += 1;
+                valid += usize::from(is_valid);
+                in_place += usize::from(ready);
+                valid_in_place += usize::from(ready && is_valid);
+            }
+            eprintln!(
+                "{export}/{coll}: {in_place} of {seen} lines in place ({valid_in_place} of {valid} valid ones)"
+            );
+            assert!(seen > 100, "{export}/{coll}: {seen}");
+            assert!(
+                valid_in_place * 100 >= valid * 99,
+                "{export}/{coll}: {valid_in_place} of {valid} valid lines in place"
+            );
+        }
+    }
+}

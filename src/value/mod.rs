@@ -14,6 +14,7 @@ mod json;
 mod path;
 pub mod raw;
 mod relaxed;
+mod transcode;
 
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ pub use self::ids::{id_text, IdArena};
 pub use self::json::{from_json, parse_json, JsonError};
 pub use self::path::{generalise_pointer, values_at};
 pub(crate) use self::relaxed::{hex_lower, undefined};
+pub use self::transcode::{transcode, Transcoder};
 
 /// Maximum nesting depth of documents/arrays (top-level document = 1). Aligned with
 /// serde_json's own recursion limit of 128.

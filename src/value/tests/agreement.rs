@@ -5,11 +5,11 @@ use super::*;
 pub(super) struct Case {
     pub(super) bson: Bson,
     /// Expected relaxed JSON text of the value.
-    relaxed: &'static str,
+    pub(super) relaxed: &'static str,
     /// Other accepted input spellings (relaxed, canonical, legacy) of the same value.
-    alts: &'static [&'static str],
+    pub(super) alts: &'static [&'static str],
     /// The `bson` crate's own relaxed output is spec-conformant for this value.
-    crate_relaxed_ok: bool,
+    pub(super) crate_relaxed_ok: bool,
 }
 
 pub(super) fn cases() -> Vec<Case> {

@@ -71,3 +71,4 @@ mod hashing;
 mod properties;
 mod raw;
 mod repeated_keys;
+mod transcode;

@@ -21,7 +21,7 @@ fn validators() -> &'static [(Validator, Validator<RawBson>)] {
     V.get_or_init(agreement_validators)
 }
 
-fn contracts() -> &'static [Contract] {
+pub(super) fn contracts() -> &'static [Contract] {
     static C: OnceLock<Vec<Contract>> = OnceLock::new();
     C.get_or_init(|| {
         ["orders", "customers"]
@@ -60,7 +60,7 @@ fn check(bytes: &[u8], want_in_place: Option<bool>, ctx: &str) {
 }
 
 /// Whether `b` holds an embedded document with a `$`-prefixed key (a scope's own keys aside).
-fn has_dollar_key(b: &Bson) -> bool {
+pub(super) fn has_dollar_key(b: &Bson) -> bool {
     match b {
         Bson::Document(d) => d
             .iter()

@@ -94,7 +94,7 @@ pub(super) enum Tree {
 }
 
 impl Tree {
-    fn json(&self) -> String {
+    pub(super) fn json(&self) -> String {
         match self {
             Tree::Int(i) => i.to_string(),
             Tree::Str(s) => serde_json::to_string(s).expect("string"),
