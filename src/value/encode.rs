@@ -71,8 +71,8 @@ fn write_array(out: &mut Vec<u8>, items: &[Value], depth: usize) -> Result<(), D
     patch_len(out, start, "array")
 }
 
-/// Decimal text of `n` in the tail of `buf`.
-fn decimal_key(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+/// Decimal text of `n` in the tail of `buf` (an array index as a BSON key).
+pub(super) fn decimal_key(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
     let mut pos = buf.len();
     loop {
         pos -= 1;

@@ -21,6 +21,7 @@ use std::fmt;
 use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::encode::decimal_key;
 use super::relaxed;
 use super::MAX_DEPTH;
 
@@ -746,18 +747,4 @@ impl<'de> Visitor<'de> for Seed<'_> {
         ok_or_bail(t.patch_len(start))?;
         Ok(0x03)
     }
-}
-
-/// Decimal text of `n` in the tail of `buf`.
-fn decimal_key(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 || pos == 0 {
-            break;
-        }
-    }
-    &buf[pos..]
 }
