@@ -11,6 +11,8 @@ use crate::value::{self, Fingerprint};
 
 /// MongoDB's document size limit.
 pub const MAX_BSON_BYTES: usize = 16 * 1024 * 1024;
+/// MongoDB's nesting limit.
+pub const MAX_NESTING: usize = 100;
 thread_local! {
     /// Each thread's export-line transcoder (its buffers are reused from line to line).
     static TRANSCODER: std::cell::RefCell<value::Transcoder> =
@@ -18,8 +20,6 @@ thread_local! {
 }
 /// Buffer capacity a thread's transcoder keeps after a larger document.
 const TRANSCODER_KEEP: usize = 1 << 20;
-/// MongoDB's nesting limit.
-pub const MAX_NESTING: usize = 100;
 /// Classifies a document: valid for the target, else the newest other version that
 /// accepts it, else invalid. Also returns the index (in `contract.versions`) of the
 /// version whose references apply: the matched one, or the target's.

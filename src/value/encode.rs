@@ -33,7 +33,11 @@ fn nested(depth: usize) -> Result<usize, DecodeError> {
 }
 
 /// Overwrite the 4-byte length placeholder at `start` with the length from `start` to the end.
-fn patch_len(out: &mut [u8], start: usize, what: &'static str) -> Result<(), DecodeError> {
+pub(super) fn patch_len(
+    out: &mut [u8],
+    start: usize,
+    what: &'static str,
+) -> Result<(), DecodeError> {
     let len = out.len().saturating_sub(start);
     let len32 = i32::try_from(len).map_err(|_| too_large(what, len))?;
     if let Some(slot) = out.get_mut(start..start + 4) {
@@ -102,7 +106,7 @@ fn write_element(
     Ok(())
 }
 
-fn write_string(out: &mut Vec<u8>, s: &str) -> Result<(), DecodeError> {
+pub(super) fn write_string(out: &mut Vec<u8>, s: &str) -> Result<(), DecodeError> {
     let len = i32::try_from(s.len() + 1).map_err(|_| too_large("string", s.len()))?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(s.as_bytes());
@@ -119,6 +123,18 @@ fn write_cstring(out: &mut Vec<u8>, s: &str, what: &'static str) -> Result<(), D
     Ok(())
 }
 
+/// An integer: an Int32 when it fits, else an Int64 (the rule for a JSON integer); returns the
+/// type byte.
+pub(super) fn write_int(out: &mut Vec<u8>, i: i64) -> u8 {
+    if let Ok(i) = i32::try_from(i) {
+        out.extend_from_slice(&i.to_le_bytes());
+        0x10
+    } else {
+        out.extend_from_slice(&i.to_le_bytes());
+        0x12
+    }
+}
+
 /// Write the value bytes of `v` (inside a document at level `depth`); returns the type byte.
 fn write_value(out: &mut Vec<u8>, v: &Value, depth: usize) -> Result<u8, DecodeError> {
     Ok(match v {
@@ -129,13 +145,7 @@ fn write_value(out: &mut Vec<u8>, v: &Value, depth: usize) -> Result<u8, DecodeE
         }
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
-                if let Ok(i) = i32::try_from(i) {
-                    out.extend_from_slice(&i.to_le_bytes());
-                    0x10
-                } else {
-                    out.extend_from_slice(&i.to_le_bytes());
-                    0x12
-                }
+                write_int(out, i)
             } else {
                 let x = n.as_f64().unwrap_or(f64::NAN);
                 out.extend_from_slice(&x.to_le_bytes());
@@ -160,7 +170,11 @@ fn write_value(out: &mut Vec<u8>, v: &Value, depth: usize) -> Result<u8, DecodeE
     })
 }
 
-fn write_wrapper(out: &mut Vec<u8>, w: &Wrapper<'_>, depth: usize) -> Result<u8, DecodeError> {
+pub(super) fn write_wrapper(
+    out: &mut Vec<u8>,
+    w: &Wrapper<'_>,
+    depth: usize,
+) -> Result<u8, DecodeError> {
     Ok(match w {
         Wrapper::Int32(i) => {
             out.extend_from_slice(&i.to_le_bytes());

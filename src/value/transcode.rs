@@ -21,7 +21,8 @@ use std::fmt;
 use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::encode::decimal_key;
+use super::ejson::Wrapper;
+use super::encode::{self, decimal_key};
 use super::relaxed;
 use super::MAX_DEPTH;
 
@@ -76,20 +77,12 @@ impl Transcoder {
     }
 
     fn string(&mut self, s: &str) -> Option<()> {
-        let len = i32::try_from(s.len() + 1).ok()?;
-        self.out.extend_from_slice(&len.to_le_bytes());
-        self.out.extend_from_slice(s.as_bytes());
-        self.out.push(0);
-        Some(())
+        encode::write_string(&mut self.out, s).ok()
     }
 
     /// Overwrites the length placeholder at `start` with the length from there to the end.
     fn patch_len(&mut self, start: usize) -> Option<()> {
-        let len = i32::try_from(self.out.len() - start).ok()?;
-        self.out
-            .get_mut(start..start + 4)?
-            .copy_from_slice(&len.to_le_bytes());
-        Some(())
+        encode::patch_len(&mut self.out, start, "document").ok()
     }
 
     /// Whether the keys from `base` on (one object's) hold a repeat: the last one against the
@@ -426,13 +419,7 @@ fn end<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
 impl Seed<'_> {
     /// An Int32 when `i` fits, else an Int64 (`to_bson`'s rule for a JSON integer).
     fn int(&mut self, i: i64) -> u8 {
-        if let Ok(i) = i32::try_from(i) {
-            self.t.out.extend_from_slice(&i.to_le_bytes());
-            0x10
-        } else {
-            self.t.out.extend_from_slice(&i.to_le_bytes());
-            0x12
-        }
+        encode::write_int(&mut self.t.out, i)
     }
 
     fn double(&mut self, x: f64) -> u8 {
@@ -440,30 +427,19 @@ impl Seed<'_> {
         0x01
     }
 
-    fn binary(&mut self, subtype: u8, data: &[u8]) -> Option<u8> {
-        let old = subtype == 2;
-        let total = i32::try_from(data.len() + if old { 4 } else { 0 }).ok()?;
-        let out = &mut self.t.out;
-        out.extend_from_slice(&total.to_le_bytes());
-        out.push(subtype);
-        if old {
-            // Old binary subtype 0x02 repeats the payload length inside the payload.
-            out.extend_from_slice(&(total - 4).to_le_bytes());
-        }
-        out.extend_from_slice(data);
-        Some(0x05)
+    /// The value bytes of `w`, as `to_bson` writes them; its type byte, or `None` (give up).
+    fn put(&mut self, w: &Wrapper<'_>) -> Option<u8> {
+        encode::write_wrapper(&mut self.t.out, w, 0).ok()
     }
 
-    fn regex(&mut self, pattern: &str, options: &str) -> Option<u8> {
-        if pattern.as_bytes().contains(&0) || options.as_bytes().contains(&0) {
-            return None;
+    /// A binary value of `data`, whose buffer is then kept for the next one.
+    fn put_binary(&mut self, subtype: u8, data: Vec<u8>) -> Option<u8> {
+        let binary = Wrapper::Binary { subtype, data };
+        let t = self.put(&binary);
+        if let Wrapper::Binary { data, .. } = binary {
+            self.t.scratch = data;
         }
-        let out = &mut self.t.out;
-        out.extend_from_slice(pattern.as_bytes());
-        out.push(0);
-        out.extend_from_slice(relaxed::sort_options(options).as_bytes());
-        out.push(0);
-        Some(0x0B)
+        t
     }
 
     /// The rest of an embedded object whose first key (already read, its header at `first`)
@@ -498,8 +474,7 @@ impl Seed<'_> {
         let t = match name {
             "$oid" => {
                 let oid = map.next_value_seed(Str(relaxed::parse_hex::<12>))?;
-                self.t.out.extend_from_slice(&oid);
-                0x07
+                ok_or_bail(self.put(&Wrapper::ObjectId(oid)))?
             }
             "$numberInt" => {
                 let i = map.next_value_seed(Str(relaxed::parse_int::<i32>))?;
@@ -519,13 +494,11 @@ impl Seed<'_> {
                 let d = map.next_value_seed(Str(|s: &str| {
                     relaxed::parse_decimal(&relaxed::decimal_string(relaxed::parse_decimal(s)?))
                 }))?;
-                self.t.out.extend_from_slice(&d);
-                0x13
+                ok_or_bail(self.put(&Wrapper::Decimal(d)))?
             }
             "$date" => {
                 let ms = map.next_value_seed(DateSeed)?;
-                self.t.out.extend_from_slice(&ms.to_le_bytes());
-                0x09
+                ok_or_bail(self.put(&Wrapper::Date(ms)))?
             }
             "$binary" => {
                 let buf = std::mem::take(&mut self.t.scratch);
@@ -536,23 +509,25 @@ impl Seed<'_> {
                         (map.next_value_seed(Str(relaxed::parse_subtype))?, data)
                     }
                 };
-                let t = ok_or_bail(self.binary(subtype, &data))?;
-                self.t.scratch = data;
-                t
+                ok_or_bail(self.put_binary(subtype, data))?
             }
             "$uuid" => {
                 let u = map.next_value_seed(Str(relaxed::parse_uuid))?;
-                ok_or_bail(self.binary(4, &u))?
+                let mut data = std::mem::take(&mut self.t.scratch);
+                data.clear();
+                data.extend_from_slice(&u);
+                ok_or_bail(self.put_binary(4, data))?
             }
             "$timestamp" => {
                 let (t, i) = map.next_value_seed(TimestampSeed)?;
-                self.t.out.extend_from_slice(&i.to_le_bytes());
-                self.t.out.extend_from_slice(&t.to_le_bytes());
-                0x11
+                ok_or_bail(self.put(&Wrapper::Timestamp { t, i }))?
             }
             "$regularExpression" => {
-                let [p, o] = map.next_value_seed(Pair(&["pattern", "options"]))?;
-                ok_or_bail(self.regex(&p, &o))?
+                let [pattern, options] = map.next_value_seed(Pair(&["pattern", "options"]))?;
+                ok_or_bail(self.put(&Wrapper::Regex {
+                    pattern: &pattern,
+                    options: &options,
+                }))?
             }
             // Legacy `{"$regex": <string>, "$options": <string>}` (anything else with `$regex`
             // is a query operator, a plain object: given up on).
@@ -560,7 +535,10 @@ impl Seed<'_> {
                 let p = map.next_value_seed(Str(|s: &str| Some(s.to_owned())))?;
                 map.next_key_seed(KeyIn(&["$options"]))?.ok_or_else(bail)?;
                 let o = map.next_value_seed(Str(|s: &str| Some(s.to_owned())))?;
-                ok_or_bail(self.regex(&p, &o))?
+                ok_or_bail(self.put(&Wrapper::Regex {
+                    pattern: &p,
+                    options: &o,
+                }))?
             }
             "$code" => {
                 let out = &mut *self.t;
