@@ -1,13 +1,14 @@
 //! Examining one document: decode, classify against the contract versions, extract the
 //! keys the collection-wide checks need. Pure and thread-safe: runs on the rayon pool.
 
+use jsonschema::json::{Array as _, Json, Node as _, SerdeJson};
+use jsonschema::JsonType;
 use serde_json::Value;
 
 use crate::contract::{Contract, IndexSpec, Reference, Version};
 use crate::source::{Encoding, Location};
 use crate::value::raw::{self, RawBson, RawNode};
-use crate::value::values_at;
-use crate::value::{self, Fingerprint};
+use crate::value::{self, member, node_key_hash, nodes_at, Fingerprint, StoredId};
 
 /// MongoDB's document size limit.
 pub const MAX_BSON_BYTES: usize = 16 * 1024 * 1024;
@@ -108,7 +109,7 @@ pub struct SchemaError {
 
 #[derive(Debug)]
 pub struct DocFacts {
-    pub id: Option<Value>,
+    pub id: Option<StoredId>,
     pub id_key: Option<u128>,
     pub class: Class,
     /// Errors against the target version (only for `Invalid`), at most `max_errors`.
@@ -146,9 +147,6 @@ pub struct DocContext<'a> {
     /// For each version (same order as `contract.versions`): indexes into `refs`.
     pub version_refs: Vec<Vec<usize>>,
     pub exported_fields: Vec<String>,
-    /// The top-level fields the facts of a valid document read: `_id` and the first segment
-    /// of every unique-index, reference and exported path (the projection decode).
-    pub projection: Vec<String>,
     pub max_errors: usize,
     pub show_values: bool,
     /// With a baseline: documents that changed get their top-level field hashes.
@@ -178,18 +176,6 @@ impl<'a> DocContext<'a> {
             })
             .collect();
         let uniques: Vec<&IndexSpec> = contract.unique_indexes().collect();
-        let mut projection = vec!["_id".to_string()];
-        let paths = uniques
-            .iter()
-            .flat_map(|ix| ix.key.0.iter().map(|(f, _)| f.as_str()))
-            .chain(refs.iter().map(|r| r.field.as_str()))
-            .chain(exported_fields.iter().map(String::as_str));
-        for path in paths {
-            let first = path.split('.').next().unwrap_or(path);
-            if !projection.iter().any(|p| p == first) {
-                projection.push(first.to_string());
-            }
-        }
         DocContext {
             contract,
             encoding,
@@ -197,7 +183,6 @@ impl<'a> DocContext<'a> {
             refs,
             version_refs,
             exported_fields,
-            projection,
             max_errors,
             show_values,
             baseline: None,
@@ -224,9 +209,9 @@ impl<'a> DocContext<'a> {
     }
 
     /// The in-place path for BSON documents the preflight accepts (only without a baseline:
-    /// fingerprints need the whole document). Valid documents are validated in place and
-    /// only the fields their facts need are decoded; the others are classified in place and
-    /// then decoded whole (their errors and sample come from the decoded value). An export
+    /// fingerprints need the whole document). Valid documents are validated in place and their
+    /// keys hashed in place, nothing decoded; the others are classified in place and then
+    /// decoded whole (their errors and sample come from the decoded value). An export
     /// line is first transcoded to its BSON bytes (exactly `to_bson` of its decoded value).
     /// `None`: take the decode path.
     fn examine_raw(&self, bytes: &[u8]) -> Option<Box<DocFacts>> {
@@ -251,17 +236,62 @@ impl<'a> DocContext<'a> {
 
     /// [`examine_raw`](Self::examine_raw) of one BSON document.
     fn examine_bson(&self, bytes: &[u8], oversize: bool) -> Option<Box<DocFacts>> {
-        let depth = raw::preflight(bytes)?;
-        let classified = classify_raw(self.contract, RawBson::root(bytes));
-        let d = if classified.0 == Class::Valid {
-            value::Decoded {
-                value: raw::project(bytes, &self.projection)?,
-                depth,
-            }
-        } else {
-            value::from_bson(bytes).ok()?
+        let checked = raw::preflight(bytes)?;
+        let root = RawBson::root(checked);
+        let (class, matched_idx) = classify_raw(self.contract, root);
+        if class != Class::Valid {
+            let d = value::from_bson(bytes).ok()?;
+            return Some(Box::new(self.facts(
+                d,
+                oversize,
+                Some((class, matched_idx)),
+            )));
+        }
+        let id = member::<RawBson>(&root, "_id").map(raw::stored_id);
+        let keys = self.keys::<RawBson>(&root, matched_idx);
+        Some(Box::new(DocFacts {
+            id,
+            id_key: keys.id_key,
+            class,
+            errors: Vec::new(),
+            depth: checked.depth(),
+            oversize,
+            fingerprint: NO_FINGERPRINT,
+            unique: keys.unique,
+            refs: keys.refs,
+            exported: keys.exported,
+            fields: None,
+            sample: None,
+        }))
+    }
+
+    /// The keys the collection-wide checks need, read from any representation of a document
+    /// (the decoded value, or the in-place view of its BSON bytes: both give the same hashes).
+    /// `matched_idx`: the version whose references apply.
+    fn keys<'n, J: Json>(&self, doc: &J::Node<'n>, matched_idx: usize) -> Keys {
+        let hashes = |path: &str| -> Vec<u128> {
+            nodes_at::<J>(doc.clone(), path)
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(node_key_hash::<J>)
+                .collect()
         };
-        Some(Box::new(self.facts(d, oversize, Some(classified))))
+        Keys {
+            id_key: member::<J>(doc, "_id").map(|id| node_key_hash::<J>(&id)),
+            unique: self
+                .uniques
+                .iter()
+                .map(|ix| unique_keys::<J>(doc, ix))
+                .collect(),
+            refs: self.version_refs[matched_idx]
+                .iter()
+                .filter_map(|&ri| {
+                    let vals = hashes(&self.refs[ri].field);
+                    (!vals.is_empty()).then_some((ri, vals))
+                })
+                .collect(),
+            exported: self.exported_fields.iter().map(|f| hashes(f)).collect(),
+        }
     }
 
     fn decode(&self, bytes: &[u8], location: Location) -> Result<(value::Decoded, bool), String> {
@@ -305,37 +335,12 @@ impl<'a> DocContext<'a> {
         } else {
             Vec::new()
         };
-        let id_key = doc.get("_id").map(value::key_hash);
-        let unique = self.uniques.iter().map(|ix| unique_keys(doc, ix)).collect();
-        let refs = self.version_refs[matched_idx]
-            .iter()
-            .filter_map(|&ri| {
-                let vals: Vec<u128> = values_at(doc, &self.refs[ri].field)
-                    .into_iter()
-                    .filter(|v| !v.is_null())
-                    .map(value::key_hash)
-                    .collect();
-                (!vals.is_empty()).then_some((ri, vals))
-            })
-            .collect();
-        let exported = self
-            .exported_fields
-            .iter()
-            .map(|f| {
-                values_at(doc, f)
-                    .into_iter()
-                    .filter(|v| !v.is_null())
-                    .map(value::key_hash)
-                    .collect()
-            })
-            .collect();
+        let keys = self.keys::<SerdeJson>(&doc, matched_idx);
+        let id_key = keys.id_key;
         // Only reconciliation reads fingerprints: without a baseline they are not computed.
         let fingerprint = match self.baseline {
             Some(_) => value::fingerprint(doc),
-            None => Fingerprint {
-                content: 0,
-                ordered: 0,
-            },
+            None => NO_FINGERPRINT,
         };
         let fields = match (self.baseline, id_key) {
             (Some(b), Some(k)) if b.is_changed(k, fingerprint.content) => {
@@ -343,16 +348,10 @@ impl<'a> DocContext<'a> {
             }
             _ => None,
         };
-        let depth = d.depth;
+        let id = doc.get("_id").map(StoredId::of);
         // The document itself, moved (not copied): most are dropped by the fold, which
         // keeps a few per class.
-        let mut doc = d.value;
-        let (id, sample) = if class == Class::Valid {
-            // Dropped anyway: the `_id` is moved out, not copied.
-            (doc.as_object_mut().and_then(|m| m.swap_remove("_id")), None)
-        } else {
-            (doc.get("_id").cloned(), Some(doc))
-        };
+        let sample = (class != Class::Valid).then_some(d.value);
         DocFacts {
             sample,
             fields,
@@ -360,12 +359,12 @@ impl<'a> DocContext<'a> {
             id_key,
             class,
             errors,
-            depth,
+            depth: d.depth,
             oversize,
             fingerprint,
-            unique,
-            refs,
-            exported,
+            unique: keys.unique,
+            refs: keys.refs,
+            exported: keys.exported,
         }
     }
 
@@ -401,38 +400,54 @@ impl<'a> DocContext<'a> {
     }
 }
 
+/// Fingerprints of a check without a baseline (nothing reads them).
+const NO_FINGERPRINT: Fingerprint = Fingerprint {
+    content: 0,
+    ordered: 0,
+};
+
+/// The key hashes of one document (see [`DocFacts`]).
+struct Keys {
+    id_key: Option<u128>,
+    unique: Vec<Vec<u128>>,
+    refs: Vec<(usize, Vec<u128>)>,
+    exported: Vec<Vec<u128>>,
+}
+
 /// Does the dotted `path` lead to an empty array (through arrays of sub-documents too)?
-fn empty_array_at(v: &Value, path: &[&str]) -> bool {
-    match (path.split_first(), v) {
-        (None, Value::Array(a)) => a.is_empty(),
-        (None, _) => false,
-        (Some((seg, rest)), Value::Object(m)) => {
-            m.get(*seg).is_some_and(|x| empty_array_at(x, rest))
-        }
-        (Some((seg, rest)), Value::Array(a)) => {
-            a.iter().any(|x| x.is_object() && empty_array_at(x, path))
+fn empty_array_at<'a, J: Json>(v: &J::Node<'a>, path: &[&str]) -> bool {
+    let Some((seg, rest)) = path.split_first() else {
+        return v.as_array().is_some_and(|a| a.elements().next().is_none());
+    };
+    match v.as_array() {
+        Some(a) => {
+            a.elements()
+                .any(|x| x.json_type() == JsonType::Object && empty_array_at::<J>(&x, path))
                 || seg
                     .parse::<usize>()
                     .ok()
-                    .and_then(|i| a.get(i))
-                    .is_some_and(|x| empty_array_at(x, rest))
+                    .and_then(|i| a.elements().nth(i))
+                    .is_some_and(|x| empty_array_at::<J>(&x, rest))
         }
-        _ => false,
+        None => member::<J>(v, seg).is_some_and(|x| empty_array_at::<J>(&x, rest)),
     }
 }
 
 /// The distinct key hashes a document contributes to a unique index. Missing fields
 /// index as null and empty arrays as undefined (as MongoDB does), unless the index is
 /// sparse and every field is missing.
-fn unique_keys(doc: &Value, ix: &IndexSpec) -> Vec<u128> {
+fn unique_keys<'a, J: Json>(doc: &J::Node<'a>, ix: &IndexSpec) -> Vec<u128> {
     let per_field: Vec<Vec<u128>> = ix
         .key
         .0
         .iter()
         .map(|(f, _)| {
-            let mut keys: Vec<u128> = values_at(doc, f).into_iter().map(value::key_hash).collect();
+            let mut keys: Vec<u128> = nodes_at::<J>(doc.clone(), f)
+                .iter()
+                .map(node_key_hash::<J>)
+                .collect();
             let segments: Vec<&str> = f.split('.').collect();
-            if empty_array_at(doc, &segments) {
+            if empty_array_at::<J>(doc, &segments) {
                 keys.push(value::key_hash(&value::undefined()));
             }
             keys

@@ -34,15 +34,6 @@ pub fn from_bson(doc: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
-/// The value of type `t` at offset `pos` of the top-level document `doc` (an element of its
-/// top level), decoded exactly as `from_bson` decodes it there. For the projection decode of
-/// documents that passed the preflight.
-pub(crate) fn decode_value(doc: &[u8], t: u8, pos: usize) -> Result<Value, DecodeError> {
-    let mut dec = Decoder { buf: doc, max: 1 };
-    let last = doc.len().saturating_sub(1);
-    dec.value(t, pos, pos, last, 1).map(|(value, _)| value)
-}
-
 fn read_array<const N: usize>(buf: &[u8], pos: usize, lim: usize) -> Option<[u8; N]> {
     let end = pos.checked_add(N)?;
     if end > lim {

@@ -6,6 +6,8 @@
 //! each child as fixed-width data (objects: key length u64 LE, key bytes, 16-byte child hash) and
 //! finally the child count (content: object entries sorted by key bytes), so `["a","b"]` ≠ `["ab"]` and `"1"` ≠ `1` ≠ `1.0`.
 
+use jsonschema::json::{Array as _, Json, JsonNumber as _, Node as _, Object as _, SerdeJson};
+use jsonschema::JsonType;
 use serde_json::{Number, Value};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
@@ -45,7 +47,20 @@ pub fn fingerprint(v: &Value) -> Fingerprint {
 /// Object key order IS significant, as in MongoDB (`{a:1,b:2}` and `{b:2,a:1}` are different
 /// `_id`s); everything else is hashed like [`Fingerprint::content`].
 pub fn key_hash(v: &Value) -> u128 {
-    walk_key(v, 0, &mut Scratch::default())
+    node_key_hash::<SerdeJson>(&v)
+}
+
+/// [`key_hash`] of a node of any representation (a decoded value's, or the in-place view's).
+pub fn node_key_hash<'a, J: Json>(v: &J::Node<'a>) -> u128 {
+    thread_local! {
+        /// The hash input stack, reused from key to key.
+        static BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut buf = BUF.take();
+    buf.clear();
+    let h = walk_key::<J>(v, 0, &mut buf);
+    BUF.set(buf);
+    h
 }
 
 #[inline]
@@ -98,11 +113,10 @@ fn number_key_hash(n: &Number) -> u128 {
     }
 }
 
-fn leaf_hash(v: &Value, key_semantics: bool) -> u128 {
+fn leaf_hash(v: &Value) -> u128 {
     match v {
         Value::Null => xxh3_128_with_seed(&[], TAG_NULL),
         Value::Bool(b) => xxh3_128_with_seed(&[u8::from(*b)], TAG_BOOL),
-        Value::Number(n) if key_semantics => number_key_hash(n),
         Value::Number(n) => number_hash(n),
         Value::String(s) => xxh3_128_with_seed(s.as_bytes(), TAG_STRING),
         Value::Array(_) | Value::Object(_) => xxh3_128_with_seed(&[], TAG_TOO_DEEP),
@@ -214,51 +228,62 @@ fn walk<'v>(v: &'v Value, depth: usize, s: &mut Scratch<'v>) -> (u128, u128) {
             r
         }
         leaf => {
-            let h = leaf_hash(leaf, false);
+            let h = leaf_hash(leaf);
             (h, h)
         }
     }
 }
 
-/// Order-sensitive hash with MongoDB numeric equality (see [`key_hash`]).
-fn walk_key<'v>(v: &'v Value, depth: usize, s: &mut Scratch<'v>) -> u128 {
+/// [`key_hash`] of any representation's node: the same digest for a decoded value and for the
+/// in-place view of its BSON bytes (which presents exactly that value). The hash input of each
+/// container is laid out on one stack of bytes, `buf[base..]`, children's above their parent's.
+fn walk_key<'a, J: Json>(v: &J::Node<'a>, depth: usize, buf: &mut Vec<u8>) -> u128 {
     if depth > HASH_DEPTH_LIMIT {
         return xxh3_128_with_seed(&[], TAG_TOO_DEEP);
     }
-    let (tag, with_keys, base) = match v {
-        Value::Array(items) => {
-            let base = s.entries.len();
-            for item in items {
-                let h = walk_key(item, depth + 1, s);
-                s.entries.push(Entry {
-                    key: "",
-                    content: h,
-                    ordered: h,
-                });
+    let base = buf.len();
+    let count = match v.json_type() {
+        JsonType::Object => {
+            buf.push(TAG_OBJECT);
+            let mut count = 0u64;
+            for (key, child) in v.as_object().into_iter().flat_map(|o| o.members()) {
+                let key = key.as_ref();
+                buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
+                buf.extend_from_slice(key.as_bytes());
+                let h = walk_key::<J>(&child, depth + 1, buf);
+                buf.extend_from_slice(&h.to_le_bytes());
+                count += 1;
             }
-            (TAG_ARRAY, false, base)
+            count
         }
-        Value::Object(map) => {
-            let base = s.entries.len();
-            for (key, child) in map {
-                let h = walk_key(child, depth + 1, s);
-                s.entries.push(Entry {
-                    key,
-                    content: h,
-                    ordered: h,
-                });
+        JsonType::Array => {
+            buf.push(TAG_ARRAY);
+            let mut count = 0u64;
+            for item in v.as_array().into_iter().flat_map(|a| a.elements()) {
+                let h = walk_key::<J>(&item, depth + 1, buf);
+                buf.extend_from_slice(&h.to_le_bytes());
+                count += 1;
             }
-            (TAG_OBJECT, true, base)
+            count
         }
-        leaf => return leaf_hash(leaf, true),
+        JsonType::Null => return xxh3_128_with_seed(&[], TAG_NULL),
+        JsonType::Boolean => {
+            let b = v.as_boolean().unwrap_or_default();
+            return xxh3_128_with_seed(&[u8::from(b)], TAG_BOOL);
+        }
+        JsonType::String => {
+            let s = v.as_string().unwrap_or_default();
+            return xxh3_128_with_seed(s.as_bytes(), TAG_STRING);
+        }
+        JsonType::Number | JsonType::Integer => {
+            return match v.as_number() {
+                Some(n) => number_key_hash(&n.to_number()),
+                None => xxh3_128_with_seed(&[], TAG_TOO_DEEP),
+            };
+        }
     };
-    let h = hash_entries(
-        &mut s.bytes,
-        tag,
-        s.entries.get(base..).unwrap_or_default(),
-        false,
-        with_keys,
-    );
-    s.entries.truncate(base);
+    buf.extend_from_slice(&count.to_le_bytes());
+    let h = xxh3_128(&buf[base..]);
+    buf.truncate(base);
     h
 }

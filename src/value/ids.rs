@@ -14,20 +14,59 @@ pub struct IdArena {
     ends: Vec<u64>,
 }
 
+/// One document's `_id` in the arena's form: the 12 bytes of an ObjectId (no allocation), or
+/// any other `_id`'s relaxed Extended JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredId {
+    Oid([u8; 12]),
+    Text(Box<str>),
+}
+
+impl StoredId {
+    /// The stored form of a relaxed `_id` value.
+    #[must_use]
+    pub fn of(v: &Value) -> Self {
+        match oid_bytes(v) {
+            Some(b) => StoredId::Oid(b),
+            None => StoredId::Text(id_text(v).into()),
+        }
+    }
+
+    /// The `_id` as violations.csv shows it: exactly [`id_text`] of its value.
+    #[must_use]
+    pub fn text(&self) -> String {
+        match self {
+            StoredId::Oid(b) => format!("{{\"$oid\":\"{}\"}}", crate::value::hex_lower(b)),
+            StoredId::Text(t) => t.to_string(),
+        }
+    }
+
+    /// The relaxed value of the `_id`.
+    #[must_use]
+    pub fn value(&self) -> Value {
+        match self {
+            StoredId::Oid(b) => serde_json::json!({ "$oid": crate::value::hex_lower(b) }),
+            StoredId::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        }
+    }
+}
+
 impl IdArena {
     pub fn push(&mut self, id: Option<&Value>) {
+        self.push_stored(id.map(StoredId::of).as_ref());
+    }
+
+    pub fn push_stored(&mut self, id: Option<&StoredId>) {
         match id {
             None => self.bytes.push(TAG_NONE),
-            Some(v) => match oid_bytes(v) {
-                Some(b) => {
-                    self.bytes.push(TAG_OID);
-                    self.bytes.extend_from_slice(&b);
-                }
-                None => {
-                    self.bytes.push(TAG_JSON);
-                    self.bytes.extend_from_slice(id_text(v).as_bytes());
-                }
-            },
+            Some(StoredId::Oid(b)) => {
+                self.bytes.push(TAG_OID);
+                self.bytes.extend_from_slice(b);
+            }
+            Some(StoredId::Text(t)) => {
+                self.bytes.push(TAG_JSON);
+                self.bytes.extend_from_slice(t.as_bytes());
+            }
         }
         self.ends.push(self.bytes.len() as u64);
     }
@@ -148,6 +187,11 @@ mod tests {
         for (i, id) in ids.iter().enumerate() {
             let want = id.as_ref().map(id_text).unwrap_or_default();
             assert_eq!(a.get(i), want);
+            if let Some(v) = id {
+                let stored = StoredId::of(v);
+                assert_eq!(stored.text(), want);
+                assert_eq!(&stored.value(), v);
+            }
         }
         assert_eq!(a.get(99), "");
     }

@@ -2,50 +2,60 @@
 //! queries: an array on the path fans out to each element, a numeric component may
 //! index an array, and an array at the end contributes each element.
 
+use jsonschema::json::{Array as _, Json, Node as _, Object as _, SerdeJson};
+use jsonschema::JsonType;
 use serde_json::Value;
 
 /// Every value `path` reaches in `doc`. Arrays at the leaf are expanded into their
 /// elements. An empty result means the field is missing.
 pub fn values_at<'a>(doc: &'a Value, path: &str) -> Vec<&'a Value> {
+    nodes_at::<SerdeJson>(doc, path)
+}
+
+/// [`values_at`] for a node of any representation (a decoded value's, or the in-place view's,
+/// which gives the same nodes in the same order).
+pub fn nodes_at<'a, J: Json>(doc: J::Node<'a>, path: &str) -> Vec<J::Node<'a>> {
     let mut out = Vec::new();
     let parts: Vec<&str> = path.split('.').collect();
-    walk(doc, &parts, &mut out, 0);
+    walk::<J>(doc, &parts, &mut out, 0);
     out
 }
 
 /// Array nesting on a path is bounded; a pathological document cannot blow the stack.
 const MAX_FANOUT_DEPTH: usize = 32;
 
-fn walk<'a>(v: &'a Value, parts: &[&str], out: &mut Vec<&'a Value>, depth: usize) {
+/// The member `key` of an object node.
+pub fn member<'a, J: Json>(v: &J::Node<'a>, key: &str) -> Option<J::Node<'a>> {
+    v.as_object()?
+        .members()
+        .find(|(name, _)| name.as_ref() == key)
+        .map(|(_, child)| child)
+}
+
+fn walk<'a, J: Json>(v: J::Node<'a>, parts: &[&str], out: &mut Vec<J::Node<'a>>, depth: usize) {
     if depth > MAX_FANOUT_DEPTH {
         return;
     }
     let Some((first, rest)) = parts.split_first() else {
-        match v {
-            Value::Array(items) => out.extend(items.iter()),
-            other => out.push(other),
+        match v.as_array() {
+            Some(items) => out.extend(items.elements()),
+            None => out.push(v),
         }
         return;
     };
-    match v {
-        Value::Object(m) => {
-            if let Some(child) = m.get(*first) {
-                walk(child, rest, out, depth + 1);
+    if let Some(items) = v.as_array() {
+        if let Ok(i) = first.parse::<usize>() {
+            if let Some(child) = items.elements().nth(i) {
+                walk::<J>(child, rest, out, depth + 1);
             }
         }
-        Value::Array(items) => {
-            if let Ok(i) = first.parse::<usize>() {
-                if let Some(child) = items.get(i) {
-                    walk(child, rest, out, depth + 1);
-                }
-            }
-            for item in items {
-                if item.is_object() {
-                    walk(item, parts, out, depth + 1);
-                }
+        for item in items.elements() {
+            if item.json_type() == JsonType::Object {
+                walk::<J>(item, parts, out, depth + 1);
             }
         }
-        _ => {}
+    } else if let Some(child) = member::<J>(&v, first) {
+        walk::<J>(child, rest, out, depth + 1);
     }
 }
 

@@ -12,7 +12,7 @@ use crate::scan::doc::{Class, DocFacts, Examined, MAX_BSON_BYTES, MAX_NESTING};
 use crate::scan::key_set;
 use crate::scan::{ScanError, SAMPLES};
 use crate::source::Location;
-use crate::value::{generalise_pointer, id_text};
+use crate::value::{generalise_pointer, StoredId};
 
 /// The document being folded: its facts, where it was read, its ordinal, and its `_id`
 /// text, formatted on first use (only rows need it).
@@ -25,8 +25,13 @@ struct Folded<'f> {
 
 impl Folded<'_> {
     fn id(&self) -> &str {
-        self.id
-            .get_or_init(|| self.facts.id.as_ref().map(id_text).unwrap_or_default())
+        self.id.get_or_init(|| {
+            self.facts
+                .id
+                .as_ref()
+                .map(StoredId::text)
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -56,7 +61,7 @@ impl CollectionScan<'_> {
         };
         self.seen += 1;
         if let Some(ids) = self.ids.as_mut() {
-            ids.push(facts.id.as_ref());
+            ids.push_stored(facts.id.as_ref());
         }
         self.report.documents += 1;
         self.keep_sample(&facts);

@@ -124,8 +124,8 @@ impl CollectionScan<'_> {
                         resume.skip += 1;
                         after_id += 1;
                         if let Ok(f) = &ex.outcome {
-                            if f.id.is_some() {
-                                resume.after_id = f.id.clone();
+                            if let Some(id) = &f.id {
+                                resume.after_id = Some(id.value());
                                 after_id = 0;
                             }
                         }

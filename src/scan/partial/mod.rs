@@ -598,7 +598,7 @@ fn put_examined(b: &mut Vec<u8>, ex: &Examined, keep_sample: bool) {
         Ok(f) => f,
     };
     b.push(1);
-    put_json(b, f.id.as_ref());
+    put_json(b, f.id.as_ref().map(crate::value::StoredId::value).as_ref());
     match f.id_key {
         None => b.push(0),
         Some(k) => {
@@ -753,7 +753,7 @@ fn get_examined(d: &mut Dec<'_>) -> Result<Examined, String> {
 }
 
 fn get_facts(d: &mut Dec<'_>) -> Result<DocFacts, String> {
-    let id = d.json()?;
+    let id = d.json()?.as_ref().map(crate::value::StoredId::of);
     let id_key = match d.u8()? {
         0 => None,
         1 => Some(d.u128()?),

@@ -38,7 +38,9 @@ fn sample_facts() -> Vec<Examined> {
                 offset: 99,
             },
             outcome: Ok(Box::new(DocFacts {
-                id: Some(json!({"$oid": "65a1b2c3d4e5f60718293a4b"})),
+                id: Some(crate::value::StoredId::of(
+                    &json!({"$oid": "65a1b2c3d4e5f60718293a4b"}),
+                )),
                 id_key: Some(u128::MAX - 7),
                 class: Class::Invalid,
                 errors: vec![SchemaError {

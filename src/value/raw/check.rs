@@ -4,8 +4,8 @@
 use jsonschema::{ValidationError, Validator};
 use serde_json::{json, Value};
 
-use super::{preflight, project, to_value, RawBson};
-use crate::value::from_bson;
+use super::{preflight, to_value, RawBson};
+use crate::value::{from_bson, StoredId};
 
 /// Schemas that exercise the keywords contracts use, over the relaxed view: the shop example's
 /// contracts, types, required, patterns, enum/const, bounds, formats, additionalProperties,
@@ -99,8 +99,8 @@ fn error_facts(e: &ValidationError<'_>) -> [String; 5] {
 }
 
 /// For one document: whenever the preflight accepts it, `from_bson` does too with the same
-/// depth, the in-place view is exactly the decoded value, the projection decode gives its
-/// fields, and each validator answers alike on both, with the same errors (instance paths,
+/// depth, the in-place view is exactly the decoded value, its `_id` is stored alike and its key
+/// hashes (`_id`, fields, subfields, array elements) are equal, and each validator answers alike on both, with the same errors (instance paths,
 /// schema paths, keywords, messages) in the same order. `Err` describes the first difference.
 ///
 /// # Errors
@@ -110,15 +110,16 @@ pub fn agreement(
     bytes: &[u8],
     validators: &[(Validator, Validator<RawBson>)],
 ) -> Result<(), String> {
-    let Some(depth) = preflight(bytes) else {
+    let Some(checked) = preflight(bytes) else {
         return Ok(());
     };
+    let depth = checked.depth();
     let d = from_bson(bytes).map_err(|e| format!("preflight accepted, from_bson refused: {e}"))?;
     if d.depth != depth {
         return Err(format!("depth {depth} in place, {} decoded", d.depth));
     }
     let text = |v: &Value| serde_json::to_string(v).unwrap_or_default();
-    let view = to_value(bytes);
+    let view = to_value(checked);
     if text(&view) != text(&d.value) {
         return Err(format!(
             "view differs:\n  raw     {}\n  decoded {}",
@@ -126,24 +127,28 @@ pub fn agreement(
             text(&d.value)
         ));
     }
-    let fields: Vec<String> = d
-        .value
-        .as_object()
-        .map(|m| m.keys().step_by(2).cloned().collect())
-        .unwrap_or_default();
-    let projected = project(bytes, &fields).ok_or("projection failed")?;
-    let want: serde_json::Map<String, Value> = d
-        .value
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| fields.contains(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if text(&projected) != text(&Value::Object(want)) {
-        return Err(format!("projection differs: {}", text(&projected)));
+    let id = d.value.get("_id");
+    let stored =
+        crate::value::member::<RawBson>(&RawBson::root(checked), "_id").map(super::stored_id);
+    if stored != id.map(StoredId::of) {
+        return Err(format!("_id stored as {stored:?} in place"));
     }
-    let root = RawBson::root(bytes);
+    for path in key_paths(&d.value) {
+        let want: Vec<u128> = crate::value::values_at(&d.value, &path)
+            .into_iter()
+            .map(crate::value::key_hash)
+            .collect();
+        let got: Vec<u128> = crate::value::nodes_at::<RawBson>(RawBson::root(checked), &path)
+            .iter()
+            .map(crate::value::node_key_hash::<RawBson>)
+            .collect();
+        if got != want {
+            return Err(format!(
+                "key hashes at {path} differ: {got:x?} in place, {want:x?} decoded"
+            ));
+        }
+    }
+    let root = RawBson::root(checked);
     for (i, (serde, raw)) in validators.iter().enumerate() {
         let (a, b) = (serde.is_valid(&d.value), raw.is_valid(root));
         if a != b {
@@ -164,4 +169,29 @@ pub fn agreement(
         }
     }
     Ok(())
+}
+
+/// Dotted paths to compare key hashes at: every top-level field, every field of an embedded
+/// document or of the documents in an array (one level down), and an array index.
+fn key_paths(doc: &Value) -> Vec<String> {
+    let mut paths = vec!["_id".to_string(), "missing".to_string()];
+    for (k, v) in doc.as_object().into_iter().flatten() {
+        paths.push(k.clone());
+        let inner: Vec<&Value> = match v {
+            Value::Array(items) => {
+                paths.push(format!("{k}.0"));
+                items.iter().collect()
+            }
+            other => vec![other],
+        };
+        for m in inner.iter().filter_map(|x| x.as_object()) {
+            for sub in m.keys() {
+                let p = format!("{k}.{sub}");
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+    }
+    paths
 }

@@ -9,7 +9,6 @@
 
 mod check;
 mod preflight;
-mod project;
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -21,23 +20,22 @@ use serde_json::{Map, Number, Value};
 
 #[doc(hidden)]
 pub use self::check::{agreement, agreement_schemas, agreement_validators};
-pub use self::preflight::preflight;
-pub use self::project::project;
+pub use self::preflight::{preflight, Checked};
 
 use super::relaxed::{
     decimal_string, format_iso, hex_lower, non_finite_name, sort_options, MAX_ISO_MS,
 };
-use super::MAX_DEPTH;
+use super::{StoredId, MAX_DEPTH};
 
 /// The representation: nodes point into one BSON document's bytes.
 pub struct RawBson;
 
 impl RawBson {
-    /// The root node of one BSON document (meant for documents that passed [`preflight`]).
+    /// The root node of a document that passed [`preflight`].
     #[must_use]
-    pub fn root(doc: &[u8]) -> RawNode<'_> {
+    pub fn root(doc: Checked<'_>) -> RawNode<'_> {
         RawNode {
-            at: doc,
+            at: doc.bytes(),
             kind: Kind::Doc,
         }
     }
@@ -179,9 +177,18 @@ impl<'a> Iterator for Elements<'a> {
     }
 }
 
+/// A key, string, code, symbol, regular expression part or DBPointer namespace of the view.
 fn utf8(bytes: &[u8]) -> &str {
-    // Preflighted documents hold only valid UTF-8 where this is called.
-    std::str::from_utf8(bytes).unwrap_or("")
+    debug_assert!(
+        std::str::from_utf8(bytes).is_ok(),
+        "unchecked text in the view"
+    );
+    // SAFETY: every node of the view descends from `RawBson::root`, which takes a `Checked`
+    // document: only `preflight` builds one, after checking that each of these texts is UTF-8.
+    // The view walks the same framing as the preflight (`value_end` and `Walk::value` agree on
+    // every well-formed document, which `Checked` guarantees), so `bytes` is exactly a slice
+    // the preflight checked. Debug builds (tests, fuzzing) check it again above.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
 /// The body of a BSON string at the start of `bytes` (length prefix, text, NUL).
@@ -597,9 +604,19 @@ impl<'a> Array<'a, RawBson> for RawArray<'a> {
     }
 }
 
+/// The `_id` (or any node) in the arena's stored form: an ObjectId's 12 bytes are taken as
+/// they are; anything else is built and rendered as [`StoredId::of`] renders its value.
+#[must_use]
+pub fn stored_id(node: RawNode<'_>) -> StoredId {
+    match (node.kind, le::<12>(node.at, 0)) {
+        (Kind::Wrapper(0x07, 0), Some(oid)) => StoredId::Oid(oid),
+        _ => StoredId::of(&materialize(&node, 0)),
+    }
+}
+
 /// The relaxed Extended JSON value of a whole document, built from the view (tests compare it
 /// with `from_bson`).
 #[must_use]
-pub fn to_value(doc: &[u8]) -> Value {
+pub fn to_value(doc: Checked<'_>) -> Value {
     materialize(&RawBson::root(doc), 0)
 }

@@ -16,11 +16,35 @@ fn is_utf8(bytes: &[u8]) -> bool {
     bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
-/// `Some(depth)` (the nesting depth `from_bson` would report) when `doc` is one well-formed
+/// A BSON document the preflight accepted: well-formed, and every key, string, code, symbol,
+/// regular expression and DBPointer namespace in it is valid UTF-8. Only [`preflight`] builds
+/// one, so the in-place view ([`RawBson::root`](super::RawBson::root)) reads those texts
+/// without checking them again.
+#[derive(Clone, Copy)]
+pub struct Checked<'a> {
+    bytes: &'a [u8],
+    depth: usize,
+}
+
+impl<'a> Checked<'a> {
+    /// The document's bytes.
+    #[must_use]
+    pub fn bytes(self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The nesting depth `from_bson` reports for it.
+    #[must_use]
+    pub fn depth(self) -> usize {
+        self.depth
+    }
+}
+
+/// `Some` (with the nesting depth `from_bson` would report) when `doc` is one well-formed
 /// BSON document that `from_bson` decodes without rewriting anything: no repeated key and no
 /// embedded document with a `$`-prefixed key. `None`: take the decode path.
 #[must_use]
-pub fn preflight(doc: &[u8]) -> Option<usize> {
+pub fn preflight(doc: &[u8]) -> Option<Checked<'_>> {
     let declared = read_i32(doc, 0, doc.len())?;
     if declared < 5 || usize::try_from(declared).ok()? != doc.len() {
         return None;
@@ -32,7 +56,10 @@ pub fn preflight(doc: &[u8]) -> Option<usize> {
         top: 0,
     };
     let end = walk.document(0, doc.len(), 1, false)?;
-    (end == doc.len()).then_some(walk.max)
+    (end == doc.len()).then_some(Checked {
+        bytes: doc,
+        depth: walk.max,
+    })
 }
 
 struct Walk<'a> {
