@@ -210,11 +210,21 @@ impl Reconciler {
 /// Per top-level field of a document: its name and the order-insensitive hash of its
 /// value, sorted by name.
 pub fn field_hashes(doc: &serde_json::Value) -> Vec<(String, u128)> {
+    node_field_hashes::<jsonschema::json::SerdeJson>(&doc)
+}
+
+/// [`field_hashes`] of a node of any representation (a decoded value's, or the in-place
+/// view's: the same hashes).
+pub fn node_field_hashes<'a, J: jsonschema::json::Json>(doc: &J::Node<'a>) -> Vec<(String, u128)> {
+    use jsonschema::json::{Node as _, Object as _};
     let mut out: Vec<(String, u128)> = doc
         .as_object()
         .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), crate::value::fingerprint(v).content))
+            m.members()
+                .map(|(k, v)| {
+                    let content = crate::value::node_fingerprint::<J>(&v).content;
+                    (k.as_ref().to_owned(), content)
+                })
                 .collect()
         })
         .unwrap_or_default();

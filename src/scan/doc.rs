@@ -208,14 +208,13 @@ impl<'a> DocContext<'a> {
         Examined { location, outcome }
     }
 
-    /// The in-place path for BSON documents the preflight accepts (only without a baseline:
-    /// fingerprints need the whole document). Valid documents are validated in place and their
-    /// keys hashed in place, nothing decoded; the others are classified in place and then
+    /// The in-place path for BSON documents the preflight accepts. Valid documents are
+    /// validated in place and their keys and fingerprints hashed in place, nothing decoded; the others are classified in place and then
     /// decoded whole (their errors and sample come from the decoded value). An export
     /// line is first transcoded to its BSON bytes (exactly `to_bson` of its decoded value).
     /// `None`: take the decode path.
     fn examine_raw(&self, bytes: &[u8]) -> Option<Box<DocFacts>> {
-        if !self.in_place || self.baseline.is_some() {
+        if !self.in_place {
             return None;
         }
         match self.encoding {
@@ -249,6 +248,7 @@ impl<'a> DocContext<'a> {
         }
         let id = member::<RawBson>(&root, "_id").map(raw::stored_id);
         let keys = self.keys::<RawBson>(&root, matched_idx);
+        let (fingerprint, fields) = self.reconciliation::<RawBson>(&root, keys.id_key);
         Some(Box::new(DocFacts {
             id,
             id_key: keys.id_key,
@@ -256,13 +256,30 @@ impl<'a> DocContext<'a> {
             errors: Vec::new(),
             depth: checked.depth(),
             oversize,
-            fingerprint: NO_FINGERPRINT,
+            fingerprint,
             unique: keys.unique,
             refs: keys.refs,
             exported: keys.exported,
-            fields: None,
+            fields,
             sample: None,
         }))
+    }
+
+    /// With a baseline: the document's fingerprints, and its top-level field hashes when it
+    /// changed. Only reconciliation reads them: without a baseline they are not computed.
+    fn reconciliation<'n, J: Json>(
+        &self,
+        doc: &J::Node<'n>,
+        id_key: Option<u128>,
+    ) -> (Fingerprint, Option<Vec<(String, u128)>>) {
+        let Some(b) = self.baseline else {
+            return (NO_FINGERPRINT, None);
+        };
+        let fp = value::node_fingerprint::<J>(doc);
+        let fields = id_key
+            .filter(|&k| b.is_changed(k, fp.content))
+            .map(|_| crate::reconcile::node_field_hashes::<J>(doc));
+        (fp, fields)
     }
 
     /// The keys the collection-wide checks need, read from any representation of a document
@@ -337,17 +354,7 @@ impl<'a> DocContext<'a> {
         };
         let keys = self.keys::<SerdeJson>(&doc, matched_idx);
         let id_key = keys.id_key;
-        // Only reconciliation reads fingerprints: without a baseline they are not computed.
-        let fingerprint = match self.baseline {
-            Some(_) => value::fingerprint(doc),
-            None => NO_FINGERPRINT,
-        };
-        let fields = match (self.baseline, id_key) {
-            (Some(b), Some(k)) if b.is_changed(k, fingerprint.content) => {
-                Some(crate::reconcile::field_hashes(doc))
-            }
-            _ => None,
-        };
+        let (fingerprint, fields) = self.reconciliation::<SerdeJson>(&doc, id_key);
         let id = doc.get("_id").map(StoredId::of);
         // The document itself, moved (not copied): most are dropped by the fold, which
         // keeps a few per class.

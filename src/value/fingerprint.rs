@@ -36,8 +36,14 @@ pub struct Fingerprint {
 
 /// Compute both fingerprints of a relaxed value in one walk.
 pub fn fingerprint(v: &Value) -> Fingerprint {
+    node_fingerprint::<SerdeJson>(&v)
+}
+
+/// [`fingerprint`] of a node of any representation (a decoded value's, or the in-place view's,
+/// which presents exactly that value: the same digests).
+pub fn node_fingerprint<'a, J: Json>(v: &J::Node<'a>) -> Fingerprint {
     let mut s = Scratch::default();
-    let (content, ordered) = walk(v, 0, &mut s);
+    let (content, ordered) = walk::<J>(v, 0, &mut s);
     Fingerprint { content, ordered }
 }
 
@@ -113,20 +119,29 @@ fn number_key_hash(n: &Number) -> u128 {
     }
 }
 
-fn leaf_hash(v: &Value) -> u128 {
-    match v {
-        Value::Null => xxh3_128_with_seed(&[], TAG_NULL),
-        Value::Bool(b) => xxh3_128_with_seed(&[u8::from(*b)], TAG_BOOL),
-        Value::Number(n) => number_hash(n),
-        Value::String(s) => xxh3_128_with_seed(s.as_bytes(), TAG_STRING),
-        Value::Array(_) | Value::Object(_) => xxh3_128_with_seed(&[], TAG_TOO_DEEP),
+/// The hash of a leaf; `key_semantics`: numbers under MongoDB equality ([`key_hash`]).
+fn leaf_hash<'a, J: Json>(v: &J::Node<'a>, key_semantics: bool) -> u128 {
+    match v.json_type() {
+        JsonType::Null => xxh3_128_with_seed(&[], TAG_NULL),
+        JsonType::Boolean => {
+            xxh3_128_with_seed(&[u8::from(v.as_boolean().unwrap_or_default())], TAG_BOOL)
+        }
+        JsonType::Number | JsonType::Integer => match v.as_number() {
+            Some(n) if key_semantics => number_key_hash(&n.to_number()),
+            Some(n) => number_hash(&n.to_number()),
+            None => xxh3_128_with_seed(&[], TAG_TOO_DEEP),
+        },
+        JsonType::String => {
+            xxh3_128_with_seed(v.as_string().unwrap_or_default().as_bytes(), TAG_STRING)
+        }
+        JsonType::Array | JsonType::Object => xxh3_128_with_seed(&[], TAG_TOO_DEEP),
     }
 }
 
 /// One child of a container while its parent is being hashed. Children of all open containers
 /// live in one shared scratch vector, so recursion frames stay small and nodes allocate nothing.
 struct Entry<'v> {
-    key: &'v str,
+    key: std::borrow::Cow<'v, str>,
     content: u128,
     ordered: u128,
 }
@@ -193,45 +208,38 @@ fn finish_object(buf: &mut Vec<u8>, entries: &mut [Entry<'_>]) -> (u128, u128) {
 }
 
 /// (content, ordered) hashes of `v`; `s.entries` holds the entries of all open containers.
-fn walk<'v>(v: &'v Value, depth: usize, s: &mut Scratch<'v>) -> (u128, u128) {
+fn walk<'a, J: Json>(v: &J::Node<'a>, depth: usize, s: &mut Scratch<'a>) -> (u128, u128) {
     if depth > HASH_DEPTH_LIMIT {
         let h = xxh3_128_with_seed(&[], TAG_TOO_DEEP);
         return (h, h);
     }
-    match v {
-        Value::Array(items) => {
-            let base = s.entries.len();
-            for item in items {
-                let (content, ordered) = walk(item, depth + 1, s);
-                s.entries.push(Entry {
-                    key: "",
-                    content,
-                    ordered,
-                });
-            }
-            let r = finish_array(&mut s.bytes, s.entries.get(base..).unwrap_or_default());
-            s.entries.truncate(base);
-            r
+    let base = s.entries.len();
+    let r = if let Some(items) = v.as_array() {
+        for item in items.elements() {
+            let (content, ordered) = walk::<J>(&item, depth + 1, s);
+            s.entries.push(Entry {
+                key: std::borrow::Cow::Borrowed(""),
+                content,
+                ordered,
+            });
         }
-        Value::Object(map) => {
-            let base = s.entries.len();
-            for (key, child) in map {
-                let (content, ordered) = walk(child, depth + 1, s);
-                s.entries.push(Entry {
-                    key,
-                    content,
-                    ordered,
-                });
-            }
-            let r = finish_object(&mut s.bytes, s.entries.get_mut(base..).unwrap_or_default());
-            s.entries.truncate(base);
-            r
+        finish_array(&mut s.bytes, s.entries.get(base..).unwrap_or_default())
+    } else if let Some(map) = v.as_object() {
+        for (key, child) in map.members() {
+            let (content, ordered) = walk::<J>(&child, depth + 1, s);
+            s.entries.push(Entry {
+                key: key.into(),
+                content,
+                ordered,
+            });
         }
-        leaf => {
-            let h = leaf_hash(leaf);
-            (h, h)
-        }
-    }
+        finish_object(&mut s.bytes, s.entries.get_mut(base..).unwrap_or_default())
+    } else {
+        let h = leaf_hash::<J>(v, false);
+        return (h, h);
+    };
+    s.entries.truncate(base);
+    r
 }
 
 /// [`key_hash`] of any representation's node: the same digest for a decoded value and for the
@@ -266,21 +274,7 @@ fn walk_key<'a, J: Json>(v: &J::Node<'a>, depth: usize, buf: &mut Vec<u8>) -> u1
             }
             count
         }
-        JsonType::Null => return xxh3_128_with_seed(&[], TAG_NULL),
-        JsonType::Boolean => {
-            let b = v.as_boolean().unwrap_or_default();
-            return xxh3_128_with_seed(&[u8::from(b)], TAG_BOOL);
-        }
-        JsonType::String => {
-            let s = v.as_string().unwrap_or_default();
-            return xxh3_128_with_seed(s.as_bytes(), TAG_STRING);
-        }
-        JsonType::Number | JsonType::Integer => {
-            return match v.as_number() {
-                Some(n) => number_key_hash(&n.to_number()),
-                None => xxh3_128_with_seed(&[], TAG_TOO_DEEP),
-            };
-        }
+        _ => return leaf_hash::<J>(v, true),
     };
     buf.extend_from_slice(&count.to_le_bytes());
     let h = xxh3_128(&buf[base..]);

@@ -23,7 +23,7 @@ pub use self::bson::from_bson;
 pub use self::ejson::from_ejson;
 pub use self::encode::to_bson;
 pub use self::error::{BsonErrorKind, DecodeError, EjsonErrorKind};
-pub use self::fingerprint::{fingerprint, key_hash, node_key_hash, Fingerprint};
+pub use self::fingerprint::{fingerprint, key_hash, node_fingerprint, node_key_hash, Fingerprint};
 pub use self::ids::{id_text, IdArena, StoredId};
 pub use self::json::{from_json, parse_json, JsonError};
 pub use self::path::{generalise_pointer, member, nodes_at, values_at};

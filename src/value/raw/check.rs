@@ -99,8 +99,9 @@ fn error_facts(e: &ValidationError<'_>) -> [String; 5] {
 }
 
 /// For one document: whenever the preflight accepts it, `from_bson` does too with the same
-/// depth, the in-place view is exactly the decoded value, its `_id` is stored alike and its key
-/// hashes (`_id`, fields, subfields, array elements) are equal, and each validator answers alike on both, with the same errors (instance paths,
+/// depth, the in-place view is exactly the decoded value, its `_id` is stored alike, its
+/// fingerprints, field hashes and key hashes (`_id`, fields, subfields, array elements) are
+/// equal, and each validator answers alike on both, with the same errors (instance paths,
 /// schema paths, keywords, messages) in the same order. `Err` describes the first difference.
 ///
 /// # Errors
@@ -133,6 +134,17 @@ pub fn agreement(
     if stored != id.map(StoredId::of) {
         return Err(format!("_id stored as {stored:?} in place"));
     }
+    let root = RawBson::root(checked);
+    let fp = crate::value::node_fingerprint::<RawBson>(&root);
+    if fp != crate::value::fingerprint(&d.value) {
+        return Err(format!(
+            "fingerprint {fp:x?} in place differs from the decoded one"
+        ));
+    }
+    let fields = crate::reconcile::node_field_hashes::<RawBson>(&root);
+    if fields != crate::reconcile::field_hashes(&d.value) {
+        return Err(format!("field hashes {fields:x?} in place differ"));
+    }
     for path in key_paths(&d.value) {
         let want: Vec<u128> = crate::value::values_at(&d.value, &path)
             .into_iter()
@@ -148,7 +160,6 @@ pub fn agreement(
             ));
         }
     }
-    let root = RawBson::root(checked);
     for (i, (serde, raw)) in validators.iter().enumerate() {
         let (a, b) = (serde.is_valid(&d.value), raw.is_valid(root));
         if a != b {
