@@ -46,7 +46,7 @@ impl StoredId {
     pub fn value(&self) -> Value {
         match self {
             StoredId::Oid(b) => serde_json::json!({ "$oid": crate::value::hex_lower(b) }),
-            StoredId::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+            StoredId::Text(t) => parse_id_text(t.as_bytes()).unwrap_or(Value::Null),
         }
     }
 }
@@ -109,7 +109,7 @@ impl IdArena {
             Some((&TAG_OID, rest)) => Some(serde_json::json!({
                 "$oid": crate::value::hex_lower(rest)
             })),
-            Some((&TAG_JSON, rest)) => serde_json::from_slice(rest).ok(),
+            Some((&TAG_JSON, rest)) => parse_id_text(rest),
             _ => None,
         }
     }
@@ -137,6 +137,16 @@ impl IdArena {
             _ => String::new(),
         }
     }
+}
+
+/// The value of an `_id`'s stored text. The text is [`id_text`] of a decoded value, so it parses
+/// back to that value; without serde_json's recursion limit, as deep as decoding allows.
+fn parse_id_text(text: &[u8]) -> Option<Value> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    de.disable_recursion_limit();
+    let value = serde::Deserialize::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(value)
 }
 
 /// An `_id` rendered as compact relaxed Extended JSON, as it appears in violations.csv.
@@ -179,6 +189,7 @@ mod tests {
             Some(json!("abc")),
             Some(json!({"$oid": "65A1B2C3D4E5F60718293A4B"})),
             Some(json!({"a": 1, "b": [1, 2]})),
+            Some((0..200).fold(json!(1.5), |v, _| json!([v]))),
         ];
         let mut a = IdArena::default();
         for id in &ids {
@@ -191,8 +202,14 @@ mod tests {
                 let stored = StoredId::of(v);
                 assert_eq!(stored.text(), want);
                 assert_eq!(&stored.value(), v);
+                assert_eq!(a.value(i).as_ref(), Some(v));
             }
         }
         assert_eq!(a.get(99), "");
+        let mut damaged = IdArena::default();
+        damaged
+            .push_raw(b"\x01{\"a\":1}x")
+            .expect("UTF-8 text is stored");
+        assert_eq!(damaged.value(0), None, "trailing bytes are not an _id");
     }
 }
