@@ -209,9 +209,10 @@ impl<'a> DocContext<'a> {
     }
 
     /// The in-place path for BSON documents the preflight accepts. Valid documents are
-    /// validated in place and their keys and fingerprints hashed in place, nothing decoded; the others are classified in place and then
-    /// decoded whole (their errors and sample come from the decoded value). An export
-    /// line is first transcoded to its BSON bytes (exactly `to_bson` of its decoded value).
+    /// validated in place and their keys and fingerprints hashed in place, nothing decoded;
+    /// the others are classified in place and then decoded whole (their errors and sample
+    /// come from the decoded value). An export line is first transcoded to its BSON bytes
+    /// (exactly `to_bson` of its decoded value).
     /// `None`: take the decode path.
     fn examine_raw(&self, bytes: &[u8]) -> Option<Box<DocFacts>> {
         if !self.in_place {

@@ -171,14 +171,28 @@ fn hash_entries(
     buf.push(tag);
     for e in entries {
         let child = if content { e.content } else { e.ordered };
-        if with_keys {
-            buf.extend_from_slice(&(e.key.len() as u64).to_le_bytes());
-            buf.extend_from_slice(e.key.as_bytes());
-        }
-        buf.extend_from_slice(&child.to_le_bytes());
+        put_child(buf, with_keys.then_some(&*e.key), child);
     }
-    buf.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    xxh3_128(buf)
+    close_container(buf, 0, entries.len())
+}
+
+/// One child of a container's hash input: its key (objects only) as length and bytes, then
+/// its 16-byte hash.
+fn put_child(buf: &mut Vec<u8>, key: Option<&str>, child: u128) {
+    if let Some(key) = key {
+        buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
+        buf.extend_from_slice(key.as_bytes());
+    }
+    buf.extend_from_slice(&child.to_le_bytes());
+}
+
+/// Ends the container whose hash input starts at `buf[base]` (its tag) with the child count,
+/// hashes that input and removes it from `buf`.
+fn close_container(buf: &mut Vec<u8>, base: usize, count: usize) -> u128 {
+    buf.extend_from_slice(&(count as u64).to_le_bytes());
+    let h = xxh3_128(buf.get(base..).unwrap_or_default());
+    buf.truncate(base);
+    h
 }
 
 #[inline(never)]
@@ -244,40 +258,31 @@ fn walk<'a, J: Json>(v: &J::Node<'a>, depth: usize, s: &mut Scratch<'a>) -> (u12
 
 /// [`key_hash`] of any representation's node: the same digest for a decoded value and for the
 /// in-place view of its BSON bytes (which presents exactly that value). The hash input of each
-/// container is laid out on one stack of bytes, `buf[base..]`, children's above their parent's.
+/// container is laid out on one stack of bytes, `buf[base..]`, with the same layout as
+/// [`hash_entries`]; a child's input lies above its parent's until it is hashed.
 fn walk_key<'a, J: Json>(v: &J::Node<'a>, depth: usize, buf: &mut Vec<u8>) -> u128 {
     if depth > HASH_DEPTH_LIMIT {
         return xxh3_128_with_seed(&[], TAG_TOO_DEEP);
     }
     let base = buf.len();
-    let count = match v.json_type() {
-        JsonType::Object => {
-            buf.push(TAG_OBJECT);
-            let mut count = 0u64;
-            for (key, child) in v.as_object().into_iter().flat_map(|o| o.members()) {
-                let key = key.as_ref();
-                buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
-                buf.extend_from_slice(key.as_bytes());
-                let h = walk_key::<J>(&child, depth + 1, buf);
-                buf.extend_from_slice(&h.to_le_bytes());
-                count += 1;
-            }
-            count
+    let mut count = 0;
+    if let Some(items) = v.as_array() {
+        buf.push(TAG_ARRAY);
+        for item in items.elements() {
+            let h = walk_key::<J>(&item, depth + 1, buf);
+            put_child(buf, None, h);
+            count += 1;
         }
-        JsonType::Array => {
-            buf.push(TAG_ARRAY);
-            let mut count = 0u64;
-            for item in v.as_array().into_iter().flat_map(|a| a.elements()) {
-                let h = walk_key::<J>(&item, depth + 1, buf);
-                buf.extend_from_slice(&h.to_le_bytes());
-                count += 1;
-            }
-            count
+    } else if let Some(map) = v.as_object() {
+        buf.push(TAG_OBJECT);
+        for (key, child) in map.members() {
+            // The key goes in after the child's own input is hashed and removed.
+            let h = walk_key::<J>(&child, depth + 1, buf);
+            put_child(buf, Some(key.as_ref()), h);
+            count += 1;
         }
-        _ => return leaf_hash::<J>(v, true),
-    };
-    buf.extend_from_slice(&count.to_le_bytes());
-    let h = xxh3_128(&buf[base..]);
-    buf.truncate(base);
-    h
+    } else {
+        return leaf_hash::<J>(v, true);
+    }
+    close_container(buf, base, count)
 }

@@ -104,12 +104,17 @@ impl IdArena {
     /// The `_id` of document `ordinal` as a relaxed value (None when it had none or the
     /// record is damaged).
     pub fn value(&self, ordinal: usize) -> Option<Value> {
-        let raw = self.raw(ordinal);
-        match raw.split_first() {
-            Some((&TAG_OID, rest)) => Some(serde_json::json!({
-                "$oid": crate::value::hex_lower(rest)
-            })),
-            Some((&TAG_JSON, rest)) => parse_id_text(rest),
+        match self.stored(ordinal)? {
+            StoredId::Text(t) => parse_id_text(t.as_bytes()),
+            oid => Some(oid.value()),
+        }
+    }
+
+    /// The `_id` of document `ordinal` (None when it had none).
+    pub fn stored(&self, ordinal: usize) -> Option<StoredId> {
+        match self.raw(ordinal).split_first()? {
+            (&TAG_OID, rest) => Some(StoredId::Oid(rest.try_into().ok()?)),
+            (&TAG_JSON, rest) => Some(StoredId::Text(std::str::from_utf8(rest).ok()?.into())),
             _ => None,
         }
     }
@@ -120,22 +125,10 @@ impl IdArena {
 
     /// The `_id` of document `ordinal` as relaxed Extended JSON ("" when it had none).
     pub fn get(&self, ordinal: usize) -> String {
-        let Some(&end) = self.ends.get(ordinal) else {
-            return String::new();
-        };
-        let start = match ordinal.checked_sub(1) {
-            Some(prev) => self.ends.get(prev).copied().unwrap_or(0),
-            None => 0,
-        };
-        let (start, end) = (start as usize, end as usize);
-        let Some((&tag, rest)) = self.bytes.get(start..end).and_then(<[u8]>::split_first) else {
-            return String::new();
-        };
-        match tag {
-            TAG_OID => format!("{{\"$oid\":\"{}\"}}", crate::value::hex_lower(rest)),
-            TAG_JSON => String::from_utf8_lossy(rest).into_owned(),
-            _ => String::new(),
-        }
+        self.stored(ordinal)
+            .as_ref()
+            .map(StoredId::text)
+            .unwrap_or_default()
     }
 }
 

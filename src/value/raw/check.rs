@@ -128,13 +128,11 @@ pub fn agreement(
             text(&d.value)
         ));
     }
-    let id = d.value.get("_id");
-    let stored =
-        crate::value::member::<RawBson>(&RawBson::root(checked), "_id").map(super::stored_id);
-    if stored != id.map(StoredId::of) {
+    let root = RawBson::root(checked);
+    let stored = crate::value::member::<RawBson>(&root, "_id").map(super::stored_id);
+    if stored != d.value.get("_id").map(StoredId::of) {
         return Err(format!("_id stored as {stored:?} in place"));
     }
-    let root = RawBson::root(checked);
     let fp = crate::value::node_fingerprint::<RawBson>(&root);
     if fp != crate::value::fingerprint(&d.value) {
         return Err(format!(
@@ -150,7 +148,7 @@ pub fn agreement(
             .into_iter()
             .map(crate::value::key_hash)
             .collect();
-        let got: Vec<u128> = crate::value::nodes_at::<RawBson>(RawBson::root(checked), &path)
+        let got: Vec<u128> = crate::value::nodes_at::<RawBson>(root, &path)
             .iter()
             .map(crate::value::node_key_hash::<RawBson>)
             .collect();
