@@ -128,7 +128,46 @@ pub struct DocFacts {
     /// For documents that changed since the baseline: top-level field hashes.
     pub fields: Option<Vec<(String, u128)>>,
     /// The document itself when it is not valid (a remediation sample).
-    pub sample: Option<Value>,
+    pub sample: Option<Sample>,
+}
+
+/// A document that is not valid, as a remediation sample: decoded already, or the BSON bytes
+/// that were examined in place (only the few samples the report keeps are ever decoded).
+pub enum Sample {
+    Decoded(Value),
+    Bson(Box<[u8]>),
+}
+
+impl Sample {
+    /// The document. `None` only if `Bson` bytes do not decode, which cannot happen: they
+    /// passed [`raw::preflight`], and `from_bson` accepts whatever it accepts (the agreement
+    /// tests and fuzz target check that).
+    pub fn value(&self) -> Option<std::borrow::Cow<'_, Value>> {
+        match self {
+            Sample::Decoded(v) => Some(std::borrow::Cow::Borrowed(v)),
+            Sample::Bson(bytes) => {
+                let d = value::from_bson(bytes);
+                debug_assert!(d.is_ok(), "a preflighted sample does not decode");
+                d.ok().map(|d| std::borrow::Cow::Owned(d.value))
+            }
+        }
+    }
+
+    /// Decodes `Bson` bytes, so the sample reaches the fold and partial results decoded.
+    pub fn settle(&mut self) {
+        if let Sample::Bson(_) = self {
+            if let Some(v) = self.value().map(std::borrow::Cow::into_owned) {
+                *self = Sample::Decoded(v);
+            }
+        }
+    }
+}
+
+/// Both forms print as the document, so facts examined in place and decoded compare alike.
+impl std::fmt::Debug for Sample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Sample").field(&self.value()).finish()
+    }
 }
 
 #[derive(Debug)]
@@ -202,17 +241,15 @@ impl<'a> DocContext<'a> {
                 Some(facts) => Ok(facts),
                 None => self
                     .decode(bytes, location)
-                    .map(|(d, oversize)| Box::new(self.facts(d, oversize, None))),
+                    .map(|(d, oversize)| Box::new(self.facts(d, oversize))),
             },
         };
         Examined { location, outcome }
     }
 
-    /// The in-place path for BSON documents the preflight accepts. Valid documents are
-    /// validated in place and their keys and fingerprints hashed in place, nothing decoded;
-    /// the others are classified in place and then decoded whole (their errors and sample
-    /// come from the decoded value). An export line is first transcoded to its BSON bytes
-    /// (exactly `to_bson` of its decoded value).
+    /// The in-place path for BSON documents the preflight accepts: validated, their errors
+    /// listed, their keys and fingerprints hashed in place, nothing decoded. An export line
+    /// is first transcoded to its BSON bytes (exactly `to_bson` of its decoded value).
     /// `None`: take the decode path.
     fn examine_raw(&self, bytes: &[u8]) -> Option<Box<DocFacts>> {
         if !self.in_place {
@@ -234,27 +271,28 @@ impl<'a> DocContext<'a> {
         }
     }
 
-    /// [`examine_raw`](Self::examine_raw) of one BSON document.
+    /// [`examine_raw`](Self::examine_raw) of one BSON document: classified, its errors
+    /// listed and its keys and fingerprints hashed in place. A document that is not valid
+    /// keeps its bytes as a sample.
     fn examine_bson(&self, bytes: &[u8], oversize: bool) -> Option<Box<DocFacts>> {
         let checked = raw::preflight(bytes)?;
         let root = RawBson::root(checked);
         let (class, matched_idx) = classify_raw(self.contract, root);
-        if class != Class::Valid {
-            let d = value::from_bson(bytes).ok()?;
-            return Some(Box::new(self.facts(
-                d,
-                oversize,
-                Some((class, matched_idx)),
-            )));
-        }
+        let errors = if class == Class::Invalid {
+            let target = &self.contract.target_version().raw_validator;
+            self.schema_errors(target.iter_errors(root))
+        } else {
+            Vec::new()
+        };
         let id = member::<RawBson>(&root, "_id").map(raw::stored_id);
         let keys = self.keys::<RawBson>(&root, matched_idx);
         let (fingerprint, fields) = self.reconciliation::<RawBson>(&root, keys.id_key);
+        let sample = (class != Class::Valid).then(|| Sample::Bson(bytes.into()));
         Some(Box::new(DocFacts {
             id,
             id_key: keys.id_key,
             class,
-            errors: Vec::new(),
+            errors,
             depth: checked.depth(),
             oversize,
             fingerprint,
@@ -262,7 +300,7 @@ impl<'a> DocContext<'a> {
             refs: keys.refs,
             exported: keys.exported,
             fields,
-            sample: None,
+            sample,
         }))
     }
 
@@ -338,18 +376,12 @@ impl<'a> DocContext<'a> {
         }
     }
 
-    /// The facts of a decoded document; `classified`: its class when already known (then
-    /// `d.value` may hold only the projection's fields of a valid document).
-    fn facts(
-        &self,
-        d: value::Decoded,
-        oversize: bool,
-        classified: Option<(Class, usize)>,
-    ) -> DocFacts {
+    /// The facts of a decoded document.
+    fn facts(&self, d: value::Decoded, oversize: bool) -> DocFacts {
         let doc = &d.value;
-        let (class, matched_idx) = classified.unwrap_or_else(|| classify(self.contract, doc));
+        let (class, matched_idx) = classify(self.contract, doc);
         let errors = if class == Class::Invalid {
-            self.schema_errors(doc)
+            self.schema_errors(self.contract.target_version().validator.iter_errors(doc))
         } else {
             Vec::new()
         };
@@ -359,7 +391,7 @@ impl<'a> DocContext<'a> {
         let id = doc.get("_id").map(StoredId::of);
         // The document itself, moved (not copied): most are dropped by the fold, which
         // keeps a few per class.
-        let sample = (class != Class::Valid).then_some(d.value);
+        let sample = (class != Class::Valid).then_some(Sample::Decoded(d.value));
         DocFacts {
             sample,
             fields,
@@ -376,10 +408,10 @@ impl<'a> DocContext<'a> {
         }
     }
 
-    fn schema_errors(&self, doc: &Value) -> Vec<SchemaError> {
-        let validator = &self.contract.target_version().validator;
-        validator
-            .iter_errors(doc)
+    /// The first `max_errors` of a validator's errors (at least one), as the report
+    /// words them.
+    fn schema_errors(&self, errors: jsonschema::ErrorIterator<'_>) -> Vec<SchemaError> {
+        errors
             .take(self.max_errors.max(1))
             .map(|e| {
                 let mut pointer = e.instance_path().as_str().to_string();

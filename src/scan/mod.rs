@@ -35,8 +35,8 @@ use pipeline::collect_keys;
 
 pub use collection::index_coverage;
 pub use doc::{
-    classify, classify_raw, Class, DocContext, DocFacts, Examined, SchemaError, MAX_BSON_BYTES,
-    MAX_NESTING,
+    classify, classify_raw, Class, DocContext, DocFacts, Examined, Sample, SchemaError,
+    MAX_BSON_BYTES, MAX_NESTING,
 };
 pub use error::ScanError;
 pub use partial::{Chunk, PartialError, PartialReader, PartialWriter};

@@ -78,11 +78,12 @@ impl CollectionScan<'_> {
 
     /// Keeps the first [`SAMPLES`] non-valid documents of each class.
     fn keep_sample(&mut self, facts: &DocFacts) {
-        let Some(doc) = &facts.sample else { return };
+        let Some(sample) = &facts.sample else { return };
         let key = facts.class.sample_key();
         let samples = self.report.samples.entry(key.clone()).or_default();
         if samples.len() < SAMPLES {
-            samples.push(doc.clone());
+            let Some(doc) = sample.value() else { return };
+            samples.push(doc.into_owned());
             if samples.len() == SAMPLES {
                 if let Ok(mut full) = self.full_samples.lock() {
                     full.insert(key);
@@ -263,11 +264,9 @@ impl CollectionScan<'_> {
 /// Drops, on the examining thread, the samples the fold cannot keep: beyond the first
 /// [`SAMPLES`] of a class in this batch, and every one of a class the fold already has
 /// [`SAMPLES`] of. Those come from documents earlier in the source than any of this
-/// batch, so which samples the report keeps does not change.
-pub(super) fn drop_unneeded_samples(
-    examined: &mut [Examined],
-    full: &std::sync::Mutex<HashSet<String>>,
-) {
+/// batch, so which samples the report keeps does not change. The others are decoded
+/// here, off the fold's thread.
+pub(super) fn settle_samples(examined: &mut [Examined], full: &std::sync::Mutex<HashSet<String>>) {
     let full = full.lock().map(|f| f.clone()).unwrap_or_default();
     let mut taken: HashMap<String, usize> = HashMap::new();
     for ex in examined {
@@ -280,6 +279,8 @@ pub(super) fn drop_unneeded_samples(
         *n += 1;
         if *n > SAMPLES || full.contains(&f.class.sample_key()) {
             f.sample = None;
+        } else if let Some(s) = &mut f.sample {
+            s.settle();
         }
     }
 }

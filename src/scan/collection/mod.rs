@@ -20,7 +20,7 @@ use crate::source::{CollectionSource, Source, SourceError};
 use crate::value::IdArena;
 
 pub use finish::index_coverage;
-use fold::drop_unneeded_samples;
+use fold::settle_samples;
 
 /// What every collection of one scan reads from: the source, the pool, the options, the
 /// key sets collected so far and the baseline's fingerprints of this collection.
@@ -226,7 +226,7 @@ impl<'a> CollectionScan<'a> {
                 .par_iter()
                 .map(|rec| ctx.examine(batch.bytes(rec), rec.location, rec.broken.as_deref()))
                 .collect();
-            drop_unneeded_samples(&mut examined, &full);
+            settle_samples(&mut examined, &full);
             examined
         };
         let mut consume = |examined: Vec<Examined>| -> Result<(), ScanError> {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::doc::{Class, DocFacts, Examined, SchemaError};
+use super::doc::{Class, DocFacts, Examined, Sample, SchemaError};
 use super::HashSet128;
 use crate::source::Location;
 use crate::value::Fingerprint;
@@ -648,7 +648,12 @@ fn put_examined(b: &mut Vec<u8>, ex: &Examined, keep_sample: bool) {
             }
         }
     }
-    put_json(b, f.sample.as_ref().filter(|_| keep_sample));
+    let sample = f
+        .sample
+        .as_ref()
+        .filter(|_| keep_sample)
+        .and_then(|s| s.value());
+    put_json(b, sample.as_deref());
 }
 
 struct Dec<'a> {
@@ -802,7 +807,7 @@ fn get_facts(d: &mut Dec<'_>) -> Result<DocFacts, String> {
         }
         t => return Err(format!("bad tag {t}")),
     };
-    let sample = d.json()?;
+    let sample = d.json()?.map(Sample::Decoded);
     Ok(DocFacts {
         id,
         id_key,

@@ -58,7 +58,7 @@ fn sample_facts() -> Vec<Examined> {
                 refs: vec![(1, vec![9])],
                 exported: vec![vec![7]],
                 fields: Some(vec![("a".into(), 3)]),
-                sample: Some(json!({"_id": 1, "x": [1.5, null]})),
+                sample: Some(Sample::Decoded(json!({"_id": 1, "x": [1.5, null]}))),
             })),
         },
     ]

@@ -13,7 +13,8 @@ use super::properties::arb_document;
 use super::repeated_keys::{arb_top, arb_tree};
 use super::*;
 use crate::contract::Contract;
-use crate::scan::{classify, classify_raw};
+use crate::scan::{classify, classify_raw, DocContext};
+use crate::source::{Encoding, Location};
 use crate::value::raw::{agreement, agreement_validators, preflight, RawBson};
 
 fn validators() -> &'static [(Validator, Validator<RawBson>)] {
@@ -38,7 +39,8 @@ pub(super) fn contracts() -> &'static [Contract] {
 }
 
 /// In place and decoded agree on `bytes` (checked when the preflight accepts it), the
-/// contracts classify it alike, and the preflight answers `want_in_place`.
+/// contracts classify it alike, examining it in place gives the decode path's facts (class,
+/// errors, keys, sample), and the preflight answers `want_in_place`.
 fn check(bytes: &[u8], want_in_place: Option<bool>, ctx: &str) {
     if let Some(want) = want_in_place {
         assert_eq!(preflight(bytes).is_some(), want, "{ctx}: preflight");
@@ -55,6 +57,12 @@ fn check(bytes: &[u8], want_in_place: Option<bool>, ctx: &str) {
                 "{ctx}: {}",
                 c.collection
             );
+            let mut doc = DocContext::new(c, Encoding::Bson, vec!["_id".into()], 5, false);
+            let at = Location::Offset(7);
+            let in_place = format!("{:?}", doc.examine(bytes, at, None));
+            doc.in_place = false;
+            let decoded = format!("{:?}", doc.examine(bytes, at, None));
+            assert_eq!(in_place, decoded, "{ctx}: facts differ ({})", c.collection);
         }
     }
 }
