@@ -652,7 +652,7 @@ fn put_examined(b: &mut Vec<u8>, ex: &Examined, keep_sample: bool) {
         .sample
         .as_ref()
         .filter(|_| keep_sample)
-        .and_then(|s| s.value());
+        .and_then(Sample::value);
     put_json(b, sample.as_deref());
 }
 
