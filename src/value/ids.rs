@@ -56,6 +56,12 @@ impl IdArena {
         self.push_stored(id.map(StoredId::of).as_ref());
     }
 
+    /// Makes room for `more` `_id`s (ObjectIds: a tag byte and 12 bytes each).
+    pub fn reserve(&mut self, more: usize) {
+        self.bytes.reserve(more.saturating_mul(13));
+        self.ends.reserve(more);
+    }
+
     pub fn push_stored(&mut self, id: Option<&StoredId>) {
         match id {
             None => self.bytes.push(TAG_NONE),

@@ -139,12 +139,12 @@ pub(crate) fn sort_options(options: &str) -> String {
 
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
+    // Bytes first, then one (short) UTF-8 check: pushing `char`s costs a branch each.
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]]);
     }
-    s
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn hex_digit(c: u8) -> Option<u8> {

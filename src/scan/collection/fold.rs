@@ -5,11 +5,10 @@ use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 
 use super::finish::pointer_of;
-use super::{CollectionScan, KeySets};
+use super::{CollectionScan, RefTargets};
 use crate::reconcile::{self, DiffKind};
 use crate::report::ViolationSink;
 use crate::scan::doc::{Class, DocFacts, Examined, MAX_BSON_BYTES, MAX_NESTING};
-use crate::scan::key_set;
 use crate::scan::{ScanError, SAMPLES};
 use crate::source::Location;
 use crate::value::{generalise_pointer, StoredId};
@@ -40,7 +39,7 @@ impl CollectionScan<'_> {
     pub(super) fn fold(
         &mut self,
         ex: Examined,
-        keys: &KeySets,
+        targets: &RefTargets<'_>,
         recon: Option<&reconcile::Reconciler>,
         sink: &mut dyn ViolationSink,
     ) -> Result<(), ScanError> {
@@ -69,7 +68,7 @@ impl CollectionScan<'_> {
         self.fold_id(&doc, recon, sink)?;
         self.fold_limits(&doc, sink)?;
         self.fold_unique_keys(&doc, sink)?;
-        self.fold_references(&doc, keys, sink)?;
+        self.fold_references(&doc, targets, sink)?;
         for (set, hashes) in self.exported.iter_mut().zip(&facts.exported) {
             set.extend(hashes.iter().copied());
         }
@@ -226,17 +225,12 @@ impl CollectionScan<'_> {
     fn fold_references(
         &mut self,
         doc: &Folded,
-        keys: &KeySets,
+        targets: &RefTargets<'_>,
         sink: &mut dyn ViolationSink,
     ) -> Result<(), ScanError> {
         for (ri, hashes) in &doc.facts.refs {
             let r = &self.ctx_refs[*ri];
-            let set = if r.collection == self.contract.collection {
-                None
-            } else {
-                key_set(keys, &r.collection, &r.to)
-            };
-            match set {
+            match targets.get(*ri).copied().flatten() {
                 Some(set) => {
                     if hashes.iter().all(|h| set.contains(h)) {
                         continue;

@@ -38,6 +38,29 @@ type ChangedDoc = (String, u32, Option<Vec<(String, u128)>>);
 /// The value sets of a collection's fields that other collections reference.
 type ExportedKeys = Vec<(String, HashSet128)>;
 
+/// The most documents [`CollectionScan::presize`] makes room for ahead (an estimate
+/// could be wrong; beyond this the tables grow as they fill).
+const MAX_PRESIZE: usize = 4 << 20;
+
+/// How many documents `cs` holds, judged from its first batch (`records` records in `bytes`
+/// bytes) and its size: the estimated count of a live collection, else the file's bytes at
+/// the first batch's bytes per record (less for a compressed file, whose size is smaller).
+fn expected_documents(cs: &CollectionSource, records: usize, bytes: usize) -> usize {
+    let size = usize::try_from(cs.size).unwrap_or(usize::MAX);
+    if cs.live().is_some() {
+        return size;
+    }
+    match bytes.checked_div(records) {
+        Some(per_record) if per_record > 0 => size / per_record,
+        _ => records,
+    }
+}
+
+/// Per distinct reference of the contract (as `ctx_refs`): the complete key set it is
+/// resolved against while the collection is read, or `None` (this collection, or one not
+/// read yet: resolved when the collection is finished).
+type RefTargets<'k> = [Option<&'k HashSet128>];
+
 /// The running state of one collection's scan.
 pub(crate) struct CollectionScan<'a> {
     contract: &'a Contract,
@@ -178,6 +201,31 @@ impl<'a> CollectionScan<'a> {
         }
     }
 
+    /// Makes room for `expected` documents in the tables that grow with each one, so they
+    /// are not rebuilt (and their memory first touched) again and again as they double.
+    fn presize(&mut self, expected: usize) {
+        let more = expected.min(MAX_PRESIZE).saturating_sub(self.seen);
+        self.id_set.reserve(more);
+        for u in &mut self.unique {
+            u.reserve(more);
+        }
+        if let Some(ids) = self.ids.as_mut() {
+            ids.reserve(more);
+        }
+    }
+
+    /// The key sets this collection's references resolve against while it is read.
+    fn ref_targets<'k>(&self, keys: &'k KeySets) -> Vec<Option<&'k HashSet128>> {
+        self.ctx_refs
+            .iter()
+            .map(|r| {
+                (r.collection != self.contract.collection)
+                    .then(|| crate::scan::key_set(keys, &r.collection, &r.to))
+                    .flatten()
+            })
+            .collect()
+    }
+
     /// What a partial result says about a collection before its records.
     fn section_meta(&self, range: Option<&crate::source::Range>) -> serde_json::Value {
         serde_json::json!({
@@ -220,22 +268,27 @@ impl<'a> CollectionScan<'a> {
         )
         .with_baseline(recon);
         let full = std::sync::Arc::clone(&self.full_samples);
-        let map = |batch: &crate::source::Batch| -> Vec<Examined> {
+        let targets = self.ref_targets(keys);
+        let map = |batch: &crate::source::Batch| -> (usize, Vec<Examined>) {
             let mut examined: Vec<Examined> = batch
                 .records
                 .par_iter()
                 .map(|rec| ctx.examine(batch.bytes(rec), rec.location, rec.broken.as_deref()))
                 .collect();
             settle_samples(&mut examined, &full);
-            examined
+            (batch.data.len(), examined)
         };
-        let mut consume = |examined: Vec<Examined>| -> Result<(), ScanError> {
+        let mut first = true;
+        let mut consume = |(bytes, examined): (usize, Vec<Examined>)| -> Result<(), ScanError> {
             if let Some(w) = record.as_mut() {
                 w.records(&examined)?;
             }
+            if fold && std::mem::take(&mut first) {
+                self.presize(expected_documents(cs, examined.len(), bytes));
+            }
             if fold {
                 for ex in examined {
-                    self.fold(ex, keys, recon, sink)?;
+                    self.fold(ex, &targets, recon, sink)?;
                 }
             }
             Ok(())

@@ -21,6 +21,7 @@ impl CollectionScan<'_> {
         sink: &mut dyn ViolationSink,
     ) -> Result<(), ScanError> {
         let name = self.contract.collection.clone();
+        let targets = self.ref_targets(keys);
         let mut ranges: Vec<Option<crate::source::Range>> = Vec::new();
         // Live cursor positions restart in each partition; they continue here.
         let mut base = 0u64;
@@ -58,7 +59,7 @@ impl CollectionScan<'_> {
                                 *index += base;
                             }
                             count += 1;
-                            self.fold(ex, keys, recon, sink)?;
+                            self.fold(ex, &targets, recon, sink)?;
                         }
                     }
                     Some(Chunk::SectionEnd(_)) => break,
@@ -101,6 +102,7 @@ impl CollectionScan<'_> {
         sink: &mut dyn ViolationSink,
     ) -> Result<Option<(crate::source::Resume, bool)>, ScanError> {
         let mut resume = crate::source::Resume::default();
+        let targets = self.ref_targets(keys);
         let Some(r) = cp.replay.as_mut() else {
             return Ok(Some((resume, false)));
         };
@@ -129,7 +131,7 @@ impl CollectionScan<'_> {
                                 after_id = 0;
                             }
                         }
-                        self.fold(ex, keys, recon, sink)?;
+                        self.fold(ex, &targets, recon, sink)?;
                     }
                 }
                 Ok(Some(Chunk::SectionEnd(_))) => return Ok(None),
