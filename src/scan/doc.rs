@@ -21,6 +21,26 @@ thread_local! {
 }
 /// Buffer capacity a thread's transcoder keeps after a larger document.
 const TRANSCODER_KEEP: usize = 1 << 20;
+/// Runs `f` on a record's BSON bytes: a dump's record as it is, an export line transcoded
+/// with this thread's transcoder (exactly `to_bson` of its decoded value). `None` when the
+/// line does not transcode, when the transcoder is busy (`f` re-entered), or when `f`
+/// answers `None`: then the caller takes the decode path.
+pub(crate) fn with_bson<R>(
+    encoding: Encoding,
+    bytes: &[u8],
+    f: impl FnOnce(&[u8]) -> Option<R>,
+) -> Option<R> {
+    match encoding {
+        Encoding::Bson => f(bytes),
+        Encoding::Json => TRANSCODER.with(|cell| {
+            let mut t = cell.try_borrow_mut().ok()?;
+            let r = t.transcode(bytes).and_then(f);
+            t.trim(TRANSCODER_KEEP);
+            r
+        }),
+    }
+}
+
 /// Classifies a document: valid for the target, else the newest other version that
 /// accepts it, else invalid. Also returns the index (in `contract.versions`) of the
 /// version whose references apply: the matched one, or the target's.
@@ -255,20 +275,14 @@ impl<'a> DocContext<'a> {
         if !self.in_place {
             return None;
         }
-        match self.encoding {
-            Encoding::Bson => self.examine_bson(bytes, bytes.len() > MAX_BSON_BYTES),
-            Encoding::Json => TRANSCODER.with(|cell| {
-                // Busy only if examining re-entered on this thread: then decode.
-                let mut t = cell.try_borrow_mut().ok()?;
-                let facts = t.transcode(bytes).and_then(|bson| {
-                    // `decode`'s rule, on the same BSON bytes.
-                    let oversize = bytes.len() > MAX_BSON_BYTES / 8 && bson.len() > MAX_BSON_BYTES;
-                    self.examine_bson(bson, oversize)
-                });
-                t.trim(TRANSCODER_KEEP);
-                facts
-            }),
-        }
+        with_bson(self.encoding, bytes, |bson| {
+            // `decode`'s rule, on the same BSON bytes.
+            let oversize = match self.encoding {
+                Encoding::Bson => bytes.len() > MAX_BSON_BYTES,
+                Encoding::Json => bytes.len() > MAX_BSON_BYTES / 8 && bson.len() > MAX_BSON_BYTES,
+            };
+            self.examine_bson(bson, oversize)
+        })
     }
 
     /// [`examine_raw`](Self::examine_raw) of one BSON document: classified, its errors

@@ -9,12 +9,18 @@ use rayon::prelude::*;
 use super::error::ScanError;
 use super::progress::{Meter, Unit};
 use crate::reconcile::Entry;
+use crate::scan::doc::with_bson;
 use crate::scan::HashSet128;
+use crate::source::Encoding;
 use crate::source::{CollectionSource, Source, SourceError};
-use crate::value::{values_at, IdArena};
+use crate::value::raw::{self, RawBson};
+use crate::value::{
+    member, node_fingerprint, node_key_hash, nodes_at, Fingerprint, IdArena, StoredId,
+};
+use jsonschema::json::{Json, Node as _, SerdeJson};
 
-/// Decodes and fingerprints every document of a collection (for a baseline or a
-/// snapshot). Unreadable records fail it: a baseline must be complete.
+/// Fingerprints every document of a collection (for a baseline or a snapshot), in place
+/// where it can. Unreadable records fail it: a baseline must be complete.
 pub fn fingerprint_collection(
     source: &Source,
     cs: &CollectionSource,
@@ -30,12 +36,6 @@ pub fn fingerprint_collection(
     let mut ids = IdArena::default();
     let pb = meter(progress, label, source, cs);
     let mut unreadable = 0u64;
-    /// A document's `_id` (and its key hash), fingerprints and kept bytes.
-    type Fingerprinted = (
-        Option<(serde_json::Value, u128)>,
-        crate::value::Fingerprint,
-        Option<Vec<u8>>,
-    );
     let reader = source.reader(cs)?;
     let encoding = reader.encoding();
     let map = |batch: &crate::source::Batch| -> Vec<Option<Fingerprinted>> {
@@ -47,19 +47,8 @@ pub fn fingerprint_collection(
                     return None;
                 }
                 let bytes = batch.bytes(rec);
-                let d = decode_any(encoding, bytes)?;
-                let fp = crate::value::fingerprint(&d.value);
-                // A full snapshot keeps the original BSON; exports are re-encoded.
-                let doc = match (keep, encoding) {
-                    (false, _) => None,
-                    (true, crate::source::Encoding::Bson) => Some(bytes.to_vec()),
-                    (true, crate::source::Encoding::Json) => crate::value::to_bson(&d.value).ok(),
-                };
-                let id = d
-                    .value
-                    .get("_id")
-                    .map(|id| (id.clone(), crate::value::key_hash(id)));
-                Some((id, fp, doc))
+                with_bson(encoding, bytes, |bson| fingerprint_in_place(bson, keep))
+                    .or_else(|| fingerprint_decoded(encoding, bytes, keep))
             })
             .collect()
     };
@@ -70,7 +59,7 @@ pub fn fingerprint_collection(
                 continue;
             };
             let ordinal = ids.len() as u32;
-            ids.push(id.as_ref().map(|(v, _)| v));
+            ids.push_stored(id.as_ref().map(|(v, _)| v));
             if let Some((_, key)) = id {
                 if let (Some(out), Some(b)) = (keep_documents.as_mut(), &bytes) {
                     if let Err(e) = out.write_all(b) {
@@ -105,6 +94,36 @@ pub fn fingerprint_collection(
         Err(ScanError::Source(e)) => Err(e),
         Err(other) => Err(SourceError::Other(other.to_string())),
     }
+}
+
+/// A document's `_id` (stored form and key hash), its fingerprints, and its BSON bytes when
+/// they are kept.
+type Fingerprinted = (Option<(StoredId, u128)>, Fingerprint, Option<Vec<u8>>);
+
+/// [`Fingerprinted`] of BSON bytes the preflight accepts, read in place (the same digests as
+/// the decoded value's: the agreement tests check that).
+fn fingerprint_in_place(bson: &[u8], keep: bool) -> Option<Fingerprinted> {
+    let root = RawBson::root(raw::preflight(bson)?);
+    let id = member::<RawBson>(&root, "_id")
+        .map(|id| (raw::stored_id(id), node_key_hash::<RawBson>(&id)));
+    let fp = node_fingerprint::<RawBson>(&root);
+    Some((id, fp, keep.then(|| bson.to_vec())))
+}
+
+/// [`Fingerprinted`] of a record the preflight or the transcoder sends to the decode path;
+/// `None` when it does not decode. A kept export document is encoded to BSON.
+fn fingerprint_decoded(encoding: Encoding, bytes: &[u8], keep: bool) -> Option<Fingerprinted> {
+    let d = decode_any(encoding, bytes)?;
+    let doc = match (keep, encoding) {
+        (false, _) => None,
+        (true, Encoding::Bson) => Some(bytes.to_vec()),
+        (true, Encoding::Json) => crate::value::to_bson(&d.value).ok(),
+    };
+    let id = d
+        .value
+        .get("_id")
+        .map(|id| (StoredId::of(id), crate::value::key_hash(id)));
+    Some((id, crate::value::fingerprint(&d.value), doc))
 }
 
 /// Reads a collection's documents in order on the calling thread (for the second pass
@@ -292,6 +311,20 @@ fn stream_inline<T: Send>(
     }
 }
 
+/// Per field: the key hashes of the document's non-null values at that dotted path.
+fn value_hashes<'n, J: Json>(doc: &J::Node<'n>, fields: &[String]) -> Vec<Vec<u128>> {
+    fields
+        .iter()
+        .map(|f| {
+            nodes_at::<J>(doc.clone(), f)
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(node_key_hash::<J>)
+                .collect()
+        })
+        .collect()
+}
+
 /// Collects the value hashes of `fields` in a collection that is referenced but not
 /// checked, and counts its unreadable records (references to it are not verified then).
 pub(crate) fn collect_keys(
@@ -314,19 +347,15 @@ pub(crate) fn collect_keys(
                 if rec.broken.is_some() {
                     return None;
                 }
-                let d = decode_any(encoding, batch.bytes(rec))?;
-                Some(
-                    fields
-                        .iter()
-                        .map(|f| {
-                            values_at(&d.value, f)
-                                .into_iter()
-                                .filter(|v| !v.is_null())
-                                .map(crate::value::key_hash)
-                                .collect()
-                        })
-                        .collect(),
-                )
+                let bytes = batch.bytes(rec);
+                with_bson(encoding, bytes, |bson| {
+                    let root = RawBson::root(raw::preflight(bson)?);
+                    Some(value_hashes::<RawBson>(&root, fields))
+                })
+                .or_else(|| {
+                    let d = decode_any(encoding, bytes)?;
+                    Some(value_hashes::<SerdeJson>(&&d.value, fields))
+                })
             })
             .collect()
     };
