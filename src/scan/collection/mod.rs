@@ -283,10 +283,10 @@ impl<'a> CollectionScan<'a> {
             if let Some(w) = record.as_mut() {
                 w.records(&examined)?;
             }
-            if fold && std::mem::take(&mut first) {
-                self.presize(expected_documents(cs, examined.len(), bytes));
-            }
             if fold {
+                if std::mem::take(&mut first) {
+                    self.presize(expected_documents(cs, examined.len(), bytes));
+                }
                 for ex in examined {
                     self.fold(ex, &targets, recon, sink)?;
                 }
