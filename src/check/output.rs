@@ -52,7 +52,8 @@ fn failpoint(name: &str) {
 /// this run's finding identities to compare with it.
 pub(crate) fn previous_run(s: &Settings, sink: &mut CsvSink) -> trend::Loaded {
     let (path, explicit) = &s.previous;
-    let loaded = trend::load(path, *explicit);
+    // With more than one thread, the previous violations.csv is read while the scan runs.
+    let loaded = trend::load(path, *explicit, s.scan.threads != 1);
     if loaded.previous.is_some() {
         sink.tracker = Some(trend::Tracker::default());
     }
@@ -127,8 +128,9 @@ pub(crate) fn write_outputs(
         mut report,
         scope,
         mut sink,
-        previous,
+        mut previous,
     } = scanned;
+    previous.finish();
     let csv_path = stage.path().join("violations.csv");
     fill_remediations(s, &mut report);
     report.warnings.extend(previous.warnings);

@@ -13,9 +13,7 @@
 //! report.json, never a failure; one of another source or database is compared anyway,
 //! with a warning.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -57,7 +55,9 @@ impl CheckChange {
 }
 
 /// Hashed `(_id, finding)` identities by collection and kind.
-type Identities = HashMap<String, HashMap<Kind, HashSet<u64>>>;
+type Identities = HashMap<String, HashMap<Kind, IdentitySet>>;
+/// Identity hashes (already well mixed: the table takes their bits as they are).
+type IdentitySet = HashSet<u64, crate::scan::BuildPrehashed>;
 
 /// The kind a violations.csv `finding` counts towards (`reordered` counts towards none).
 pub fn finding_kind(finding: &str) -> Option<Kind> {
@@ -80,11 +80,14 @@ fn by_document(kind: Kind) -> bool {
     !matches!(kind, Kind::IndexMissing | Kind::IndexUnexpected)
 }
 
-fn identity(id: &str, finding: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    id.hash(&mut h);
-    finding.hash(&mut h);
-    h.finish()
+/// The 64-bit hash of a finding's identity (only compared within one run, never stored).
+/// `0xFF`, which UTF-8 text never holds, separates the two parts.
+fn identity(id: &[u8], finding: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(id);
+    h.update(&[0xFF]);
+    h.update(finding.as_bytes());
+    h.digest()
 }
 
 /// Records the identities of this run's findings as the violations stream past.
@@ -98,14 +101,14 @@ impl Tracker {
         let Some(kind) = finding_kind(&v.finding) else {
             return;
         };
-        let id = identity(&v.id, &v.finding);
+        let id = identity(v.id.as_bytes(), &v.finding);
         // The collection's name is cloned once, not per row.
         if let Some(kinds) = self.ids.get_mut(v.collection.as_str()) {
             kinds.entry(kind).or_default().insert(id);
         } else {
             self.ids.insert(
                 v.collection.clone(),
-                HashMap::from([(kind, HashSet::from([id]))]),
+                HashMap::from([(kind, std::iter::once(id).collect())]),
             );
         }
     }
@@ -129,12 +132,44 @@ pub struct Previous {
 pub struct Loaded {
     pub previous: Option<Previous>,
     pub warnings: Vec<String>,
+    /// The previous violations.csv being read on its own thread (see [`Loaded::finish`]).
+    reading: Option<(PathBuf, std::thread::JoinHandle<Result<Identities, String>>)>,
+}
+
+impl Loaded {
+    /// Waits for the previous violations.csv when it is read in the background: its
+    /// identities, or the warning that it could not be read.
+    pub fn finish(&mut self) {
+        let Some((csv_path, handle)) = self.reading.take() else {
+            return;
+        };
+        let read = handle
+            .join()
+            .unwrap_or_else(|_| Err("its reader stopped unexpectedly".to_string()));
+        self.settle(&csv_path, read);
+    }
+
+    fn settle(&mut self, csv_path: &Path, read: Result<Identities, String>) {
+        match read {
+            Ok(ids) => {
+                if let Some(p) = self.previous.as_mut() {
+                    p.ids = Some(ids);
+                }
+            }
+            Err(e) => self.warnings.push(format!(
+                "previous violations {}: {e}; new and resolved findings are counted by difference",
+                csv_path.display()
+            )),
+        }
+    }
 }
 
 /// Reads the previous run from `path`: a report directory or a report.json in one.
 /// `explicit`: named by `--previous` or docsweep.toml, so a missing report is a warning
-/// (the default, the report directory, may simply not have one yet).
-pub fn load(path: &Path, explicit: bool) -> Loaded {
+/// (the default, the report directory, may simply not have one yet). `background`: its
+/// violations.csv is read on a thread of its own, while the scan runs; [`Loaded::finish`]
+/// waits for it (before the report directory is replaced).
+pub fn load(path: &Path, explicit: bool, background: bool) -> Loaded {
     let json_path = if path.is_dir() {
         path.join("report.json")
     } else {
@@ -187,16 +222,6 @@ pub fn load(path: &Path, explicit: bool) -> Loaded {
         })
         .collect();
     let csv_path = json_path.with_file_name("violations.csv");
-    let ids = match read_identities(&csv_path) {
-        Ok(ids) => Some(ids),
-        Err(e) => {
-            loaded.warnings.push(format!(
-                "previous violations {}: {e}; new and resolved findings are counted by difference",
-                csv_path.display()
-            ));
-            None
-        }
-    };
     loaded.previous = Some(Previous {
         path: json_path,
         finished_at: value["finished_at"]
@@ -206,38 +231,56 @@ pub fn load(path: &Path, explicit: bool) -> Loaded {
         source: value["source"].as_str().unwrap_or_default().to_string(),
         database: value["database"].as_str().map(str::to_string),
         counts,
-        ids,
+        ids: None,
     });
+    if background {
+        let path = csv_path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("docsweep-previous".into())
+            .spawn(move || read_identities(&path));
+        match spawned {
+            Ok(handle) => loaded.reading = Some((csv_path, handle)),
+            Err(_) => loaded.settle(&csv_path, read_identities(&csv_path)),
+        }
+    } else {
+        loaded.settle(&csv_path, read_identities(&csv_path));
+    }
     loaded
 }
 
 /// Streams a violations.csv into hashed identities by (collection, kind).
 fn read_identities(path: &Path) -> Result<Identities, String> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| e.to_string())?;
-    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+    let headers = reader.byte_headers().map_err(|e| e.to_string())?.clone();
     let col = |name: &str| {
         headers
             .iter()
-            .position(|h| h == name)
+            .position(|h| h == name.as_bytes())
             .ok_or_else(|| format!("no {name} column"))
     };
     let (c, i, f) = (col("collection")?, col("_id")?, col("finding")?);
     let mut ids = Identities::new();
-    let mut record = csv::StringRecord::new();
-    while reader.read_record(&mut record).map_err(|e| e.to_string())? {
+    let mut record = csv::ByteRecord::new();
+    while reader
+        .read_byte_record(&mut record)
+        .map_err(|e| e.to_string())?
+    {
         let (Some(coll), Some(id), Some(finding)) = (record.get(c), record.get(i), record.get(f))
         else {
             continue;
+        };
+        let (Ok(coll), Ok(finding)) = (std::str::from_utf8(coll), std::str::from_utf8(finding))
+        else {
+            let line = record.position().map_or(0, csv::Position::line);
+            return Err(format!("line {line}: a collection or finding is not UTF-8"));
         };
         if let Some(kind) = finding_kind(finding) {
             let id = identity(id, finding);
             if let Some(kinds) = ids.get_mut(coll) {
                 kinds.entry(kind).or_default().insert(id);
             } else {
-                ids.insert(
-                    coll.to_string(),
-                    HashMap::from([(kind, HashSet::from([id]))]),
-                );
+                let set = std::iter::once(id).collect();
+                ids.insert(coll.to_string(), HashMap::from([(kind, set)]));
             }
         }
     }
@@ -278,7 +321,7 @@ fn observe(kind: Kind, c: &Value) -> u64 {
 }
 
 /// The identities of one collection and kind.
-fn of<'a>(ids: &'a Identities, collection: &str, kind: Kind) -> Option<&'a HashSet<u64>> {
+fn of<'a>(ids: &'a Identities, collection: &str, kind: Kind) -> Option<&'a IdentitySet> {
     ids.get(collection).and_then(|k| k.get(&kind))
 }
 
@@ -296,7 +339,7 @@ pub fn compare(report: &mut Report, previous: &Previous, current: Option<&Tracke
             db(&report.database)
         ));
     }
-    let empty = HashSet::new();
+    let empty = IdentitySet::default();
     for c in &mut report.collections {
         let before = previous.counts.get(&c.name);
         let mut checks = Vec::new();
@@ -365,12 +408,56 @@ mod tests {
     fn garbage_is_a_warning() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("report.json"), "not json").unwrap();
-        let l = load(dir.path(), false);
-        assert!(l.previous.is_none());
-        assert_eq!(l.warnings.len(), 1);
-        let l = load(&dir.path().join("nothing"), false);
-        assert!(l.previous.is_none() && l.warnings.is_empty());
-        let l = load(&dir.path().join("nothing"), true);
-        assert_eq!(l.warnings.len(), 1);
+        for background in [false, true] {
+            let l = load(dir.path(), false, background);
+            assert!(l.previous.is_none());
+            assert_eq!(l.warnings.len(), 1);
+            let l = load(&dir.path().join("nothing"), false, background);
+            assert!(l.previous.is_none() && l.warnings.is_empty());
+            let l = load(&dir.path().join("nothing"), true, background);
+            assert_eq!(l.warnings.len(), 1);
+        }
+    }
+
+    /// The previous violations.csv read in the background gives what reading it in place
+    /// gives: the same identities, or the same warning.
+    #[test]
+    fn background_reading_is_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = serde_json::json!({"format": crate::report::FORMAT, "collections": []});
+        std::fs::write(dir.path().join("report.json"), report.to_string()).unwrap();
+        let csv = dir.path().join("violations.csv");
+        let loads = |dir: &Path| {
+            [false, true].map(|background| {
+                let mut l = load(dir, false, background);
+                l.finish();
+                (l.previous.and_then(|p| p.ids), l.warnings)
+            })
+        };
+        std::fs::write(
+            &csv,
+            "collection,_id,finding\norders,\"{\"\"$oid\"\":\"\"1\"\"}\",orphan:customer_id\n\
+             orders,2,reordered\ncustomers,3,duplicate:email\n",
+        )
+        .unwrap();
+        let [a, b] = loads(dir.path());
+        assert_eq!(a, b);
+        let ids = a.0.expect("identities");
+        assert_eq!(ids["orders"][&Kind::Orphans].len(), 1);
+        assert!(ids["orders"][&Kind::Orphans]
+            .contains(&identity(br#"{"$oid":"1"}"#, "orphan:customer_id")));
+        assert_eq!(ids["customers"][&Kind::Duplicates].len(), 1);
+        assert!(!ids["orders"].contains_key(&Kind::Structure));
+        for bad in [
+            &b"_id,finding\n1,too_deep\n"[..],
+            b"collection,_id,finding\no\xff,1,too_deep\n",
+        ] {
+            std::fs::write(&csv, bad).unwrap();
+            let [a, b] = loads(dir.path());
+            assert_eq!(a, b);
+            assert!(a.0.is_none());
+            assert_eq!(a.1.len(), 1, "{:?}", a.1);
+            assert!(a.1[0].contains("violations.csv"), "{:?}", a.1);
+        }
     }
 }

@@ -41,7 +41,7 @@ pub use doc::{
 pub use error::ScanError;
 pub use partial::{Chunk, PartialError, PartialReader, PartialWriter};
 pub use pipeline::{fingerprint_collection, read_documents};
-pub use prehashed::{HashMap128, HashSet128};
+pub use prehashed::{BuildPrehashed, HashMap128, HashSet128};
 // The `_id` arena and dotted paths live with the value model; these names stay for callers.
 pub use crate::value::{generalise_pointer, id_text, values_at, IdArena};
 

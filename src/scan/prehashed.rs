@@ -1,4 +1,4 @@
-//! Hash maps keyed by values that already are 128-bit xxh3 hashes: hashing them again
+//! Hash maps keyed by values that already are xxh3 hashes (128 or 64 bits): hashing them again
 //! with SipHash is wasted work, so the table takes the key's own bits.
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +21,10 @@ impl Hasher for Prehashed {
             self.0 = (self.0.rotate_left(29) ^ u64::from_le_bytes(b))
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
     }
 
     fn write_u128(&mut self, i: u128) {
