@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_parse -- [--repeat N] [--threads T]
-//!     [--mode parse|validate|walk] [--schemas DIR] FILE...
+//!     [--mode parse|validate|walk|preflight|classify-bson|classify-export] [--schemas DIR] FILE...
 //! ```
 //!
 //! Modes:
@@ -16,6 +16,19 @@
 //!   options).
 //! - `walk`: FILE is a `.bson` dump file; every element of every document is visited
 //!   recursively through `bson::RawDocument` iterators, nothing decoded into values.
+//!
+//! Floors: the parts of a check's own per-document work, through the library, to show what a
+//! check could reach if it did nothing else (not targets):
+//!
+//! - `preflight`: FILE is a `.bson` dump file; docsweep's preflight (bounds, UTF-8, repeated
+//!   keys) on every document, which the in-place view needs before it reads anything.
+//! - `classify-bson`: the preflight, then the check's classification in place
+//!   (`scan::classify_raw`: the target version, and the other versions only when the target
+//!   refuses the document). No facts, no errors, no keys. A document the preflight refuses
+//!   is decoded and classified, as the check does.
+//! - `classify-export`: FILE is NDJSON; each line transcoded to BSON (`value::Transcoder`, as
+//!   the check does), then the same preflight and classification; a line that does not
+//!   transcode is decoded and classified.
 //!
 //! Without `--threads` the work runs on the calling thread (one core); with `--threads T` on
 //! a rayon pool of T threads. The files are read, and split into lines or BSON records,
@@ -31,12 +44,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use bson::raw::{RawArray, RawBsonRef, RawDocument};
-use docsweep::contract::ContractSet;
+use docsweep::contract::{Contract, ContractSet};
+use docsweep::scan::{classify as classify_value, classify_raw, Class};
+use docsweep::value::raw::{self, RawBson};
+use docsweep::value::{from_bson, from_json, Decoded, Transcoder};
 use rayon::prelude::*;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: bench_parse [--repeat N] [--threads T] [--mode parse|validate|walk] \
+const USAGE: &str = "usage: bench_parse [--repeat N] [--threads T] \
+                     [--mode parse|validate|walk|preflight|classify-bson|classify-export] \
                      [--schemas DIR] FILE...";
 
 #[derive(Clone, Copy, PartialEq)]
@@ -44,12 +61,46 @@ enum Mode {
     Parse,
     Validate,
     Walk,
+    Preflight,
+    ClassifyBson,
+    ClassifyExport,
 }
 
-/// One unit of work: a document's bytes and, for `validate`, its contract's validators.
+impl Mode {
+    const ALL: [(&'static str, Mode); 6] = [
+        ("parse", Mode::Parse),
+        ("validate", Mode::Validate),
+        ("walk", Mode::Walk),
+        ("preflight", Mode::Preflight),
+        ("classify-bson", Mode::ClassifyBson),
+        ("classify-export", Mode::ClassifyExport),
+    ];
+
+    fn name(self) -> &'static str {
+        Mode::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    /// Reads `.bson` dump files (else NDJSON).
+    fn bson(self) -> bool {
+        matches!(self, Mode::Walk | Mode::Preflight | Mode::ClassifyBson)
+    }
+
+    /// Needs the contracts (`--schemas`).
+    fn contracts(self) -> bool {
+        matches!(
+            self,
+            Mode::Validate | Mode::ClassifyBson | Mode::ClassifyExport
+        )
+    }
+}
+
+/// One unit of work: a document's bytes and its collection's contract (modes that validate).
 struct Item<'a> {
     bytes: &'a [u8],
-    validators: &'a [&'a jsonschema::Validator],
+    contract: Option<&'a Contract>,
 }
 
 /// (documents, errors, valid (document, version) pairs) of one item.
@@ -83,12 +134,12 @@ fn main() -> Res<()> {
                 threads = Some(t);
             }
             "--mode" => {
-                mode = match value("--mode")?.as_str() {
-                    "parse" => Mode::Parse,
-                    "validate" => Mode::Validate,
-                    "walk" => Mode::Walk,
-                    other => return Err(format!("unknown mode {other:?}\n{USAGE}").into()),
-                }
+                let name = value("--mode")?;
+                mode = Mode::ALL
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, m)| *m)
+                    .ok_or(format!("unknown mode {name:?}\n{USAGE}"))?;
             }
             "--schemas" => schemas = Some(value("--schemas")?),
             "-h" | "--help" => {
@@ -101,10 +152,10 @@ fn main() -> Res<()> {
     if files.is_empty() {
         return Err(USAGE.into());
     }
-    let contracts = match (mode, &schemas) {
-        (Mode::Validate, Some(dir)) => Some(ContractSet::load_dir(Path::new(dir))?),
-        (Mode::Validate, None) => return Err("--mode validate needs --schemas DIR".into()),
-        _ => None,
+    let contracts = match (mode.contracts(), &schemas) {
+        (true, Some(dir)) => Some(ContractSet::load_dir(Path::new(dir))?),
+        (true, None) => return Err(format!("--mode {} needs --schemas DIR", mode.name()).into()),
+        (false, _) => None,
     };
     let data: Vec<Vec<u8>> = files
         .iter()
@@ -112,27 +163,27 @@ fn main() -> Res<()> {
         .collect::<Result<_, _>>()?;
     let bytes: usize = data.iter().map(Vec::len).sum();
 
-    // Validators per file (validate only), then the documents of every file.
-    let mut validators: Vec<Vec<&jsonschema::Validator>> = Vec::new();
+    // The contract of each file (modes that validate), then the documents of every file.
+    let mut file_contracts: Vec<Option<&Contract>> = Vec::new();
     for f in &files {
-        let mut v = Vec::new();
+        let mut c = None;
         if let Some(set) = &contracts {
             let stem = Path::new(f)
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .ok_or(format!("{f}: no file name"))?;
-            let c = set
-                .contracts
-                .get(stem)
-                .ok_or(format!("{f}: no contract for collection {stem:?}"))?;
-            v.extend(c.versions.iter().map(|v| &v.validator));
+            c = Some(
+                set.contracts
+                    .get(stem)
+                    .ok_or(format!("{f}: no contract for collection {stem:?}"))?,
+            );
         }
-        validators.push(v);
+        file_contracts.push(c);
     }
     let mut items: Vec<Item> = Vec::new();
     let mut framing_errors = 0u64;
-    for (buf, v) in data.iter().zip(&validators) {
-        if mode == Mode::Walk {
+    for (buf, &contract) in data.iter().zip(&file_contracts) {
+        if mode.bson() {
             let mut at = 0;
             while at < buf.len() {
                 let len = buf
@@ -145,7 +196,7 @@ fn main() -> Res<()> {
                 }
                 items.push(Item {
                     bytes: &buf[at..at + len as usize],
-                    validators: v,
+                    contract,
                 });
                 at += len as usize;
             }
@@ -156,7 +207,7 @@ fn main() -> Res<()> {
                 }
                 items.push(Item {
                     bytes: line,
-                    validators: v,
+                    contract,
                 });
             }
         }
@@ -173,7 +224,8 @@ fn main() -> Res<()> {
             },
             Mode::Validate => match serde_json::from_slice::<serde_json::Value>(item.bytes) {
                 Ok(v) => {
-                    let ok = item.validators.iter().filter(|x| x.is_valid(&v)).count();
+                    let versions = &item.contract.expect("contract").versions;
+                    let ok = versions.iter().filter(|x| x.validator.is_valid(&v)).count();
                     (1, 0, ok as u64)
                 }
                 Err(_) => (0, 1, 0),
@@ -182,6 +234,28 @@ fn main() -> Res<()> {
                 Ok(d) if walk_doc(d) => (1, 0, 0),
                 _ => (0, 1, 0),
             },
+            Mode::Preflight => match raw::preflight(item.bytes) {
+                Some(d) => {
+                    black_box(d);
+                    (1, 0, 0)
+                }
+                None => (0, 1, 0),
+            },
+            Mode::ClassifyBson => {
+                let contract = item.contract.expect("contract");
+                classify(contract, item.bytes)
+                    .unwrap_or_else(|| decoded(contract, from_bson(item.bytes).ok()))
+            }
+            Mode::ClassifyExport => {
+                let contract = item.contract.expect("contract");
+                TRANSCODER
+                    .with(|t| {
+                        t.borrow_mut()
+                            .transcode(item.bytes)
+                            .and_then(|d| classify(contract, d))
+                    })
+                    .unwrap_or_else(|| decoded(contract, from_json(item.bytes).ok()))
+            }
         }
     };
     let pool = match threads {
@@ -208,15 +282,11 @@ fn main() -> Res<()> {
         counts = c;
     }
     let (docs, errors, valid) = counts;
-    let mode_name = match mode {
-        Mode::Parse => "parse",
-        Mode::Validate => "validate",
-        Mode::Walk => "walk",
-    };
-    let extra = if mode == Mode::Validate {
-        format!(" versions_valid={valid}")
-    } else {
-        String::new()
+    let mode_name = mode.name();
+    let extra = match mode {
+        Mode::Validate => format!(" versions_valid={valid}"),
+        Mode::ClassifyBson | Mode::ClassifyExport => format!(" valid={valid}"),
+        _ => String::new(),
     };
     println!(
         "mode={mode_name} threads={} docs={docs} errors={} bytes={bytes} seconds={best:.6} docs_per_sec={:.0} mib_per_sec={:.2}{extra}",
@@ -226,6 +296,29 @@ fn main() -> Res<()> {
         bytes as f64 / best / (1024.0 * 1024.0)
     );
     Ok(())
+}
+
+thread_local! {
+    static TRANSCODER: std::cell::RefCell<Transcoder> = std::cell::RefCell::new(Transcoder::new());
+}
+
+/// Preflight and classification in place of one BSON document: (1, 0, 1 when valid for the
+/// target); `None` when the preflight refuses it.
+fn classify(contract: &Contract, bytes: &[u8]) -> Option<Counts> {
+    let (class, _) = classify_raw(contract, RawBson::root(raw::preflight(bytes)?));
+    Some((1, 0, u64::from(class == Class::Valid)))
+}
+
+/// What the check does with a document the in-place path refuses: the decoded value
+/// classified (an error when it does not decode).
+fn decoded(contract: &Contract, d: Option<Decoded>) -> Counts {
+    match d {
+        Some(d) => {
+            let (class, _) = classify_value(contract, &d.value);
+            (1, 0, u64::from(class == Class::Valid))
+        }
+        None => (0, 1, 0),
+    }
 }
 
 /// Visits every element of `doc`, recursing into documents and arrays; false when a
