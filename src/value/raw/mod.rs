@@ -16,6 +16,7 @@ use std::ops::ControlFlow;
 use base64::Engine as _;
 use jsonschema::json::{cmp, Array, Json, Node, NodeIdentity, Object};
 use jsonschema::JsonType;
+use jsonschema_value::LazyInstance;
 use serde_json::{Map, Number, Value};
 
 #[doc(hidden)]
@@ -401,6 +402,17 @@ fn materialize(node: &RawNode<'_>, depth: usize) -> Value {
     }
 }
 
+/// [`materialize`] of the container a deferred instance names: `at` is a document's or an
+/// array's bytes from a checked document, and `tag` its [`RawNode::tag`].
+fn materialize_container(at: &[u8], tag: u32) -> Value {
+    let kind = if tag >> 16 == 2 {
+        Kind::Array
+    } else {
+        Kind::Doc
+    };
+    materialize(&RawNode { at, kind }, 0)
+}
+
 impl<'a> Node<'a, RawBson> for RawNode<'a> {
     type Object = RawObject<'a>;
     type Array = RawArray<'a>;
@@ -493,6 +505,20 @@ impl<'a> Node<'a, RawBson> for RawNode<'a> {
 
     fn to_value(&self) -> Cow<'a, Value> {
         Cow::Owned(materialize(self, 0))
+    }
+
+    /// A document's or array's instance is built when an error's instance is read, not when
+    /// the error is: `iter_errors` builds every error, and most are counted, never shown.
+    fn lazy_value(&self) -> LazyInstance<'a> {
+        match self.kind {
+            Kind::Doc | Kind::Array => LazyInstance::Deferred {
+                bytes: self.at,
+                tag: self.tag(),
+                make: materialize_container,
+                cell: std::sync::OnceLock::new(),
+            },
+            _ => LazyInstance::Ready(self.to_value()),
+        }
     }
 
     fn identity(&self) -> Option<NodeIdentity> {
