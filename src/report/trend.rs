@@ -101,16 +101,22 @@ impl Tracker {
         let Some(kind) = finding_kind(&v.finding) else {
             return;
         };
-        let id = identity(v.id.as_bytes(), &v.finding);
-        // The collection's name is cloned once, not per row.
-        if let Some(kinds) = self.ids.get_mut(v.collection.as_str()) {
-            kinds.entry(kind).or_default().insert(id);
-        } else {
-            self.ids.insert(
-                v.collection.clone(),
-                HashMap::from([(kind, std::iter::once(id).collect())]),
-            );
-        }
+        add(
+            &mut self.ids,
+            &v.collection,
+            kind,
+            identity(v.id.as_bytes(), &v.finding),
+        );
+    }
+}
+
+/// Adds one identity; the collection's name is copied once, not per row.
+fn add(ids: &mut Identities, collection: &str, kind: Kind, id: u64) {
+    if let Some(kinds) = ids.get_mut(collection) {
+        kinds.entry(kind).or_default().insert(id);
+    } else {
+        let set = std::iter::once(id).collect();
+        ids.insert(collection.to_string(), HashMap::from([(kind, set)]));
     }
 }
 
@@ -275,13 +281,7 @@ fn read_identities(path: &Path) -> Result<Identities, String> {
             return Err(format!("line {line}: a collection or finding is not UTF-8"));
         };
         if let Some(kind) = finding_kind(finding) {
-            let id = identity(id, finding);
-            if let Some(kinds) = ids.get_mut(coll) {
-                kinds.entry(kind).or_default().insert(id);
-            } else {
-                let set = std::iter::once(id).collect();
-                ids.insert(coll.to_string(), HashMap::from([(kind, set)]));
-            }
+            add(&mut ids, coll, kind, identity(id, finding));
         }
     }
     Ok(ids)
