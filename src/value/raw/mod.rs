@@ -83,6 +83,9 @@ const INT_PLAIN: u8 = 0;
 const INT_T: u8 = 1;
 const INT_I: u8 = 2;
 const INT_KEY: u8 = 3;
+// Numbers of the container kinds in [`RawNode::tag`].
+const TAG_DOC: u32 = 1;
+const TAG_ARRAY: u32 = 2;
 // Parts of `Text`.
 const TEXT_MAIN: u8 = 0;
 const TEXT_SUBTYPE: u8 = 1;
@@ -357,10 +360,12 @@ impl<'a> RawNode<'a> {
         }
     }
 
+    /// The node's kind and part, packed: the kind's number in bits 16 and up (see
+    /// [`materialize_container`], which reads it back).
     fn tag(&self) -> u32 {
         let (kind, a, b) = match self.kind {
-            Kind::Doc => (1, 0, 0),
-            Kind::Array => (2, 0, 0),
+            Kind::Doc => (TAG_DOC, 0, 0),
+            Kind::Array => (TAG_ARRAY, 0, 0),
             Kind::Str(_, t) => (3, t, 0),
             Kind::Int(_, t) => (4, t, 0),
             Kind::Double(_) => (5, 0, 0),
@@ -405,7 +410,7 @@ fn materialize(node: &RawNode<'_>, depth: usize) -> Value {
 /// [`materialize`] of the container a deferred instance names: `at` is a document's or an
 /// array's bytes from a checked document, and `tag` its [`RawNode::tag`].
 fn materialize_container(at: &[u8], tag: u32) -> Value {
-    let kind = if tag >> 16 == 2 {
+    let kind = if tag >> 16 == TAG_ARRAY {
         Kind::Array
     } else {
         Kind::Doc
